@@ -1,0 +1,59 @@
+# autoloss — one entry point for setup, tests, searches and benchmarks.
+# `make setup` is idempotent: stamps skip steps whose inputs did not change.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# GPU users: TORCH_SPEC="torch==2.14.1 torchvision==0.29.1 --index-url <your CUDA index>"
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+TASK ?= seg
+METRIC ?=
+BUDGET ?=
+OUT ?= runs/$(TASK)-$(shell date +%Y%m%d-%H%M%S)
+RESULTS := test-results
+
+.PHONY: setup setup-node setup-python test test-ts test-py typecheck search bench clean
+
+setup: setup-node setup-python
+
+setup-node: node_modules/.setup-stamp
+node_modules/.setup-stamp: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+setup-python: $(VENV)/.setup-stamp
+$(VENV)/.setup-stamp: python_workers/pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade "pip>=24" "setuptools<81" wheel
+	$(PY) -m pip install -q $(TORCH_SPEC)
+	$(PY) -m pip install -q -e "python_workers[test]"
+	touch $@
+
+typecheck: setup-node
+	npx tsc --noEmit -p tsconfig.json
+
+# Runs both suites even when one fails, then prints one line 'N passed, N failed' summed over both.
+test: setup
+	@mkdir -p $(RESULTS)
+	@set -o pipefail; rc=0; \
+	npx tsc --noEmit -p tsconfig.json || rc=1; \
+	npx tap --reporter=tap 2>&1 | tee $(RESULTS)/ts.tap | grep -E '^(not ok|# )' ; test $${PIPESTATUS[0]} -eq 0 || rc=1; \
+	$(PY) -m pytest -q python_workers/tests --junitxml=$(RESULTS)/py.xml || rc=1; \
+	$(PY) scripts/count_results.py $(RESULTS)/ts.tap $(RESULTS)/py.xml; \
+	exit $$rc
+
+test-ts: setup-node
+	npx tap
+
+test-py: setup-python
+	$(PY) -m pytest -q python_workers/tests
+
+search: setup
+	npx autoloss search --task $(TASK) $(if $(METRIC),--metric $(METRIC)) $(if $(BUDGET),--budget $(BUDGET)) --out $(OUT)
+
+bench: setup
+	@echo "benchmarks: see bench/ (added with the worker fabric and rejection issues)"
+
+clean:
+	rm -rf $(RESULTS) .tap

@@ -1,0 +1,3 @@
+"""autoloss workers: interpret loss graphs with PyTorch, run the rejection protocol and proxy training."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,422 @@
+/**
+ * The search loop: propose → structural-duplicate cache → static check → screen (rejection
+ * protocol) → equivalence lookup → proxy training → observe, until the budget of proxy evaluations
+ * is spent. Many screens and several trainings run concurrently, yet every decision is a function
+ * of the seed and the results alone:
+ *
+ * - One driver fiber makes every scheduler call. Verdicts are delivered in proposal order, outcomes
+ *   in admission order, and *when* they are delivered is fixed by counts, never by timing: before
+ *   each `propose` the driver delivers verdicts until fewer than `screenWindow` proposals await
+ *   theirs, then outcomes until at most `trainLag` admitted candidates await theirs (waiting for
+ *   the results if need be). A `WAIT` from the scheduler delivers the next verdict (or, with none
+ *   pending, the next outcome). A result that arrives early just waits for its turn.
+ * - Reuse decisions are made at admission, in admission order: an admitted loss identical (same
+ *   canonical hash) to, or gradient-equivalent with, an earlier admitted one takes that one's score
+ *   (awaiting it if it is still training) and spends no budget.
+ * - The budget counts proxy trainings started; once spent, no verdict is delivered anymore, the
+ *   running trainings are awaited and observed, and unscreened proposals are marked abandoned.
+ *
+ * Durability and resume: every proposal and every result is stored before it is used, and each
+ * outcome commits with the scheduler checkpoint in one transaction (`Store`). Resume re-runs the
+ * same deterministic loop from the start with the same seed, serving every result the store
+ * already holds instead of asking the evaluator: nothing completed is evaluated twice, a candidate
+ * that was in flight at the kill is evaluated once more, and the stored checkpoint is compared
+ * with the replayed one when the replay passes it (a mismatch means the code or the seed changed).
+ * Replay costs only proposal generation (fast next to any screening).
+ */
+import { Clock, Data, Deferred, Effect, type Scope } from "effect"
+import { hashLoss } from "../graph/canonical.ts"
+import { printLoss } from "../graph/syntax.ts"
+import type { LossGraph } from "../graph/types.ts"
+import { toWire } from "../graph/wire.ts"
+import { type Checkpoint, type Counters, Store, stableJson } from "../store/Store.ts"
+import { StoreError } from "../store/StoreError.ts"
+import { DEFAULT_EQUIVALENCE_MODE, type EquivalenceMode, equivalenceKey } from "./equivalence.ts"
+import { type Candidate, Evaluator, type EvaluatorError } from "./evaluator.ts"
+import { DEPENDENCE_ROLES, type DependenceRoles, staticCheck } from "./static-check.ts"
+import { type Outcome, type Scheduler, type ScreenVerdict, WAIT, WORST_SCORE } from "./scheduler.ts"
+
+export interface EngineConfig {
+  /** Proxy evaluations (trainings started) after which the search stops; the paper uses 500. */
+  readonly budget: number
+  /** Proposals that may await their verdict at once: the screening concurrency. */
+  readonly screenWindow: number
+  /** Trainings that may run at once. */
+  readonly trainConcurrency: number
+  /** Admitted candidates that may await their outcome when the next proposal is made. */
+  readonly trainLag: number
+  readonly equivalence: EquivalenceMode
+  /** Stop proposing after this many candidates (a safety net for schedulers that never pass); null: none. */
+  readonly maxCandidates: number | null
+}
+
+export const DEFAULT_ENGINE_CONFIG: EngineConfig = {
+  budget: 500,
+  screenWindow: 32,
+  trainConcurrency: 4,
+  trainLag: 4,
+  equivalence: DEFAULT_EQUIVALENCE_MODE,
+  maxCandidates: null
+}
+
+export class EngineError extends Data.TaggedError("EngineError")<{
+  readonly reason: "config" | "deadlock" | "scheduler" | "replay"
+  readonly detail: string
+  readonly cause?: unknown
+}> {
+  override get message(): string {
+    switch (this.reason) {
+      case "config":
+        return `bad engine configuration: ${this.detail}`
+      case "deadlock":
+        return `the scheduler waits but nothing is in flight: ${this.detail}`
+      case "scheduler":
+        return `the scheduler failed: ${this.detail}`
+      case "replay":
+        return `replay needs what the stored run never computed: ${this.detail}`
+    }
+  }
+}
+
+export type SearchError = EngineError | EvaluatorError | StoreError
+
+/** Deterministic bookkeeping (equal between an interrupted-and-resumed run and an uninterrupted one). */
+export interface SearchCounters {
+  proposed: number
+  staticRejected: number
+  /** Verdicts copied from an earlier identical loss (no screening job). */
+  duplicateVerdicts: number
+  /** Verdicts that came from the rejection protocol. */
+  screened: number
+  rejected: number
+  passed: number
+  admitted: number
+  discarded: number
+  /** Proxy trainings started: what the budget counts. */
+  trained: number
+  duplicateReuses: number
+  equivalentReuses: number
+  invalid: number
+  observed: number
+}
+
+const zeroCounters = (): SearchCounters => ({
+  proposed: 0,
+  staticRejected: 0,
+  duplicateVerdicts: 0,
+  screened: 0,
+  rejected: 0,
+  passed: 0,
+  admitted: 0,
+  discarded: 0,
+  trained: 0,
+  duplicateReuses: 0,
+  equivalentReuses: 0,
+  invalid: 0,
+  observed: 0
+})
+
+export interface SearchResult {
+  readonly counters: SearchCounters
+  readonly best: { readonly id: number; readonly score: number; readonly text: string } | null
+  /** Whether the store already held this run (a resume). */
+  readonly resumed: boolean
+  /** Evaluator calls made by this process (the rest were served from the store). */
+  readonly evaluatorCalls: { readonly screen: number; readonly train: number }
+}
+
+export interface SearchOptions {
+  readonly config?: Partial<EngineConfig>
+  /** Stored with the run and compared on resume: everything that shapes the run (task, seed, options). */
+  readonly run?: unknown
+  readonly roles?: Readonly<Record<string, DependenceRoles>>
+}
+
+interface Screened {
+  readonly verdict: ScreenVerdict
+  readonly key: string | null
+}
+
+interface Trained {
+  readonly score: number
+  readonly invalid: boolean
+  readonly reused: Outcome["reused"]
+  readonly reusedFrom: number | null
+}
+
+interface Live {
+  readonly candidate: Candidate
+  readonly duplicateOf: number | null
+  /** The stored run finished without needing this verdict; replaying it must not need it either. */
+  readonly abandoned: boolean
+  readonly screened: Deferred.Deferred<Screened, SearchError>
+  trained?: Deferred.Deferred<Trained, SearchError>
+}
+
+const checkConfig = (c: EngineConfig): Effect.Effect<EngineConfig, EngineError> => {
+  const positive = (name: keyof EngineConfig) => {
+    const v = c[name]
+    return typeof v === "number" && Number.isInteger(v) && v >= 1 ? undefined : `${name} must be an integer ≥ 1, got ${String(v)}`
+  }
+  const problems = [positive("budget"), positive("screenWindow"), positive("trainConcurrency"), positive("trainLag")]
+  if (c.maxCandidates !== null) problems.push(positive("maxCandidates"))
+  const problem = problems.find((p) => p !== undefined)
+  return problem === undefined ? Effect.succeed(c) : Effect.fail(new EngineError({ reason: "config", detail: problem }))
+}
+
+/** Calls into user code: a throw becomes a typed `scheduler` error instead of a defect. */
+const call = <A>(what: string, f: () => A): Effect.Effect<A, EngineError> =>
+  Effect.try({ try: f, catch: (cause) => new EngineError({ reason: "scheduler", detail: `${what}: ${String(cause)}`, cause }) })
+
+/**
+ * Runs (or resumes) the search of `scheduler` in the store provided as `Store`, evaluating through
+ * `Evaluator`. Interrupting the returned effect interrupts every job; run it again to resume.
+ */
+export const runSearch = (
+  scheduler: Scheduler,
+  options: SearchOptions = {}
+): Effect.Effect<SearchResult, SearchError, Store | Evaluator> =>
+  Effect.gen(function* () {
+    const config = yield* checkConfig({ ...DEFAULT_ENGINE_CONFIG, ...options.config })
+    const roles = options.roles ?? DEPENDENCE_ROLES
+    const store = yield* Store
+    const evaluator = yield* Evaluator
+    const { resumed } = yield* store.openRun({ scheduler: scheduler.name, flags: scheduler.flags, engine: config, run: options.run ?? null })
+    const prior = yield* store.checkpoint()
+    const trainSlots = yield* Effect.makeSemaphore(config.trainConcurrency)
+    const flags = scheduler.flags
+
+    const counters = zeroCounters()
+    const calls = { screen: 0, train: 0 }
+    const live = new Map<number, Live>()
+    const firstByHash = new Map<string, number>()
+    const firstAdmittedByHash = new Map<string, number>()
+    const firstAdmittedByKey = new Map<string, number>()
+    const admittedIds: number[] = []
+    let nextId = 0
+    let screenCursor = 0
+    let trainCursor = 0
+    let best: SearchResult["best"] = null
+
+    const liveOf = (id: number): Live => {
+      const l = live.get(id)
+      if (l === undefined) throw new Error(`engine invariant: candidate ${id} is not live`)
+      return l
+    }
+    const timed = <A, E, R>(eff: Effect.Effect<A, E, R>) =>
+      Effect.gen(function* () {
+        const start = yield* Clock.currentTimeMillis
+        const value = yield* eff
+        return { value, elapsedMs: (yield* Clock.currentTimeMillis) - start }
+      })
+    const budgetSpent = () => counters.trained >= config.budget
+    const engineState = () => ({ nextId, screenCursor, trainCursor, counters: { ...counters }, best })
+    const storedCounters = (): Counters => ({ ...counters })
+
+    // ---- stages run in their own fibers; results go through the candidate's Deferreds ----
+
+    const screenStage = (l: Live): Effect.Effect<Screened, SearchError> =>
+      Effect.gen(function* () {
+        const c = l.candidate
+        if (!flags.needsRejection) return { verdict: { kind: "unscreened" }, key: null }
+        const check = staticCheck(c.graph, roles)
+        if (!check.ok) return { verdict: { kind: "static_rejected", branch: check.branch, reason: check.reason }, key: null }
+        if (flags.reuseDuplicates && l.duplicateOf !== null) return yield* Deferred.await(liveOf(l.duplicateOf).screened)
+        let stored = yield* store.screenResult(c.id)
+        if (stored === undefined && l.abandoned) {
+          // Replaying a finished run re-proposes what it abandoned; screening it would be wasted.
+          return yield* new EngineError({ reason: "replay", detail: `candidate ${c.id} was abandoned when the run finished` })
+        }
+        if (stored === undefined) {
+          calls.screen++
+          const { value, elapsedMs } = yield* timed(evaluator.screen(c))
+          stored = { result: value, elapsedMs }
+          yield* store.putScreenResult(c.id, stored)
+        }
+        const r = stored.result
+        if (!r.passed || r.invalid) return { verdict: { kind: "rejected", score: r.score, invalid: r.invalid }, key: null }
+        const key = flags.useEquivalence ? equivalenceKey(r, config.equivalence) : null
+        return { verdict: { kind: "passed", score: r.score }, key }
+      })
+
+    const trainStage = (l: Live): Effect.Effect<Trained, SearchError> =>
+      Effect.gen(function* () {
+        const c = l.candidate
+        let stored = yield* store.trainResult(c.id)
+        if (stored === undefined) {
+          calls.train++
+          const { value, elapsedMs } = yield* trainSlots.withPermits(1)(timed(evaluator.train(c)))
+          stored = { result: value, elapsedMs }
+          yield* store.putTrainResult(c.id, stored)
+        }
+        const r = stored.result
+        const invalid = r.invalid || !Number.isFinite(r.target)
+        return { score: invalid ? WORST_SCORE : r.target, invalid, reused: "no", reusedFrom: null }
+      })
+
+    const reuseStage = (from: number, kind: "duplicate" | "equivalent"): Effect.Effect<Trained, SearchError> =>
+      Effect.gen(function* () {
+        const source = liveOf(from).trained
+        if (source === undefined) throw new Error(`engine invariant: reuse source ${from} was never admitted`)
+        const t = yield* Deferred.await(source)
+        return { score: t.score, invalid: t.invalid, reused: kind, reusedFrom: from }
+      })
+
+    // ---- the driver: the only place that calls the scheduler or commits decisions ----
+
+    const propose = (scope: Scope.Scope) =>
+      Effect.gen(function* () {
+        const id = nextId
+        const p = yield* call(`propose(${id})`, () => scheduler.propose({ id }))
+        if (p === WAIT) return false
+        const graph: LossGraph = p.graph
+        const candidate: Candidate = { id, graph, hash: hashLoss(graph), text: printLoss(graph) }
+        const duplicateOf = firstByHash.get(candidate.hash) ?? null
+        if (duplicateOf === null) firstByHash.set(candidate.hash, id)
+        const { stored } = yield* store.putProposal({
+          id,
+          text: candidate.text,
+          wire: toWire(graph),
+          hash: candidate.hash,
+          parentId: p.provenance.parentId,
+          how: p.provenance.how,
+          proposedAt: yield* Clock.currentTimeMillis,
+          duplicateOf
+        })
+        const l: Live = {
+          candidate,
+          duplicateOf,
+          abandoned: stored === "abandoned",
+          screened: yield* Deferred.make<Screened, SearchError>()
+        }
+        live.set(id, l)
+        nextId++
+        counters.proposed++
+        yield* Effect.forkIn(Deferred.complete(l.screened, screenStage(l)), scope)
+        return true
+      })
+
+    const deliverVerdict = (scope: Scope.Scope) =>
+      Effect.gen(function* () {
+        const l = liveOf(screenCursor)
+        const c = l.candidate
+        const s = yield* Deferred.await(l.screened)
+        const v = s.verdict
+        const admitted = yield* call(`admit(${c.id})`, () => scheduler.admit({ id: c.id, graph: c.graph, verdict: v }))
+        switch (v.kind) {
+          case "static_rejected":
+            counters.staticRejected++
+            break
+          case "rejected":
+          case "passed":
+            if (flags.reuseDuplicates && l.duplicateOf !== null) counters.duplicateVerdicts++
+            else counters.screened++
+            if (v.kind === "rejected") counters.rejected++
+            else counters.passed++
+            break
+          case "unscreened":
+            break
+        }
+        if (admitted && (v.kind === "static_rejected" || v.kind === "rejected")) {
+          return yield* new EngineError({ reason: "scheduler", detail: `admit(${c.id}) admitted a ${v.kind} candidate` })
+        }
+        let reuse: { from: number; kind: "duplicate" | "equivalent" } | undefined
+        if (admitted) {
+          counters.admitted++
+          const byHash = flags.reuseDuplicates ? firstAdmittedByHash.get(c.hash) : undefined
+          const byKey = s.key !== null ? firstAdmittedByKey.get(s.key) : undefined
+          if (byHash !== undefined) {
+            reuse = { from: byHash, kind: "duplicate" }
+            counters.duplicateReuses++
+          } else if (byKey !== undefined) {
+            reuse = { from: byKey, kind: "equivalent" }
+            counters.equivalentReuses++
+          } else {
+            counters.trained++
+          }
+          if (!firstAdmittedByHash.has(c.hash)) firstAdmittedByHash.set(c.hash, c.id)
+          if (s.key !== null && !firstAdmittedByKey.has(s.key)) firstAdmittedByKey.set(s.key, c.id)
+        } else if (v.kind === "passed" || v.kind === "unscreened") {
+          counters.discarded++
+        }
+        yield* store.commitVerdict(
+          {
+            id: c.id,
+            status: v.kind === "static_rejected" ? "static_rejected" : v.kind === "rejected" ? "rejected" : admitted ? "admitted" : "discarded",
+            staticBranch: v.kind === "static_rejected" ? v.branch : null,
+            staticReason: v.kind === "static_rejected" ? v.reason : null,
+            equivalenceKey: s.key,
+            admissionIndex: admitted ? admittedIds.length : null
+          },
+          storedCounters()
+        )
+        screenCursor++
+        if (admitted) {
+          admittedIds.push(c.id)
+          const trained = yield* Deferred.make<Trained, SearchError>()
+          l.trained = trained
+          const stage = reuse === undefined ? trainStage(l) : reuseStage(reuse.from, reuse.kind)
+          yield* Effect.forkIn(Deferred.complete(trained, stage), scope)
+        }
+      })
+
+    const deliverOutcome = Effect.gen(function* () {
+      const id = admittedIds[trainCursor]!
+      const l = liveOf(id)
+      const trained = l.trained
+      if (trained === undefined) throw new Error(`engine invariant: admitted candidate ${id} has no training`)
+      const t = yield* Deferred.await(trained)
+      const c = l.candidate
+      yield* call(`observe(${id})`, () =>
+        scheduler.observe({ id, graph: c.graph, score: t.score, invalid: t.invalid, reused: t.reused })
+      )
+      trainCursor++
+      counters.observed++
+      if (t.invalid) counters.invalid++
+      if (best === null || t.score > best.score) best = { id, score: t.score, text: c.text }
+      const checkpoint: Checkpoint = { observations: counters.observed, scheduler: scheduler.snapshot(), engine: engineState() }
+      if (prior !== undefined && prior.observations === checkpoint.observations) {
+        if (stableJson(prior.scheduler) !== stableJson(checkpoint.scheduler)) {
+          return yield* new StoreError({
+            reason: "diverged",
+            detail: `the scheduler state after ${checkpoint.observations} outcomes differs from the stored checkpoint`
+          })
+        }
+      }
+      yield* store.commitOutcome(
+        { id, score: t.score, reusedFrom: t.reusedFrom, reuseKind: t.reused === "no" ? null : t.reused },
+        checkpoint,
+        scheduler.population(),
+        storedCounters()
+      )
+    })
+
+    const screensPending = () => nextId - screenCursor
+    const outcomesPending = () => admittedIds.length - trainCursor
+
+    const loop = (scope: Scope.Scope) =>
+      Effect.gen(function* () {
+        for (;;) {
+          while (screensPending() >= config.screenWindow && !budgetSpent()) yield* deliverVerdict(scope)
+          if (budgetSpent()) break
+          while (outcomesPending() > config.trainLag) yield* deliverOutcome
+          if (config.maxCandidates !== null && nextId >= config.maxCandidates) break
+          if (yield* propose(scope)) continue
+          if (screensPending() > 0) yield* deliverVerdict(scope)
+          else if (outcomesPending() > 0) yield* deliverOutcome
+          else {
+            return yield* new EngineError({
+              reason: "deadlock",
+              detail: `${scheduler.name} returned WAIT at proposal ${nextId} with no verdict or outcome pending`
+            })
+          }
+        }
+        // Budget spent or proposals capped: finish what was admitted; unneeded verdicts are dropped.
+        while (screensPending() > 0 && !budgetSpent()) yield* deliverVerdict(scope)
+        while (outcomesPending() > 0) yield* deliverOutcome
+      })
+
+    yield* Effect.scoped(Effect.flatMap(Effect.scope, loop))
+    yield* store.markAbandoned(screenCursor, storedCounters())
+    return { counters: { ...counters }, best, resumed, evaluatorCalls: { ...calls } } satisfies SearchResult
+  })

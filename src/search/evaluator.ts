@@ -1,0 +1,70 @@
+/**
+ * The engine's only view of the workers: screen a candidate (the loss-rejection protocol) and train
+ * it (the proxy task). The real implementation wraps the worker pool; tests use a fake that is a
+ * pure function of the candidate. Both must be idempotent per candidate: after a crash the engine
+ * asks again for every candidate whose result had not been stored yet.
+ */
+import { Context, Data, type Effect } from "effect"
+import type { LossGraph } from "../graph/types.ts"
+
+/** A candidate as the evaluator sees it: `id` is the engine's proposal index, stable across resumes. */
+export interface Candidate {
+  readonly id: number
+  readonly graph: LossGraph
+  /** Structural hash (canonical form), the same for every copy of the loss. */
+  readonly hash: string
+  /** The loss in the text syntax, for logs. */
+  readonly text: string
+}
+
+/** Outcome of the rejection protocol (paper §3.2) on the B fixed rejection samples. */
+export interface ScreenResult {
+  /** g(L; ξ) ≥ η (η = 0.6) and no NaN/Inf during the optimisation. */
+  readonly passed: boolean
+  /** g(L; ξ): mean metric improvement of the optimised predictions. */
+  readonly score: number
+  /** ‖∂L/∂ŷ_b‖₂ per sample (branch-major for multi-branch losses). */
+  readonly gradNorms: ReadonlyArray<number>
+  /** Gradient projected on fixed random unit directions, one row (4 numbers) per sample. */
+  readonly fingerprint: ReadonlyArray<ReadonlyArray<number>>
+  /** The loss or its gradient became NaN/Inf. */
+  readonly invalid: boolean
+  readonly workerId?: string
+  readonly attempt?: number
+}
+
+/** Outcome of the proxy training. */
+export interface TrainResult {
+  /** Every metric the task reports, 0–1 scale. */
+  readonly metrics: Readonly<Record<string, number>>
+  /** The metric the search maximises. */
+  readonly target: number
+  /** Training stopped because the loss became NaN/Inf; `target` is then meaningless. */
+  readonly invalid: boolean
+  readonly workerId?: string
+  readonly attempt?: number
+}
+
+/** A job that could not produce a result at all (worker lost for good, bad payload): ends the run. */
+export class EvaluatorError extends Data.TaggedError("EvaluatorError")<{
+  readonly reason: "screen" | "train"
+  readonly candidateId: number
+  readonly detail: string
+  readonly cause?: unknown
+}> {
+  override get message(): string {
+    switch (this.reason) {
+      case "screen":
+        return `screening candidate ${this.candidateId} failed: ${this.detail}`
+      case "train":
+        return `training candidate ${this.candidateId} failed: ${this.detail}`
+    }
+  }
+}
+
+export interface EvaluatorService {
+  readonly screen: (candidate: Candidate) => Effect.Effect<ScreenResult, EvaluatorError>
+  readonly train: (candidate: Candidate) => Effect.Effect<TrainResult, EvaluatorError>
+}
+
+export class Evaluator extends Context.Tag("@autoloss/Evaluator")<Evaluator, EvaluatorService>() {}

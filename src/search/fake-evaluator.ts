@@ -1,0 +1,104 @@
+/**
+ * A deterministic stand-in for the worker pool, for tests, examples and dry runs: every result is
+ * a pure function of the candidate's structural hash, so identical losses get identical results
+ * wherever and whenever they are evaluated. Delays (in the Effect clock, so `TestClock` drives
+ * them) depend on the hash *and* `timingSeed`: two runs with different timing seeds see results
+ * complete in different orders but with equal values, which is what determinism tests need.
+ *
+ * Gradient signatures are drawn per *equivalence class* (the hash modulo `equivalenceClasses`), so
+ * structurally different losses of one class are gradient-equivalent and exercise score reuse.
+ */
+import { Duration, Effect, Layer } from "effect"
+import { Rng } from "../graph/rng.ts"
+import { type Candidate, Evaluator, type EvaluatorService, type ScreenResult, type TrainResult } from "./evaluator.ts"
+
+export interface FakeEvaluatorOptions {
+  /** Probability that a candidate passes the rejection protocol. */
+  readonly passRate?: number
+  /** Probability that a proxy training ends with NaN/Inf. */
+  readonly invalidRate?: number
+  readonly equivalenceClasses?: number
+  /** Rejection samples B. */
+  readonly samples?: number
+  /** Mean job durations (ms); each job takes a hash- and timingSeed-dependent 0.5–1.5 of it. */
+  readonly screenMillis?: number
+  readonly trainMillis?: number
+  readonly timingSeed?: number
+}
+
+export interface FakeCall {
+  readonly kind: "screen" | "train"
+  readonly id: number
+  readonly hash: string
+}
+
+export interface FakeEvaluator extends EvaluatorService {
+  /** Every call started, in order. */
+  readonly calls: FakeCall[]
+  /** Every call finished, in order. */
+  readonly done: FakeCall[]
+  readonly layer: Layer.Layer<Evaluator>
+}
+
+/** A uniform [0, 1) value derived from a hash and a salt. */
+const uniform = (hash: string, salt: number): number => {
+  const rng = new Rng((parseInt(hash.slice(0, 8), 16) ^ salt) >>> 0)
+  return rng.float()
+}
+
+export const makeFakeEvaluator = (options: FakeEvaluatorOptions = {}): FakeEvaluator => {
+  const o = {
+    passRate: 0.3,
+    invalidRate: 0.05,
+    equivalenceClasses: 1_000_000,
+    samples: 5,
+    screenMillis: 0,
+    trainMillis: 0,
+    timingSeed: 0,
+    ...options
+  }
+  const calls: FakeCall[] = []
+  const done: FakeCall[] = []
+  /**
+   * A job's duration. With a mean of 0 the job takes no clock time but yields to the scheduler 0–7
+   * times, which still reorders completions (and costs nothing under `TestClock`, whose every
+   * processed sleep is slow).
+   */
+  const delay = (c: Candidate, mean: number, salt: number) => {
+    const u = uniform(c.hash, (salt ^ Math.imul(o.timingSeed + 1, 7919)) >>> 0)
+    return mean > 0
+      ? Effect.sleep(Duration.millis(Math.round(mean * (0.5 + u))))
+      : Effect.forEach(Array.from({ length: Math.floor(8 * u) }), () => Effect.yieldNow(), { discard: true })
+  }
+
+  const signature = (c: Candidate): Pick<ScreenResult, "gradNorms" | "fingerprint"> => {
+    const cls = parseInt(c.hash.slice(0, 12), 16) % o.equivalenceClasses
+    const rng = new Rng(cls)
+    const gradNorms = Array.from({ length: o.samples }, () => 0.01 + 10 * rng.float())
+    const fingerprint = gradNorms.map((n) => Array.from({ length: 4 }, () => n * (2 * rng.float() - 1)))
+    return { gradNorms, fingerprint }
+  }
+
+  const screen = (c: Candidate) =>
+    Effect.gen(function* () {
+      calls.push({ kind: "screen", id: c.id, hash: c.hash })
+      yield* delay(c, o.screenMillis, 1)
+      done.push({ kind: "screen", id: c.id, hash: c.hash })
+      const passed = uniform(c.hash, 2) < o.passRate
+      const score = passed ? 0.6 + 0.4 * uniform(c.hash, 3) : 0.6 * uniform(c.hash, 3)
+      return { passed, score, invalid: false, workerId: "fake", attempt: 1, ...signature(c) } satisfies ScreenResult
+    })
+
+  const train = (c: Candidate) =>
+    Effect.gen(function* () {
+      calls.push({ kind: "train", id: c.id, hash: c.hash })
+      yield* delay(c, o.trainMillis, 4)
+      done.push({ kind: "train", id: c.id, hash: c.hash })
+      const invalid = uniform(c.hash, 5) < o.invalidRate
+      const target = invalid ? NaN : uniform(c.hash, 6)
+      return { metrics: { miou: target }, target, invalid, workerId: "fake", attempt: 1 } satisfies TrainResult
+    })
+
+  const service: EvaluatorService = { screen, train }
+  return { ...service, calls, done, layer: Layer.succeed(Evaluator, Evaluator.of(service)) }
+}

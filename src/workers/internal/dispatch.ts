@@ -1,0 +1,256 @@
+/**
+ * The dispatcher's bookkeeping as a pure state machine: events in (a worker said hello, a result
+ * arrived, time passed), actions out (send this job there, resolve that job). No I/O, no Effect;
+ * the caller passes `now` in ms, so tests drive time by hand.
+ *
+ * Guarantees:
+ * - at-least-once delivery: an attempt lost to a dead, hung or busy worker is re-dispatched with
+ *   attempt + 1, up to `maxAttempts`; then the job fails with every attempt's reason;
+ * - exactly-once recording: a job is resolved by the first reply of its *current* attempt; replies
+ *   of earlier attempts, of finished jobs or from the wrong worker are dropped and counted;
+ * - a handler exception (the job itself failed) is final: rerunning it elsewhere would fail alike.
+ * Job states: queued → running → (done | queued again); `done` jobs are forgotten at once.
+ */
+
+export type Payload = Record<string, unknown>
+
+export interface JobSpec {
+  readonly id: string
+  readonly kind: string
+  readonly payload: Payload
+  /** Per attempt, from dispatch to reply. */
+  readonly timeoutMs: number
+  readonly maxAttempts: number
+}
+
+export type AttemptReason = "timeout" | "worker-died" | "worker-refused" | "job-raised"
+
+export interface AttemptFailure {
+  readonly attempt: number
+  readonly worker: string
+  readonly reason: AttemptReason
+  readonly message: string
+  readonly excType?: string
+  readonly traceback?: string
+}
+
+export interface WorkerHello {
+  readonly workerId: string
+  readonly jobs: ReadonlyArray<string>
+}
+
+/** Worker-side errors that say nothing about the job itself: the attempt is retried elsewhere. */
+export const RETRYABLE_EXC_TYPES: ReadonlySet<string> = new Set([
+  "WorkerBusy", "WorkerStopping", "UnknownJobKind", "MessageError"
+])
+
+export type Action =
+  | { readonly type: "send-job"; readonly worker: string; readonly job: JobSpec; readonly attempt: number }
+  | { readonly type: "complete"; readonly jobId: string; readonly payload: Payload }
+  | { readonly type: "fail"; readonly jobId: string; readonly reason: "exhausted" | "job-raised"; readonly attempts: ReadonlyArray<AttemptFailure> }
+  /** The worker timed out or went silent; a local one should be killed (its supervisor restarts it). */
+  | { readonly type: "drop-worker"; readonly worker: string; readonly workerId: string; readonly why: "timeout" | "silent" }
+
+interface WorkerState {
+  readonly key: string
+  readonly workerId: string
+  readonly jobs: ReadonlySet<string>
+  lastSeen: number
+  /** The attempt this worker is running, or one it was given up on but has not answered yet. */
+  busyWith: { readonly jobId: string; readonly attempt: number } | undefined
+}
+
+interface JobState {
+  readonly spec: JobSpec
+  attempt: number
+  readonly failures: AttemptFailure[]
+  running: { readonly worker: string; readonly deadline: number } | undefined
+}
+
+export interface DispatchCounters {
+  completed: number
+  failed: number
+  /** Replies for an old attempt, a finished job or from a worker not running it. */
+  staleReplies: number
+  redispatched: number
+}
+
+export class DispatchState {
+  private readonly workers = new Map<string, WorkerState>()
+  private readonly jobs = new Map<string, JobState>()
+  /** Job ids waiting for a worker, oldest first; retries go to the front. */
+  private queue: string[] = []
+  readonly counters: DispatchCounters = { completed: 0, failed: 0, staleReplies: 0, redispatched: 0 }
+
+  constructor(private readonly livenessMs: number) {}
+
+  get queued(): number { return this.queue.length }
+  get outstanding(): number { return this.jobs.size }
+  workerKeys(): ReadonlyArray<string> { return [...this.workers.keys()] }
+  workerView(): ReadonlyArray<{ key: string; workerId: string; jobs: ReadonlyArray<string>; busy: string | undefined }> {
+    return [...this.workers.values()].map((w) => ({ key: w.key, workerId: w.workerId, jobs: [...w.jobs], busy: w.busyWith?.jobId }))
+  }
+  hasWorker(key: string): boolean { return this.workers.has(key) }
+
+  addWorker(key: string, hello: WorkerHello, now: number): Action[] {
+    const actions = this.workers.has(key) ? this.removeWorker(key, "worker said hello again", now) : []
+    this.workers.set(key, { key, workerId: hello.workerId, jobs: new Set(hello.jobs), lastSeen: now, busyWith: undefined })
+    return [...actions, ...this.dispatch(now)]
+  }
+
+  /** Any message from a known worker proves it alive. */
+  seen(key: string, now: number): void {
+    const w = this.workers.get(key)
+    if (w) w.lastSeen = now
+  }
+
+  /** The worker left (said shutdown, its process exited, or it went silent): re-queue its attempt. */
+  removeWorker(key: string, why: string, now: number): Action[] {
+    const w = this.workers.get(key)
+    if (!w) return []
+    this.workers.delete(key)
+    const actions: Action[] = []
+    const job = w.busyWith && this.currentAttempt(w.busyWith.jobId, w.busyWith.attempt, key)
+    if (job) actions.push(...this.attemptFailed(job, { worker: w.workerId, reason: "worker-died", message: why }))
+    return [...actions, ...this.dispatch(now)]
+  }
+
+  submit(spec: JobSpec, now: number): Action[] {
+    if (this.jobs.has(spec.id)) throw new Error(`job id ${spec.id} is already outstanding`)
+    this.jobs.set(spec.id, { spec, attempt: 0, failures: [], running: undefined })
+    this.queue.push(spec.id)
+    return this.dispatch(now)
+  }
+
+  /** The caller gave up (e.g. interrupted): forget the job; a late reply will count as stale. */
+  cancel(jobId: string): void {
+    this.jobs.delete(jobId)
+    this.queue = this.queue.filter((id) => id !== jobId)
+  }
+
+  onResult(key: string, jobId: string, attempt: number, payload: Payload, now: number): Action[] {
+    const job = this.settle(key, jobId, attempt, now)
+    if (!job) return this.dispatch(now)
+    this.jobs.delete(jobId)
+    this.counters.completed++
+    return [{ type: "complete", jobId, payload }, ...this.dispatch(now)]
+  }
+
+  onError(key: string, jobId: string, attempt: number,
+          err: { excType: string; message: string; traceback: string }, now: number): Action[] {
+    const job = this.settle(key, jobId, attempt, now)
+    if (!job) return this.dispatch(now)
+    const worker = this.workers.get(key)?.workerId ?? key
+    const retryable = RETRYABLE_EXC_TYPES.has(err.excType)
+    const failure = { worker, reason: retryable ? "worker-refused" : "job-raised", message: err.message,
+                      excType: err.excType, traceback: err.traceback } as const
+    if (retryable) return [...this.attemptFailed(job, failure), ...this.dispatch(now)]
+    job.failures.push({ attempt: job.attempt, ...failure })
+    this.jobs.delete(jobId)
+    this.counters.failed++
+    return [{ type: "fail", jobId, reason: "job-raised", attempts: job.failures }, ...this.dispatch(now)]
+  }
+
+  /** Timeouts and liveness; call at least every heartbeat period. */
+  tick(now: number): Action[] {
+    const actions: Action[] = []
+    for (const w of [...this.workers.values()]) {
+      if (now - w.lastSeen > this.livenessMs) {
+        actions.push({ type: "drop-worker", worker: w.key, workerId: w.workerId, why: "silent" })
+        actions.push(...this.removeWorker(w.key, `no message for ${now - w.lastSeen} ms (missed heartbeats)`, now))
+      }
+    }
+    for (const job of [...this.jobs.values()]) {
+      if (job.running && now >= job.running.deadline) {
+        const w = this.workers.get(job.running.worker)
+        // The worker stays busy with the abandoned attempt until it answers or is dropped.
+        if (w) actions.push({ type: "drop-worker", worker: w.key, workerId: w.workerId, why: "timeout" })
+        actions.push(...this.attemptFailed(job, {
+          worker: w?.workerId ?? job.running.worker, reason: "timeout",
+          message: `no reply within ${job.spec.timeoutMs} ms`
+        }))
+      }
+    }
+    return [...actions, ...this.dispatch(now)]
+  }
+
+  /** Fails every outstanding job (pool shutting down). */
+  drain(): string[] {
+    const ids = [...this.jobs.keys()]
+    this.jobs.clear()
+    this.queue = []
+    return ids
+  }
+
+  // -- internals ------------------------------------------------------------------------------
+
+  /** Frees the worker if it was busy with this attempt; returns the job if this is its current attempt. */
+  private settle(key: string, jobId: string, attempt: number, now: number): JobState | undefined {
+    const w = this.workers.get(key)
+    if (w) {
+      w.lastSeen = now
+      if (w.busyWith?.jobId === jobId && w.busyWith.attempt === attempt) w.busyWith = undefined
+    }
+    const job = this.currentAttempt(jobId, attempt, key)
+    if (!job) this.counters.staleReplies++
+    return job
+  }
+
+  private currentAttempt(jobId: string, attempt: number, key: string): JobState | undefined {
+    const job = this.jobs.get(jobId)
+    return job && job.attempt === attempt && job.running?.worker === key ? job : undefined
+  }
+
+  private attemptFailed(job: JobState, failure: Omit<AttemptFailure, "attempt">): Action[] {
+    job.failures.push({ attempt: job.attempt, ...failure })
+    job.running = undefined
+    if (job.attempt >= job.spec.maxAttempts) {
+      this.jobs.delete(job.spec.id)
+      this.counters.failed++
+      return [{ type: "fail", jobId: job.spec.id, reason: "exhausted", attempts: job.failures }]
+    }
+    this.counters.redispatched++
+    this.queue.unshift(job.spec.id)
+    return []
+  }
+
+  private dispatch(now: number): Action[] {
+    let idle = 0
+    for (const w of this.workers.values()) if (!w.busyWith) idle++
+    if (idle === 0 || this.queue.length === 0) return []
+    const actions: Action[] = []
+    const waiting: string[] = []
+    for (const [i, id] of this.queue.entries()) {
+      if (idle === 0) {
+        waiting.push(...this.queue.slice(i))
+        break
+      }
+      const job = this.jobs.get(id)
+      if (!job) continue
+      const worker = this.pickWorker(job)
+      if (!worker) {
+        waiting.push(id)
+        continue
+      }
+      job.attempt++
+      job.running = { worker: worker.key, deadline: now + job.spec.timeoutMs }
+      worker.busyWith = { jobId: id, attempt: job.attempt }
+      idle--
+      actions.push({ type: "send-job", worker: worker.key, job: job.spec, attempt: job.attempt })
+    }
+    this.queue = waiting
+    return actions
+  }
+
+  /** An idle worker serving the kind; prefers one that has not failed this job before. */
+  private pickWorker(job: JobState): WorkerState | undefined {
+    const failedOn = new Set(job.failures.map((f) => f.worker))
+    let fallback: WorkerState | undefined
+    for (const w of this.workers.values()) {
+      if (w.busyWith || !w.jobs.has(job.spec.kind)) continue
+      if (!failedOn.has(w.workerId)) return w
+      fallback ??= w
+    }
+    return fallback
+  }
+}

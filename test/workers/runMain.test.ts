@@ -1,0 +1,25 @@
+import t from "tap"
+import { execa } from "execa"
+import { fileURLToPath } from "node:url"
+
+const fixture = fileURLToPath(new URL("./fixtures/poolMain.ts", import.meta.url))
+const alive = (pid: number): boolean => {
+  try { process.kill(pid, 0); return true } catch { return false }
+}
+
+t.test("SIGTERM to the control plane stops its workers before it exits", async (t) => {
+  const child = execa(process.execPath, ["--import", "tsx", fixture], { reject: false, stdout: "pipe", stderr: "pipe" })
+  const workerPid = await new Promise<number>((resolve, reject) => {
+    child.stdout!.on("data", (chunk: Buffer) => {
+      const m = /ready (\d+)/.exec(chunk.toString())
+      if (m) resolve(Number(m[1]))
+    })
+    void child.then((r) => reject(new Error(`exited early: ${r.stderr}`)))
+  })
+  t.ok(alive(workerPid), "the worker runs")
+  child.kill("SIGTERM")
+  const done = await child
+  t.equal(done.exitCode, 128 + 15)
+  t.notOk(alive(workerPid), "no orphan worker")
+  t.match(done.stderr, /SIGTERM, shutting down workers/)
+})

@@ -90,7 +90,8 @@ export const centralDifferences = (
       const h = stepFor(x)
       const at = (delta: number): ReadonlyArray<Tensor> => {
         t.data[k] = x + delta
-        const o = outputs(work)
+        // copy: a bare-input branch returns the input tensor itself, which is restored just below
+        const o = outputs(work).map((out) => ({ shape: out.shape, data: Float64Array.from(out.data) }))
         t.data[k] = x
         return o
       }

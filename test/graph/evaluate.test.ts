@@ -189,3 +189,13 @@ t.test("central differences through aggregations and several branches", async (t
   t.equal(mismatch(r2.grads["i"]!, [1 / 3, 1 / 3, 1 / 3], 1e-9), undefined)
   t.ok(r2.errorBound < 1e-8, `error bound ${r2.errorBound}`)
 })
+
+t.test("finite differences of a bare-input branch see the perturbation (output aliases the input)", async (t) => {
+  const { lossGradients } = await import("../../src/graph/finite-diff.ts")
+  const { parseLoss } = await import("../../src/graph/syntax.ts")
+  const y = { shape: [1, 1, 1, 2] as [number, number, number, number], data: Float64Array.from([0.3, 0.7]) }
+  const r = lossGradients(parseLoss("y"), { y, y_hat: y }, ["y"])
+  // L = (0.3 + 0.7) / (N·H·W = 2) → ∂L/∂y_j = 1/2
+  t.ok(Math.abs(r.grads["y"]!.data[0]! - 0.5) < 1e-6)
+  t.ok(Math.abs(r.grads["y"]!.data[1]! - 0.5) < 1e-6)
+})

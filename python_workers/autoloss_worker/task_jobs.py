@@ -1,0 +1,105 @@
+"""Job kinds the worker runs for the search: check a loss (rejection) and proxy-train with it.
+
+Payload (msgpack/JSON map), for both kinds:
+
+    {"task": "seg", "metric": "miou" | null, "loss": <graph wire obj>, "seed": 0,
+     "options": {<task option>: value, ..., "rejection": {<RejectionConfig field>: value}}}
+
+``options`` configures the task (``SegOptions`` / ``PoseOptions``: data size, budget ``iterations``,
+``device`` ...) and, under ``rejection``, the protocol's constants (defaults: the paper's). Unknown
+keys raise. Results are exactly what ``autoloss eval-loss|train-loss --json`` print:
+
+    eval-loss:  {"passed", "score", "gradNorms": [B per branch], "iterations", "invalid", "elapsedMs"}
+    train-loss: {"metrics": {name: 0-1}, "target", "invalid", "iterations", "elapsedMs"}
+
+``gradNorms`` entries are null where non-finite (JSON has no NaN). ``score`` is −1 when invalid.
+Rejection always runs on CPU in float64 (B small tensors; the numbers must not depend on the
+machine); proxy training runs on ``options.device``, else on the worker's device.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import Any
+
+from autoloss_worker.graph import LossGraph, loss_from_wire
+from autoloss_worker.rejection import RejectionConfig, check_loss, summarise
+from autoloss_worker.tasks import Task, get_task
+from autoloss_worker.tasks.training import parse_options
+
+Progress = Callable[[float], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    task: Task
+    metric: str
+    seed: int
+    rejection: RejectionConfig
+
+
+def _job(payload: Any, *, device: str | None, train: bool) -> Job:
+    if not isinstance(payload, dict):
+        raise ValueError(f"job payload must be a map, got {type(payload).__name__}")
+    unknown = sorted(set(payload) - {"task", "metric", "loss", "seed", "options"})
+    if unknown:
+        raise ValueError(f"job payload has unknown key(s) {', '.join(unknown)}")
+    name = payload.get("task")
+    if not isinstance(name, str):
+        raise ValueError("job payload needs 'task' (a task name such as 'seg')")
+    seed = payload.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"'seed' must be a non-negative integer, got {seed!r}")
+    options = dict(payload.get("options") or {})
+    rejection = parse_options(RejectionConfig, options.pop("rejection", None) or {})
+    if train and device is not None and "device" not in options:
+        options["device"] = device
+    task = get_task(name, **options)
+    metric = payload.get("metric")
+    if metric is not None and not isinstance(metric, str):
+        raise ValueError(f"'metric' must be a metric name or null, got {metric!r}")
+    return Job(task=task, metric=task.check_metric(metric), seed=seed, rejection=rejection)
+
+
+def loss_for_task(task: Task, wire: Any) -> LossGraph:
+    """Decode and validate the wire graph, and check its branches are the task's (names and kinds)."""
+    graph = loss_from_wire(wire)
+    got = {b.name: b.kind for b in graph.branches}
+    if got != dict(task.branches):
+        want = ", ".join(f"{n} ({k})" for n, k in task.branches.items())
+        have = ", ".join(f"{n} ({k})" for n, k in got.items())
+        raise ValueError(f"task '{task.name}' takes branches {want}; the loss has {have}")
+    return graph
+
+
+def eval_loss_job(payload: Any, device: str | None = None, progress: Progress | None = None) -> dict[str, Any]:
+    """The loss-rejection protocol for ``payload["loss"]`` (see ``rejection.py``)."""
+    start = time.perf_counter()
+    job = _job(payload, device=device, train=False)
+    graph = loss_for_task(job.task, payload.get("loss"))
+    results = check_loss(job.task, graph, job.metric, seed=job.seed, config=job.rejection)
+    return {**summarise(results), "elapsedMs": (time.perf_counter() - start) * 1000}
+
+
+def train_loss_job(payload: Any, device: str | None = None, progress: Progress | None = None) -> dict[str, Any]:
+    """Proxy training with ``payload["loss"]``; all the task's metrics on its eval split."""
+    start = time.perf_counter()
+    job = _job(payload, device=device, train=True)
+    graph = loss_for_task(job.task, payload.get("loss"))
+    result = job.task.proxy_train(graph, job.seed, metric=job.metric, progress=progress)
+    return {
+        "metrics": result.metrics,
+        "target": result.target,
+        "invalid": result.invalid,
+        "iterations": result.iterations,
+        "elapsedMs": (time.perf_counter() - start) * 1000,
+    }
+
+
+def baseline_job(payload: Any, device: str | None = None, progress: Progress | None = None) -> dict[str, Any]:
+    """``train_loss_job`` with the task's hand-designed loss (seg: cross-entropy, pose: heatmap MSE)."""
+    if isinstance(payload, dict) and "loss" in payload:
+        raise ValueError("baseline jobs take no 'loss': the task's baseline is used")
+    job = _job(payload, device=device, train=True)
+    return train_loss_job({**payload, "loss": job.task.baseline_loss}, device=device, progress=progress)

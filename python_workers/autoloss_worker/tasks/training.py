@@ -1,0 +1,101 @@
+"""Pieces shared by the proxy-training recipes: option parsing, data cache, the guarded loop."""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from autoloss_worker.data.shapes import ShapesSplit, generate_shapes, split_seed
+
+O = TypeVar("O")
+
+
+def parse_options(cls: type[O], options: Mapping[str, Any]) -> O:
+    """Build the options dataclass ``cls``; unknown keys and mismatched types raise ``ValueError``."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(options) - set(fields))
+    if unknown:
+        raise ValueError(f"unknown option(s) {', '.join(unknown)} (known: {', '.join(fields)})")
+    defaults = cls()
+    values: dict[str, Any] = {}
+    for key, value in options.items():
+        expected = type(getattr(defaults, key))
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)  # JSON does not distinguish 1 from 1.0
+        if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
+            raise ValueError(f"option {key} must be {expected.__name__}, got {value!r}")
+        values[key] = value
+    return dataclasses.replace(defaults, **values)  # type: ignore[type-var]
+
+
+@functools.lru_cache(maxsize=8)
+def shapes_split(split: str, n: int, data_seed: int, size: int, num_classes: int) -> ShapesSplit:
+    """Generated once per process: a long-lived worker serves many jobs from the same data."""
+    return generate_shapes(n, split_seed(split, data_seed), size=size, num_classes=num_classes)
+
+
+def batches(n: int, batch_size: int, seed: int) -> Iterator[np.ndarray]:
+    """Endless shuffled mini-batches of indices into a split of ``n`` items (seeded, epoch by epoch)."""
+    rng = np.random.default_rng(seed)
+    while True:
+        order = rng.permutation(n)
+        for start in range(0, n - batch_size + 1, batch_size):  # drop the ragged tail
+            yield order[start : start + batch_size]
+
+
+def poly_lr(base: float, step: int, total: int, power: float = 0.9, minimum: float = 1e-4) -> float:
+    """Polynomial decay as in the paper's seg recipe (power 0.9, floor 1e-4)."""
+    return max(base * (1 - step / total) ** power, minimum)
+
+
+def cosine_lr(base: float, step: int, total: int, warmup: int) -> float:
+    """Linear warm-up then cosine annealing to 0 (the paper's pose recipe)."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return base * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def guarded_training(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    iterations: int,
+    step_loss: Callable[[int], Tensor],
+    lr_at: Callable[[int], float],
+    progress: Callable[[float], None] | None = None,
+) -> tuple[bool, int]:
+    """Run ``iterations`` steps; ``step_loss(i)`` returns the scalar training loss of step i.
+
+    Stops at the first non-finite loss or gradient (paper: stop training as soon as the loss is
+    NaN or Inf) before any weight is touched. Returns (invalid, iterations evaluated).
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    model.train()
+    for i in range(iterations):
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(i) * group.get("lr_scale", 1.0)
+        value = step_loss(i)
+        if not bool(torch.isfinite(value)):
+            return True, i + 1
+        optimizer.zero_grad(set_to_none=True)
+        if value.requires_grad:
+            value.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, float("inf"))
+        if not bool(torch.isfinite(grad_norm)):
+            return True, i + 1
+        optimizer.step()
+        if progress is not None and (i + 1) % 10 == 0:
+            progress((i + 1) / iterations)
+    return False, iterations
+
+
+def set_threads(threads: int) -> None:
+    """Proxy training is meant for small CPUs too; 0 leaves torch's own choice."""
+    if threads > 0:
+        torch.set_num_threads(threads)

@@ -242,6 +242,8 @@ def summarise(results: Mapping[str, RejectionResult]) -> dict[str, Any]:
         "passed": all(r.passed for r in rs),
         "score": min(r.score for r in rs),
         "gradNorms": [finite_or_none(n) for r in rs for n in r.grad_norms],
+        # direction-sensitive companion of gradNorms for the equivalence check (B rows per branch)
+        "fingerprint": [[finite_or_none(v) for v in row] for r in rs for row in r.fingerprint],
         "iterations": sum(r.iterations for r in rs),
         "invalid": any(r.invalid for r in rs),
     }

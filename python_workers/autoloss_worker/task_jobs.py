@@ -9,7 +9,8 @@ Payload (msgpack/JSON map), for both kinds:
 ``device`` ...) and, under ``rejection``, the protocol's constants (defaults: the paper's). Unknown
 keys raise. Results are exactly what ``autoloss eval-loss|train-loss --json`` print:
 
-    eval-loss:  {"passed", "score", "gradNorms": [B per branch], "iterations", "invalid", "elapsedMs"}
+    eval-loss:  {"passed", "score", "gradNorms": [B per branch], "fingerprint": [B rows per branch],
+                 "iterations", "invalid", "elapsedMs"}
     train-loss: {"metrics": {name: 0-1}, "target", "invalid", "iterations", "elapsedMs"}
 
 ``gradNorms`` entries are null where non-finite (JSON has no NaN). ``score`` is −1 when invalid.
@@ -103,3 +104,18 @@ def baseline_job(payload: Any, device: str | None = None, progress: Progress | N
         raise ValueError("baseline jobs take no 'loss': the task's baseline is used")
     job = _job(payload, device=device, train=True)
     return train_loss_job({**payload, "loss": job.task.baseline_loss}, device=device, progress=progress)
+
+
+def task_info_job(payload: Any, device: str | None = None, progress: Progress | None = None) -> dict[str, Any]:
+    """What the control plane needs to search a task: its branches (name, kind), metrics and the
+    default metric, and the metric this payload resolves to. Payload: ``{task, metric?, options?}``."""
+    if not isinstance(payload, dict):
+        raise ValueError(f"job payload must be a map, got {type(payload).__name__}")
+    job = _job({k: v for k, v in payload.items() if k != "loss"}, device=device, train=False)
+    return {
+        "task": job.task.name,
+        "branches": [{"name": n, "kind": k} for n, k in job.task.branches.items()],
+        "metrics": list(job.task.metrics),
+        "defaultMetric": job.task.default_metric,
+        "metric": job.metric,
+    }

@@ -1,0 +1,137 @@
+/**
+ * Runs (or resumes) one search in a run directory: the worker pool, the pool-backed evaluator, the
+ * SQLite store and the engine, wired as Effect layers, plus a progress reporter. `autoloss search`
+ * and `autoloss resume` are thin shells around `searchProgram`.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
+import { Duration, Effect, Layer, Schedule } from "effect"
+import { Rng } from "../graph/rng.ts"
+import { layer as storeLayer, Store } from "../store/Store.ts"
+import { WorkerPool, layer as poolLayer, type PoolConfig } from "../workers/WorkerPool.ts"
+import { AgingEvolution, NaiveEvolution } from "./aging-evolution.ts"
+import { runSearch, type SearchResult } from "./engine.ts"
+import { layer as poolEvaluatorLayer } from "./pool-evaluator.ts"
+import { RandomSearch } from "./random-search.ts"
+import { kindByName, type RunConfig } from "./run-config.ts"
+import type { BranchSpec, Scheduler } from "./scheduler.ts"
+
+export const RUN_FILE = "run.json"
+
+export interface WorkerSetup {
+  /** Local workers to spawn, one per device ("cpu", "cuda:0", ...); may be empty with `endpoint`. */
+  readonly devices: ReadonlyArray<string>
+  /** tcp://HOST:PORT to accept remote workers (CURVE keys in the run directory); default ipc. */
+  readonly endpoint?: string
+  readonly threads?: number
+}
+
+export type ProgressSink = (line: ProgressLine) => void
+
+export interface ProgressLine {
+  readonly elapsedS: number
+  readonly counters: Readonly<Record<string, number>>
+  readonly budget: number
+  readonly best: { readonly id: number; readonly score: number; readonly text: string } | null
+  readonly done: boolean
+}
+
+export const writeRunFile = (dir: string, config: RunConfig): void => {
+  mkdirSync(dir, { recursive: true })
+  const path = join(dir, RUN_FILE)
+  if (existsSync(path)) {
+    const stored = readFileSync(path, "utf8")
+    if (stored !== JSON.stringify(config, null, 2) + "\n") {
+      throw new Error(`${path} holds a different run; resume it with 'autoloss resume ${dir}' or choose another --out`)
+    }
+    return
+  }
+  writeFileSync(path, JSON.stringify(config, null, 2) + "\n")
+}
+
+export const readRunFile = (dir: string): RunConfig => {
+  const path = join(dir, RUN_FILE)
+  if (!existsSync(path)) throw new Error(`${path} not found: not a search run directory`)
+  return JSON.parse(readFileSync(path, "utf8")) as RunConfig
+}
+
+const makeScheduler = (config: RunConfig, branches: BranchSpec): Scheduler => {
+  const rng = new Rng(config.seed)
+  const evolution = {
+    initialPopulation: config.initialPopulation,
+    populationSize: config.populationSize,
+    tournamentPercent: config.tournamentPercent
+  }
+  switch (config.scheduler) {
+    case "aging":
+      return new AgingEvolution(branches, rng, evolution)
+    case "naive":
+      return new NaiveEvolution(branches, rng, evolution)
+    case "random":
+      return new RandomSearch(branches, rng)
+  }
+}
+
+/** Asks a worker for the task's branches (names and kinds), so no task table lives in TS. */
+const taskBranches = (config: RunConfig) =>
+  Effect.gen(function* () {
+    const pool = yield* WorkerPool
+    const info = yield* pool.submit("task-info", { task: config.task, metric: config.metric, options: config.options })
+    const branches = info["branches"]
+    if (!Array.isArray(branches) || branches.length === 0) {
+      return yield* Effect.dieMessage(`task-info for '${config.task}' returned no branches`)
+    }
+    return branches.map((b: { name: string; kind: string }) => ({ name: b.name, kind: kindByName(b.kind) }))
+  })
+
+const reportProgress = (config: RunConfig, sink: ProgressSink, started: number, done: boolean) =>
+  Effect.gen(function* () {
+    const store = yield* Store
+    const counters = yield* store.counters()
+    const population = yield* store.population()
+    let best: ProgressLine["best"] = null
+    for (const p of population) if (best === null || p.score > best.score) best = { id: p.candidateId, score: p.score, text: "" }
+    if (best !== null) {
+      const id = best.id
+      const row = (yield* store.candidates()).find((c) => c.id === id)
+      best = { ...best, text: row?.text ?? "" }
+    }
+    sink({ elapsedS: (Date.now() - started) / 1000, counters, budget: config.budget, best, done })
+  })
+
+export const searchProgram = (dir: string, config: RunConfig, workers: WorkerSetup, sink: ProgressSink) => {
+  const pool: PoolConfig = {
+    endpoint: workers.endpoint ?? "ipc",
+    runDir: dir,
+    local: { devices: workers.devices, threads: workers.threads ?? 1 }
+  }
+  const program = Effect.gen(function* () {
+    const started = Date.now()
+    const poolService = yield* WorkerPool
+    yield* poolService.awaitWorkers(1, "eval-loss")
+    const branches = yield* taskBranches(config)
+    const scheduler = makeScheduler(config, branches)
+    // Progress every 2 s from the store (the single source of truth), off the engine's fiber.
+    yield* reportProgress(config, sink, started, false).pipe(
+      Effect.catchAll(() => Effect.void),
+      Effect.repeat(Schedule.spaced(Duration.seconds(2))),
+      Effect.forkScoped
+    )
+    const result: SearchResult = yield* runSearch(scheduler, {
+      config: {
+        budget: config.budget,
+        screenWindow: config.screenWindow,
+        trainConcurrency: config.trainConcurrency,
+        trainLag: config.trainConcurrency,
+        equivalence: config.equivalence,
+        maxCandidates: config.maxCandidates
+      },
+      run: config
+    })
+    yield* reportProgress(config, sink, started, true)
+    return result
+  })
+  const evaluator = poolEvaluatorLayer({ task: config.task, metric: config.metric, seed: config.seed, options: config.options })
+  const services = Layer.mergeAll(Layer.provideMerge(evaluator, poolLayer(pool)), storeLayer(dir))
+  return Effect.scoped(program).pipe(Effect.provide(services))
+}

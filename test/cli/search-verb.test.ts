@@ -1,0 +1,53 @@
+/**
+ * `autoloss search` and `autoloss resume` end to end with real Python workers on a tiny seg budget:
+ * the run directory holds the config and the database, the summary names a trained loss, and a
+ * resume of the finished run replays from the store (same best, nothing trained again).
+ */
+import { mkdtempSync, existsSync, readFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { execa } from "execa"
+import t from "tap"
+
+const cli = (args: string[]) => execa("node", ["bin/autoloss.js", ...args], { reject: false, timeout: 240_000 })
+
+const tiny = [
+  "--task", "seg", "--budget", "1", "--population", "1", "--workers", "1", "--seed", "3", "--max-candidates", "300",
+  "--option", "iterations=4", "--option", "train_images=16", "--option", "eval_images=8", "--option", "batch_size=8"
+]
+
+t.test("search runs a tiny budget and resume replays it from the store", async (t) => {
+  const dir = join(mkdtempSync(join(tmpdir(), "autoloss-search-")), "run")
+  const first = await cli(["search", ...tiny, "--out", dir])
+  t.equal(first.exitCode, 0, first.stderr.slice(-2000))
+  t.ok(existsSync(join(dir, "search.db")), "database in the run directory")
+  const config = JSON.parse(readFileSync(join(dir, "run.json"), "utf8"))
+  t.match(config, { task: "seg", budget: 1, initialPopulation: 1, options: { iterations: 4 } })
+  const summary = JSON.parse(first.stdout)
+  t.equal(summary.counters.trained, 1, "exactly the budget was trained")
+  t.type(summary.best.loss, "string")
+  t.ok(Number.isFinite(summary.best.score))
+  t.type(summary.best.metrics.miou, "number")
+  // progress went to stderr as JSON lines (not a terminal), ending with a 'done' event
+  const events = first.stderr.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l))
+  t.equal(events.at(-1).event, "done")
+
+  const again = await cli(["resume", dir, "--workers", "1"])
+  t.equal(again.exitCode, 0, again.stderr.slice(-2000))
+  const resumed = JSON.parse(again.stdout)
+  t.same(resumed.best, summary.best, "a finished run resumes to the same result")
+  t.same(resumed.counters, summary.counters)
+})
+
+t.test("search reports usage errors with the offending flag", async (t) => {
+  const noOut = await cli(["search", "--task", "seg"])
+  t.equal(noOut.exitCode, 2)
+  t.match(noOut.stderr, /--out DIR is required/)
+  const badDevice = await cli(["search", "--task", "seg", "--devices", "gpu0", "--out", "/tmp/x"])
+  t.equal(badDevice.exitCode, 2)
+  t.match(badDevice.stderr, /--devices wants cpu or cuda:N entries, got 'gpu0'/)
+  const dir = mkdtempSync(join(tmpdir(), "autoloss-resume-"))
+  const notRun = await cli(["resume", dir])
+  t.equal(notRun.exitCode, 2)
+  t.match(notRun.stderr, /run\.json not found/)
+})

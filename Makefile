@@ -7,13 +7,18 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # GPU users: TORCH_SPEC="torch==2.14.1 torchvision==0.29.1 --index-url <your CUDA index>"
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+# `make search` defaults: a run that finishes in well under 20 min on 2 CPU cores.
+# The paper's full search is BUDGET=500 POPULATION=20 (see README).
 TASK ?= seg
 METRIC ?=
-BUDGET ?=
+BUDGET ?= 20
+POPULATION ?= 8
+WORKERS ?= 2
+SEED ?= 0
 OUT ?= runs/$(TASK)-$(shell date +%Y%m%d-%H%M%S)
 RESULTS := test-results
 
-.PHONY: setup setup-node setup-python test test-ts test-py typecheck search bench clean
+.PHONY: setup setup-node setup-python test test-ts test-py typecheck search bench bench-fabric clean
 
 setup: setup-node setup-python
 
@@ -50,10 +55,14 @@ test-py: setup-python
 	$(PY) -m pytest -q python_workers/tests
 
 search: setup
-	npx autoloss search --task $(TASK) $(if $(METRIC),--metric $(METRIC)) $(if $(BUDGET),--budget $(BUDGET)) --out $(OUT)
+	npx autoloss search --task $(TASK) $(if $(METRIC),--metric $(METRIC)) --budget $(BUDGET) \
+	  --population $(POPULATION) --workers $(WORKERS) --seed $(SEED) --out $(OUT)
 
-bench: setup
-	@echo "benchmarks: see bench/ (added with the worker fabric and rejection issues)"
+bench: bench-fabric
+
+# Round-trip overhead, throughput and payload bandwidth of the worker fabric -> bench/results/fabric.json
+bench-fabric: setup
+	npx tsx bench/fabric.ts
 
 clean:
 	rm -rf $(RESULTS) .tap

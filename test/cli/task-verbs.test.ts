@@ -66,7 +66,7 @@ t.test("eval-loss --json: cross-entropy passes the protocol at the paper's const
   const ce = await autoloss("eval-loss", "--task", "seg", "--metric", "miou", "--loss", CE, "--options", SMALL_SEG, "--json")
   t.equal(ce.exitCode, 0, ce.stderr)
   const r = JSON.parse(ce.stdout) as Record<string, unknown>
-  t.same(Object.keys(r).sort(), ["elapsedMs", "gradNorms", "invalid", "iterations", "passed", "score"])
+  t.same(Object.keys(r).sort(), ["elapsedMs", "fingerprint", "gradNorms", "invalid", "iterations", "passed", "score"])
   t.equal(r["passed"], true)
   t.equal(r["invalid"], false)
   t.equal(r["iterations"], 500)

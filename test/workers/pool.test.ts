@@ -46,9 +46,10 @@ t.test("eval-graph on a worker agrees with the TypeScript evaluator", async (t) 
   const shape = [2, 3, 2, 2] as const
   const yHat = Array.from({ length: 24 }, (_, i) => Math.sin(i))
   const y = Array.from({ length: 24 }, (_, i) => Math.cos(i * 0.7))
+  // generous timeout: the first eval-graph job imports torch, seconds on a loaded 2-core CI machine
   const out = await run(pool.submit("eval-graph", {
     loss: toWire(loss), inputs: { y_hat: float64Tensor(shape, yHat), y: float64Tensor(shape, y) }
-  }))
+  }, { timeoutMs: 60_000 }))
   const expected = branchValue(evaluateNode(loss.branches[0]!.root, { y_hat: tensor([...shape], yHat), y: tensor([...shape], y) }))
   const branch = (out["branches"] as Record<string, { value: number; grad_norms: Record<string, number[]> }>)["loss"]!
   t.ok(Math.abs(branch.value - expected) < 1e-12 * Math.max(1, Math.abs(expected)), `${branch.value} vs ${expected}`)

@@ -18,9 +18,9 @@ SEED ?= 0
 OUT ?= runs/$(TASK)-$(shell date +%Y%m%d-%H%M%S)
 RESULTS := test-results
 
-.PHONY: setup setup-node setup-python test test-ts test-py typecheck search bench bench-fabric clean
+.PHONY: setup setup-node setup-python setup-mmlab test test-ts test-py typecheck search bench bench-fabric clean
 
-setup: setup-node setup-python
+setup: setup-node setup-python setup-mmlab
 
 setup-node: node_modules/.setup-stamp
 node_modules/.setup-stamp: package.json package-lock.json
@@ -34,6 +34,11 @@ $(VENV)/.setup-stamp: python_workers/pyproject.toml
 	$(PY) -m pip install -q $(TORCH_SPEC)
 	$(PY) -m pip install -q -e "python_workers[test]"
 	touch $@
+
+# MMEngine/MMCV/MMDetection/MMPose/MMSegmentation pinned set (mmcv built once from its sdist and
+# cached in ~/.cache/autoloss/wheels: ~10-30 min the first time on 2 cores, seconds afterwards).
+setup-mmlab: setup-python
+	bash scripts/setup-mmlab.sh $(PY)
 
 typecheck: setup-node
 	npx tsc --noEmit -p tsconfig.json

@@ -1,0 +1,13 @@
+"""MMLab adapters: search losses inside unchanged MMDetection (and later MMPose / MMSegmentation)
+configs.
+
+    from autoloss_worker.mmlab.rewrite import rewrite_config, train_proxy
+    cfg = rewrite_config(Config.fromfile(path), loss_wire)    # AutoLossGraph at each searched key
+    result = train_proxy(cfg, work_dir)                       # {"metric", "value", "invalid", ...}
+
+Modules: `inputs` (raw predictions -> graph inputs, torch only), `branch` (which wire branch a
+config names), `mmdet_loss` (`AutoLossGraph` for mmdet), `registry` (explicit registration + a
+self-check; what `custom_imports` names), `rewrite` (configs, proxy schedule, in-process training),
+`shapes_data` (the generated data as COCO, cached). Nothing here imports an MMLab library until a
+module that needs it is imported, so the worker runs without them.
+"""

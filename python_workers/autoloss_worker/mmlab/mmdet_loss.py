@@ -1,0 +1,127 @@
+"""`AutoLossGraph`: a loss-graph branch behind MMDetection's loss contract.
+
+    loss_cls=dict(type='AutoLossGraph', graph=["neg", ["mul", "y", ["log", "y_hat"]]],
+                  branch_kind='dense', use_sigmoid=False, loss_weight=1.0)
+    loss_bbox=dict(type='AutoLossGraph', graph=["neg", ["log", ["mul", "i", ["inv", "e"]]]],
+                   branch_kind='box', loss_weight=10.0)      # head needs reg_decoded_bbox=True
+
+Same call as mmdet's own losses, `forward(pred, target, weight=None, avg_factor=None,
+reduction_override=None)`, and same reduction: an element-wise core gives one value per sample
+(anchor, RoI or mask), then mmdet's `weight_reduce_loss` applies `weight`, `reduction` and
+`avg_factor` (+ eps) and the module scales by `loss_weight`.
+
+Per-sample value: the graph output o (n, C, H, W) of the sample's inputs, Σ_{c,h,w} o / (H·W), so
+that the mean over samples is the paper's branch value Σ o / (N·H·W) (no normalisation over C).
+
+Samples whose weight is 0 (anchors not sampled, ignored labels, negatives of a box branch) are
+dropped *before* the graph runs: mmdet hands the box loss every anchor, and a graph such as log(i)
+is -inf on them, which 0·(-inf) would turn into NaN. Consequence: `mean_nhw` averages over the
+samples that count, not over all anchors.
+
+Modes (from the branch kind and the head's flags):
+- classification (`dense`): pred (N, C) logits, target (N,) labels, weight (N,) label weights;
+  `use_sigmoid` as the head expects it (`AnchorHead` reads it from this config).
+- box (`box`): pred, target (N, 4) decoded (x0, y0, x1, y1) boxes, weight (N, 4) or (N,).
+- mask (`dense` + `use_mask=True`, mmdet's FCNMaskHead contract): pred (N, C, H, W) logits,
+  target (N, H, W), third argument the class index of each RoI's mask channel.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from mmdet.models.losses.utils import weight_reduce_loss
+from torch import Tensor, nn
+
+from autoloss_worker.graph import compile_branch
+
+from .branch import resolve_branch
+from .inputs import box_inputs, classification_inputs, mask_inputs
+
+
+class AutoLossGraph(nn.Module):
+    def __init__(
+        self,
+        graph: Any,
+        branch_kind: str | None = None,
+        branch: str | None = None,
+        use_sigmoid: bool = False,
+        use_mask: bool = False,
+        loss_weight: float = 1.0,
+        reduction: str = "mean",
+        ignore_index: int | None = None,
+    ) -> None:
+        super().__init__()
+        assert reduction in ("none", "mean", "sum"), f"reduction must be none|mean|sum, got {reduction!r}"
+        self.branch = resolve_branch(graph, branch=branch, branch_kind=branch_kind)
+        self.fn = compile_branch(self.branch)
+        if self.branch.kind == "box":
+            assert not (use_sigmoid or use_mask), f"branch '{self.branch.name}': use_sigmoid/use_mask make no sense for a box branch"
+            self.mode = "box"
+        else:
+            assert not (use_sigmoid and use_mask), f"branch '{self.branch.name}': use_sigmoid and use_mask exclude each other"
+            self.mode = "mask" if use_mask else "cls"
+        self.use_sigmoid = use_sigmoid
+        self.use_mask = use_mask
+        self.loss_weight = loss_weight
+        self.reduction = reduction
+        self.ignore_index = ignore_index
+
+    def extra_repr(self) -> str:
+        from autoloss_worker.graph import to_text
+
+        return f"branch={self.branch.name}, mode={self.mode}, loss={to_text(self.branch.tree)}, loss_weight={self.loss_weight}"
+
+    def forward(
+        self,
+        pred: Tensor,
+        target: Tensor,
+        weight: Tensor | None = None,
+        avg_factor: float | None = None,
+        reduction_override: str | None = None,
+        ignore_index: int | None = None,
+    ) -> Tensor:
+        assert reduction_override in (None, "none", "mean", "sum"), f"bad reduction_override {reduction_override!r}"
+        reduction = reduction_override or self.reduction
+        if self.mode == "mask":
+            # FCNMaskHead passes the RoIs' class labels where other heads pass weights.
+            per_sample, weight = self._mask(pred, target, labels=weight), None
+        elif self.mode == "box":
+            if weight is not None and weight.dim() > 1:
+                assert weight.shape == pred.shape, f"box weights must be (N,) or {tuple(pred.shape)}, got {tuple(weight.shape)}"
+                weight = weight.mean(-1)  # (N, 4) -> (N,), as mmdet's GIoULoss does
+            per_sample = self._box(pred, target, weight)
+        else:
+            index = self.ignore_index if ignore_index is None else ignore_index
+            per_sample = self._cls(pred, target, weight, index)
+        if weight is not None:
+            weight = weight.to(per_sample.dtype)
+        return self.loss_weight * weight_reduce_loss(per_sample, weight, reduction, avg_factor)
+
+    # -- element-wise cores: one value per sample, zero (but still attached to pred) where dropped --
+
+    def _run(self, env: dict[str, Tensor]) -> Tensor:
+        out = self.fn(env)  # (n, C, H, W)
+        return out.sum(dim=(1, 2, 3)) / (out.shape[2] * out.shape[3])
+
+    def _scatter(self, pred: Tensor, keep: Tensor, values: Tensor) -> Tensor:
+        base = pred.new_zeros(keep.shape[0]) + 0.0 * pred.sum()  # keeps the loss attached to pred
+        return base.index_put((keep.nonzero(as_tuple=True)[0],), values.to(base.dtype))
+
+    def _cls(self, pred: Tensor, labels: Tensor, weight: Tensor | None, ignore_index: int | None) -> Tensor:
+        inputs = classification_inputs(pred, labels, use_sigmoid=self.use_sigmoid, ignore_index=ignore_index)
+        keep = inputs.valid if weight is None else inputs.valid & (weight > 0)
+        values = self._run({"y_hat": inputs.y_hat[keep], "y": inputs.y[keep]}) if keep.any() else pred.new_zeros(0)
+        return self._scatter(pred, keep, values)
+
+    def _box(self, pred: Tensor, target: Tensor, weight: Tensor | None) -> Tensor:
+        keep = torch.ones(pred.shape[0], dtype=torch.bool, device=pred.device) if weight is None else weight > 0
+        values = self._run(box_inputs(pred[keep], target[keep])) if keep.any() else pred.new_zeros(0)
+        return self._scatter(pred, keep, values)
+
+    def _mask(self, pred: Tensor, target: Tensor, labels: Tensor | None) -> Tensor:
+        assert pred.dim() == 4, f"mask predictions must be (N, C, H, W), got {tuple(pred.shape)}"
+        assert labels is not None and labels.shape == pred.shape[:1], "mask mode needs each RoI's class label (N,)"
+        chosen = pred[torch.arange(pred.shape[0], device=pred.device), labels.long()]  # (N, H, W)
+        return self._run(mask_inputs(chosen, target).as_env()) if pred.shape[0] else pred.sum() * 0.0

@@ -1,0 +1,234 @@
+"""Put a searched loss into an unchanged MMLab config and train it as a proxy task, in-process.
+
+    cfg = Config.fromfile("python_workers/configs/det_faster_rcnn_shapes.py")
+    cfg = rewrite_config(cfg, loss_wire, FASTER_RCNN, ProxySchedule(max_iters=200))
+    result = train_proxy(cfg, "runs/det/0001")
+    # {"metric": "coco/bbox_mAP", "value": 0.21, "invalid": False, "iterations": 200, ...}
+
+`rewrite_config` replaces the loss dict at each branch's key with `AutoLossGraph` carrying that
+branch (and sets what the head needs: `reg_decoded_bbox=True` for box branches, softmax
+classification as in the paper), applies the proxy schedule and adds `custom_imports`.
+`train_proxy` builds mmengine's `Runner`, trains, and reads the config's own evaluator result.
+A NaN/Inf loss stops training after the iteration that produced it and is reported as invalid.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .branch import KIND_INPUTS, plain
+
+REGISTRY_MODULE = "autoloss_worker.mmlab.registry"
+
+
+@dataclass(frozen=True)
+class BranchSlot:
+    """Where one branch of the searched loss goes in a config."""
+
+    name: str  # branch name in the loss, e.g. "rpn_cls"
+    key: str  # dotted path under `model`, e.g. "rpn_head.loss_cls"
+    kind: str  # "dense" or "box"
+    loss_weight: float  # paper (det): 1.0 classification, 10.0 regression
+    use_mask: bool = False  # mmdet mask heads pass (pred, target, label)
+
+
+FASTER_RCNN: tuple[BranchSlot, ...] = (
+    BranchSlot("rpn_cls", "rpn_head.loss_cls", "dense", 1.0),
+    BranchSlot("rpn_reg", "rpn_head.loss_bbox", "box", 10.0),
+    BranchSlot("rcnn_cls", "roi_head.bbox_head.loss_cls", "dense", 1.0),
+    BranchSlot("rcnn_reg", "roi_head.bbox_head.loss_bbox", "box", 10.0),
+)
+MASK_RCNN: tuple[BranchSlot, ...] = FASTER_RCNN + (
+    BranchSlot("mask", "roi_head.mask_head.loss_mask", "dense", 1.0, use_mask=True),
+)
+
+
+@dataclass(frozen=True)
+class ProxySchedule:
+    """A short iteration-based schedule: linear warm-up then the config's learning rate, one
+    validation at the end, no checkpoints unless asked, data loading in the worker process."""
+
+    max_iters: int = 150  # shipped det config: 150-200 s on 2 cores shared with other jobs (load 7-13)
+    warmup_iters: int = 50
+    lr: float | None = None  # None: keep the config's optimizer lr
+    batch_size: int | None = None  # None: keep the config's
+    log_interval: int = 50
+    checkpoint: bool = False
+    num_workers: int = 0
+    seed: int = 0
+    extra: Mapping[str, Any] = field(default_factory=dict)  # merged last with Config.merge_from_dict
+
+
+class InvalidLossError(RuntimeError):
+    """A loss became NaN/Inf during proxy training."""
+
+    def __init__(self, iteration: int, key: str, value: float) -> None:
+        self.iteration, self.key, self.value = iteration, key, value
+        super().__init__(f"loss '{key}' is {value} at iteration {iteration}")
+
+
+def _lookup(root: Any, dotted: str) -> tuple[Any, str]:
+    """(parent mapping, last key) for `dotted` under `root`; KeyError naming the missing part."""
+    parts = dotted.split(".")
+    node = root
+    for i, part in enumerate(parts[:-1]):
+        if not isinstance(node, Mapping) or part not in node:
+            raise KeyError(f"config has no 'model.{'.'.join(parts[: i + 1])}' (needed for '{dotted}')")
+        node = node[part]
+    if not isinstance(node, Mapping) or parts[-1] not in node:
+        raise KeyError(f"config has no loss at 'model.{dotted}'")
+    return node, parts[-1]
+
+
+def _wire_branches(loss: Any) -> dict[str, dict]:
+    obj = plain(loss)
+    if not (isinstance(obj, dict) and isinstance(obj.get("branches"), list)):
+        raise ValueError("loss must be a wire loss {v, branches: [...]}")
+    return {b["name"]: b for b in obj["branches"] if isinstance(b, dict) and "name" in b}
+
+
+def replace_losses(cfg: Any, loss: Any, slots: Sequence[BranchSlot] = FASTER_RCNN) -> Any:
+    """Replace the losses at `slots` with AutoLossGraph modules of the matching branches of `loss`
+    (a wire loss). Only the named slots change; a slot without its branch raises."""
+    branches = _wire_branches(loss)
+    missing = [s.name for s in slots if s.name not in branches]
+    if missing:
+        raise ValueError(f"the loss lacks branches {missing} (has {sorted(branches)})")
+    for slot in slots:
+        wire = branches[slot.name]
+        if wire.get("kind") != slot.kind:
+            raise ValueError(f"branch '{slot.name}' is of kind '{wire.get('kind')}', the slot '{slot.key}' takes '{slot.kind}'")
+        if slot.kind not in KIND_INPUTS:
+            raise ValueError(f"slot '{slot.key}': unknown kind '{slot.kind}'")
+        head, name = _lookup(cfg.model, slot.key)
+        head[name] = dict(type="AutoLossGraph", graph=wire, branch_kind=slot.kind, loss_weight=slot.loss_weight,
+                          use_sigmoid=False, use_mask=slot.use_mask)
+        if slot.kind == "box":
+            head["reg_decoded_bbox"] = True  # the box branch sees decoded boxes (i, u, e need them)
+    return cfg
+
+
+def add_custom_imports(cfg: Any) -> Any:
+    imports = list(cfg.get("custom_imports", {}).get("imports", []))
+    if REGISTRY_MODULE not in imports:
+        imports.append(REGISTRY_MODULE)
+    cfg.custom_imports = dict(imports=imports, allow_failed_imports=False)
+    return cfg
+
+
+def apply_proxy_schedule(cfg: Any, proxy: ProxySchedule) -> Any:
+    n = proxy.max_iters
+    assert n >= 1, f"max_iters must be >= 1, got {n}"
+    cfg.train_cfg = dict(type="IterBasedTrainLoop", max_iters=n, val_interval=n)
+    cfg.val_cfg = dict(type="ValLoop")
+    warmup = min(proxy.warmup_iters, n)
+    cfg.param_scheduler = [dict(type="LinearLR", start_factor=0.001, by_epoch=False, begin=0, end=warmup)] if warmup else []
+    if proxy.lr is not None:
+        cfg.optim_wrapper.optimizer.lr = proxy.lr
+    hooks = cfg.get("default_hooks", {})
+    hooks["checkpoint"] = dict(type="CheckpointHook", interval=n, by_epoch=False) if proxy.checkpoint else None
+    hooks.pop("visualization", None)  # nothing to look at in a proxy run (None is only allowed for mmengine's own hooks)
+    if "logger" in hooks and hooks["logger"] is not None:
+        hooks["logger"]["interval"] = proxy.log_interval
+    cfg.default_hooks = hooks
+    if "log_processor" in cfg:
+        cfg.log_processor.by_epoch = False
+    for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
+        if cfg.get(loader) is not None:
+            cfg[loader].num_workers = proxy.num_workers
+            cfg[loader].persistent_workers = proxy.num_workers > 0
+    if proxy.batch_size is not None:
+        cfg.train_dataloader.batch_size = proxy.batch_size
+    cfg.randomness = dict(seed=proxy.seed, deterministic=False)
+    cfg.resume, cfg.load_from = False, None
+    if proxy.extra:
+        cfg.merge_from_dict(dict(proxy.extra))
+    return cfg
+
+
+def rewrite_config(cfg: Any, loss: Any | None, slots: Sequence[BranchSlot] = FASTER_RCNN,
+                   proxy: ProxySchedule | None = ProxySchedule()) -> Any:
+    """A copy of `cfg` with the searched losses (None: the config's own losses, the baseline), the
+    proxy schedule (None: the config's schedule) and `custom_imports` for the registry."""
+    cfg = copy.deepcopy(cfg)
+    if loss is not None:
+        replace_losses(cfg, loss, slots)
+    if proxy is not None:
+        apply_proxy_schedule(cfg, proxy)
+    return add_custom_imports(cfg)
+
+
+def default_metric_key(cfg: Any) -> str:
+    """The headline key of the config's val evaluator: COCO bbox/segm mAP, mmpose COCO AP, mIoU."""
+    ev = cfg.val_evaluator
+    ev = ev[0] if isinstance(ev, (list, tuple)) else ev
+    kind = ev.get("type", "")
+    if kind == "CocoMetric":
+        metric = ev.get("metric", "bbox")
+        metric = metric[0] if isinstance(metric, (list, tuple)) else metric
+        if metric in ("bbox", "segm"):
+            return f"coco/{metric}_mAP"
+        return "coco/AP"  # mmpose's keypoint CocoMetric
+    if kind == "IoUMetric":
+        return "mIoU"
+    raise ValueError(f"no default metric for evaluator '{kind}': pass metric=")
+
+
+def _stop_on_invalid_hook():
+    from mmengine.hooks import Hook
+
+    class StopOnInvalidLoss(Hook):
+        """Raise InvalidLossError as soon as a loss in the iteration's log is NaN/Inf; keep the
+        validation metrics."""
+
+        priority = "VERY_HIGH"
+
+        def __init__(self) -> None:
+            self.iterations = 0
+            self.metrics: dict[str, float] = {}
+
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+            self.iterations = runner.iter + 1
+            for key, value in (outputs or {}).items():
+                if "loss" in key:
+                    v = float(value.detach().float().mean()) if torch.is_tensor(value) else float(value)
+                    if not math.isfinite(v):
+                        raise InvalidLossError(self.iterations, key, v)
+
+        def after_val_epoch(self, runner, metrics=None) -> None:
+            self.metrics = {k: float(v) for k, v in (metrics or {}).items() if isinstance(v, (int, float))}
+
+    return StopOnInvalidLoss()
+
+
+def train_proxy(cfg: Any, work_dir: str, metric: str | None = None) -> dict[str, Any]:
+    """Train `cfg` (already rewritten) with mmengine's Runner in this process and return
+    {"metric", "value", "invalid", "iterations", "metrics", "reason"}; an invalid run has
+    value None and the reason."""
+    from mmengine.runner import Runner
+    from mmengine.utils import import_modules_from_strings
+
+    cfg = copy.deepcopy(cfg)
+    # Config.fromfile imports `custom_imports` while loading a file; a config rewritten in memory
+    # (or built in code) has to have them imported here, before the Runner builds the model.
+    if cfg.get("custom_imports"):
+        import_modules_from_strings(**cfg.custom_imports)
+    cfg.work_dir = work_dir
+    key = metric or default_metric_key(cfg)
+    runner = Runner.from_cfg(cfg)
+    hook = _stop_on_invalid_hook()
+    runner.register_hook(hook, priority="VERY_HIGH")
+    try:
+        runner.train()
+    except InvalidLossError as err:
+        return {"metric": key, "value": None, "invalid": True, "iterations": err.iteration, "metrics": {}, "reason": str(err)}
+    if key not in hook.metrics:
+        raise KeyError(f"the evaluator reported {sorted(hook.metrics)}, not '{key}'")
+    value = hook.metrics[key]
+    return {"metric": key, "value": value, "invalid": False, "iterations": hook.iterations, "metrics": hook.metrics, "reason": None}

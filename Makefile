@@ -18,7 +18,7 @@ SEED ?= 0
 OUT ?= runs/$(TASK)-$(shell date +%Y%m%d-%H%M%S)
 RESULTS := test-results
 
-.PHONY: setup setup-node setup-python setup-mmlab test test-ts test-py typecheck search bench bench-fabric clean
+.PHONY: setup setup-node setup-python setup-mmlab test test-ts test-py typecheck search bench bench-fabric bench-ablation clean
 
 setup: setup-node setup-python setup-mmlab
 
@@ -63,7 +63,12 @@ search: setup
 	npx autoloss search --task $(TASK) $(if $(METRIC),--metric $(METRIC)) --budget $(BUDGET) \
 	  --population $(POPULATION) --workers $(WORKERS) --seed $(SEED) --out $(OUT)
 
-bench: bench-fabric
+bench: bench-fabric bench-ablation
+
+# Search-efficiency ablation (paper Fig. 4 / Table 7) on the seg task -> bench/results/ablation.json
+# (~12 min on 2 CPU cores; larger: ABLATION_FLAGS="--wall-s 1800 --population 20 --option iterations=300 --option train_images=512")
+bench-ablation: setup
+	npx tsx bench/ablation.ts $(ABLATION_FLAGS)
 
 # Round-trip overhead, throughput and payload bandwidth of the worker fabric -> bench/results/fabric.json
 bench-fabric: setup

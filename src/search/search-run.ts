@@ -5,7 +5,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { Duration, Effect, Layer, Schedule } from "effect"
+import { Duration, Effect, Layer, Logger, Schedule } from "effect"
 import { Rng } from "../graph/rng.ts"
 import { layer as storeLayer, Store } from "../store/Store.ts"
 import { WorkerPool, layer as poolLayer, type PoolConfig } from "../workers/WorkerPool.ts"
@@ -73,7 +73,7 @@ const makeScheduler = (config: RunConfig, branches: BranchSpec): Scheduler => {
 }
 
 /** Asks a worker for the task's branches (names and kinds), so no task table lives in TS. */
-const taskBranches = (config: RunConfig) =>
+export const taskBranches = (config: Pick<RunConfig, "task" | "metric" | "options">) =>
   Effect.gen(function* () {
     const pool = yield* WorkerPool
     const info = yield* pool.submit("task-info", { task: config.task, metric: config.metric, options: config.options })
@@ -133,5 +133,8 @@ export const searchProgram = (dir: string, config: RunConfig, workers: WorkerSet
   })
   const evaluator = poolEvaluatorLayer({ task: config.task, metric: config.metric, seed: config.seed, options: config.options })
   const services = Layer.mergeAll(Layer.provideMerge(evaluator, poolLayer(pool)), storeLayer(dir))
-  return Effect.scoped(program).pipe(Effect.provide(services))
+  return Effect.scoped(program).pipe(Effect.provide(services), Effect.provide(logsToStderr))
 }
+
+/** Pool warnings (a worker lost, a job re-dispatched) go to stderr: stdout carries only the summary. */
+const logsToStderr = Logger.replace(Logger.defaultLogger, Logger.withConsoleError(Logger.logfmtLogger))

@@ -16,7 +16,7 @@ import { join } from "node:path"
 import Database from "better-sqlite3"
 import { Context, Effect, Layer } from "effect"
 import type { ScreenResult, TrainResult } from "../search/evaluator.ts"
-import { type CandidateStatus, DB_FILE, DDL, SCHEMA_VERSION } from "./schema.ts"
+import { type CandidateStatus, DB_FILE, DDL, LEDGER_DDL, SCHEMA_VERSION } from "./schema.ts"
 import { StoreError } from "./StoreError.ts"
 
 export interface ProposalRow {
@@ -97,6 +97,18 @@ export interface CandidateRow {
 
 export type Counters = Readonly<Record<string, number>>
 
+/** One stored evaluation result (the `evaluations` ledger), in the order they were stored. */
+export interface LedgerRow {
+  readonly seq: number
+  readonly candidateId: number
+  readonly stage: "screen" | "train"
+  readonly worker: string | null
+  readonly attempt: number | null
+  readonly elapsedMs: number
+  /** The control-plane process that stored it (tells the runs before and after a resume apart). */
+  readonly pid: number
+}
+
 export interface StoreService {
   readonly path: string
   /** Creates the run, or checks that `config` equals the stored one. `resumed`: the run existed. */
@@ -120,6 +132,8 @@ export interface StoreService {
   readonly candidates: () => Effect.Effect<ReadonlyArray<CandidateRow>, StoreError>
   readonly population: () => Effect.Effect<ReadonlyArray<PopulationEntry>, StoreError>
   readonly counters: () => Effect.Effect<Counters, StoreError>
+  /** Every evaluation result ever stored in this run, across processes. */
+  readonly ledger: () => Effect.Effect<ReadonlyArray<LedgerRow>, StoreError>
 }
 
 export class Store extends Context.Tag("@autoloss/Store")<Store, StoreService>() {}
@@ -166,6 +180,7 @@ const ensureSchema = (db: Database.Database, path: string): void => {
   } else if (version !== SCHEMA_VERSION) {
     throw new StoreError({ reason: "schema", detail: `${path} has schema version ${version}, this build reads ${SCHEMA_VERSION}` })
   }
+  db.exec(LEDGER_DDL)
 }
 
 const make = (dir: string) =>
@@ -247,7 +262,12 @@ const make = (dir: string) =>
         "INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value"
       ),
       counters: db.prepare("SELECT name, value FROM counters ORDER BY name"),
-      candidates: db.prepare("SELECT * FROM candidates ORDER BY id")
+      candidates: db.prepare("SELECT * FROM candidates ORDER BY id"),
+      appendLedger: db.prepare(
+        `INSERT INTO evaluations (candidate_id, stage, worker, attempt, elapsed_ms, pid, recorded_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)`
+      ),
+      ledger: db.prepare("SELECT * FROM evaluations ORDER BY seq")
     }
 
     const writeCounters = (counters: Counters): void => {
@@ -301,19 +321,22 @@ const make = (dir: string) =>
       })
 
     const putScreenResult: StoreService["putScreenResult"] = (id, { result, elapsedMs }) =>
-      sql(`putScreenResult(${id})`, () => {
-        stmt.putScreen.run({
-          id,
-          passed: result.passed ? 1 : 0,
-          score: result.score,
-          invalid: result.invalid ? 1 : 0,
-          gradNorms: encodeNumbers(result.gradNorms),
-          fingerprint: encodeNumbers(result.fingerprint),
-          elapsedMs,
-          workerId: orNull(result.workerId),
-          attempt: orNull(result.attempt)
-        })
-      })
+      sql(`putScreenResult(${id})`, () =>
+        db.transaction(() => {
+          stmt.appendLedger.run(id, "screen", orNull(result.workerId), orNull(result.attempt), elapsedMs, process.pid, Date.now())
+          stmt.putScreen.run({
+            id,
+            passed: result.passed ? 1 : 0,
+            score: result.score,
+            invalid: result.invalid ? 1 : 0,
+            gradNorms: encodeNumbers(result.gradNorms),
+            fingerprint: encodeNumbers(result.fingerprint),
+            elapsedMs,
+            workerId: orNull(result.workerId),
+            attempt: orNull(result.attempt)
+          })
+        })()
+      )
 
     const trainResult: StoreService["trainResult"] = (id) =>
       sql(`trainResult(${id})`, () => {
@@ -330,17 +353,20 @@ const make = (dir: string) =>
       })
 
     const putTrainResult: StoreService["putTrainResult"] = (id, { result, elapsedMs }) =>
-      sql(`putTrainResult(${id})`, () => {
-        stmt.putTrain.run({
-          id,
-          metrics: encodeNumbers(result.metrics),
-          target: result.target,
-          invalid: result.invalid ? 1 : 0,
-          elapsedMs,
-          workerId: orNull(result.workerId),
-          attempt: orNull(result.attempt)
-        })
-      })
+      sql(`putTrainResult(${id})`, () =>
+        db.transaction(() => {
+          stmt.appendLedger.run(id, "train", orNull(result.workerId), orNull(result.attempt), elapsedMs, process.pid, Date.now())
+          stmt.putTrain.run({
+            id,
+            metrics: encodeNumbers(result.metrics),
+            target: result.target,
+            invalid: result.invalid ? 1 : 0,
+            elapsedMs,
+            workerId: orNull(result.workerId),
+            attempt: orNull(result.attempt)
+          })
+        })()
+      )
 
     const commitVerdict: StoreService["commitVerdict"] = (v, counters) =>
       sql(`commitVerdict(${v.id})`, () =>
@@ -420,6 +446,19 @@ const make = (dir: string) =>
         Object.fromEntries((stmt.counters.all() as Array<{ name: string; value: number }>).map((r) => [r.name, r.value]))
       )
 
+    const ledger: StoreService["ledger"] = () =>
+      sql("ledger", () =>
+        (stmt.ledger.all() as Array<Record<string, unknown>>).map((r) => ({
+          seq: r["seq"] as number,
+          candidateId: r["candidate_id"] as number,
+          stage: r["stage"] as "screen" | "train",
+          worker: r["worker"] as string | null,
+          attempt: r["attempt"] as number | null,
+          elapsedMs: r["elapsed_ms"] as number,
+          pid: r["pid"] as number
+        }))
+      )
+
     return Store.of({
       path,
       openRun,
@@ -434,7 +473,8 @@ const make = (dir: string) =>
       checkpoint,
       candidates,
       population,
-      counters
+      counters,
+      ledger
     })
   })
 

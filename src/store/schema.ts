@@ -87,3 +87,24 @@ CREATE TABLE counters (
   value INTEGER NOT NULL
 );
 `
+
+/**
+ * The evaluation ledger, added within version 1 (additive, so no version bump): one row appended
+ * per evaluation result stored, in the same transaction as the result. The candidate columns are
+ * overwritten on a second write; the ledger is what proves "no duplicated evaluation" across a
+ * kill and a resume. Created on every open, so a version-1 database from before it gains it
+ * (empty for the results written before).
+ */
+export const LEDGER_DDL = `
+CREATE TABLE IF NOT EXISTS evaluations (
+  seq          INTEGER PRIMARY KEY,
+  candidate_id INTEGER NOT NULL REFERENCES candidates(id),
+  stage        TEXT    NOT NULL CHECK (stage IN ('screen', 'train')),
+  worker       TEXT,
+  attempt      INTEGER,
+  elapsed_ms   REAL    NOT NULL,
+  pid          INTEGER NOT NULL,
+  recorded_at  REAL    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS evaluations_candidate ON evaluations(candidate_id, stage);
+`

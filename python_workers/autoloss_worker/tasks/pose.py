@@ -71,6 +71,7 @@ class PoseOptions:
     warmup: int = 25  # linear warm-up steps before the cosine schedule
     threads: int = 2
     device: str = "cpu"
+    stop_on_invalid: bool = True  # False: train through NaN/Inf (the naive ablation baseline)
 
 
 class PoseNet(nn.Module):
@@ -301,7 +302,8 @@ class PoseTask(Task):
 
         start = time.perf_counter()
         invalid, done = guarded_training(model, optimizer, iterations, step_loss,
-                                         lambda i: cosine_lr(o.lr, i, iterations, min(o.warmup, iterations)), progress)
+                                         lambda i: cosine_lr(o.lr, i, iterations, min(o.warmup, iterations)), progress,
+                                         stop_on_invalid=o.stop_on_invalid)
         train_s = time.perf_counter() - start
         metrics = {"map": 0.0} if invalid else self.evaluate(model)
         return TrainResult(metrics=metrics, target=metrics[metric], invalid=invalid, iterations=done,

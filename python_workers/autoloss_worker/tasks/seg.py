@@ -71,6 +71,7 @@ class SegOptions:
     weight_decay: float = 5e-4
     threads: int = 2  # torch intra-op threads for proxy training (0: leave torch's default)
     device: str = "cpu"
+    stop_on_invalid: bool = True  # False: train through NaN/Inf (the naive ablation baseline)
 
 
 def _conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
@@ -244,7 +245,8 @@ class SegTask(Task):
             return sum(training_value(branch_output(fn, inputs)) for fn in losses.values())  # type: ignore[return-value]
 
         start = time.perf_counter()
-        invalid, done = guarded_training(model, optimizer, iterations, step_loss, lambda i: poly_lr(o.lr, i, iterations), progress)
+        invalid, done = guarded_training(model, optimizer, iterations, step_loss, lambda i: poly_lr(o.lr, i, iterations), progress,
+                                         stop_on_invalid=o.stop_on_invalid)
         train_s = time.perf_counter() - start
         metrics = {m: 0.0 for m in SEG_METRICS} if invalid else self.evaluate(model)
         return TrainResult(metrics=metrics, target=metrics[metric], invalid=invalid, iterations=done,

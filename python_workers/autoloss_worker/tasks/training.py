@@ -69,30 +69,40 @@ def guarded_training(
     step_loss: Callable[[int], Tensor],
     lr_at: Callable[[int], float],
     progress: Callable[[float], None] | None = None,
+    stop_on_invalid: bool = True,
 ) -> tuple[bool, int]:
     """Run ``iterations`` steps; ``step_loss(i)`` returns the scalar training loss of step i.
 
     Stops at the first non-finite loss or gradient (paper: stop training as soon as the loss is
     NaN or Inf) before any weight is touched. Returns (invalid, iterations evaluated).
+
+    ``stop_on_invalid=False`` is the search-efficiency ablation's naive trainer (paper Fig. 4): it
+    notes the first non-finite value but keeps stepping for the whole budget, as a plain training
+    loop would (the weights turn NaN), so an invalid loss costs a full training.
     """
     params = [p for p in model.parameters() if p.requires_grad]
     model.train()
+    invalid = False
     for i in range(iterations):
         for group in optimizer.param_groups:
             group["lr"] = lr_at(i) * group.get("lr_scale", 1.0)
         value = step_loss(i)
         if not bool(torch.isfinite(value)):
-            return True, i + 1
+            if stop_on_invalid:
+                return True, i + 1
+            invalid = True
         optimizer.zero_grad(set_to_none=True)
         if value.requires_grad:
             value.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(params, float("inf"))
         if not bool(torch.isfinite(grad_norm)):
-            return True, i + 1
+            if stop_on_invalid:
+                return True, i + 1
+            invalid = True
         optimizer.step()
         if progress is not None and (i + 1) % 10 == 0:
             progress((i + 1) / iterations)
-    return False, iterations
+    return invalid, iterations
 
 
 def set_threads(threads: int) -> None:

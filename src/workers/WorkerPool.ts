@@ -207,7 +207,7 @@ export const make = (config: PoolConfig = {}): Effect.Effect<WorkerPoolService, 
         case "hello":
           return onHello(key, msg)
         case "heartbeat":
-          return Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.sync(() => state.seen(key, now)))
+          return step((now) => state.heartbeat(key, msg.job_id ?? null, now))
         case "result":
           return step((now) => state.onResult(key, msg.job_id, msg.attempt, msg.payload, now))
         case "error":

@@ -61,18 +61,18 @@ t.test("after maxAttempts lost attempts the job fails with every reason", async 
   t.equal(s.outstanding, 0)
 })
 
-t.test("a handler exception is final; a busy/refusing worker's error is retried on another worker", async (t) => {
+t.test("a handler exception is final; a refusing worker's error is retried", async (t) => {
   const s = new DispatchState(1000)
   s.addWorker("A", hello("wa"), 0)
   s.addWorker("B", hello("wb"), 0)
   s.submit(job("a"), 0) // → A
   s.submit(job("x"), 0) // → B
-  const busy = s.onError("A", "a", 1, { excType: "WorkerBusy", message: "busy", traceback: "" }, 1)
-  t.same(sends(busy), ["a@2→A"], "only A is idle: retried there")
+  const refused = s.onError("A", "a", 1, { excType: "MessageError", message: "bad frame", traceback: "" }, 1)
+  t.same(sends(refused), ["a@2→A"], "only A is idle: retried there")
   const raised = s.onError("A", "a", 2, { excType: "ZeroDivisionError", message: "boom", traceback: "tb" }, 2)
   const fail = ofType(raised, "fail")[0]!
   t.equal(fail.reason, "job-raised")
-  t.same(fail.attempts.map((a) => [a.attempt, a.reason, a.excType]), [[1, "worker-refused", "WorkerBusy"], [2, "job-raised", "ZeroDivisionError"]])
+  t.same(fail.attempts.map((a) => [a.attempt, a.reason, a.excType]), [[1, "worker-refused", "MessageError"], [2, "job-raised", "ZeroDivisionError"]])
   t.equal(fail.attempts[1]!.traceback, "tb")
 })
 
@@ -107,4 +107,18 @@ t.test("cancel forgets a job; drain returns what is outstanding", async (t) => {
   t.same(s.drain(), ["b"])
   t.equal(s.outstanding, 0)
   t.throws(() => { s.submit(job("c"), 2); s.submit(job("c"), 2) }, /already outstanding/)
+})
+
+t.test("a worker busy with a job the pool forgot is held until an idle heartbeat; its refusals use no attempt", async (t) => {
+  const s = new DispatchState(10_000)
+  const busy = { excType: "WorkerBusy", message: "busy with job 'old'", traceback: "" }
+  s.addWorker("A", hello("wa"), 0)
+  s.submit(job("a", { maxAttempts: 1 }), 0) // a@1 → A
+  // A refuses: it is still running a job from before its reconnect
+  t.same(sends(s.onError("A", "a", 1, busy, 1)), [], "no other worker yet, and A is held")
+  t.same(ofType(s.onError("A", "a", 1, busy, 1), "fail"), [], "a duplicate refusal is stale, not a failure")
+  t.same(s.heartbeat("A", "old", 2), [], "still running the unknown job: still held")
+  t.same(sends(s.heartbeat("A", null, 3)), ["a@2→A"], "idle heartbeat frees A; the refused attempt did not use up maxAttempts = 1")
+  t.same(ofType(s.onResult("A", "a", 2, { ok: true }, 4), "complete").length, 1)
+  t.same(s.heartbeat("A", null, 5), [], "an idle heartbeat of an idle worker changes nothing")
 })

@@ -44,6 +44,9 @@ export const RETRYABLE_EXC_TYPES: ReadonlySet<string> = new Set([
   "WorkerBusy", "WorkerStopping", "UnknownJobKind", "MessageError"
 ])
 
+/** `busyWith` of a worker that refused a job as busy with one the pool does not know. */
+const UNKNOWN_JOB = { jobId: "<unknown>", attempt: -1 } as const
+
 export type Action =
   | { readonly type: "send-job"; readonly worker: string; readonly job: JobSpec; readonly attempt: number }
   | { readonly type: "complete"; readonly jobId: string; readonly payload: Payload }
@@ -63,6 +66,8 @@ interface WorkerState {
 interface JobState {
   readonly spec: JobSpec
   attempt: number
+  /** Attempts a worker refused as busy: they say nothing about the job and do not use up `maxAttempts`. */
+  busyRefusals: number
   readonly failures: AttemptFailure[]
   running: { readonly worker: string; readonly deadline: number } | undefined
 }
@@ -104,6 +109,18 @@ export class DispatchState {
     if (w) w.lastSeen = now
   }
 
+  /** A heartbeat names the job the worker runs (null: idle); frees a worker held for an unknown job. */
+  heartbeat(key: string, runningJobId: string | null, now: number): Action[] {
+    const w = this.workers.get(key)
+    if (!w) return []
+    w.lastSeen = now
+    if (runningJobId === null && w.busyWith === UNKNOWN_JOB) {
+      w.busyWith = undefined
+      return this.dispatch(now)
+    }
+    return []
+  }
+
   /** The worker left (said shutdown, its process exited, or it went silent): re-queue its attempt. */
   removeWorker(key: string, why: string, now: number): Action[] {
     const w = this.workers.get(key)
@@ -117,7 +134,7 @@ export class DispatchState {
 
   submit(spec: JobSpec, now: number): Action[] {
     if (this.jobs.has(spec.id)) throw new Error(`job id ${spec.id} is already outstanding`)
-    this.jobs.set(spec.id, { spec, attempt: 0, failures: [], running: undefined })
+    this.jobs.set(spec.id, { spec, attempt: 0, busyRefusals: 0, failures: [], running: undefined })
     this.queue.push(spec.id)
     return this.dispatch(now)
   }
@@ -144,6 +161,14 @@ export class DispatchState {
     const retryable = RETRYABLE_EXC_TYPES.has(err.excType)
     const failure = { worker, reason: retryable ? "worker-refused" : "job-raised", message: err.message,
                       excType: err.excType, traceback: err.traceback } as const
+    if (err.excType === "WorkerBusy") {
+      // The worker runs a job the pool no longer tracks (it reconnected while a long job, such as a
+      // first torch import, stalled its heartbeats): keep it out of dispatch until a heartbeat says
+      // it is idle, and retry the job elsewhere without using up an attempt.
+      const w = this.workers.get(key)
+      if (w) w.busyWith = UNKNOWN_JOB
+      job.busyRefusals++
+    }
     if (retryable) return [...this.attemptFailed(job, failure), ...this.dispatch(now)]
     job.failures.push({ attempt: job.attempt, ...failure })
     this.jobs.delete(jobId)
@@ -204,7 +229,7 @@ export class DispatchState {
   private attemptFailed(job: JobState, failure: Omit<AttemptFailure, "attempt">): Action[] {
     job.failures.push({ attempt: job.attempt, ...failure })
     job.running = undefined
-    if (job.attempt >= job.spec.maxAttempts) {
+    if (job.attempt - job.busyRefusals >= job.spec.maxAttempts) {
       this.jobs.delete(job.spec.id)
       this.counters.failed++
       return [{ type: "fail", jobId: job.spec.id, reason: "exhausted", attempts: job.failures }]

@@ -1,0 +1,192 @@
+/**
+ * The report as one self-contained HTML page: inline CSS (KaTeX's with its fonts as data URIs),
+ * inline SVG plots, formulas pre-rendered by KaTeX. No network access, no script, except the small
+ * live-update script of `autoloss serve` (`live: true`), which swaps in a fresh `<main>` when the
+ * server says the database changed.
+ */
+import { lossFormulas } from "./formulas.ts"
+import { katexStyle, renderMath } from "./math.ts"
+import { type Funnel, type ReportModel, TOP_MEAN_OF, type TopLoss } from "./model.ts"
+import { escapeXml as esc, lineChart } from "./svg.ts"
+
+const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"]
+
+const fmtScore = (v: number | null): string =>
+  v === null ? "—" : v === -Infinity ? "invalid (−∞)" : Number.isFinite(v) ? v.toFixed(4) : String(v)
+const fmtTime = (ms: number | null): string => (ms === null ? "—" : new Date(ms).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC"))
+const fmtMs = (ms: number | null): string => (ms === null ? "—" : ms >= 1000 ? `${(ms / 1000).toFixed(1)} s` : `${ms.toFixed(0)} ms`)
+
+const curveCharts = (m: ReportModel): string => {
+  const scatter = (x: (p: ReportModel["curve"][number]) => number) => [
+    { name: "best", color: COLORS[0]!, points: m.curve.map((p) => [x(p), p.best] as const) },
+    { name: `best-${TOP_MEAN_OF} mean`, color: COLORS[1]!, points: m.curve.map((p) => [x(p), p.topMean] as const) },
+    { name: "each evaluation", color: "#999", markersOnly: true, points: m.curve.map((p) => [x(p), Number.isFinite(p.score) ? p.score : null] as const) }
+  ]
+  const y = m.config?.metric ?? "proxy score"
+  return [
+    lineChart(scatter((p) => p.evaluations), { title: "Score vs proxy evaluations", xLabel: "proxy evaluations", yLabel: y }),
+    lineChart(scatter((p) => p.elapsedS / 60), { title: "Score vs time", xLabel: "minutes since start (estimated)", yLabel: y })
+  ].join("\n")
+}
+
+const FUNNEL_ROWS: ReadonlyArray<readonly [keyof Funnel, string, string]> = [
+  ["generated", "generated", "proposals made by the scheduler"],
+  ["staticRejected", "statically rejected", "refused before any job (e.g. a branch ignores its prediction)"],
+  ["screened", "screened", "judged by the loss-rejection protocol"],
+  ["passed", "passed", "g(L; ξ) ≥ η"],
+  ["equivalent", "equivalent", "took a gradient-equivalent loss's score"],
+  ["duplicate", "duplicate", "took an identical loss's score"],
+  ["trained", "trained", "proxy trainings finished"],
+  ["invalid", "invalid", "training stopped on NaN/Inf"],
+  ["abandoned", "abandoned", "never screened: the budget was spent first"],
+  ["pending", "pending", "awaiting a verdict"]
+]
+
+const funnelSection = (f: Funnel): string => {
+  const max = Math.max(1, f.generated)
+  const rows = FUNNEL_ROWS.map(([key, label, why]) => {
+    const n = f[key]
+    const pct = (100 * n) / max
+    return `<tr class="funnel-row" data-stage="${key}" data-count="${n}"><th>${label}</th><td class="num">${n}</td>` +
+      `<td class="barcell"><div class="bar" style="width:${pct.toFixed(2)}%"></div></td><td class="why">${esc(why)}</td></tr>`
+  })
+  return `<table class="funnel">${rows.join("")}</table>`
+}
+
+const throughputSection = (m: ReportModel): string => {
+  const t = m.throughput
+  const x = t.binStarts.map((s) => s / 60)
+  // Proposals first, so the per-worker lines are drawn on top of it.
+  const series = [
+    { name: "proposed/min", color: "#aaa", points: t.proposedPerMin.map((v, j) => [x[j]!, v] as const) },
+    ...t.screensPerMin.map((w, i) => ({
+      name: `screens/min ${w.worker}`,
+      color: COLORS[(i + 2) % COLORS.length]!,
+      points: w.values.map((v, j) => [x[j]!, v] as const)
+    }))
+  ]
+  const chart = lineChart(series, {
+    title: `Throughput (bins of ${t.binS} s)`,
+    xLabel: "minutes since start (estimated)",
+    yLabel: "per minute",
+    radius: 2
+  })
+  const rows = t.workers.map((w) =>
+    `<tr><td>${esc(w.worker)}</td><td class="num">${w.screens}</td><td class="num">${fmtMs(w.screenMsMean)}</td>` +
+    `<td class="num">${w.trainings}</td><td class="num">${fmtMs(w.trainMsMean)}</td></tr>`
+  )
+  const table = rows.length === 0
+    ? "<p>No jobs finished yet.</p>"
+    : `<table class="workers"><tr><th>worker</th><th>screenings</th><th>mean screening</th><th>trainings</th><th>mean training</th></tr>${rows.join("")}</table>`
+  return chart + table
+}
+
+const metricsTable = (metrics: Readonly<Record<string, number>> | null): string => {
+  if (metrics === null) return ""
+  const entries = Object.entries(metrics).sort(([a], [b]) => (a < b ? -1 : 1))
+  return `<table class="metrics"><tr>${entries.map(([k]) => `<th>${esc(k)}</th>`).join("")}</tr>` +
+    `<tr>${entries.map(([, v]) => `<td class="num">${Number.isFinite(v) ? v.toFixed(4) : String(v)}</td>`).join("")}</tr></table>`
+}
+
+const lossCard = (top: TopLoss, task: string | undefined): string => {
+  const c = top.candidate
+  const f = lossFormulas(c.wire, task)
+  const simplified = f.simplified === null
+    ? f.unverified === null ? "" : `<p class="note">A simplification was found but not verified (${esc(f.unverified)}); not shown.</p>`
+    : `<div class="formula-label">simplified (verified numerically: value and gradients)</div>` +
+      `<div class="formula simplified">${renderMath(f.simplified.tex)}</div><code>${esc(f.simplified.text)}</code>`
+  const lineage = top.lineage.map((s) =>
+    `<li><span class="cid">#${s.id}</span> <span class="score">${fmtScore(s.score)}</span> — ${esc(s.how)}<br><code>${esc(s.text)}</code></li>`
+  )
+  if (top.lineageOmitted > 0) lineage.push(`<li>… ${top.lineageOmitted} older ancestors</li>`)
+  return `<article class="loss" data-rank="${top.rank}" data-candidate="${c.id}">
+<h3>#${top.rank} · candidate ${c.id} · score ${fmtScore(c.score)}</h3>
+<div class="formula original">${renderMath(f.tex)}</div><code>${esc(c.text)}</code>
+${simplified}
+${metricsTable(c.proxyMetrics)}
+<details${top.rank === 1 ? " open" : ""}><summary>lineage (${top.lineage.length + top.lineageOmitted} steps, newest first)</summary><ol class="lineage">${lineage.join("")}</ol></details>
+</article>`
+}
+
+const configSection = (m: ReportModel): string => {
+  const c = m.config
+  const rows: Array<[string, string]> = [
+    ["run directory", m.dir],
+    ["started", fmtTime(m.createdAt)],
+    ["latest outcome", fmtTime(m.lastOutcomeAt)]
+  ]
+  if (c !== null) {
+    rows.push(
+      ["task / metric", `${c.task} / ${c.metric ?? "(task default)"}`],
+      ["scheduler", `${c.scheduler} (K = ${c.initialPopulation}, P = ${c.populationSize}, T = ${c.tournamentPercent}%)`],
+      ["budget", `${m.counters["trained"] ?? 0} of ${c.budget} proxy evaluations`],
+      ["seed / equivalence", `${c.seed} / ${c.equivalence}`]
+    )
+  }
+  return `<table class="config">${rows.map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`).join("")}</table>`
+}
+
+/** The page's `<main>` content; the live view swaps exactly this. */
+export const renderReportBody = (m: ReportModel): string => {
+  const task = m.config?.task
+  const best = m.top[0]
+  return `<h1>${esc(m.title)}</h1>
+${configSection(m)}
+<section id="best"><h2>Best loss</h2>${best === undefined ? "<p>No loss has been evaluated yet.</p>" : `<p>candidate ${best.candidate.id}, score ${fmtScore(best.candidate.score)}</p>`}</section>
+<section id="curve"><h2>Search curve</h2><div class="charts">${curveCharts(m)}</div></section>
+<section id="funnel"><h2>Candidates</h2>${funnelSection(m.funnel)}</section>
+<section id="throughput"><h2>Throughput per worker</h2>${throughputSection(m)}</section>
+<section id="top"><h2>Top ${m.top.length} losses</h2>${m.top.map((t) => lossCard(t, task)).join("\n")}</section>
+<section id="notes"><h2>Notes</h2><ul>${m.caveats.map((c) => `<li>${esc(c)}</li>`).join("")}</ul></section>`
+}
+
+const PAGE_CSS = `
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;color:#222;background:#fafafa}
+main{max-width:1340px;margin:0 auto;padding:16px 24px}
+h1{font-size:22px;margin:8px 0 12px}h2{font-size:18px;border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:28px}
+h3{font-size:15px;margin:0 0 6px}
+table{border-collapse:collapse}th,td{padding:2px 8px;text-align:left;vertical-align:top}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+.config th{color:#555;font-weight:600}
+.charts{display:flex;flex-wrap:wrap;gap:12px}
+svg.chart{background:#fff;border:1px solid #e3e3e3}
+svg .grid{stroke:#eee}svg .axis,svg .axis-tick{stroke:#888}svg text{font-size:11px;fill:#444}
+svg .chart-title{font-size:13px;font-weight:600;fill:#222}svg .label{font-size:12px}svg .empty{fill:#999}
+.funnel .barcell{width:420px}.funnel .bar{background:#4a7fb5;height:14px;min-width:1px}.funnel .why{color:#666}
+.workers{margin-top:8px}.workers th{border-bottom:1px solid #ccc}
+article.loss{background:#fff;border:1px solid #e3e3e3;padding:10px 14px;margin:12px 0}
+.formula{overflow-x:auto}.formula-label{color:#555;margin-top:8px;font-size:12px}
+code{font-size:12px;color:#333;word-break:break-all}
+.metrics{margin-top:8px}.metrics th{font-weight:500;color:#555;border-bottom:1px solid #ddd}
+.lineage{margin:4px 0;padding-left:20px}.lineage li{margin:3px 0}.cid{font-weight:600}.score{color:#1f5f9f}
+.note{color:#8a5a00}#live{position:fixed;top:6px;right:10px;font-size:12px;color:#666}
+`
+
+/** Polls nothing: the server pushes `update` events (SSE) and the page fetches the new body. */
+const LIVE_SCRIPT = `
+(() => {
+  const badge = document.getElementById("live");
+  const refresh = async () => {
+    const r = await fetch("/body", { cache: "no-store" });
+    if (r.ok) { document.querySelector("main").innerHTML = await r.text(); badge.textContent = "live · updated " + new Date().toLocaleTimeString(); }
+  };
+  const events = new EventSource("/events");
+  events.addEventListener("update", () => { refresh().catch(() => {}); });
+  events.onerror = () => { badge.textContent = "live · reconnecting…"; };
+})();
+`
+
+export const renderReportPage = (m: ReportModel, options: { readonly live?: boolean } = {}): string => `<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${esc(m.title)}</title>
+<style>${katexStyle()}</style>
+<style>${PAGE_CSS}</style>
+</head><body>
+${options.live ? '<div id="live">live</div>' : ""}
+<main>
+${renderReportBody(m)}
+</main>
+${options.live ? `<script>${LIVE_SCRIPT}</script>` : ""}
+</body></html>
+`

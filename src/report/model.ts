@@ -1,0 +1,317 @@
+/**
+ * What the report shows, extracted from a run's rows: pure functions, no I/O (the HTML renderer,
+ * the live server and the TensorBoard writer all start from here).
+ *
+ * Timing caveat: the database records when each candidate was *proposed* and how long its
+ * screening and training jobs ran, not when they finished. A job's finish time is estimated as
+ * proposal time + screening time (+ training time): a lower bound that ignores queueing.
+ */
+import type { CandidateRecord, RunData } from "./run-data.ts"
+
+// ---------------------------------------------------------------------------------------------
+// Funnel
+
+export interface Funnel {
+  /** Proposals made by the scheduler. */
+  readonly generated: number
+  /** Refused by the static check (no job). */
+  readonly staticRejected: number
+  /** Got a rejection-protocol verdict (own screening job, or the verdict of an identical earlier loss). */
+  readonly screened: number
+  /** …of which passed (g ≥ η). */
+  readonly passed: number
+  /** Admitted losses that took an earlier gradient-equivalent loss's score instead of training. */
+  readonly equivalent: number
+  /** Admitted losses identical (same canonical hash) to an earlier admitted one. */
+  readonly duplicate: number
+  /** Proxy trainings that returned a result (what the budget counts, once finished). */
+  readonly trained: number
+  /** …of which stopped on NaN/Inf. */
+  readonly invalid: number
+  /** Proposed but never screened before the run ended. */
+  readonly abandoned: number
+  /** Proposed and still waiting for a verdict (a live run). */
+  readonly pending: number
+}
+
+const VERDICT_STATUSES = new Set(["rejected", "discarded", "admitted", "trained", "evaluated"])
+const PASSED_STATUSES = new Set(["discarded", "admitted", "trained", "evaluated"])
+
+/** Whether the candidate's verdict came from the rejection protocol (its own or its duplicate's). */
+const protocolScreened = (c: CandidateRecord, byId: ReadonlyMap<number, CandidateRecord>): boolean => {
+  if (!VERDICT_STATUSES.has(c.status)) return false
+  if (c.rejectionPassed !== null) return true
+  const original = c.duplicateOf === null ? undefined : byId.get(c.duplicateOf)
+  return original !== undefined && original.rejectionPassed !== null
+}
+
+export const funnelOf = (candidates: ReadonlyArray<CandidateRecord>): Funnel => {
+  const byId = new Map(candidates.map((c) => [c.id, c]))
+  let staticRejected = 0, screened = 0, passed = 0, equivalent = 0, duplicate = 0, trained = 0, invalid = 0
+  let abandoned = 0, pending = 0
+  for (const c of candidates) {
+    if (c.status === "static_rejected") staticRejected++
+    if (c.status === "abandoned") abandoned++
+    if (c.status === "proposed" || c.status === "screened") pending++
+    if (protocolScreened(c, byId)) {
+      screened++
+      if (PASSED_STATUSES.has(c.status)) passed++
+    }
+    if (c.reuseKind === "equivalent") equivalent++
+    if (c.reuseKind === "duplicate") duplicate++
+    if (c.proxyMetrics !== null) {
+      trained++
+      if (c.invalid === true || c.targetScore === null || !Number.isFinite(c.targetScore)) invalid++
+    }
+  }
+  return { generated: candidates.length, staticRejected, screened, passed, equivalent, duplicate, trained, invalid, abandoned, pending }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Search curve (the paper's Figure 4: best and best-5 mean score vs proxy evaluations)
+
+export const TOP_MEAN_OF = 5
+
+export interface CurvePoint {
+  /** Proxy evaluations observed so far (reused scores spend none). */
+  readonly evaluations: number
+  /** Estimated finish time of this evaluation, seconds since the run was created. */
+  readonly elapsedS: number
+  readonly candidateId: number
+  readonly score: number
+  /** Best finite score so far; null while every score is invalid. */
+  readonly best: number | null
+  /** Mean of the best `TOP_MEAN_OF` finite scores so far; null until there are that many. */
+  readonly topMean: number | null
+}
+
+/** Estimated finish of a candidate's last job (ms since the epoch); see the module comment. */
+export const finishedAt = (c: CandidateRecord): number => c.proposedAt + (c.screenMs ?? 0) + (c.trainMs ?? 0)
+
+/**
+ * One point per observed proxy training (status `evaluated`, own score), in admission order. Reused
+ * scores are left out: they copy an earlier loss's score and would count one loss several times.
+ */
+export const searchCurve = (run: Pick<RunData, "candidates" | "createdAt">): CurvePoint[] => {
+  const evaluated = run.candidates
+    .filter((c) => c.status === "evaluated" && c.reuseKind === null && c.admissionIndex !== null && c.score !== null)
+    .sort((a, b) => (a.admissionIndex as number) - (b.admissionIndex as number))
+  const top: number[] = [] // descending, at most TOP_MEAN_OF finite scores
+  const points: CurvePoint[] = []
+  for (const c of evaluated) {
+    const score = c.score as number
+    if (Number.isFinite(score)) {
+      top.push(score)
+      top.sort((a, b) => b - a)
+      if (top.length > TOP_MEAN_OF) top.pop()
+    }
+    points.push({
+      evaluations: points.length + 1,
+      elapsedS: (finishedAt(c) - run.createdAt) / 1000,
+      candidateId: c.id,
+      score,
+      best: top.length > 0 ? top[0]! : null,
+      topMean: top.length === TOP_MEAN_OF ? top.reduce((s, v) => s + v, 0) / TOP_MEAN_OF : null
+    })
+  }
+  return points
+}
+
+// ---------------------------------------------------------------------------------------------
+// Throughput per worker
+
+export interface WorkerTotals {
+  readonly worker: string
+  readonly screens: number
+  readonly trainings: number
+  readonly screenMsMean: number | null
+  readonly trainMsMean: number | null
+}
+
+export interface Throughput {
+  /** Width of one time bin, seconds. */
+  readonly binS: number
+  /** Start of each bin, seconds since the run was created. */
+  readonly binStarts: ReadonlyArray<number>
+  /** Screening jobs finished per minute in each bin, per worker. */
+  readonly screensPerMin: ReadonlyArray<{ readonly worker: string; readonly values: ReadonlyArray<number> }>
+  /** Candidates proposed per minute in each bin. */
+  readonly proposedPerMin: ReadonlyArray<number>
+  readonly workers: ReadonlyArray<WorkerTotals>
+}
+
+/** The worker id the evaluator reported; results from an evaluator without ids are grouped as this. */
+export const UNKNOWN_WORKER = "(unrecorded)"
+
+const NICE_BINS_S = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400]
+
+/** The smallest "nice" bin width that cuts `spanS` into at most `maxBins` bins. */
+export const binWidth = (spanS: number, maxBins = 40): number =>
+  NICE_BINS_S.find((w) => spanS / w <= maxBins) ?? Math.ceil(spanS / maxBins / 86400) * 86400
+
+const mean = (xs: ReadonlyArray<number>): number | null => (xs.length === 0 ? null : xs.reduce((s, v) => s + v, 0) / xs.length)
+
+export const throughputOf = (run: Pick<RunData, "candidates" | "createdAt">): Throughput => {
+  const screens = run.candidates.filter((c) => c.screenMs !== null)
+  const trainings = run.candidates.filter((c) => c.trainMs !== null)
+  const ends = [
+    ...run.candidates.map((c) => c.proposedAt),
+    ...screens.map((c) => c.proposedAt + (c.screenMs as number))
+  ].map((t) => (t - run.createdAt) / 1000)
+  const spanS = Math.max(1e-3, ...ends)
+  const binS = binWidth(spanS)
+  const bins = Math.max(1, Math.ceil(spanS / binS))
+  const binOf = (tMs: number): number => Math.min(bins - 1, Math.max(0, Math.floor((tMs - run.createdAt) / 1000 / binS)))
+  const perMin = 60 / binS
+
+  const names = [...new Set([...screens.map((c) => c.screenWorker ?? UNKNOWN_WORKER), ...trainings.map((c) => c.trainWorker ?? UNKNOWN_WORKER)])].sort()
+  const screensPerMin = names.map((worker) => {
+    const values = new Array<number>(bins).fill(0)
+    for (const c of screens) {
+      if ((c.screenWorker ?? UNKNOWN_WORKER) === worker) values[binOf(c.proposedAt + (c.screenMs as number))]! += perMin
+    }
+    return { worker, values }
+  })
+  const proposedPerMin = new Array<number>(bins).fill(0)
+  for (const c of run.candidates) proposedPerMin[binOf(c.proposedAt)]! += perMin
+  const workers = names.map((worker) => {
+    const s = screens.filter((c) => (c.screenWorker ?? UNKNOWN_WORKER) === worker).map((c) => c.screenMs as number)
+    const tr = trainings.filter((c) => (c.trainWorker ?? UNKNOWN_WORKER) === worker).map((c) => c.trainMs as number)
+    return { worker, screens: s.length, trainings: tr.length, screenMsMean: mean(s), trainMsMean: mean(tr) }
+  })
+  return { binS, binStarts: Array.from({ length: bins }, (_, i) => i * binS), screensPerMin, proposedPerMin, workers }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Top losses and their lineage
+
+export interface LineageStep {
+  readonly id: number
+  readonly text: string
+  /** How this step was made from the next one in the chain (its parent). */
+  readonly how: string
+  readonly score: number | null
+}
+
+export interface TopLoss {
+  readonly rank: number
+  readonly candidate: CandidateRecord
+  /** The candidate itself first, then its parent, grandparent, … up to a random loss. */
+  readonly lineage: ReadonlyArray<LineageStep>
+  /** Ancestors not listed because the chain was longer than the limit. */
+  readonly lineageOmitted: number
+}
+
+export const TOP_LOSSES = 10
+export const MAX_LINEAGE = 25
+
+const describePath = (path: unknown): string => (Array.isArray(path) ? `[${path.join(",")}]` : "[]")
+
+/** One line per branch change: `loss: mutate (insert log at [0]; replace tanh→exp at [0,1])`. */
+export const describeHow = (how: unknown): string => {
+  if (how === "random" || how === null || how === undefined) return "random initialisation"
+  if (typeof how === "string") return how
+  if (!Array.isArray(how)) return JSON.stringify(how)
+  return how
+    .map((change: Record<string, unknown>) => {
+      const branch = String(change["branch"])
+      const kind = String(change["kind"])
+      if (kind === "copy") return `${branch}: copied`
+      if (kind === "reinit") return `${branch}: re-initialised`
+      const mutations = Array.isArray(change["mutations"]) ? (change["mutations"] as Array<Record<string, unknown>>) : []
+      const parts = mutations.map((m) => {
+        const at = describePath(m["path"])
+        switch (m["kind"]) {
+          case "insertion":
+            return `insert ${String(m["op"])} at ${at}${m["input"] === undefined ? "" : ` (with ${String(m["input"])})`}`
+          case "deletion":
+            return `delete ${String(m["op"])} at ${at}`
+          case "replacement":
+            return `replace ${String(m["from"])}→${String(m["to"])} at ${at}`
+          default:
+            return JSON.stringify(m)
+        }
+      })
+      return `${branch}: ${parts.join("; ")}`
+    })
+    .join(" | ")
+}
+
+export const lineageOf = (
+  id: number,
+  byId: ReadonlyMap<number, CandidateRecord>,
+  limit = MAX_LINEAGE
+): { steps: LineageStep[]; omitted: number } => {
+  const steps: LineageStep[] = []
+  let omitted = 0
+  const seen = new Set<number>()
+  let current = byId.get(id)
+  while (current !== undefined && !seen.has(current.id)) {
+    seen.add(current.id)
+    if (steps.length < limit) {
+      steps.push({ id: current.id, text: current.text, how: describeHow(current.how), score: current.score })
+    } else omitted++
+    current = current.parentId === null ? undefined : byId.get(current.parentId)
+  }
+  return { steps, omitted }
+}
+
+/**
+ * The best distinct losses by observed score: evaluated candidates that trained themselves (a reused
+ * score belongs to the loss it was copied from). Ties keep the earlier candidate first.
+ */
+export const topLosses = (candidates: ReadonlyArray<CandidateRecord>, n = TOP_LOSSES): TopLoss[] => {
+  const byId = new Map(candidates.map((c) => [c.id, c]))
+  return candidates
+    .filter((c) => c.status === "evaluated" && c.reuseKind === null && c.score !== null && Number.isFinite(c.score))
+    .sort((a, b) => (b.score as number) - (a.score as number) || a.id - b.id)
+    .slice(0, n)
+    .map((candidate, i) => {
+      const { steps, omitted } = lineageOf(candidate.id, byId)
+      return { rank: i + 1, candidate, lineage: steps, lineageOmitted: omitted }
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The whole report
+
+export interface ReportModel {
+  readonly dir: string
+  readonly title: string
+  readonly config: RunData["config"]
+  readonly createdAt: number
+  readonly lastOutcomeAt: number | null
+  readonly counters: RunData["counters"]
+  readonly funnel: Funnel
+  readonly curve: ReadonlyArray<CurvePoint>
+  readonly throughput: Throughput
+  readonly top: ReadonlyArray<TopLoss>
+  /** What the database cannot tell, said once in the report. */
+  readonly caveats: ReadonlyArray<string>
+}
+
+export const TIMING_CAVEAT =
+  "The database stores when each candidate was proposed and how long its jobs ran, not when they finished: " +
+  "times on the plots are proposal time + job durations, a lower bound that ignores queueing."
+
+export const buildReportModel = (run: RunData): ReportModel => {
+  const throughput = throughputOf(run)
+  const caveats = [TIMING_CAVEAT]
+  if (throughput.workers.some((w) => w.worker === UNKNOWN_WORKER)) {
+    caveats.push(`Some jobs carry no worker id (the evaluator did not report one); they are grouped as ${UNKNOWN_WORKER}.`)
+  }
+  const task = run.config?.task
+  return {
+    dir: run.dir,
+    title: task === undefined ? `AutoLoss-Zero search — ${run.dir}` : `AutoLoss-Zero search — ${task}`,
+    config: run.config,
+    createdAt: run.createdAt,
+    lastOutcomeAt: run.lastOutcomeAt,
+    counters: run.counters,
+    funnel: funnelOf(run.candidates),
+    curve: searchCurve(run),
+    throughput,
+    top: topLosses(run.candidates),
+    caveats
+  }
+}

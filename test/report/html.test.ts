@@ -1,0 +1,93 @@
+import t from "tap"
+import { existsSync } from "node:fs"
+import { join } from "node:path"
+import { run as reportVerb } from "../../src/cli/verbs/report.ts"
+import { lossFormulas } from "../../src/report/formulas.ts"
+import { renderReportPage } from "../../src/report/html.ts"
+import { katexStyle } from "../../src/report/math.ts"
+import { buildReportModel } from "../../src/report/model.ts"
+import { loadRun } from "../../src/report/run-data.ts"
+import { formatTick, lineChart, niceTicks } from "../../src/report/svg.ts"
+import { parseLoss } from "../../src/graph/syntax.ts"
+import { toWire } from "../../src/graph/wire.ts"
+import { tempDir, writeSyntheticRun } from "./fixture.ts"
+
+t.test("nice ticks and short labels", async (t) => {
+  t.same(niceTicks(0, 1), [0, 0.2, 0.4, 0.6, 0.8, 1])
+  t.same(niceTicks(0.13, 0.52), [0.2, 0.3, 0.4, 0.5], "raw step 0.078 rounds up to 0.1")
+  t.same(niceTicks(1, 7), [2, 4, 6], "raw step 1.2 rounds up to 2")
+  t.same(niceTicks(3, 3), [3])
+  t.equal(formatTick(1200), "1200")
+  t.equal(formatTick(12_000), "12k")
+  t.equal(formatTick(2_500_000), "2.5M")
+  t.equal(formatTick(0.123456), "0.123")
+})
+
+t.test("line chart: one marker per finite point, a null breaks the line, legend below the plot", async (t) => {
+  const svg = lineChart(
+    [
+      { name: "a", color: "red", points: [[0, 1], [1, 2], [2, null], [3, 4], [4, 5]] },
+      { name: "b<c", color: "blue", points: [[0, -Infinity], [4, 0]], markersOnly: true }
+    ],
+    { title: "T & U", xLabel: "x", yLabel: "y", width: 400, height: 200 }
+  )
+  t.equal(svg.match(/<circle class="point"/g)?.length, 5, "4 finite in a, 1 finite in b")
+  t.equal(svg.match(/<polyline/g)?.length, 2, "a splits into two runs at the null; b has no line")
+  t.match(svg, 'data-x="3" data-y="4"')
+  t.match(svg, "T &amp; U")
+  t.match(svg, "b&lt;c")
+  t.match(svg, 'height="216"', "one legend row added under the 200 px plot")
+  t.match(lineChart([], { title: "empty", xLabel: "x", yLabel: "y" }), "no data yet")
+})
+
+t.test("formulas: LaTeX of the loss, and its simplification only when verified", async (t) => {
+  const f = lossFormulas(toWire(parseLoss("neg(mul(abs(y), sqrt(y_hat)))")), "seg")
+  t.equal(f.tex, "-\\left|y\\right| \\cdot \\sqrt{\\hat{y}}")
+  t.match(f.simplified, { text: "neg(mul(y, sqrt(y_hat)))", tex: "-y \\cdot \\sqrt{\\hat{y}}" })
+  t.equal(f.unverified, null)
+  const unknownTask = lossFormulas(toWire(parseLoss("neg(mul(abs(y), sqrt(y_hat)))")), "det")
+  t.equal(unknownTask.simplified, null, "no range assumption for a task we do not know: |y| stays")
+  t.equal(lossFormulas(toWire(parseLoss("square(add(y_hat, neg(y)))")), "seg").simplified, null, "nothing to simplify")
+})
+
+t.test("the page is self-contained: KaTeX CSS with inlined fonts, rendered math, no script", async (t) => {
+  const css = katexStyle()
+  t.notMatch(css, /url\(fonts\//)
+  t.equal(css.match(/data:font\/woff2;base64,/g)?.length, 20, "all 20 KaTeX faces")
+  const dir = tempDir(t)
+  await writeSyntheticRun(dir)
+  const html = renderReportPage(buildReportModel(loadRun(dir)))
+  t.equal(html.match(/<article class="loss"/g)?.length, 6)
+  t.equal(html.match(/class="katex-display"/g)?.length, 7, "6 losses + 1 verified simplification")
+  t.notMatch(html, "katex-error")
+  t.notMatch(html, "<script")
+  t.notMatch(html, /(src|href)="https?:/)
+  t.match(renderReportPage(buildReportModel(loadRun(dir)), { live: true }), 'new EventSource("/events")')
+})
+
+t.test("report verb: writes report.html and the event file; usage and missing runs are errors", async (t) => {
+  const dir = tempDir(t)
+  await writeSyntheticRun(dir)
+  // Verbs print; tap reads its own stdout, so capture around the calls and assert afterwards.
+  const write = process.stdout.write
+  const errWrite = process.stderr.write
+  const err: string[] = []
+  process.stdout.write = (() => true) as typeof process.stdout.write
+  process.stderr.write = ((s: string) => (err.push(s), true)) as typeof process.stderr.write
+  const codes: number[] = []
+  const files: boolean[] = []
+  try {
+    codes.push(await reportVerb([dir, "--no-tensorboard", "--out", join(dir, "r.html")]))
+    files.push(existsSync(join(dir, "r.html")), existsSync(join(dir, "tb")))
+    codes.push(await reportVerb([dir]))
+    files.push(existsSync(join(dir, "report.html")), existsSync(join(dir, "tb")))
+    codes.push(await reportVerb([]), await reportVerb([join(dir, "nowhere")]))
+  } finally {
+    process.stdout.write = write
+    process.stderr.write = errWrite
+  }
+  t.same(codes, [0, 0, 2, 1], "ok, ok, usage, not a run")
+  t.same(files, [true, false, true, true], "--out honoured; --no-tensorboard writes no tb/; the default writes both")
+  t.match(err.join(""), "want exactly one run directory, got 0")
+  t.match(err.join(""), "not a search run directory")
+})

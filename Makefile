@@ -18,7 +18,7 @@ SEED ?= 0
 OUT ?= runs/$(TASK)-$(shell date +%Y%m%d-%H%M%S)
 RESULTS := test-results
 
-.PHONY: setup setup-node setup-python setup-mmlab test test-ts test-py typecheck search bench bench-fabric bench-ablation clean
+.PHONY: setup setup-node setup-python setup-mmlab test-deps test test-ts test-py typecheck search bench bench-fabric bench-ablation clean
 
 setup: setup-node setup-python setup-mmlab
 
@@ -39,6 +39,13 @@ $(VENV)/.setup-stamp: python_workers/pyproject.toml
 # cached in ~/.cache/autoloss/wheels: ~10-30 min the first time on 2 cores, seconds afterwards).
 setup-mmlab: setup-python
 	bash scripts/setup-mmlab.sh $(PY)
+
+# System services some tests use (root, Debian): headless Chromium for the report's browser test and
+# a single-node Slurm (slurm-wlm + munge) for the launcher's real test. Both tests skip, saying why,
+# where these are missing.
+test-deps:
+	bash scripts/install-chromium.sh
+	bash scripts/slurm-local.sh start
 
 typecheck: setup-node
 	npx tsc --noEmit -p tsconfig.json

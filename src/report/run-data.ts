@@ -6,6 +6,7 @@
  * It reads the columns the engine's `Store` does not hand out (proposal time, job durations and
  * workers, proxy metrics), so it queries SQLite directly, checking the schema version first.
  */
+import { RUN_FILE } from "../search/run-config.ts"
 import { existsSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import Database from "better-sqlite3"
@@ -56,11 +57,7 @@ export interface RunData {
   readonly lastOutcomeAt: number | null
 }
 
-/**
- * `RUN_FILE` of `src/search/search-run.ts` (a test checks they agree). Not imported: that module
- * loads the worker pool (ZeroMQ), which a report has no use for.
- */
-export const RUN_FILE = "run.json"
+export { RUN_FILE }
 
 export class RunDataError extends Error {
   override readonly name = "RunDataError"

@@ -6,6 +6,9 @@
 import { BUILTIN_KINDS, type BranchKind } from "../graph/types.ts"
 import { type EquivalenceMode } from "./equivalence.ts"
 
+/** The run's resolved configuration inside a run directory (beside `search.db`). */
+export const RUN_FILE = "run.json"
+
 export type SchedulerName = "aging" | "random" | "naive"
 
 export interface RunConfig {

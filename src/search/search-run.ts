@@ -13,10 +13,10 @@ import { AgingEvolution, NaiveEvolution } from "./aging-evolution.ts"
 import { runSearch, type SearchResult } from "./engine.ts"
 import { layer as poolEvaluatorLayer } from "./pool-evaluator.ts"
 import { RandomSearch } from "./random-search.ts"
-import { kindByName, type RunConfig } from "./run-config.ts"
-import type { BranchSpec, Scheduler } from "./scheduler.ts"
+import { kindByName, RUN_FILE, type RunConfig } from "./run-config.ts"
 
-export const RUN_FILE = "run.json"
+export { RUN_FILE }
+import type { BranchSpec, Scheduler } from "./scheduler.ts"
 
 export interface WorkerSetup {
   /** Local workers to spawn, one per device ("cpu", "cuda:0", ...); may be empty with `endpoint`. */

@@ -3,8 +3,6 @@ import { spawnSync } from "node:child_process"
 import { existsSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { run as exportVerb } from "../../src/cli/verbs/export.ts"
-import { RUN_FILE } from "../../src/report/run-data.ts"
-import { RUN_FILE as SEARCH_RUN_FILE } from "../../src/search/search-run.ts"
 import { SPECS, tempDir, writeSyntheticRun } from "./fixture.ts"
 
 /** Runs a verb in-process, capturing what it writes. */
@@ -23,10 +21,6 @@ const capture = async (f: () => Promise<number>) => {
     process.stderr.write = e
   }
 }
-
-t.test("the report reads the run file the search writes", async (t) => {
-  t.equal(RUN_FILE, SEARCH_RUN_FILE)
-})
 
 /** Imports the exported module and compares it with the worker's interpreter on random inputs. */
 const PY_CHECK = String.raw`

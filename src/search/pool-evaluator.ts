@@ -6,7 +6,7 @@
  */
 import { Effect, Layer } from "effect"
 import { toWire } from "../graph/wire.ts"
-import { WorkerPool } from "../workers/WorkerPool.ts"
+import { type TracedResult, WorkerPool } from "../workers/WorkerPool.ts"
 import { type Candidate, Evaluator, EvaluatorError, type ScreenResult, type TrainResult } from "./evaluator.ts"
 
 export interface TaskJobConfig {
@@ -70,14 +70,14 @@ const payloadFor = (job: TaskJobConfig, candidate: Candidate) => ({
 const run = <A>(
   reason: "screen" | "train",
   candidate: Candidate,
-  submitted: Effect.Effect<Json, { readonly message: string }>,
+  submitted: Effect.Effect<TracedResult, { readonly message: string }>,
   decode: (out: Json) => A
-): Effect.Effect<A, EvaluatorError> =>
+): Effect.Effect<A & { readonly workerId: string; readonly attempt: number }, EvaluatorError> =>
   submitted.pipe(
     Effect.mapError((e) => new EvaluatorError({ reason, candidateId: candidate.id, detail: e.message, cause: e })),
     Effect.flatMap((out) =>
       Effect.try({
-        try: () => decode(out),
+        try: () => ({ ...decode(out.payload), workerId: out.workerId, attempt: out.attempt }),
         catch: (e) => new EvaluatorError({ reason, candidateId: candidate.id, detail: String(e), cause: e })
       })
     )
@@ -93,14 +93,14 @@ export const layer = (job: TaskJobConfig): Layer.Layer<Evaluator, never, WorkerP
           run(
             "screen",
             candidate,
-            pool.submit("eval-loss", payloadFor(job, candidate), { timeoutMs: job.screenTimeoutMs ?? 120_000 }),
+            pool.submitTraced("eval-loss", payloadFor(job, candidate), { timeoutMs: job.screenTimeoutMs ?? 120_000 }),
             decodeScreen
           ),
         train: (candidate) =>
           run(
             "train",
             candidate,
-            pool.submit("train-loss", payloadFor(job, candidate), { timeoutMs: job.trainTimeoutMs ?? 1_800_000 }),
+            pool.submitTraced("train-loss", payloadFor(job, candidate), { timeoutMs: job.trainTimeoutMs ?? 1_800_000 }),
             decodeTrain
           )
       })

@@ -82,6 +82,8 @@ export interface WorkerPoolService {
   /** Where workers connect (tcp: with the real port). */
   readonly endpoint: string
   readonly submit: (kind: string, payload: Payload, options?: SubmitOptions) => Effect.Effect<Payload, JobError>
+  /** `submit`, also telling which worker answered and on which attempt (for the run's records). */
+  readonly submitTraced: (kind: string, payload: Payload, options?: SubmitOptions) => Effect.Effect<TracedResult, JobError>
   /** Waits until at least `n` workers (serving `kind`, when given) have joined. */
   readonly awaitWorkers: (n: number, kind?: string) => Effect.Effect<void>
   readonly workers: Effect.Effect<ReadonlyArray<WorkerView>>
@@ -90,9 +92,15 @@ export interface WorkerPoolService {
 
 export class WorkerPool extends Context.Tag("@autoloss/WorkerPool")<WorkerPool, WorkerPoolService>() {}
 
+export interface TracedResult {
+  readonly payload: Payload
+  readonly workerId: string
+  readonly attempt: number
+}
+
 interface Pending {
   readonly kind: string
-  readonly deferred: Deferred.Deferred<Payload, JobError>
+  readonly deferred: Deferred.Deferred<TracedResult, JobError>
 }
 
 const resolveKeys = (config: PoolConfig): Effect.Effect<RunKeys | undefined, PoolError> => {
@@ -147,7 +155,7 @@ export const make = (config: PoolConfig = {}): Effect.Effect<WorkerPoolService, 
             return send(a.worker, { type: "job", msg_id: msgId(), job_id: a.job.id, kind: a.job.kind, attempt: a.attempt, payload: a.job.payload })
           case "complete": {
             const p = pending.get(a.jobId)
-            return p ? Deferred.succeed(p.deferred, a.payload) : Effect.void
+            return p ? Deferred.succeed(p.deferred, { payload: a.payload, workerId: a.workerId, attempt: a.attempt }) : Effect.void
           }
           case "fail": {
             const p = pending.get(a.jobId)
@@ -292,11 +300,11 @@ export const make = (config: PoolConfig = {}): Effect.Effect<WorkerPoolService, 
       yield* Effect.sleep(20)
     }))
 
-    const submit: WorkerPoolService["submit"] = (kind, payload, options = {}) =>
+    const submitTraced: WorkerPoolService["submitTraced"] = (kind, payload, options = {}) =>
       Effect.gen(function* () {
         if (closing) return yield* new JobError({ reason: "shutdown", jobId: "-", kind, attempts: [] })
         const id = `j${nonce}-${++nextJob}`
-        const deferred = yield* Deferred.make<Payload, JobError>()
+        const deferred = yield* Deferred.make<TracedResult, JobError>()
         pending.set(id, { kind, deferred })
         const spec = { id, kind, payload, timeoutMs: options.timeoutMs ?? defaultTimeoutMs, maxAttempts: options.maxAttempts ?? defaultMaxAttempts }
         yield* step((now) => state.submit(spec, now))
@@ -305,6 +313,9 @@ export const make = (config: PoolConfig = {}): Effect.Effect<WorkerPoolService, 
           Effect.ensuring(Effect.sync(() => pending.delete(id)))
         )
       }).pipe(sem.withPermits(1))
+
+    const submit: WorkerPoolService["submit"] = (kind, payload, options) =>
+      Effect.map(submitTraced(kind, payload, options), (r) => r.payload)
 
     const workers: WorkerPoolService["workers"] = Effect.sync(() =>
       state.workerView().map((w) => {
@@ -324,7 +335,7 @@ export const make = (config: PoolConfig = {}): Effect.Effect<WorkerPoolService, 
       ...state.counters, ...counters
     }))
 
-    return WorkerPool.of({ endpoint: router.endpoint, submit, awaitWorkers, workers, stats })
+    return WorkerPool.of({ endpoint: router.endpoint, submit, submitTraced, awaitWorkers, workers, stats })
   })
 
 export const layer = (config: PoolConfig = {}): Layer.Layer<WorkerPool, PoolError> => Layer.scoped(WorkerPool, make(config))

@@ -26,7 +26,7 @@ t.test("a result is recorded once; duplicates and foreign replies are stale", as
   s.addWorker("B", hello("wb"), 0)
   s.submit(job("a"), 0)
   t.same(s.onResult("B", "a", 1, {}, 1), [], "B never ran a")
-  t.same(ofType(s.onResult("A", "a", 1, { v: 1 }, 2), "complete"), [{ type: "complete", jobId: "a", payload: { v: 1 } }])
+  t.same(ofType(s.onResult("A", "a", 1, { v: 1 }, 2), "complete"), [{ type: "complete", jobId: "a", payload: { v: 1 }, workerId: "wa", attempt: 1 }])
   t.same(s.onResult("A", "a", 1, { v: 2 }, 3), [])
   t.equal(s.counters.completed, 1)
   t.equal(s.counters.staleReplies, 2)

@@ -49,7 +49,7 @@ const UNKNOWN_JOB = { jobId: "<unknown>", attempt: -1 } as const
 
 export type Action =
   | { readonly type: "send-job"; readonly worker: string; readonly job: JobSpec; readonly attempt: number }
-  | { readonly type: "complete"; readonly jobId: string; readonly payload: Payload }
+  | { readonly type: "complete"; readonly jobId: string; readonly payload: Payload; readonly workerId: string; readonly attempt: number }
   | { readonly type: "fail"; readonly jobId: string; readonly reason: "exhausted" | "job-raised"; readonly attempts: ReadonlyArray<AttemptFailure> }
   /** The worker timed out or went silent; a local one should be killed (its supervisor restarts it). */
   | { readonly type: "drop-worker"; readonly worker: string; readonly workerId: string; readonly why: "timeout" | "silent" }
@@ -150,7 +150,8 @@ export class DispatchState {
     if (!job) return this.dispatch(now)
     this.jobs.delete(jobId)
     this.counters.completed++
-    return [{ type: "complete", jobId, payload }, ...this.dispatch(now)]
+    const workerId = this.workers.get(key)?.workerId ?? key
+    return [{ type: "complete", jobId, payload, workerId, attempt }, ...this.dispatch(now)]
   }
 
   onError(key: string, jobId: string, attempt: number,

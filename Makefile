@@ -18,7 +18,7 @@ SEED ?= 0
 OUT ?= runs/$(TASK)-$(shell date +%Y%m%d-%H%M%S)
 RESULTS := test-results
 
-.PHONY: setup setup-node setup-python setup-mmlab test-deps test test-ts test-py typecheck search bench bench-fabric bench-ablation clean
+.PHONY: setup setup-node setup-python setup-mmlab test-deps test test-ts test-py typecheck search bench bench-fabric bench-rejection bench-ablation clean
 
 setup: setup-node setup-python setup-mmlab
 
@@ -70,7 +70,13 @@ search: setup
 	npx autoloss search --task $(TASK) $(if $(METRIC),--metric $(METRIC)) --budget $(BUDGET) \
 	  --population $(POPULATION) --workers $(WORKERS) --seed $(SEED) --out $(OUT)
 
-bench: bench-fabric bench-ablation
+bench: bench-fabric bench-rejection bench-ablation
+
+# Rejection throughput: straightforward reference vs production path, same candidate stream
+# -> bench/results/rejection.json (N candidates; 400 takes ~20 min on 2 cores, mostly the reference)
+N ?= 400
+bench-rejection: setup
+	$(PY) bench/rejection.py --n $(N)
 
 # Search-efficiency ablation (paper Fig. 4 / Table 7) on the seg task -> bench/results/ablation.json
 # (~12 min on 2 CPU cores; larger: ABLATION_FLAGS="--wall-s 1800 --population 20 --option iterations=300 --option train_images=512")

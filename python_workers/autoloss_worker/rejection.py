@@ -60,6 +60,10 @@ class RejectionConfig:
     # Not in the paper: torch threads while checking. The tensors are tiny (B × C × H × W), so
     # more threads only add synchronisation; on a loaded 2-core machine 2 threads ran 20× slower.
     threads: int = 1
+    # Not in the paper: screen with ``fastreject`` (static check, verdict cache, batched protocol
+    # with early exits; same decisions on the benchmark stream, see bench/rejection.py). False
+    # runs ``check_loss`` below, the protocol step by step.
+    fast: bool = True
 
 
 PAPER_REJECTION = RejectionConfig()

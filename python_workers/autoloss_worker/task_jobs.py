@@ -14,6 +14,8 @@ keys raise. Results are exactly what ``autoloss eval-loss|train-loss --json`` pr
     train-loss: {"metrics": {name: 0-1}, "target", "invalid", "iterations", "elapsedMs"}
 
 ``gradNorms`` entries are null where non-finite (JSON has no NaN). ``score`` is −1 when invalid.
+Rejection runs on ``fastreject`` unless ``options.rejection.fast`` is false; a loss it rejects at an
+early checkpoint reports g at that iteration as ``score`` and that iteration as ``iterations``.
 Rejection always runs on CPU in float64 (B small tensors; the numbers must not depend on the
 machine); proxy training runs on ``options.device``, else on the worker's device.
 """
@@ -25,7 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from autoloss_worker.graph import LossGraph, loss_from_wire
-from autoloss_worker.rejection import RejectionConfig, check_loss, summarise
+from autoloss_worker.rejection import RejectionConfig, RejectionResult, _torch_threads, check_branch, check_loss, summarise
 from autoloss_worker.tasks import Task, get_task
 from autoloss_worker.tasks.training import parse_options
 
@@ -79,8 +81,32 @@ def eval_loss_job(payload: Any, device: str | None = None, progress: Progress | 
     start = time.perf_counter()
     job = _job(payload, device=device, train=False)
     graph = loss_for_task(job.task, payload.get("loss"))
-    results = check_loss(job.task, graph, job.metric, seed=job.seed, config=job.rejection)
+    batched = getattr(job.task, "batched_rejection", True)
+    if job.rejection.fast and batched:
+        from autoloss_worker.fastreject.jobs import fast_eval_loss
+
+        return {**fast_eval_loss(job.task, graph, job.metric, job.seed, job.rejection),
+                "elapsedMs": (time.perf_counter() - start) * 1000}
+    if job.rejection.fast:  # a task whose samples differ in shape (det: anchors per image)
+        results = _until_first_failure(job, graph)
+    else:
+        results = check_loss(job.task, graph, job.metric, seed=job.seed, config=job.rejection)
     return {**summarise(results), "elapsedMs": (time.perf_counter() - start) * 1000}
+
+
+def _until_first_failure(job: Job, graph: LossGraph) -> dict[str, RejectionResult]:
+    """``check_loss`` branch by branch in the task's order, stopping at the first failing branch
+    (the fast path's rule: a loss passes iff every branch passes; gradNorms then cover the
+    branches checked)."""
+    losses = job.task.branch_losses(graph)
+    samples = job.task.rejection_samples(job.rejection.samples, job.seed)
+    results: dict[str, RejectionResult] = {}
+    with _torch_threads(job.rejection.threads):
+        for branch in job.task.branches:
+            results[branch] = check_branch(job.task, losses[branch], branch, samples, job.metric, job.rejection)
+            if not results[branch].passed:
+                break
+    return results
 
 
 def train_loss_job(payload: Any, device: str | None = None, progress: Progress | None = None) -> dict[str, Any]:

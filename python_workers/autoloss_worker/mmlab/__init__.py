@@ -8,6 +8,7 @@ configs.
 Modules: `inputs` (raw predictions -> graph inputs, torch only), `branch` (which wire branch a
 config names), `mmdet_loss` (`AutoLossGraph` for mmdet), `registry` (explicit registration + a
 self-check; what `custom_imports` names), `rewrite` (configs, proxy schedule, in-process training),
-`shapes_data` (the generated data as COCO, cached). Nothing here imports an MMLab library until a
+`shapes_data` (the generated data as COCO, cached), `det_samples` (the `det` task's
+loss-rejection samples from a random Faster R-CNN; the task itself is `autoloss_worker.tasks.det`). Nothing here imports an MMLab library until a
 module that needs it is imported, so the worker runs without them.
 """

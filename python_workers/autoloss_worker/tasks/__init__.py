@@ -8,11 +8,12 @@ from __future__ import annotations
 from typing import Any
 
 from autoloss_worker.tasks.base import Sample, Task, TrainResult
+from autoloss_worker.tasks.det import DetTask  # MMDetection is imported only when a det job runs
 from autoloss_worker.tasks.losses import BranchLoss, as_branch_losses, compile_loss, elementwise
 from autoloss_worker.tasks.pose import PoseTask
 from autoloss_worker.tasks.seg import SegTask
 
-TASKS: dict[str, type[Task]] = {"seg": SegTask, "pose": PoseTask}
+TASKS: dict[str, type[Task]] = {"seg": SegTask, "pose": PoseTask, "det": DetTask}
 
 _cache: dict[tuple[str, tuple[tuple[str, Any], ...]], Task] = {}
 
@@ -31,5 +32,5 @@ def get_task(name: str, **options: Any) -> Task:
     return _cache[key]
 
 
-__all__ = ["TASKS", "BranchLoss", "PoseTask", "Sample", "SegTask", "Task", "TrainResult",
+__all__ = ["TASKS", "BranchLoss", "DetTask", "PoseTask", "Sample", "SegTask", "Task", "TrainResult",
            "as_branch_losses", "compile_loss", "elementwise", "get_task"]

@@ -15,14 +15,14 @@ import { GraphSyntaxError, parseLoss } from "../../graph/syntax.ts"
 import { GraphValidationError, validateLoss } from "../../graph/validate.ts"
 import { encodeLoss } from "../../graph/wire.ts"
 
-export const summary = "check one loss with the loss-rejection protocol on a task (seg, pose)"
+export const summary = "check one loss with the loss-rejection protocol on a task (seg, pose, det)"
 
 export type TaskJob = "eval-loss" | "train-loss" | "baseline"
 
 const usageOf = (job: TaskJob): string =>
   job === "baseline"
-    ? "usage: autoloss baseline --task <seg|pose> [--metric M] [--seed S] [--options JSON] [--json]"
-    : `usage: autoloss ${job} --task <seg|pose> --loss "<expr>" [--metric M] [--seed S] [--options JSON] [--json]`
+    ? "usage: autoloss baseline --task <seg|pose|det> [--metric M] [--seed S] [--options JSON] [--json]"
+    : `usage: autoloss ${job} --task <seg|pose|det> --loss "<expr>" [--metric M] [--seed S] [--options JSON] [--json]`
 
 /** The project's virtual environment, unless AUTOLOSS_PYTHON names another interpreter. */
 const python = (): string =>

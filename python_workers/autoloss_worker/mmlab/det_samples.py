@@ -1,0 +1,237 @@
+"""Record what a randomly initialised two-stage detector predicts for a few training images, per
+loss branch, exactly as its losses would see them in training: the loss-rejection samples of the
+``det`` task.
+
+    records = record_det_samples(cfg, B=5, seed=0)     # one DetRecord per image
+
+For each image (the config's own training pipeline, its model built from ``seed``, in eval mode
+so that BatchNorm uses its initial statistics):
+
+* RPN: anchors, objectness logits and box deltas of every level; labels and box targets from the
+  config's RPN assigner and sampler (``rpn_head.get_targets``). The *sampled* anchors (label
+  weight > 0) form ``rpn_cls``; the positive ones form ``rpn_reg``.
+* R-CNN: proposals from the random RPN (``train_cfg.rpn_proposal``), assigned and sampled with the
+  config's R-CNN assigner and sampler (ground truth added as proposals when the config says so),
+  then the box head on those RoIs. All sampled RoIs form ``rcnn_cls``; the positive ones form
+  ``rcnn_reg`` (their class's delta column, as ``BBoxHead`` picks it), except the RoIs that *are*
+  a ground-truth box (prior IoU ≥ ``MAX_PRIOR_IOU``): they have nothing left to localise.
+
+Box records hold the deltas as *offsets in units of the prior's size*: mmdet's raw deltas
+times the coder's ``target_stds`` plus its means (for the RPN, stds 1, that is the raw output;
+for the R-CNN, stds (0.1, 0.1, 0.2, 0.2), it is 10×/5× smaller than the raw output). The
+rejection protocol optimises these offsets; in these units the paper's learning rate moves RPN and
+R-CNN boxes at the same rate, whereas the R-CNN's raw deltas would barely move in 500 steps.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+MAX_PRIOR_IOU = 0.95  # positives whose prior already fits their target this well are not recorded
+
+
+@dataclass(frozen=True)
+class ClsRecord:
+    """Sampled anchors / RoIs of one image: logits (n, C), labels (n,) in [0, C); column C − 1 is
+    background (mmdet's softmax layout; the RPN has C = 2, column 0 = object). ``others`` (m, C):
+    the logits of the image's anchors / candidate RoIs outside the sample, which get no loss in
+    training; they stay fixed and compete with the samples when the image is scored."""
+
+    logits: Tensor
+    labels: Tensor
+    others: Tensor
+
+
+@dataclass(frozen=True)
+class BoxRecord:
+    """Positive anchors / RoIs of one image: offsets (p, 4) (see the module docstring), their
+    priors and target boxes (p, 4), (x0, y0, x1, y1) in pixels of the network input."""
+
+    offsets: Tensor
+    priors: Tensor
+    targets: Tensor
+
+
+@dataclass(frozen=True)
+class DetRecord:
+    image_index: int
+    branches: dict[str, ClsRecord | BoxRecord]
+
+
+def _softmax_heads(cfg: Any) -> Any:
+    """The config with the losses the search puts in (softmax classification, decoded boxes), so
+    that the recorded heads have the output layout they have in training."""
+    from .rewrite import FASTER_RCNN, replace_losses
+
+    from autoloss_worker.tasks.det import baseline_wire  # the graphs are irrelevant, only the layout
+
+    return replace_losses(copy.deepcopy(cfg), baseline_wire(), FASTER_RCNN)
+
+
+def _flat_levels(maps: Sequence[Tensor], width: int) -> Tensor:
+    """Per-level head outputs (1, A·width, H, W) -> (Σ H·W·A, width), mmdet's anchor order."""
+    return torch.cat([m.permute(0, 2, 3, 1).reshape(-1, width) for m in maps])
+
+
+def _offsets(coder: Any, raw: Tensor) -> Tensor:
+    means = raw.new_tensor(coder.means)
+    stds = raw.new_tensor(coder.stds)
+    return raw * stds + means
+
+
+def _aligned_iou(a: Tensor, b: Tensor) -> Tensor:
+    from mmdet.structures.bbox import bbox_overlaps
+
+    return bbox_overlaps(a, b, is_aligned=True)
+
+
+@torch.no_grad()
+def _record_one(model: Any, data: dict, index: int) -> DetRecord:
+    from mmdet.models.utils import unpack_gt_instances
+    from mmdet.structures.bbox import bbox2roi, get_box_tensor
+
+    batch = model.data_preprocessor({"inputs": [data["inputs"]], "data_samples": [data["data_samples"]]}, True)
+    inputs, samples = batch["inputs"], batch["data_samples"]
+    gts, gts_ignore, metas = unpack_gt_instances(samples)
+    x = model.extract_feat(inputs)
+    # The RPN is class-agnostic: its targets label every object 0 (as TwoStageDetector.loss does).
+    rpn_gts = [copy.copy(g) for g in gts]
+    for g in rpn_gts:
+        g.labels = torch.zeros_like(g.labels)
+
+    rpn = model.rpn_head
+    cls_maps, box_maps = rpn(x)
+    sizes = [m.shape[-2:] for m in cls_maps]
+    anchors, valid = rpn.get_anchors(sizes, metas, device=inputs.device)
+    labels, label_w, box_t, _, _ = rpn.get_targets(anchors, valid, rpn_gts, metas, gts_ignore)
+    anchors_all = torch.cat(anchors[0])
+    labels_all, weights_all = torch.cat([t[0] for t in labels]), torch.cat([t[0] for t in label_w])
+    targets_all = torch.cat([t[0] for t in box_t])
+    logits = _flat_levels(cls_maps, rpn.cls_out_channels)
+    deltas = _flat_levels(box_maps, 4)
+    sampled = weights_all > 0
+    pos = sampled & (labels_all < rpn.num_classes)
+    rpn_cls = ClsRecord(logits=logits[sampled], labels=labels_all[sampled], others=logits[~sampled])
+    rpn_reg = BoxRecord(offsets=_offsets(rpn.bbox_coder, deltas[pos]), priors=anchors_all[pos], targets=targets_all[pos])
+
+    proposals = rpn.predict_by_feat(cls_maps, box_maps, batch_img_metas=metas, cfg=model.train_cfg.rpn_proposal)
+    roi = model.roi_head
+    prop = proposals[0]
+    prop.priors = prop.pop("bboxes")
+    with_gt = roi.bbox_sampler.add_gt_as_proposals and len(gts[0].bboxes) > 0
+    candidates = torch.cat([get_box_tensor(gts[0].bboxes), prop.priors]) if with_gt else prop.priors
+    assigned = roi.bbox_assigner.assign(prop, gts[0], gts_ignore[0])
+    sampling = roi.bbox_sampler.sample(assigned, prop, gts[0], feats=[f[0][None] for f in x])
+    rois = bbox2roi([sampling.priors])
+    out = roi._bbox_forward(x, rois)
+    head = roi.bbox_head
+    r_labels, _, r_targets, _ = head.get_targets([sampling], model.train_cfg.rcnn, concat=True)
+    r_pos = r_labels < head.num_classes
+    box_pred = out["bbox_pred"].view(len(r_labels), -1, 4)
+    pos_idx = r_pos.nonzero(as_tuple=True)[0]
+    col = torch.zeros_like(pos_idx) if head.reg_class_agnostic else r_labels[pos_idx]
+    priors, targets = sampling.priors[pos_idx], r_targets[pos_idx]
+    keep = _aligned_iou(priors, targets) < MAX_PRIOR_IOU
+    rcnn_cls = ClsRecord(logits=out["cls_score"], labels=r_labels, others=_unsampled_logits(roi, x, candidates, sampling))
+    rcnn_reg = BoxRecord(offsets=_offsets(head.bbox_coder, box_pred[pos_idx, col][keep]), priors=priors[keep],
+                         targets=targets[keep])
+    branches = {"rpn_cls": rpn_cls, "rpn_reg": rpn_reg, "rcnn_cls": rcnn_cls, "rcnn_reg": rcnn_reg}
+    return DetRecord(index, {k: _as_double(v) for k, v in branches.items()})
+
+
+def _unsampled_logits(roi: Any, x: Any, candidates: Tensor, sampling: Any) -> Tensor:
+    """R-CNN logits of the candidate RoIs (``candidates``: what the sampler drew from, indexed by
+    its ``pos_inds`` / ``neg_inds``) that the sampler left out."""
+    from mmdet.structures.bbox import bbox2roi
+
+    left = torch.ones(len(candidates), dtype=torch.bool, device=candidates.device)
+    left[sampling.pos_inds] = False
+    left[sampling.neg_inds] = False
+    if not bool(left.any()):
+        return candidates.new_zeros(0, roi.bbox_head.num_classes + 1)
+    return roi._bbox_forward(x, bbox2roi([candidates[left]]))["cls_score"]
+
+
+def _as_double(r: ClsRecord | BoxRecord) -> ClsRecord | BoxRecord:
+    if isinstance(r, ClsRecord):
+        return ClsRecord(logits=r.logits.detach().cpu().double(), labels=r.labels.detach().cpu().long(),
+                         others=r.others.detach().cpu().double())
+    return BoxRecord(*(t.detach().cpu().double() for t in (r.offsets, r.priors, r.targets)))
+
+
+def usable(record: DetRecord) -> bool:
+    """Every branch has something to optimise and a foreground sample to score."""
+    for r in record.branches.values():
+        if isinstance(r, ClsRecord) and not bool((r.labels < r.logits.shape[1] - 1).any()):
+            return False
+        if isinstance(r, BoxRecord) and r.offsets.shape[0] == 0:
+            return False
+    return True
+
+
+def record_det_samples(cfg: Any, B: int, seed: int) -> list[DetRecord]:
+    """B usable training images (drawn with ``seed``) through the detector initialised from
+    ``seed``. Deterministic for a (config, B, seed): the pipeline's random flip, the samplers and
+    the weights are all seeded here."""
+    from mmdet.utils import register_all_modules
+
+    import autoloss_worker.mmlab.registry  # noqa: F401  (AutoLossGraph in mmdet's MODELS)
+
+    register_all_modules(init_default_scope=True)
+    with quiet():
+        return _record(_softmax_heads(cfg), B, seed)
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """mmengine's INFO log (a line per initialised weight) and pycocotools' prints go nowhere:
+    a worker's stdout/stderr are for its own messages."""
+    from mmengine.logging import MMLogger
+
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def _record(cfg: Any, B: int, seed: int) -> list[DetRecord]:
+    from mmdet.registry import DATASETS, MODELS
+    from mmengine.utils import import_modules_from_strings
+
+    if cfg.get("custom_imports"):
+        import_modules_from_strings(**cfg.custom_imports)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        np_state = np.random.get_state()
+        np.random.seed(seed)
+        try:
+            model = MODELS.build(cfg.model)
+            model.init_weights()
+            model.eval()
+            dataset = DATASETS.build(cfg.train_dataloader.dataset)
+            order = np.random.default_rng(seed).permutation(len(dataset))
+            records: list[DetRecord] = []
+            for i in order:
+                record = _record_one(model, dataset[int(i)], int(i))
+                if usable(record):
+                    records.append(record)
+                if len(records) == B:
+                    break
+        finally:
+            np.random.set_state(np_state)
+    if len(records) < B:
+        raise ValueError(f"only {len(records)} of the {len(dataset)} training images have samples in every branch; need B = {B}")
+    return records

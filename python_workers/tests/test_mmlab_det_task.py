@@ -1,0 +1,123 @@
+"""The det task (Faster R-CNN inside an MMDetection config) behind the generic Task interface:
+task-info, the per-image metric, the rejection protocol on recorded samples, and a tiny proxy run."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+pytest.importorskip("mmdet", reason="MMDetection is not installed (scripts/setup-mmlab.sh)")
+
+from autoloss_worker.graph import loss_from_wire  # noqa: E402
+from autoloss_worker.rejection import check_branch  # noqa: E402
+from autoloss_worker.task_jobs import eval_loss_job, task_info_job, train_loss_job  # noqa: E402
+from autoloss_worker.tasks import get_task  # noqa: E402
+from autoloss_worker.tasks.det import ONE_MINUS_GIOU, ap_101, baseline_wire, box_factor, encode  # noqa: E402
+from autoloss_worker.tasks.losses import compile_loss  # noqa: E402
+
+torch.set_num_threads(1)
+FLIPPED_CE = ["mul", "y", ["log", "y_hat"]]
+WITHOUT_Y = ["neg", ["log", "y_hat"]]  # pushes every class up alike: the ranking stays random
+PAPER_RCNN_REG = ["neg", ["log", ["mul", "i", ["inv", "e"]]]]
+
+
+def _loss(**trees):
+    wire = baseline_wire()
+    for b in wire["branches"]:
+        b["tree"] = trees.get(b["name"], b["tree"])
+    return compile_loss(loss_from_wire(wire))
+
+
+@pytest.fixture(scope="module")
+def task():
+    return get_task("det")
+
+
+@pytest.fixture(scope="module")
+def samples(task):
+    return task.rejection_samples(5, 0)
+
+
+def test_task_info_lists_the_four_branches_with_kinds():
+    info = task_info_job({"task": "det"})
+    assert info["branches"] == [{"name": "rpn_cls", "kind": "dense"}, {"name": "rpn_reg", "kind": "box"},
+                                {"name": "rcnn_cls", "kind": "dense"}, {"name": "rcnn_reg", "kind": "box"}]
+    assert info["metric"] == info["defaultMetric"] == "bbox_map"
+
+
+def test_unknown_config_is_named():
+    with pytest.raises(ValueError, match="nope.py"):
+        get_task("det", config="/nope.py")
+
+
+def test_ap_101_by_hand():
+    # ranks: TP, FP, TP -> precision 1, 1/2, 2/3, made monotone 1, 2/3, 2/3; recall 1/2, 1/2, 1.
+    # Recall points 0..0.50 (51) take precision 1, 0.51..1 (50) take 2/3.
+    ap = ap_101(torch.tensor([0.9, 0.8, 0.7]), torch.tensor([True, False, True]))
+    assert ap == pytest.approx((51 + 50 * 2 / 3) / 101)
+    assert ap_101(torch.tensor([0.1, 0.2]), torch.tensor([False, False])) == 0.0
+
+
+def test_box_factor_is_the_removed_share_of_the_localisation_error():
+    priors = torch.tensor([[0.0, 0.0, 10.0, 10.0]], dtype=torch.float64)
+    targets = torch.tensor([[2.0, 0.0, 12.0, 10.0]], dtype=torch.float64)  # IoU0 = 80/120 = 2/3
+    assert box_factor(torch.zeros(1, 4, dtype=torch.float64), priors, targets) == pytest.approx(0.0)
+    assert box_factor(encode(targets, priors), priors, targets) == pytest.approx(1.0)
+    halfway = torch.tensor([[1.0, 0.0, 11.0, 10.0]], dtype=torch.float64)  # IoU 90/110
+    assert box_factor(encode(halfway, priors), priors, targets) == pytest.approx((9 / 11 - 2 / 3) / (1 / 3))
+
+
+def test_samples_score_one_at_ground_truth_and_low_as_recorded(task, samples):
+    for s in samples:
+        gt = {b: task.ground_truth_raw(b, s.target) for b in task.branches}
+        assert task.sample_metric(gt, s.target, "bbox_map") == pytest.approx(1.0, abs=1e-5)
+        assert task.sample_metric(s.raw, s.target, "bbox_map") < 0.1  # random predictions
+
+
+# The baseline (CE, 1 − GIoU) passing on every branch is checked by the eval-loss job test below,
+# sign-flipped CE on rpn_cls by the first-failure test.
+@pytest.mark.parametrize("branch, tree, passes", [
+    ("rcnn_cls", FLIPPED_CE, False), ("rpn_cls", WITHOUT_Y, False), ("rcnn_cls", WITHOUT_Y, False),
+    ("rpn_reg", ["neg", ONE_MINUS_GIOU], False), ("rcnn_reg", ["neg", "i"], False),
+    ("rcnn_reg", PAPER_RCNN_REG, True),
+])
+def test_rejection_per_branch(task, samples, branch, tree, passes):
+    result = check_branch(task, _loss(**{branch: tree})[branch], branch, samples, "bbox_map")
+    assert not result.invalid
+    assert result.passed is passes, (result.score, result.metric_after)
+
+
+def test_eval_loss_job_checks_all_four_branches(samples):
+    out = eval_loss_job({"task": "det", "loss": baseline_wire()})
+    assert out["passed"] and out["iterations"] == 4 * 500
+    assert len(out["gradNorms"]) == 4 * 5 and all(n is not None and n > 0 for n in out["gradNorms"])
+
+
+def test_four_branch_train_loss_returns_a_finite_bbox_map():
+    out = train_loss_job({"task": "det", "loss": baseline_wire(),
+                          "options": {"iterations": 2, "warmup_iters": 1, "val_images": 4}})
+    assert not out["invalid"] and out["iterations"] == 2
+    assert math.isfinite(out["metrics"]["bbox_map"]) and 0.0 <= out["target"] <= 1.0
+
+
+def test_eval_loss_job_stops_at_the_first_failing_branch(samples):
+    wire = baseline_wire()
+    wire["branches"][0]["tree"] = FLIPPED_CE  # rpn_cls, the first branch
+    out = eval_loss_job({"task": "det", "loss": wire})
+    assert not out["passed"] and out["score"] < 0
+    assert out["iterations"] == 500 and len(out["gradNorms"]) == 5
+
+
+def test_decode_equals_mmdet_delta2bbox():
+    from mmdet.models.task_modules.coders.delta_xywh_bbox_coder import delta2bbox
+
+    from autoloss_worker.tasks.det import decode
+
+    gen = torch.Generator().manual_seed(0)
+    xy = torch.rand(50, 2, generator=gen, dtype=torch.float64) * 100
+    priors = torch.cat([xy, xy + 1 + torch.rand(50, 2, generator=gen, dtype=torch.float64) * 40], dim=1)
+    offsets = torch.randn(50, 4, generator=gen, dtype=torch.float64) * 3  # some beyond the dw/dh clamp
+    want = delta2bbox(priors, offsets, means=(0.0,) * 4, stds=(1.0,) * 4, max_shape=None)
+    torch.testing.assert_close(decode(offsets, priors), want, rtol=1e-9, atol=1e-5)  # same formula, other rounding order
+    torch.testing.assert_close(decode(encode(priors + 2, priors), priors), priors + 2)

@@ -15,6 +15,7 @@ A NaN/Inf loss stops training after the iteration that produced it and is report
 from __future__ import annotations
 
 import copy
+import uuid
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -220,6 +221,11 @@ def train_proxy(cfg: Any, work_dir: str, metric: str | None = None) -> dict[str,
     if cfg.get("custom_imports"):
         import_modules_from_strings(**cfg.custom_imports)
     cfg.work_dir = work_dir
+    # MMEngine keeps visualizers as process-global instances by name (mmdet's runtime names it
+    # "visualizer"): a second Runner in this long-lived worker would reuse the first one, whose
+    # save_dir may be gone. A unique name per run gives each its own.
+    if cfg.get("visualizer") is not None:
+        cfg.visualizer.name = f"autoloss-visualizer-{uuid.uuid4().hex}"
     key = metric or default_metric_key(cfg)
     runner = Runner.from_cfg(cfg)
     hook = _stop_on_invalid_hook()

@@ -24,7 +24,9 @@ export const printSummary = async (dir: string): Promise<void> => {
     trained.sort((a, b) => (b.score ?? 0) - (a.score ?? 0) || a.id - b.id)
     const best = trained[0]
     const train = best === undefined ? undefined : yield* store.trainResult(best.reusedFrom ?? best.id)
-    return { best, metrics: train?.result.metrics ?? null, counters, top: trained.slice(0, 5) }
+    // one entry per distinct loss: copies and equivalent reuses carry their source's score
+    const distinct = trained.filter((r, i) => trained.findIndex((o) => o.hash === r.hash) === i)
+    return { best, metrics: train?.result.metrics ?? null, counters, top: distinct.slice(0, 5) }
   })
   const { best, metrics, counters, top } = await Effect.runPromise(Effect.scoped(program).pipe(Effect.provide(storeLayer(dir))))
   const out = {

@@ -304,6 +304,12 @@ const make = (dir: string) =>
         return { stored: null }
       })
 
+    /** The worker and attempt columns of a stage, present only when recorded. */
+    const provenance = (r: Record<string, unknown>, stage: "screen" | "train") => ({
+      ...(r[`${stage}_worker`] === null ? {} : { workerId: r[`${stage}_worker`] as string }),
+      ...(r[`${stage}_attempt`] === null ? {} : { attempt: r[`${stage}_attempt`] as number })
+    })
+
     const screenResult: StoreService["screenResult"] = (id) =>
       sql(`screenResult(${id})`, () => {
         const r = stmt.screen.get(id) as Record<string, unknown> | undefined
@@ -314,8 +320,7 @@ const make = (dir: string) =>
           invalid: r["rejection_invalid"] === 1,
           gradNorms: decodeNumbers<number[]>(r["grad_norms"] as string),
           fingerprint: decodeNumbers<number[][]>(r["fingerprint"] as string),
-          ...(r["screen_worker"] === null ? {} : { workerId: r["screen_worker"] as string }),
-          ...(r["screen_attempt"] === null ? {} : { attempt: r["screen_attempt"] as number })
+          ...provenance(r, "screen")
         }
         return { result, elapsedMs: r["screen_ms"] as number }
       })
@@ -346,8 +351,7 @@ const make = (dir: string) =>
           metrics: decodeNumbers<Record<string, number>>(r["proxy_metrics"] as string),
           target: r["target_score"] === null ? NaN : (r["target_score"] as number),
           invalid: r["invalid"] === 1,
-          ...(r["train_worker"] === null ? {} : { workerId: r["train_worker"] as string }),
-          ...(r["train_attempt"] === null ? {} : { attempt: r["train_attempt"] as number })
+          ...provenance(r, "train")
         }
         return { result, elapsedMs: r["train_ms"] as number }
       })

@@ -14,6 +14,7 @@ import { execa } from "execa"
 import { GraphSyntaxError, parseLoss } from "../../graph/syntax.ts"
 import { GraphValidationError, validateLoss } from "../../graph/validate.ts"
 import { encodeLoss } from "../../graph/wire.ts"
+import { firstSentence } from "../args.ts"
 
 export const summary = "check one loss with the loss-rejection protocol on a task (seg, pose, det)"
 
@@ -28,8 +29,6 @@ const usageOf = (job: TaskJob): string =>
 const python = (): string =>
   process.env["AUTOLOSS_PYTHON"] ?? fileURLToPath(new URL("../../../.venv/bin/python", import.meta.url))
 
-/** node:util's parseArgs messages go on to explain `--` quoting; the first sentence says it all. */
-const firstSentence = (message: string): string => message.split(/\.\s/)[0] ?? message
 
 /** The loss as base64 msgpack wire form, or the exit code after reporting why it is not a loss. */
 const encodeExpression = (job: TaskJob, text: string): string | number => {

@@ -7,6 +7,7 @@
 import { writeFileSync } from "node:fs"
 import { parseArgs } from "node:util"
 import { ensureRunKeys, KEYS_FILE, workerKeyFile } from "../../workers/RunKeys.ts"
+import { firstSentence } from "../args.ts"
 
 export const summary = "print the CURVE keys a remote worker needs to join a run's tcp pool"
 
@@ -20,7 +21,7 @@ export const run = async (argv: ReadonlyArray<string>): Promise<number> => {
     runDir = values.run
     out = values.out
   } catch (e) {
-    process.stderr.write(`autoloss keys: ${(e as Error).message.split(/\.\s/)[0]}\n${USAGE}\n`)
+    process.stderr.write(`autoloss keys: ${firstSentence((e as Error).message)}\n${USAGE}\n`)
     return 2
   }
   if (runDir === undefined) {

@@ -14,6 +14,7 @@ import { execa } from "execa"
 import { DEFAULT_PYTHON } from "../../workers/internal/localWorkers.ts"
 import { ensureRunKeys, workerKeyFile } from "../../workers/RunKeys.ts"
 import { parseSlurmFlags, sbatchScript, slurmFiles, SlurmFlagError } from "../../workers/slurm.ts"
+import { firstSentence } from "../args.ts"
 
 export const summary = "start workers on a cluster (slurm: sbatch one worker per GPU, connecting back with CURVE)"
 
@@ -46,7 +47,7 @@ export const run = async (argv: ReadonlyArray<string>, out: VerbOutput = process
   try {
     parsed = parse(argv)
   } catch (e) {
-    return fail(2, (e as Error).message.split(/\.\s/)[0]!)
+    return fail(2, firstSentence((e as Error).message))
   }
   const { values, positionals } = parsed
   if (positionals.length !== 1 || positionals[0] !== "slurm") {

@@ -10,6 +10,7 @@ import { offspring } from "../../graph/mutate.ts"
 import { GraphSyntaxError, parseLoss, printLoss } from "../../graph/syntax.ts"
 import { GraphValidationError, validateLoss } from "../../graph/validate.ts"
 import { hashLoss } from "../../graph/canonical.ts"
+import { firstSentence } from "../args.ts"
 
 export const summary = "print offspring of a loss (copy / re-init / two mutations per branch) for a seed"
 
@@ -23,8 +24,6 @@ const nonNegativeInt = (flag: string, value: string): number => {
   return n
 }
 
-/** node:util's parseArgs messages go on to explain `--` quoting; the first sentence says it all. */
-const firstSentence = (message: string): string => message.split(/\.\s/)[0] ?? message
 
 export const run = async (argv: ReadonlyArray<string>): Promise<number> => {
   let text: string

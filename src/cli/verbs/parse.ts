@@ -8,13 +8,12 @@ import { GraphSyntaxError, parseLoss, printLoss } from "../../graph/syntax.ts"
 import { GraphValidationError, depthOf, sizeOf, validateLoss } from "../../graph/validate.ts"
 import { canonicalLoss, hashLoss } from "../../graph/canonical.ts"
 import { toLatex } from "../../graph/latex.ts"
+import { firstSentence } from "../args.ts"
 
 export const summary = "check a loss expression; print canonical form, hash, depth, size, LaTeX"
 
 const USAGE = 'usage: autoloss parse "<expr>" [--json]'
 
-/** node:util's parseArgs messages go on to explain `--` quoting; the first sentence says it all. */
-const firstSentence = (message: string): string => message.split(/\.\s/)[0] ?? message
 
 export const run = async (argv: ReadonlyArray<string>): Promise<number> => {
   let args

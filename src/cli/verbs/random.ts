@@ -10,6 +10,7 @@ import { printLoss } from "../../graph/syntax.ts"
 import { BRANCH_NAME_PATTERN } from "../../graph/validate.ts"
 import { BUILTIN_KINDS } from "../../graph/types.ts"
 import type { BranchKind } from "../../graph/types.ts"
+import { firstSentence } from "../args.ts"
 
 export const summary = "print random initial losses (paper initialisation) for a seed"
 
@@ -38,8 +39,6 @@ const parseBranches = (spec: string): Array<{ name: string; kind: BranchKind }> 
   return branches
 }
 
-/** node:util's parseArgs messages go on to explain `--` quoting; the first sentence says it all. */
-const firstSentence = (message: string): string => message.split(/\.\s/)[0] ?? message
 
 export const run = async (argv: ReadonlyArray<string>): Promise<number> => {
   try {

@@ -8,6 +8,7 @@ import { parseArgs } from "node:util"
 import { GraphSyntaxError, parseLoss, printLoss } from "../../graph/syntax.ts"
 import { GraphValidationError, validateLoss } from "../../graph/validate.ts"
 import { RANGE_PRESETS, type Range, type Ranges, simplifyLoss, verifySimplification } from "../../graph/simplify.ts"
+import { firstSentence } from "../args.ts"
 
 export const summary = "simplify a loss expression and verify value and gradients numerically"
 
@@ -37,7 +38,6 @@ export const parseRanges = (spec: string): Ranges => {
   return ranges
 }
 
-const firstSentence = (message: string): string => message.split(/\.\s/)[0] ?? message
 
 export const run = async (argv: ReadonlyArray<string>): Promise<number> => {
   let args

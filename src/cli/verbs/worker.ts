@@ -8,6 +8,7 @@
 import { parseArgs } from "node:util"
 import { execa } from "execa"
 import { checkPython, DEFAULT_PYTHON } from "../../workers/internal/localWorkers.ts"
+import { firstSentence } from "../args.ts"
 
 export const summary = "run a Python worker that joins a pool (remote machines: tcp + CURVE keys)"
 
@@ -25,7 +26,7 @@ export const run = async (argv: ReadonlyArray<string>): Promise<number> => {
       strict: true
     }).values
   } catch (e) {
-    process.stderr.write(`autoloss worker: ${(e as Error).message.split(/\.\s/)[0]}\n${USAGE}\n`)
+    process.stderr.write(`autoloss worker: ${firstSentence((e as Error).message)}\n${USAGE}\n`)
     return 2
   }
   const problems: string[] = []

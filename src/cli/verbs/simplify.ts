@@ -38,7 +38,6 @@ export const parseRanges = (spec: string): Ranges => {
   return ranges
 }
 
-
 export const run = async (argv: ReadonlyArray<string>): Promise<number> => {
   let args
   let ranges: Ranges

@@ -3,14 +3,21 @@
 Payload (msgpack/JSON map), for both kinds:
 
     {"task": "seg", "metric": "miou" | null, "loss": <graph wire obj>, "seed": 0,
-     "options": {<task option>: value, ..., "rejection": {<RejectionConfig field>: value}}}
+     "options": {<task option>: value, ..., "rejection": {<RejectionConfig field>: value}},
+     "branches": ["rpn_cls", ...]}   # eval-loss only, optional
+
+``branches`` (eval-loss): check exactly these branches, each with the other branches'
+predictions at ground truth (paper, App. A.2), every one of them even after a failure — the search
+screens branch by branch and redraws only the failing ones. Without it the whole loss is checked
+(a multi-branch loss stops at its first failing branch, which is enough for a yes/no answer).
 
 ``options`` configures the task (``SegOptions`` / ``PoseOptions``: data size, budget ``iterations``,
 ``device`` ...) and, under ``rejection``, the protocol's constants (defaults: the paper's). Unknown
 keys raise. Results are exactly what ``autoloss eval-loss|train-loss --json`` print:
 
     eval-loss:  {"passed", "score", "gradNorms": [B per branch], "fingerprint": [B rows per branch],
-                 "iterations", "invalid", "elapsedMs"}
+                 "iterations", "invalid", "elapsedMs",
+                 "branches": {name: {"passed", "score", "gradNorms", "fingerprint", "iterations", "invalid"}}}
     train-loss: {"metrics": {name: 0-1}, "target", "invalid", "iterations", "elapsedMs"}
 
 ``gradNorms`` entries are null where non-finite (JSON has no NaN). ``score`` is −1 when invalid.
@@ -28,7 +35,7 @@ from typing import Any
 
 from autoloss_worker.graph import LossGraph, loss_from_wire
 from autoloss_worker.rejection import RejectionConfig, RejectionResult, _torch_threads, check_branch, check_loss, summarise
-from autoloss_worker.tasks import Task, get_task
+from autoloss_worker.tasks import Task, as_branch_losses, get_task
 from autoloss_worker.tasks.training import parse_options
 
 Progress = Callable[[float], None]
@@ -45,7 +52,7 @@ class Job:
 def _job(payload: Any, *, device: str | None, train: bool) -> Job:
     if not isinstance(payload, dict):
         raise ValueError(f"job payload must be a map, got {type(payload).__name__}")
-    unknown = sorted(set(payload) - {"task", "metric", "loss", "seed", "options"})
+    unknown = sorted(set(payload) - {"task", "metric", "loss", "seed", "options", "branches"})
     if unknown:
         raise ValueError(f"job payload has unknown key(s) {', '.join(unknown)}")
     name = payload.get("task")
@@ -65,10 +72,19 @@ def _job(payload: Any, *, device: str | None, train: bool) -> Job:
     return Job(task=task, metric=task.check_metric(metric), seed=seed, rejection=rejection)
 
 
-def loss_for_task(task: Task, wire: Any) -> LossGraph:
-    """Decode and validate the wire graph, and check its branches are the task's (names and kinds)."""
+def loss_for_task(task: Task, wire: Any, required: list[str] | None = None) -> LossGraph:
+    """Decode and validate the wire graph, and check its branches are the task's (names and kinds);
+    with ``required``, a loss holding just those branches (and maybe others of the task) will do."""
     graph = loss_from_wire(wire)
     got = {b.name: b.kind for b in graph.branches}
+    if required is not None:
+        wrong = [f"{n} ({k})" for n, k in got.items() if task.branches.get(n) != k]
+        missing = [n for n in required if n not in got]
+        if wrong or missing:
+            want = ", ".join(f"{n} ({k})" for n, k in task.branches.items())
+            raise ValueError(f"task '{task.name}' takes branches {want}; the loss "
+                             + (f"has {', '.join(wrong)}" if wrong else f"lacks {', '.join(missing)}"))
+        return graph
     if got != dict(task.branches):
         want = ", ".join(f"{n} ({k})" for n, k in task.branches.items())
         have = ", ".join(f"{n} ({k})" for n, k in got.items())
@@ -76,22 +92,53 @@ def loss_for_task(task: Task, wire: Any) -> LossGraph:
     return graph
 
 
+def _requested_branches(task: Task, requested: Any) -> list[str] | None:
+    """``payload["branches"]`` checked against the task's branches (None: not given)."""
+    if requested is None:
+        return None
+    if not isinstance(requested, list) or not requested or not all(isinstance(b, str) for b in requested):
+        raise ValueError(f"'branches' must be a non-empty list of branch names, got {requested!r}")
+    unknown = [b for b in requested if b not in task.branches]
+    if unknown:
+        raise ValueError(f"'branches' names {', '.join(unknown)}, not branches of task '{task.name}' "
+                         f"({', '.join(task.branches)})")
+    if len(set(requested)) != len(requested):
+        raise ValueError(f"'branches' lists a branch twice: {requested!r}")
+    return requested
+
+
+def _branch_detail(result: RejectionResult) -> dict[str, Any]:
+    return summarise({"": result})
+
+
 def eval_loss_job(payload: Any, device: str | None = None, progress: Progress | None = None) -> dict[str, Any]:
     """The loss-rejection protocol for ``payload["loss"]`` (see ``rejection.py``)."""
     start = time.perf_counter()
     job = _job(payload, device=device, train=False)
-    graph = loss_for_task(job.task, payload.get("loss"))
+    requested = _requested_branches(job.task, payload.get("branches"))
+    graph = loss_for_task(job.task, payload.get("loss"), requested)
     batched = getattr(job.task, "batched_rejection", True)
-    if job.rejection.fast and batched:
+    elapsed = lambda: {"elapsedMs": (time.perf_counter() - start) * 1000}  # noqa: E731
+    if job.rejection.fast and batched and len(job.task.branches) == 1:
         from autoloss_worker.fastreject.jobs import fast_eval_loss
 
-        return {**fast_eval_loss(job.task, graph, job.metric, job.seed, job.rejection),
-                "elapsedMs": (time.perf_counter() - start) * 1000}
-    if job.rejection.fast:  # a task whose samples differ in shape (det: anchors per image)
+        out = fast_eval_loss(job.task, graph, job.metric, job.seed, job.rejection)
+        return {**out, "branches": {next(iter(job.task.branches)): out}, **elapsed()}
+    if requested is not None:
+        results = _branches(job, graph, requested)
+    elif job.rejection.fast:  # multi-branch: a yes/no answer needs only the first failing branch
         results = _until_first_failure(job, graph)
     else:
         results = check_loss(job.task, graph, job.metric, seed=job.seed, config=job.rejection)
-    return {**summarise(results), "elapsedMs": (time.perf_counter() - start) * 1000}
+    return {**summarise(results), "branches": {name: _branch_detail(r) for name, r in results.items()}, **elapsed()}
+
+
+def _branches(job: Job, graph: LossGraph, names: list[str]) -> dict[str, RejectionResult]:
+    """``check_branch`` for each of ``names`` (all of them, whatever their verdicts)."""
+    losses = as_branch_losses(graph)
+    samples = job.task.rejection_samples(job.rejection.samples, job.seed)
+    with _torch_threads(job.rejection.threads):
+        return {name: check_branch(job.task, losses[name], name, samples, job.metric, job.rejection) for name in names}
 
 
 def _until_first_failure(job: Job, graph: LossGraph) -> dict[str, RejectionResult]:

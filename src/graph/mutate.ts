@@ -207,7 +207,12 @@ const reinitialised = (kind: BranchKind, rng: Rng, limits: Limits): Node => {
   throw new RangeError(`no initial tree within the limits found in ${MAX_REDRAWS} draws`)
 }
 
-const branchOffspring = (b: Branch, rng: Rng, limits: Limits): { branch: Branch; change: BranchChange } => {
+/**
+ * One branch's offspring (paper §3.2): copied with probability 0.1, else re-initialised with
+ * probability 0.5, else mutated twice. `offspring` applies it to every branch; a scheduler that
+ * redraws only the branches that failed rejection (App. A.2) calls it per branch.
+ */
+export const branchOffspring = (b: Branch, rng: Rng, limits: Limits = DEFAULT_LIMITS): { branch: Branch; change: BranchChange } => {
   if (rng.chance(COPY_PROBABILITY)) return { branch: b, change: { branch: b.name, kind: "copy" } }
   if (rng.chance(REINIT_PROBABILITY)) {
     return { branch: { ...b, root: reinitialised(b.kind, rng, limits) }, change: { branch: b.name, kind: "reinit" } }

@@ -15,13 +15,20 @@
  *   slot are discarded. With one candidate in flight this is exactly the sequential algorithm.
  * - Evolution starts once all K initial losses have been evaluated (`propose` returns WAIT until
  *   then). Invalid losses join the population with the worst score, like any evaluated loss.
+ * - Multi-branch losses (paper App. A.2: "initialisation/mutation and rejection run per branch"):
+ *   each branch is redrawn on its own until it passes. A branch that passed in an earlier proposal
+ *   of the same slot is kept in the slot's later proposals, and only the failing branches are drawn
+ *   again (offspring: `branchOffspring` of the parent's branch; initial losses: a fresh random
+ *   tree). Initial losses take kept branches from per-branch queues, oldest first. With one branch
+ *   this is exactly the loop above (a rejected one-branch loss has no branch to keep).
  * - `NaiveEvolution` is the same loop with rejection, equivalence and duplicate reuse switched off
  *   (the paper's "naive evolution" ablation): every offspring is trained.
  */
 import { Rng } from "../graph/rng.ts"
-import { offspring } from "../graph/mutate.ts"
-import { randomLoss } from "../graph/random.ts"
-import type { LossGraph } from "../graph/types.ts"
+import { type BranchChange, branchOffspring } from "../graph/mutate.ts"
+import { randomTree } from "../graph/random.ts"
+import type { Branch, LossGraph } from "../graph/types.ts"
+import { validateLoss } from "../graph/validate.ts"
 import { fromWire, toWire } from "../graph/wire.ts"
 import { AgingPopulation } from "./population.ts"
 import {
@@ -62,12 +69,30 @@ interface Member {
   readonly score: number
 }
 
+/** A branch that passed rejection, with how it was made from the parent's branch. */
+interface KeptBranch {
+  readonly branch: Branch
+  readonly change: BranchChange
+}
+
 /** A tournament's winner and the offspring proposals made from it. */
 interface Slot {
   readonly index: number
   readonly parent: Member
   filled: boolean
+  /** Branch name → a passing offspring branch seen in this slot, reused by its later proposals. */
+  readonly kept: Map<string, KeptBranch>
 }
+
+/** What `admit` needs to know of a proposal. */
+interface Pending {
+  readonly slot: number
+  /** Per-branch changes (offspring); empty for initial losses. */
+  readonly how: ReadonlyArray<BranchChange>
+}
+
+const branchToJson = (b: Branch): unknown => toWire({ branches: [b] })
+const branchFromJson = (w: unknown): Branch => fromWire(w).branches[0]!
 
 /** Slot number of the proposals made while initialising. */
 const INIT_SLOT = -1
@@ -83,7 +108,9 @@ export class AgingEvolution implements Scheduler {
   private slotsOpened = 0
   private current: Slot | undefined
   /** Proposals awaiting `admit`: id → slot they were made for. */
-  private slotOf = new Map<number, number>()
+  private slotOf = new Map<number, Pending>()
+  /** Initialisation: branch name → passing random branches not yet used in a proposal, oldest first. */
+  private initKept = new Map<string, Branch[]>()
 
   constructor(
     readonly branches: BranchSpec,
@@ -108,23 +135,34 @@ export class AgingEvolution implements Scheduler {
 
   propose(ctx: ProposeContext): Proposal | Wait {
     if (this.initAdmitted < this.initialPopulation) {
-      this.slotOf.set(ctx.id, INIT_SLOT)
-      return { graph: randomLoss(this.branches, this.rng), provenance: { parentId: null, how: "random" } }
+      this.slotOf.set(ctx.id, { slot: INIT_SLOT, how: [] })
+      const branches = this.branches.map(({ name, kind }) =>
+        this.initKept.get(name)?.shift() ?? { name, kind, root: randomTree(kind, this.rng) }
+      )
+      return { graph: { branches }, provenance: { parentId: null, how: "random" } }
     }
     if (this.pop.size < this.initialPopulation) return WAIT
     if (this.current === undefined || this.current.filled) {
-      this.current = { index: this.slotsOpened++, parent: this.tournament(), filled: false }
+      this.initKept.clear()
+      this.current = { index: this.slotsOpened++, parent: this.tournament(), filled: false, kept: new Map() }
     }
-    const { graph, how } = offspring(this.current.parent.graph, this.rng)
-    this.slotOf.set(ctx.id, this.current.index)
-    return { graph, provenance: { parentId: this.current.parent.id, how } }
+    const current = this.current
+    validateLoss(current.parent.graph)
+    const made = current.parent.graph.branches.map((b) => current.kept.get(b.name) ?? branchOffspring(b, this.rng))
+    const how = made.map((m) => m.change)
+    this.slotOf.set(ctx.id, { slot: current.index, how })
+    return { graph: { branches: made.map((m) => m.branch) }, provenance: { parentId: current.parent.id, how } }
   }
 
   admit(event: ScreenedEvent): boolean {
-    const slot = this.slotOf.get(event.id)
-    if (slot === undefined) throw new SchedulerStateError(`admit: candidate ${event.id} was not proposed by this scheduler`)
+    const pending = this.slotOf.get(event.id)
+    if (pending === undefined) throw new SchedulerStateError(`admit: candidate ${event.id} was not proposed by this scheduler`)
     this.slotOf.delete(event.id)
-    if (!passes(event.verdict)) return false
+    const slot = pending.slot
+    if (!passes(event.verdict)) {
+      this.keepPassingBranches(event, pending)
+      return false
+    }
     if (slot === INIT_SLOT) {
       if (this.initAdmitted >= this.initialPopulation) return false
       this.initAdmitted++
@@ -134,6 +172,26 @@ export class AgingEvolution implements Scheduler {
     if (current === undefined || current.index !== slot || current.filled) return false
     current.filled = true
     return true
+  }
+
+  /** Remembers the branches of a rejected proposal that passed on their own, for its slot's next proposals. */
+  private keepPassingBranches(event: ScreenedEvent, pending: Pending): void {
+    const verdict = event.verdict
+    if (verdict.kind === "unscreened" || event.graph.branches.length < 2) return
+    event.graph.branches.forEach((b, i) => {
+      if (verdict.branches[b.name]?.kind !== "passed") return
+      if (pending.slot === INIT_SLOT) {
+        if (this.initAdmitted >= this.initialPopulation) return
+        const queue = this.initKept.get(b.name) ?? []
+        queue.push(b)
+        this.initKept.set(b.name, queue)
+        return
+      }
+      const current = this.current
+      if (current === undefined || current.index !== pending.slot || current.filled || current.kept.has(b.name)) return
+      const change = pending.how[i]
+      if (change !== undefined) current.kept.set(b.name, { branch: b, change })
+    })
   }
 
   observe(outcome: Outcome): void {
@@ -168,8 +226,16 @@ export class AgingEvolution implements Scheduler {
       rng: this.rng.getState(),
       initAdmitted: this.initAdmitted,
       slotsOpened: this.slotsOpened,
-      current: this.current === undefined ? null : { index: this.current.index, parent: member(this.current.parent), filled: this.current.filled },
+      current: this.current === undefined
+        ? null
+        : {
+          index: this.current.index,
+          parent: member(this.current.parent),
+          filled: this.current.filled,
+          kept: [...this.current.kept.entries()].map(([name, k]) => [name, { branch: branchToJson(k.branch), change: k.change }])
+        },
       slotOf: [...this.slotOf.entries()],
+      initKept: [...this.initKept.entries()].map(([name, queue]) => [name, queue.map(branchToJson)]),
       population: { capacity: this.pop.capacity, members: this.pop.members().map(member) }
     }
   }
@@ -196,8 +262,16 @@ export class AgingEvolution implements Scheduler {
     this.slotsOpened = s["slotsOpened"]
     this.current = s["current"] === null
       ? undefined
-      : { index: s["current"].index, parent: member(s["current"].parent, "current.parent"), filled: s["current"].filled }
-    this.slotOf = new Map(s["slotOf"] as Array<[number, number]>)
+      : {
+        index: s["current"].index,
+        parent: member(s["current"].parent, "current.parent"),
+        filled: s["current"].filled,
+        kept: new Map(
+          (s["current"].kept as Array<[string, any]>).map(([name, k]) => [name, { branch: branchFromJson(k.branch), change: k.change }])
+        )
+      }
+    this.slotOf = new Map(s["slotOf"] as Array<[number, Pending]>)
+    this.initKept = new Map((s["initKept"] as Array<[string, unknown[]]>).map(([name, q]) => [name, q.map(branchFromJson)]))
   }
 }
 

@@ -13,6 +13,12 @@
  * - Reuse decisions are made at admission, in admission order: an admitted loss identical (same
  *   canonical hash) to, or gradient-equivalent with, an earlier admitted one takes that one's score
  *   (awaiting it if it is still training) and spends no budget.
+ * - Screening is per branch (paper App. A.2: each branch is checked with the other branches at
+ *   ground truth, so a branch's verdict does not depend on the others). A branch's verdict is
+ *   computed once per run: the first proposal (in proposal order) containing a branch owns its
+ *   screening job, later proposals with the same branch (same name and canonical form) wait for
+ *   that result. Every branch of a candidate is screened even when one is statically rejected, so
+ *   the scheduler learns which branches to keep and which to redraw.
  * - The budget counts proxy trainings started; once spent, no verdict is delivered anymore, the
  *   running trainings are awaited and observed, and unscreened proposals are marked abandoned.
  *
@@ -25,16 +31,16 @@
  * Replay costs only proposal generation (fast next to any screening).
  */
 import { Clock, Data, Deferred, Effect, type Scope } from "effect"
-import { hashLoss } from "../graph/canonical.ts"
+import { hashBranch, hashLoss } from "../graph/canonical.ts"
 import { printLoss } from "../graph/syntax.ts"
 import type { LossGraph } from "../graph/types.ts"
 import { toWire } from "../graph/wire.ts"
 import { type Checkpoint, type Counters, Store, stableJson } from "../store/Store.ts"
 import { StoreError } from "../store/StoreError.ts"
 import { DEFAULT_EQUIVALENCE_MODE, type EquivalenceMode, equivalenceKey } from "./equivalence.ts"
-import { type Candidate, Evaluator, type EvaluatorError } from "./evaluator.ts"
-import { DEPENDENCE_ROLES, type DependenceRoles, staticCheck } from "./static-check.ts"
-import { type Outcome, type Scheduler, type ScreenVerdict, WAIT, WORST_SCORE } from "./scheduler.ts"
+import { type BranchScreen, type Candidate, Evaluator, type EvaluatorError, summariseBranches } from "./evaluator.ts"
+import { DEPENDENCE_ROLES, type DependenceRoles, staticBranchReason } from "./static-check.ts"
+import { type BranchVerdict, type Outcome, type Scheduler, type ScreenVerdict, WAIT, WORST_SCORE } from "./scheduler.ts"
 
 export interface EngineConfig {
   /** Proxy evaluations (trainings started) after which the search stops; the paper uses 500. */
@@ -88,6 +94,10 @@ export interface SearchCounters {
   duplicateVerdicts: number
   /** Verdicts that came from the rejection protocol. */
   screened: number
+  /** Branch verdicts computed by a screening job of the candidate itself... */
+  branchesScreened: number
+  /** ...or taken from an earlier candidate with the same branch (no job). */
+  branchesReused: number
   rejected: number
   passed: number
   admitted: number
@@ -105,6 +115,8 @@ const zeroCounters = (): SearchCounters => ({
   staticRejected: 0,
   duplicateVerdicts: 0,
   screened: 0,
+  branchesScreened: 0,
+  branchesReused: 0,
   rejected: 0,
   passed: 0,
   admitted: 0,
@@ -135,7 +147,14 @@ export interface SearchOptions {
 interface Screened {
   readonly verdict: ScreenVerdict
   readonly key: string | null
+  /** The protocol's verdict over the screened (not statically rejected) branches, for the store. */
+  readonly summary: BranchScreen | null
 }
+
+/** How one branch of a proposal gets its verdict: statically, or from the job of `owner`. */
+type BranchPlan =
+  | { readonly name: string; readonly staticReason: string }
+  | { readonly name: string; readonly owner: number }
 
 interface Trained {
   readonly score: number
@@ -149,6 +168,10 @@ interface Live {
   readonly duplicateOf: number | null
   /** The stored run finished without needing this verdict; replaying it must not need it either. */
   readonly abandoned: boolean
+  /** Empty when the scheduler needs no rejection. */
+  readonly plan: ReadonlyArray<BranchPlan>
+  /** The branch verdicts of this candidate's own screening job (branches it owns). */
+  readonly owned: Deferred.Deferred<Readonly<Record<string, BranchScreen>>, SearchError>
   readonly screened: Deferred.Deferred<Screened, SearchError>
   trained?: Deferred.Deferred<Trained, SearchError>
 }
@@ -190,6 +213,8 @@ export const runSearch = (
     const calls = { screen: 0, train: 0 }
     const live = new Map<number, Live>()
     const firstByHash = new Map<string, number>()
+    /** `name/hash` of a branch → the candidate whose job screens it. */
+    const branchOwner = new Map<string, number>()
     const firstAdmittedByHash = new Map<string, number>()
     const firstAdmittedByKey = new Map<string, number>()
     const admittedIds: number[] = []
@@ -215,13 +240,12 @@ export const runSearch = (
 
     // ---- stages run in their own fibers; results go through the candidate's Deferreds ----
 
-    const screenStage = (l: Live): Effect.Effect<Screened, SearchError> =>
+    /** Runs (or reads back) the screening job for the branches `l` owns. */
+    const ownStage = (l: Live): Effect.Effect<Readonly<Record<string, BranchScreen>>, SearchError> =>
       Effect.gen(function* () {
         const c = l.candidate
-        if (!flags.needsRejection) return { verdict: { kind: "unscreened" }, key: null }
-        const check = staticCheck(c.graph, roles)
-        if (!check.ok) return { verdict: { kind: "static_rejected", branch: check.branch, reason: check.reason }, key: null }
-        if (flags.reuseDuplicates && l.duplicateOf !== null) return yield* Deferred.await(liveOf(l.duplicateOf).screened)
+        const mine = l.plan.flatMap((p) => ("owner" in p && p.owner === c.id ? [p.name] : []))
+        if (mine.length === 0) return {}
         let stored = yield* store.screenResult(c.id)
         if (stored === undefined && l.abandoned) {
           // Replaying a finished run re-proposes what it abandoned; screening it would be wasted.
@@ -229,14 +253,48 @@ export const runSearch = (
         }
         if (stored === undefined) {
           calls.screen++
-          const { value, elapsedMs } = yield* timed(evaluator.screen(c))
+          const { value, elapsedMs } = yield* timed(evaluator.screen(c, mine))
           stored = { result: value, elapsedMs }
           yield* store.putScreenResult(c.id, stored)
         }
-        const r = stored.result
-        if (!r.passed || r.invalid) return { verdict: { kind: "rejected", score: r.score, invalid: r.invalid }, key: null }
+        const results = stored.result.branches
+        const missing = mine.filter((name) => results[name] === undefined)
+        if (missing.length > 0) {
+          return yield* new EngineError({
+            reason: "replay",
+            detail: `the screening result of candidate ${c.id} lacks branch(es) ${missing.join(", ")}`
+          })
+        }
+        return results
+      })
+
+    const screenStage = (l: Live): Effect.Effect<Screened, SearchError> =>
+      Effect.gen(function* () {
+        yield* Deferred.complete(l.owned, ownStage(l))
+        if (!flags.needsRejection) return { verdict: { kind: "unscreened" }, key: null, summary: null }
+        const branches: Record<string, BranchVerdict> = {}
+        const screened: BranchScreen[] = []
+        for (const p of l.plan) {
+          if ("staticReason" in p) {
+            branches[p.name] = { kind: "static_rejected", reason: p.staticReason }
+            continue
+          }
+          const r = (yield* Deferred.await(liveOf(p.owner).owned))[p.name]!
+          screened.push(r)
+          branches[p.name] = r.passed && !r.invalid
+            ? { kind: "passed", score: r.score }
+            : { kind: "rejected", score: r.score, invalid: r.invalid }
+        }
+        const summary = screened.length > 0 ? summariseBranches(screened) : null
+        const firstStatic = l.plan.find((p) => "staticReason" in p)
+        if (firstStatic !== undefined && "staticReason" in firstStatic) {
+          const reason = `branch '${firstStatic.name}' ${firstStatic.staticReason}`
+          return { verdict: { kind: "static_rejected", branch: firstStatic.name, reason, branches }, key: null, summary }
+        }
+        const r = summary!
+        if (!r.passed || r.invalid) return { verdict: { kind: "rejected", score: r.score, invalid: r.invalid, branches }, key: null, summary }
         const key = flags.useEquivalence ? equivalenceKey(r, config.equivalence) : null
-        return { verdict: { kind: "passed", score: r.score }, key }
+        return { verdict: { kind: "passed", score: r.score, branches }, key, summary }
       })
 
     const trainStage = (l: Live): Effect.Effect<Trained, SearchError> =>
@@ -273,6 +331,20 @@ export const runSearch = (
         const candidate: Candidate = { id, graph, hash: hashLoss(graph), text: printLoss(graph) }
         const duplicateOf = firstByHash.get(candidate.hash) ?? null
         if (duplicateOf === null) firstByHash.set(candidate.hash, id)
+        const plan: BranchPlan[] = []
+        if (flags.needsRejection) {
+          for (const b of graph.branches) {
+            const staticReason = staticBranchReason(b, roles)
+            if (staticReason !== undefined) {
+              plan.push({ name: b.name, staticReason })
+              continue
+            }
+            const key = `${b.name}/${hashBranch(b)}`
+            const owner = flags.reuseDuplicates ? (branchOwner.get(key) ?? id) : id
+            if (owner === id) branchOwner.set(key, id)
+            plan.push({ name: b.name, owner })
+          }
+        }
         const { stored } = yield* store.putProposal({
           id,
           text: candidate.text,
@@ -287,6 +359,8 @@ export const runSearch = (
           candidate,
           duplicateOf,
           abandoned: stored === "abandoned",
+          plan,
+          owned: yield* Deferred.make<Readonly<Record<string, BranchScreen>>, SearchError>(),
           screened: yield* Deferred.make<Screened, SearchError>()
         }
         live.set(id, l)
@@ -303,6 +377,12 @@ export const runSearch = (
         const s = yield* Deferred.await(l.screened)
         const v = s.verdict
         const admitted = yield* call(`admit(${c.id})`, () => scheduler.admit({ id: c.id, graph: c.graph, verdict: v }))
+        for (const p of l.plan) {
+          if ("owner" in p) {
+            if (p.owner === c.id) counters.branchesScreened++
+            else counters.branchesReused++
+          }
+        }
         switch (v.kind) {
           case "static_rejected":
             counters.staticRejected++
@@ -346,7 +426,8 @@ export const runSearch = (
             staticBranch: v.kind === "static_rejected" ? v.branch : null,
             staticReason: v.kind === "static_rejected" ? v.reason : null,
             equivalenceKey: s.key,
-            admissionIndex: admitted ? admittedIds.length : null
+            admissionIndex: admitted ? admittedIds.length : null,
+            rejection: s.summary
           },
           storedCounters()
         )

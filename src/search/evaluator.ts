@@ -1,5 +1,5 @@
 /**
- * The engine's only view of the workers: screen a candidate (the loss-rejection protocol) and train
+ * The engine's only view of the workers: screen branches of a candidate (the loss-rejection protocol) and train
  * it (the proxy task). The real implementation wraps the worker pool; tests use a fake that is a
  * pure function of the candidate. Both must be idempotent per candidate: after a crash the engine
  * asks again for every candidate whose result had not been stored yet.
@@ -17,21 +17,43 @@ export interface Candidate {
   readonly text: string
 }
 
-/** Outcome of the rejection protocol (paper §3.2) on the B fixed rejection samples. */
-export interface ScreenResult {
+/** Outcome of the rejection protocol (paper §3.2) for one branch, on the B fixed rejection samples. */
+export interface BranchScreen {
   /** g(L; ξ) ≥ η (η = 0.6) and no NaN/Inf during the optimisation. */
   readonly passed: boolean
   /** g(L; ξ): mean metric improvement of the optimised predictions. */
   readonly score: number
-  /** ‖∂L/∂ŷ_b‖₂ per sample (branch-major for multi-branch losses). */
+  /** ‖∂L/∂ŷ_b‖₂ per sample. */
   readonly gradNorms: ReadonlyArray<number>
   /** Gradient projected on fixed random unit directions, one row (4 numbers) per sample. */
   readonly fingerprint: ReadonlyArray<ReadonlyArray<number>>
   /** The loss or its gradient became NaN/Inf. */
   readonly invalid: boolean
+}
+
+/**
+ * Outcome of one screening job: the protocol run on each requested branch (paper App. A.2: a
+ * branch is checked with the other branches' predictions at their ground truth, so its verdict
+ * does not depend on the other branches), and their summary (`summariseBranches`).
+ */
+export interface ScreenResult extends BranchScreen {
+  readonly branches: Readonly<Record<string, BranchScreen>>
   readonly workerId?: string
   readonly attempt?: number
 }
+
+/**
+ * One verdict for several branches, in the order given: passes iff every branch passes; score is
+ * the worst branch's g; norms and fingerprint rows are concatenated branch-major (what the
+ * equivalence key of a multi-branch loss is built from). The worker's `summarise` does the same.
+ */
+export const summariseBranches = (branches: ReadonlyArray<BranchScreen>): BranchScreen => ({
+  passed: branches.every((b) => b.passed),
+  score: branches.reduce((m, b) => Math.min(m, b.score), Infinity),
+  gradNorms: branches.flatMap((b) => b.gradNorms),
+  fingerprint: branches.flatMap((b) => b.fingerprint),
+  invalid: branches.some((b) => b.invalid)
+})
 
 /** Outcome of the proxy training. */
 export interface TrainResult {
@@ -63,7 +85,8 @@ export class EvaluatorError extends Data.TaggedError("EvaluatorError")<{
 }
 
 export interface EvaluatorService {
-  readonly screen: (candidate: Candidate) => Effect.Effect<ScreenResult, EvaluatorError>
+  /** Runs the rejection protocol on `branches` of the candidate (each with the others at ground truth). */
+  readonly screen: (candidate: Candidate, branches: ReadonlyArray<string>) => Effect.Effect<ScreenResult, EvaluatorError>
   readonly train: (candidate: Candidate) => Effect.Effect<TrainResult, EvaluatorError>
 }
 

@@ -1,7 +1,8 @@
 /**
  * A deterministic stand-in for the worker pool, for tests, examples and dry runs: every result is
- * a pure function of the candidate's structural hash, so identical losses get identical results
- * wherever and whenever they are evaluated. Delays (in the Effect clock, so `TestClock` drives
+ * a pure function of a structural hash (a screened branch's, a trained candidate's), so identical
+ * losses get identical results wherever and whenever they are evaluated; each branch passes with
+ * probability `passRate` on its own, like the real per-branch protocol. Delays (in the Effect clock, so `TestClock` drives
  * them) depend on the hash *and* `timingSeed`: two runs with different timing seeds see results
  * complete in different orders but with equal values, which is what determinism tests need.
  *
@@ -9,11 +10,20 @@
  * structurally different losses of one class are gradient-equivalent and exercise score reuse.
  */
 import { Duration, Effect, Layer } from "effect"
+import { hashBranch } from "../graph/canonical.ts"
 import { Rng } from "../graph/rng.ts"
-import { type Candidate, Evaluator, type EvaluatorService, type ScreenResult, type TrainResult } from "./evaluator.ts"
+import {
+  type BranchScreen,
+  type Candidate,
+  Evaluator,
+  type EvaluatorService,
+  type ScreenResult,
+  summariseBranches,
+  type TrainResult
+} from "./evaluator.ts"
 
 export interface FakeEvaluatorOptions {
-  /** Probability that a candidate passes the rejection protocol. */
+  /** Probability that a branch passes the rejection protocol. */
   readonly passRate?: number
   /** Probability that a proxy training ends with NaN/Inf. */
   readonly invalidRate?: number
@@ -30,6 +40,8 @@ export interface FakeCall {
   readonly kind: "screen" | "train"
   readonly id: number
   readonly hash: string
+  /** The branches a screening call was asked for. */
+  readonly branches?: ReadonlyArray<string>
 }
 
 export interface FakeEvaluator extends EvaluatorService {
@@ -71,22 +83,33 @@ export const makeFakeEvaluator = (options: FakeEvaluatorOptions = {}): FakeEvalu
       : Effect.forEach(Array.from({ length: Math.floor(8 * u) }), () => Effect.yieldNow(), { discard: true })
   }
 
-  const signature = (c: Candidate): Pick<ScreenResult, "gradNorms" | "fingerprint"> => {
-    const cls = parseInt(c.hash.slice(0, 12), 16) % o.equivalenceClasses
+  const signature = (hash: string): Pick<ScreenResult, "gradNorms" | "fingerprint"> => {
+    const cls = parseInt(hash.slice(0, 12), 16) % o.equivalenceClasses
     const rng = new Rng(cls)
     const gradNorms = Array.from({ length: o.samples }, () => 0.01 + 10 * rng.float())
     const fingerprint = gradNorms.map((n) => Array.from({ length: 4 }, () => n * (2 * rng.float() - 1)))
     return { gradNorms, fingerprint }
   }
 
-  const screen = (c: Candidate) =>
+  const screenBranch = (hash: string): BranchScreen => {
+    const passed = uniform(hash, 2) < o.passRate
+    const score = passed ? 0.6 + 0.4 * uniform(hash, 3) : 0.6 * uniform(hash, 3)
+    return { passed, score, invalid: false, ...signature(hash) }
+  }
+
+  const screen = (c: Candidate, names: ReadonlyArray<string>) =>
     Effect.gen(function* () {
-      calls.push({ kind: "screen", id: c.id, hash: c.hash })
+      calls.push({ kind: "screen", id: c.id, hash: c.hash, branches: names })
       yield* delay(c, o.screenMillis, 1)
-      done.push({ kind: "screen", id: c.id, hash: c.hash })
-      const passed = uniform(c.hash, 2) < o.passRate
-      const score = passed ? 0.6 + 0.4 * uniform(c.hash, 3) : 0.6 * uniform(c.hash, 3)
-      return { passed, score, invalid: false, workerId: "fake", attempt: 1, ...signature(c) } satisfies ScreenResult
+      done.push({ kind: "screen", id: c.id, hash: c.hash, branches: names })
+      const branches: Record<string, BranchScreen> = {}
+      for (const name of names) {
+        const b = c.graph.branches.find((x) => x.name === name)
+        if (b === undefined) return yield* Effect.die(new Error(`fake screen: candidate ${c.id} has no branch '${name}'`))
+        branches[name] = screenBranch(hashBranch(b))
+      }
+      const summary = summariseBranches(names.map((n) => branches[n]!))
+      return { ...summary, branches, workerId: "fake", attempt: 1 } satisfies ScreenResult
     })
 
   const train = (c: Candidate) =>

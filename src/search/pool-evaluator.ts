@@ -7,7 +7,15 @@
 import { Effect, Layer } from "effect"
 import { toWire } from "../graph/wire.ts"
 import { type TracedResult, WorkerPool } from "../workers/WorkerPool.ts"
-import { type Candidate, Evaluator, EvaluatorError, type ScreenResult, type TrainResult } from "./evaluator.ts"
+import {
+  type BranchScreen,
+  type Candidate,
+  Evaluator,
+  EvaluatorError,
+  type ScreenResult,
+  summariseBranches,
+  type TrainResult
+} from "./evaluator.ts"
 
 export interface TaskJobConfig {
   readonly task: string
@@ -35,17 +43,28 @@ const isNum = (v: unknown): v is number => typeof v === "number"
 const isArray = (v: unknown): v is ReadonlyArray<unknown> => Array.isArray(v)
 const isRecord = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v)
 
-/** Decodes an `eval-loss` result; throws naming the bad field. */
-export const decodeScreen = (out: Json): ScreenResult => ({
-  passed: field(out, "passed", isBool, "a boolean"),
-  score: field(out, "score", isNum, "a number"),
-  invalid: field(out, "invalid", isBool, "a boolean"),
-  gradNorms: field(out, "gradNorms", isArray, "an array").map(finiteOrNaN),
-  fingerprint: field(out, "fingerprint", isArray, "an array of rows").map((row, i) => {
-    if (!Array.isArray(row)) throw new Error(`result field 'fingerprint[${i}]' must be an array`)
+const decodeBranch = (out: Json, where: string): BranchScreen => ({
+  passed: field(out, "passed", isBool, `a boolean (${where})`),
+  score: field(out, "score", isNum, `a number (${where})`),
+  invalid: field(out, "invalid", isBool, `a boolean (${where})`),
+  gradNorms: field(out, "gradNorms", isArray, `an array (${where})`).map(finiteOrNaN),
+  fingerprint: field(out, "fingerprint", isArray, `an array of rows (${where})`).map((row, i) => {
+    if (!Array.isArray(row)) throw new Error(`result field 'fingerprint[${i}]' must be an array (${where})`)
     return row.map(finiteOrNaN)
   })
 })
+
+/** Decodes an `eval-loss` result for the requested `branches`; throws naming the bad field. */
+export const decodeScreen = (out: Json, requested: ReadonlyArray<string>): ScreenResult => {
+  const perBranch = field(out, "branches", isRecord, "a map of branch results")
+  const branches: Record<string, BranchScreen> = {}
+  for (const name of requested) {
+    const r = perBranch[name]
+    if (!isRecord(r)) throw new Error(`result field 'branches.${name}' is missing (asked for ${requested.join(", ")})`)
+    branches[name] = decodeBranch(r, `branch ${name}`)
+  }
+  return { ...summariseBranches(requested.map((n) => branches[n]!)), branches }
+}
 
 /** Decodes a `train-loss` result; throws naming the bad field. */
 export const decodeTrain = (out: Json): TrainResult => {
@@ -59,12 +78,13 @@ export const decodeTrain = (out: Json): TrainResult => {
   }
 }
 
-const payloadFor = (job: TaskJobConfig, candidate: Candidate) => ({
+const payloadFor = (job: TaskJobConfig, candidate: Candidate, branches?: ReadonlyArray<string>) => ({
   task: job.task,
   metric: job.metric,
   seed: job.seed,
   loss: toWire(candidate.graph),
-  options: job.options ?? {}
+  options: job.options ?? {},
+  ...(branches === undefined ? {} : { branches })
 })
 
 const run = <A>(
@@ -89,12 +109,12 @@ export const layer = (job: TaskJobConfig): Layer.Layer<Evaluator, never, WorkerP
     Effect.gen(function* () {
       const pool = yield* WorkerPool
       return Evaluator.of({
-        screen: (candidate) =>
+        screen: (candidate, branches) =>
           run(
             "screen",
             candidate,
-            pool.submitTraced("eval-loss", payloadFor(job, candidate), { timeoutMs: job.screenTimeoutMs ?? 120_000 }),
-            decodeScreen
+            pool.submitTraced("eval-loss", payloadFor(job, candidate, branches), { timeoutMs: job.screenTimeoutMs ?? 120_000 }),
+            (out) => decodeScreen(out, branches)
           ),
         train: (candidate) =>
           run(

@@ -9,7 +9,8 @@
  *   verdict or outcome and asks again).
  * - `admit(event)`: once per proposal, in proposal order, with its screening verdict (static
  *   rejection, rejected by the protocol, passed, or `unscreened` when `flags.needsRejection` is
- *   false). Return true to spend a proxy evaluation on it (or reuse an equivalent one's score).
+ *   false) and each branch's own verdict. Return true to spend a proxy evaluation on it (or reuse
+ *   an equivalent one's score).
  * - `observe(outcome)`: once per admitted candidate, in admission order, with its proxy score.
  *
  * Determinism: the engine fixes the interleaving of these calls as a function of the outcomes only
@@ -42,10 +43,32 @@ export interface ProposeContext {
   readonly id: number
 }
 
-export type ScreenVerdict =
-  | { readonly kind: "static_rejected"; readonly branch: string; readonly reason: string }
+/** What screening said of one branch (multi-branch losses are checked branch by branch). */
+export type BranchVerdict =
+  | { readonly kind: "static_rejected"; readonly reason: string }
   | { readonly kind: "rejected"; readonly score: number; readonly invalid: boolean }
   | { readonly kind: "passed"; readonly score: number }
+
+/**
+ * A candidate's verdict: it passes iff every branch passes. `branches` holds every branch's own
+ * verdict, so a scheduler can keep the branches that passed and redraw only the others (paper,
+ * App. A.2: initialisation, mutation and rejection run per branch). `static_rejected` names the
+ * first hopeless branch; the other branches were still screened.
+ */
+export type ScreenVerdict =
+  | {
+    readonly kind: "static_rejected"
+    readonly branch: string
+    readonly reason: string
+    readonly branches: Readonly<Record<string, BranchVerdict>>
+  }
+  | {
+    readonly kind: "rejected"
+    readonly score: number
+    readonly invalid: boolean
+    readonly branches: Readonly<Record<string, BranchVerdict>>
+  }
+  | { readonly kind: "passed"; readonly score: number; readonly branches: Readonly<Record<string, BranchVerdict>> }
   | { readonly kind: "unscreened" }
 
 export interface ScreenedEvent {

@@ -15,7 +15,7 @@ import { mkdirSync } from "node:fs"
 import { join } from "node:path"
 import Database from "better-sqlite3"
 import { Context, Effect, Layer } from "effect"
-import type { ScreenResult, TrainResult } from "../search/evaluator.ts"
+import { type BranchScreen, type ScreenResult, summariseBranches, type TrainResult } from "../search/evaluator.ts"
 import { type CandidateStatus, DB_FILE, DDL, LEDGER_DDL, SCHEMA_VERSION } from "./schema.ts"
 import { StoreError } from "./StoreError.ts"
 
@@ -50,6 +50,8 @@ export interface VerdictUpdate {
   readonly staticReason: string | null
   readonly equivalenceKey: string | null
   readonly admissionIndex: number | null
+  /** The protocol's verdict over the candidate's screened branches (null: none screened). */
+  readonly rejection: BranchScreen | null
 }
 
 /** The final outcome of an admitted candidate. `score` is −∞ for an invalid (NaN/Inf) loss. */
@@ -216,14 +218,13 @@ const make = (dir: string) =>
          VALUES (@id, @text, @wire, @hash, @parentId, @how, 'proposed', @proposedAt, @duplicateOf)`
       ),
       screen: db.prepare(
-        `SELECT rejection_passed, rejection_score, rejection_invalid, grad_norms, fingerprint, screen_ms,
-                screen_worker, screen_attempt
-         FROM candidates WHERE id = ? AND rejection_passed IS NOT NULL`
+        `SELECT screen_branches, screen_ms, screen_worker, screen_attempt
+         FROM candidates WHERE id = ? AND screen_branches IS NOT NULL`
       ),
       putScreen: db.prepare(
         `UPDATE candidates SET rejection_passed = @passed, rejection_score = @score, rejection_invalid = @invalid,
-           grad_norms = @gradNorms, fingerprint = @fingerprint, screen_ms = @elapsedMs, screen_worker = @workerId,
-           screen_attempt = @attempt,
+           grad_norms = @gradNorms, fingerprint = @fingerprint, screen_branches = @branches, screen_ms = @elapsedMs,
+           screen_worker = @workerId, screen_attempt = @attempt,
            status = CASE WHEN status = 'proposed' THEN 'screened' ELSE status END
          WHERE id = @id`
       ),
@@ -239,7 +240,10 @@ const make = (dir: string) =>
       ),
       verdict: db.prepare(
         `UPDATE candidates SET status = @status, static_branch = @staticBranch, static_reason = @staticReason,
-           equivalence_key = @equivalenceKey, admission_index = @admissionIndex
+           equivalence_key = @equivalenceKey, admission_index = @admissionIndex,
+           rejection_passed = COALESCE(@passed, rejection_passed), rejection_score = COALESCE(@score, rejection_score),
+           rejection_invalid = COALESCE(@invalid, rejection_invalid), grad_norms = COALESCE(@gradNorms, grad_norms),
+           fingerprint = COALESCE(@fingerprint, fingerprint)
          WHERE id = @id`
       ),
       outcome: db.prepare(
@@ -314,12 +318,10 @@ const make = (dir: string) =>
       sql(`screenResult(${id})`, () => {
         const r = stmt.screen.get(id) as Record<string, unknown> | undefined
         if (r === undefined) return undefined
+        const branches = decodeNumbers<Record<string, BranchScreen>>(r["screen_branches"] as string)
         const result: ScreenResult = {
-          passed: r["rejection_passed"] === 1,
-          score: r["rejection_score"] === null ? NaN : (r["rejection_score"] as number),
-          invalid: r["rejection_invalid"] === 1,
-          gradNorms: decodeNumbers<number[]>(r["grad_norms"] as string),
-          fingerprint: decodeNumbers<number[][]>(r["fingerprint"] as string),
+          ...summariseBranches(Object.values(branches)),
+          branches,
           ...provenance(r, "screen")
         }
         return { result, elapsedMs: r["screen_ms"] as number }
@@ -336,6 +338,7 @@ const make = (dir: string) =>
             invalid: result.invalid ? 1 : 0,
             gradNorms: encodeNumbers(result.gradNorms),
             fingerprint: encodeNumbers(result.fingerprint),
+            branches: encodeNumbers(result.branches),
             elapsedMs,
             workerId: orNull(result.workerId),
             attempt: orNull(result.attempt)
@@ -375,7 +378,20 @@ const make = (dir: string) =>
     const commitVerdict: StoreService["commitVerdict"] = (v, counters) =>
       sql(`commitVerdict(${v.id})`, () =>
         db.transaction(() => {
-          stmt.verdict.run(v)
+          const r = v.rejection
+          stmt.verdict.run({
+            id: v.id,
+            status: v.status,
+            staticBranch: v.staticBranch,
+            staticReason: v.staticReason,
+            equivalenceKey: v.equivalenceKey,
+            admissionIndex: v.admissionIndex,
+            passed: r === null ? null : r.passed ? 1 : 0,
+            score: r === null ? null : r.score,
+            invalid: r === null ? null : r.invalid ? 1 : 0,
+            gradNorms: r === null ? null : encodeNumbers(r.gradNorms),
+            fingerprint: r === null ? null : encodeNumbers(r.fingerprint)
+          })
           writeCounters(counters)
         })()
       )

@@ -4,7 +4,8 @@
  * version: an older database is refused (no silent migration of a run's history).
  */
 
-export const SCHEMA_VERSION = 1
+/** 2: per-branch screening (`screen_branches`); the rejection columns hold the candidate's verdict. */
+export const SCHEMA_VERSION = 2
 
 /** The database file inside a run directory. */
 export const DB_FILE = "search.db"
@@ -49,6 +50,7 @@ CREATE TABLE candidates (
   rejection_invalid INTEGER,
   grad_norms       TEXT,
   fingerprint      TEXT,
+  screen_branches  TEXT,
   equivalence_key  TEXT,
   screen_ms        REAL,
   screen_worker    TEXT,
@@ -89,7 +91,7 @@ CREATE TABLE counters (
 `
 
 /**
- * The evaluation ledger, added within version 1 (additive, so no version bump): one row appended
+ * The evaluation ledger (added within version 1, additively): one row appended
  * per evaluation result stored, in the same transaction as the result. The candidate columns are
  * overwritten on a second write; the ledger is what proves "no duplicated evaluation" across a
  * kill and a resume. Created on every open, so a version-1 database from before it gains it

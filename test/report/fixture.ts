@@ -96,12 +96,13 @@ export const writeSyntheticRun = async (dir: string, specs: ReadonlyArray<Spec> 
       const f = spec.fate
       if (spec.screen !== undefined) {
         const passed = f.kind !== "rejected"
+        const branch = { passed, score: passed ? 0.8 : 0.1, gradNorms: [1, 2], fingerprint: [[0, 0, 0, 0]], invalid: false }
         yield* s.putScreenResult(id, {
-          result: { passed, score: passed ? 0.8 : 0.1, gradNorms: [1, 2], fingerprint: [[0, 0, 0, 0]], invalid: false, workerId: spec.screen },
+          result: { ...branch, branches: { loss: branch }, workerId: spec.screen },
           elapsedMs: SCREEN_MS[spec.screen]
         })
       }
-      const verdict = { id, staticBranch: null, staticReason: null, equivalenceKey: null, admissionIndex: null }
+      const verdict = { id, staticBranch: null, staticReason: null, equivalenceKey: null, admissionIndex: null, rejection: null }
       switch (f.kind) {
         case "static":
           yield* s.commitVerdict({ ...verdict, status: "static_rejected", staticBranch: "loss", staticReason: "ignores y_hat" }, {})

@@ -9,7 +9,9 @@ import { makeFakeEvaluator } from "../../src/search/fake-evaluator.ts"
 import { FULL_PIPELINE, WAIT, type Scheduler } from "../../src/search/scheduler.ts"
 import { layer } from "../../src/store/Store.ts"
 import { DB_FILE } from "../../src/store/schema.ts"
-import { BRANCHES, SMALL, comparable, evolution, readStore, run, runOnTestClock, tempDir } from "./harness.ts"
+import { hashBranch } from "../../src/graph/canonical.ts"
+import { fromWire } from "../../src/graph/wire.ts"
+import { BRANCHES, SMALL, comparable, detEvolution, evolution, readStore, run, runOnTestClock, tempDir } from "./harness.ts"
 
 t.test("budget, counters and the stored record agree", async (t) => {
   const dir = tempDir(t)
@@ -141,4 +143,32 @@ t.test("a scheduler that waits with nothing in flight is a deadlock, not a hang"
     runSearch(stuck).pipe(Effect.provide(layer(tempDir(t))), Effect.provide(makeFakeEvaluator().layer))
   )
   t.match(Exit.isFailure(exit) && JSON.stringify(exit.cause), /"reason":"deadlock"/)
+})
+
+t.test("four branches: screened branch by branch, each branch once per run, population built", async (t) => {
+  const dir = tempDir(t)
+  // Each branch passes with p = 0.3, so a whole random 4-branch loss passes with 0.3^4 < 1%:
+  // without per-branch redraws the 15 admissions below would take ~1,800 proposals.
+  const fake = makeFakeEvaluator({ passRate: 0.3, invalidRate: 0 })
+  const r = await run(dir, detEvolution(3), fake, { ...SMALL, budget: 10, maxCandidates: 1500 })
+  const c = r.counters
+  t.equal(c.trained, 10, "the budget was spent: the population was built and evolved")
+  t.ok(c.proposed < 400, `${c.proposed} proposals for ${c.admitted} admissions`)
+  const s = await readStore(dir)
+  const graphs = new Map(s.rows.map((row) => [row.id, fromWire(row.wire)]))
+  const abandoned = new Set(s.rows.filter((row) => row.status === "abandoned").map((row) => row.id))
+  const screened = fake.calls.filter((x) => x.kind === "screen")
+  const keys = screened.flatMap((x) =>
+    (x.branches ?? []).map((name) => `${name}/${hashBranch(graphs.get(x.id)!.branches.find((b) => b.name === name)!)}`)
+  )
+  t.equal(new Set(keys).size, keys.length, "no branch was screened twice")
+  const delivered = screened.filter((x) => !abandoned.has(x.id))
+  t.equal(delivered.flatMap((x) => x.branches ?? []).length, c.branchesScreened, "branchesScreened counts the branches of jobs")
+  t.ok(c.branchesReused > c.branchesScreened, `most branch verdicts come from earlier proposals (${c.branchesReused} reused, ${c.branchesScreened} screened)`)
+  const staticRows = s.rows.filter((row) => row.status === "static_rejected")
+  t.ok(staticRows.length > 0 && staticRows.every((row) => fake.calls.every((x) => x.id !== row.id || !(x.branches ?? []).includes(row.staticBranch!))), "statically rejected branches get no job")
+  t.ok(staticRows.some((row) => fake.calls.some((x) => x.id === row.id)), "the other branches of a statically rejected loss are still screened")
+  for (const row of s.rows.filter((x) => x.status === "admitted" || x.status === "evaluated")) {
+    t.equal(row.rejectionPassed, true, `admitted ${row.id} passed on every branch`)
+  }
 })

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect, Fiber, Layer, Option, TestClock, TestContext } from "effect"
 import { Rng } from "../../src/graph/rng.ts"
-import { DENSE } from "../../src/graph/types.ts"
+import { BOX, DENSE } from "../../src/graph/types.ts"
 import { AgingEvolution } from "../../src/search/aging-evolution.ts"
 import { type EngineConfig, type SearchResult, runSearch } from "../../src/search/engine.ts"
 import { Evaluator, type EvaluatorService } from "../../src/search/evaluator.ts"
@@ -17,6 +17,17 @@ export const SMALL: Partial<EngineConfig> = { budget: 16, screenWindow: 6, train
 
 export const evolution = (seed: number) =>
   new AgingEvolution(BRANCHES, new Rng(seed), { initialPopulation: 5, populationSize: 12 })
+
+/** Faster R-CNN's four branches (paper App. A.2), screened and redrawn one by one. */
+export const DET_BRANCHES = [
+  { name: "rpn_cls", kind: DENSE },
+  { name: "rpn_reg", kind: BOX },
+  { name: "rcnn_cls", kind: DENSE },
+  { name: "rcnn_reg", kind: BOX }
+]
+
+export const detEvolution = (seed: number) =>
+  new AgingEvolution(DET_BRANCHES, new Rng(seed), { initialPopulation: 5, populationSize: 12 })
 
 export const tempDir = (t: { teardown(f: () => void): unknown }): string => {
   const dir = mkdtempSync(join(tmpdir(), "autoloss-engine-"))

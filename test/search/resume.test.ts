@@ -5,7 +5,8 @@ import { runSearch } from "../../src/search/engine.ts"
 import { Evaluator, type EvaluatorService } from "../../src/search/evaluator.ts"
 import { makeFakeEvaluator } from "../../src/search/fake-evaluator.ts"
 import { layer } from "../../src/store/Store.ts"
-import { SMALL, comparable, evolution, readStore, run, tempDir } from "./harness.ts"
+import type { AgingEvolution } from "../../src/search/aging-evolution.ts"
+import { SMALL, comparable, detEvolution, evolution, readStore, run, tempDir } from "./harness.ts"
 
 const CONFIG = { ...SMALL, budget: 12 }
 
@@ -16,13 +17,14 @@ const killable = (killAt: number) =>
     const kill = yield* Deferred.make<void>()
     const fire = Effect.suspend(() => (fake.calls.length >= killAt ? Deferred.succeed(kill, undefined) : Effect.void))
     const evaluator: EvaluatorService = {
-      screen: (c) => Effect.zipLeft(fake.screen(c), fire),
+      screen: (c, branches) => Effect.zipLeft(fake.screen(c, branches), fire),
       train: (c) => Effect.zipLeft(fake.train(c), fire)
     }
     return { fake, kill, evaluator }
   })
 
-t.test("crash and resume: same search, nothing completed evaluated twice", async (t) => {
+const cases: ReadonlyArray<[string, (seed: number) => AgingEvolution]> = [["one branch", evolution], ["four branches", detEvolution]]
+for (const [label, evolution] of cases) t.test(`crash and resume (${label}): same search, nothing completed evaluated twice`, async (t) => {
   const reference = tempDir(t)
   const refFake = makeFakeEvaluator()
   const refResult = await run(reference, evolution(8), refFake, CONFIG)

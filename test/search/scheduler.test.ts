@@ -41,7 +41,7 @@ const hashNum = (s: string): number => {
 }
 const world = (text: string): { verdict: ScreenVerdict; score: number } => {
   const u = hashNum(text)
-  return { verdict: u < 0.4 ? { kind: "passed", score: 0.7 } : { kind: "rejected", score: 0.1, invalid: false }, score: hashNum(text + "!") }
+  return { verdict: u < 0.4 ? { kind: "passed", score: 0.7, branches: {} } : { kind: "rejected", score: 0.1, invalid: false, branches: {} }, score: hashNum(text + "!") }
 }
 const drive = (s: Scheduler, steps: number, log: string[] = []): string[] => {
   for (let id = log.length; id < steps; id++) {
@@ -81,8 +81,8 @@ const proposed = (p: Proposal | Wait): Proposal => {
 
 t.test("aging evolution: one admission per tournament, later passers of a filled slot are discarded", async (t) => {
   const s = new AgingEvolution(BRANCHES, new Rng(3), { initialPopulation: 2 })
-  const pass = { kind: "passed", score: 0.9 } as const
-  const reject = { kind: "rejected", score: 0, invalid: false } as const
+  const pass = { kind: "passed", score: 0.9, branches: {} } as const
+  const reject = { kind: "rejected", score: 0, invalid: false, branches: {} } as const
   // Initialisation: the third passer is not admitted (K = 2), and evolution waits for both outcomes.
   const init = [0, 1, 2].map((id) => proposed(s.propose({ id })).graph)
   t.same(init.map((graph, id) => s.admit({ id, graph, verdict: pass })), [true, true, false])
@@ -116,7 +116,7 @@ t.test("invalid losses stay in the population with the worst score, and survive 
   const s = new AgingEvolution(BRANCHES, new Rng(4), { initialPopulation: 1 })
   const p = s.propose({ id: 0 })
   if (p === WAIT) return t.fail("no wait expected")
-  t.equal(s.admit({ id: 0, graph: p.graph, verdict: { kind: "passed", score: 1 } }), true)
+  t.equal(s.admit({ id: 0, graph: p.graph, verdict: { kind: "passed", score: 1, branches: {} } }), true)
   s.observe({ id: 0, graph: p.graph, score: -Infinity, invalid: true, reused: "no" })
   const copy = new AgingEvolution(BRANCHES, new Rng(0), { initialPopulation: 1 })
   copy.restore(JSON.parse(JSON.stringify(s.snapshot())))
@@ -140,4 +140,48 @@ t.test("naive evolution trains every offspring; random search proposes fresh los
   const rlog = drive(rs, 40)
   t.ok(rlog.every((l) => / - /.test(l)), "no parents")
   t.equal(rs.population().length, 1, "tracks the best")
+})
+
+t.test("multi-branch: a rejected proposal's passing branches are kept, only the failing ones redrawn (App. A.2)", async (t) => {
+  const branches = [{ name: "cls", kind: DENSE }, { name: "reg", kind: BOX }]
+  const s = new AgingEvolution(branches, new Rng(11), { initialPopulation: 2 })
+  const text = (p: Proposal | Wait, name: string) => {
+    if (p === WAIT) throw new Error("no wait expected")
+    return printLoss({ branches: p.graph.branches.filter((b) => b.name === name) })
+  }
+  const verdict = (cls: "passed" | "rejected", reg: "passed" | "rejected"): ScreenVerdict => {
+    const v = (k: "passed" | "rejected") => (k === "passed" ? { kind: k, score: 0.9 } : { kind: k, score: 0.1, invalid: false })
+    const both = { cls: v(cls), reg: v(reg) } as const
+    return cls === "passed" && reg === "passed"
+      ? { kind: "passed", score: 0.9, branches: both }
+      : { kind: "rejected", score: 0.1, invalid: false, branches: both }
+  }
+  // Initialisation: cls passed in proposal 0, so proposal 2 (made after that verdict) reuses it;
+  // proposal 1, made before the verdict, drew both branches afresh.
+  const p0 = proposed(s.propose({ id: 0 }))
+  const p1 = proposed(s.propose({ id: 1 }))
+  t.equal(s.admit({ id: 0, graph: p0.graph, verdict: verdict("passed", "rejected") }), false)
+  const p2 = proposed(s.propose({ id: 2 }))
+  t.equal(text(p2, "cls"), text(p0, "cls"), "the passing cls branch is kept")
+  t.not(text(p2, "reg"), text(p0, "reg"), "the failing reg branch is redrawn")
+  t.not(text(p1, "cls"), text(p0, "cls"))
+  t.equal(s.admit({ id: 1, graph: p1.graph, verdict: verdict("passed", "passed") }), true)
+  t.equal(s.admit({ id: 2, graph: p2.graph, verdict: verdict("passed", "passed") }), true)
+  s.observe({ id: 1, graph: p1.graph, score: 0.3, invalid: false, reused: "no" })
+  s.observe({ id: 2, graph: p2.graph, score: 0.6, invalid: false, reused: "no" })
+  // Evolution: the slot's first offspring fails on cls only; the next offspring keeps its reg
+  // branch (and how it was made) and draws a new cls from the parent's.
+  const k3 = proposed(s.propose({ id: 3 }))
+  t.equal(s.admit({ id: 3, graph: k3.graph, verdict: verdict("rejected", "passed") }), false)
+  const k4 = proposed(s.propose({ id: 4 }))
+  t.equal(k4.provenance.parentId, k3.provenance.parentId, "same slot, same parent")
+  t.equal(text(k4, "reg"), text(k3, "reg"))
+  const how = (p: Proposal) => p.provenance.how as ReadonlyArray<{ branch: string }>
+  t.same(how(k4)[1], how(k3)[1], "the kept branch keeps its provenance")
+  // A snapshot carries the kept branches: a restored scheduler proposes the same next offspring.
+  t.equal(s.admit({ id: 4, graph: k4.graph, verdict: verdict("rejected", "rejected") }), false)
+  const copy = new AgingEvolution(branches, new Rng(0), { initialPopulation: 2 })
+  copy.restore(JSON.parse(JSON.stringify(s.snapshot())))
+  t.same(printLoss(proposed(copy.propose({ id: 5 })).graph), printLoss(proposed(s.propose({ id: 5 })).graph))
+  t.equal(text(proposed(s.propose({ id: 6 })), "reg"), text(k3, "reg"), "still kept while the slot is open")
 })

@@ -59,10 +59,11 @@ t.test("results round-trip, NaN and infinities included; replayed proposals are 
       t.same(yield* s.putProposal(proposal(0)), { stored: null })
       t.same(yield* s.putProposal(proposal(0)), { stored: "proposed" })
       t.equal(yield* s.screenResult(0), undefined)
-      const screen = { passed: true, score: NaN, gradNorms: [1.5, NaN, Infinity], fingerprint: [[-Infinity, 0.5]], invalid: false }
+      const branch = { passed: true, score: NaN, gradNorms: [1.5, NaN, Infinity], fingerprint: [[-Infinity, 0.5]], invalid: false }
+      const screen = { ...branch, branches: { loss: branch } }
       yield* s.putScreenResult(0, { result: screen, elapsedMs: 12 })
       t.same(yield* s.screenResult(0), { result: screen, elapsedMs: 12 })
-      yield* s.commitVerdict({ id: 0, status: "admitted", staticBranch: null, staticReason: null, equivalenceKey: "k", admissionIndex: 0 }, { admitted: 1 })
+      yield* s.commitVerdict({ id: 0, status: "admitted", staticBranch: null, staticReason: null, equivalenceKey: "k", admissionIndex: 0, rejection: branch }, { admitted: 1 })
       const train = { metrics: { miou: 0.25 }, target: 0.25, invalid: false, workerId: "w1", attempt: 2 }
       yield* s.putTrainResult(0, { result: train, elapsedMs: 99 })
       t.same(yield* s.trainResult(0), { result: train, elapsedMs: 99 })

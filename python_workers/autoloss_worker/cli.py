@@ -1,13 +1,21 @@
 """Run one task job from the command line (what the TS verbs spawn until the worker pool routes them).
 
-    python -m autoloss_worker.cli eval-loss  --task seg --metric miou --loss-wire-b64 B64 [--seed S] [--options JSON] --json
+    python -m autoloss_worker.cli eval-loss  --task seg --metric miou --loss-wire-b64 B64 [--branch NAME ...] [--seed S] [--options JSON] --json
     python -m autoloss_worker.cli train-loss --task seg --metric miou --loss-wire-b64 B64 [--seed S] [--options JSON] --json
     python -m autoloss_worker.cli baseline   --task seg [--metric M] [--seed S] [--options JSON] [--json]
+    python -m autoloss_worker.cli export-mmlab --task det --format mmdet --loss-wire-b64 B64 --out FILE [--options JSON] [--base FILE] [--header LINE ...]
 
 ``B64`` is base64 of the msgpack wire form of the loss graph (``protocol/README.md``); ``--options``
 is the job's ``options`` map as JSON (see ``task_jobs.py``). With ``--json`` the job's result is
-printed as one JSON line on stdout; otherwise as readable lines. Bad input (unknown task, metric
+printed as one JSON line on stdout; otherwise as readable lines. ``--branch`` (eval-loss, repeatable)
+checks only the named branches (each with the others at ground truth); the loss then needs only
+those branches. Bad input (unknown task, metric
 or option, invalid graph) prints ``error: ...`` on stderr and exits with status 2.
+
+``export-mmlab`` writes the loss as an MMLab config fragment (``autoloss_worker.mmlab.export``) and
+prints ``{"path", "base", "format", "branches"}`` as one JSON line; ``--options`` are the run's task
+options (they resolve the config it searched with), ``--base`` overrides that config. Exit status
+2 when the request cannot work (format, task), 1 when the loss does not fit the config.
 """
 from __future__ import annotations
 
@@ -27,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--task", required=True, help="task name (seg, pose)")
     p.add_argument("--metric", default=None, help="target metric (default: the task's)")
     p.add_argument("--loss-wire-b64", default=None, help="base64 msgpack wire form of the loss graph")
+    p.add_argument("--branch", action="append", default=None, help="eval-loss: check only this branch (repeatable)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--options", default="{}", help="job options as a JSON map")
     p.add_argument("--json", action="store_true", help="print the result as one JSON line")
@@ -54,6 +63,10 @@ def _payload(args: argparse.Namespace) -> dict[str, Any]:
     except binascii.Error as e:
         raise ValueError(f"--loss-wire-b64 is not base64: {e}") from None
     payload["loss"] = loss_to_wire(decode_loss(data))
+    if getattr(args, "branch", None) is not None:
+        if args.job != "eval-loss":
+            raise ValueError(f"--branch is for eval-loss, not {args.job}")
+        payload["branches"] = args.branch
     return payload
 
 
@@ -70,7 +83,42 @@ def _print_readable(job: str, result: dict[str, Any]) -> None:
     print(f"elapsed {result['elapsedMs'] / 1000:.1f} s")
 
 
+def _export_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m autoloss_worker.cli export-mmlab",
+                                description="Write a loss as an MMLab config fragment.")
+    p.add_argument("--task", required=True, help="the run's task (det, ins, ...)")
+    p.add_argument("--format", required=True, help="mmdet, mmpose or mmseg")
+    p.add_argument("--loss-wire-b64", required=True, help="base64 msgpack wire form of the loss graph")
+    p.add_argument("--out", required=True, help="the fragment file to write")
+    p.add_argument("--options", default="{}", help="the run's task options as a JSON map")
+    p.add_argument("--base", default=None, help="config to build on (default: the run's)")
+    p.add_argument("--header", action="append", default=[], help="a comment line for the top of the file")
+    return p
+
+
+def export_main(argv: list[str]) -> int:
+    args = _export_parser().parse_args(argv)
+    from autoloss_worker.mmlab.export import ExportError, export_fragment
+
+    try:
+        payload = _payload(argparse.Namespace(job="export-mmlab", task=args.task, metric=None, seed=0,
+                                              options=args.options, loss_wire_b64=args.loss_wire_b64))
+        result = export_fragment(payload["loss"], args.task, args.format, args.out, options=payload["options"],
+                                 base=args.base, header=args.header)
+    except ExportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except ValueError as e:  # ExportUsageError, GraphError, bad --options
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(result))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["export-mmlab"]:
+        return export_main(argv[1:])
     args = _parser().parse_args(argv)
     from autoloss_worker.graph import GraphError
     from autoloss_worker.task_jobs import baseline_job, eval_loss_job, train_loss_job

@@ -66,7 +66,7 @@ t.test("eval-loss --json: cross-entropy passes the protocol at the paper's const
   const ce = await autoloss("eval-loss", "--task", "seg", "--metric", "miou", "--loss", CE, "--options", SMALL_SEG, "--json")
   t.equal(ce.exitCode, 0, ce.stderr)
   const r = JSON.parse(ce.stdout) as Record<string, unknown>
-  t.same(Object.keys(r).sort(), ["elapsedMs", "fingerprint", "gradNorms", "invalid", "iterations", "passed", "score"])
+  t.same(Object.keys(r).sort(), ["branches", "elapsedMs", "fingerprint", "gradNorms", "invalid", "iterations", "passed", "score"])
   t.equal(r["passed"], true)
   t.equal(r["invalid"], false)
   t.equal(r["iterations"], 500)
@@ -88,4 +88,18 @@ t.test("train-loss and baseline --json print metrics", async (t) => {
   t.equal(r.iterations, 2)
   t.equal(baseline.exitCode, 0, baseline.stderr)
   t.match(baseline.stdout, /target \d\.\d{4} after 2 iterations\n {2}map {4}\d\.\d{4}\n/)
+})
+
+t.test("eval-loss --branch checks one branch of a multi-branch task from its expression alone", async (t) => {
+  const r = await autoloss("eval-loss", "--task", "det", "--branch", "rcnn_cls", "--loss", CE, "--json")
+  t.equal(r.exitCode, 0, r.stderr)
+  const out = JSON.parse(r.stdout) as { passed: boolean; branches: Record<string, { passed: boolean; score: number }> }
+  t.same(Object.keys(out.branches), ["rcnn_cls"], "only the requested branch was checked")
+  t.equal(out.branches["rcnn_cls"]!.passed, true, "cross-entropy passes R-CNN classification (others at ground truth)")
+  const wrongKind = await autoloss("eval-loss", "--task", "det", "--branch", "rcnn_reg", "--loss", CE, "--json")
+  t.equal(wrongKind.exitCode, 2)
+  t.match(wrongKind.stderr, /the loss has rcnn_reg \(dense\)/, "a dense expression for a box branch is refused, naming it")
+  const train = await autoloss("train-loss", "--task", "seg", "--branch", "loss", "--loss", CE)
+  t.equal(train.exitCode, 2)
+  t.match(train.stderr, /--branch is for eval-loss/)
 })

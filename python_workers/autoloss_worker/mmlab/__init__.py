@@ -1,5 +1,4 @@
-"""MMLab adapters: search losses inside unchanged MMDetection (and later MMPose / MMSegmentation)
-configs.
+"""MMLab adapters: search losses inside unchanged MMDetection, MMPose and MMSegmentation configs.
 
     from autoloss_worker.mmlab.rewrite import rewrite_config, train_proxy
     cfg = rewrite_config(Config.fromfile(path), loss_wire)    # AutoLossGraph at each searched key
@@ -8,6 +7,7 @@ configs.
 Modules: `inputs` (raw predictions -> graph inputs, torch only), `branch` (which wire branch a
 config names), `mmdet_loss` (`AutoLossGraph` for mmdet), `registry` (explicit registration + a
 self-check; what `custom_imports` names), `rewrite` (configs, proxy schedule, in-process training),
+`export` (a searched loss as a config fragment for the library's own tools/train.py),
 `shapes_data` (the generated data as COCO, cached), `det_samples` (the `det` task's
 loss-rejection samples from a random Faster R-CNN; the task itself is `autoloss_worker.tasks.det`). Nothing here imports an MMLab library until a
 module that needs it is imported, so the worker runs without them.

@@ -17,7 +17,8 @@ from __future__ import annotations
 import copy
 import uuid
 import math
-from collections.abc import Mapping, Sequence
+import numbers
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +49,29 @@ FASTER_RCNN: tuple[BranchSlot, ...] = (
 MASK_RCNN: tuple[BranchSlot, ...] = FASTER_RCNN + (
     BranchSlot("mask", "roi_head.mask_head.loss_mask", "dense", 1.0, use_mask=True),
 )
+
+# The branch set of each MMLab-backed task, by task name: proxy training and `autoloss export
+# --format mmdet|mmpose|mmseg` both look slots up here. Tasks append their own line.
+SLOTS_BY_TASK: dict[str, tuple[BranchSlot, ...]] = {
+    "det": FASTER_RCNN,
+    "ins": MASK_RCNN,
+    "mmpose": (BranchSlot("loss", "head.loss", "dense", 1.0),),  # top-down heatmap heads
+    "mmseg": (BranchSlot("loss", "decode_head.loss_decode", "dense", 1.0),),  # segmentors' decode head
+}
+
+# What a head needs besides its loss, per branch kind: box branches see decoded boxes (i, u, e
+# are areas of boxes, not of deltas).
+HEAD_SETTINGS: dict[str, dict[str, Any]] = {"box": {"reg_decoded_bbox": True}}
+
+# Arguments of each library's AutoLossGraph beyond graph, branch_kind and loss_weight, by the
+# config's `default_scope` (the registry the module is built from). mmdet heads read `use_sigmoid`
+# from their loss dict: False gives softmax classification, as in the paper; mask heads call
+# their loss with (pred, target, label).
+LIBRARY_ARGS: dict[str, Callable[[BranchSlot], dict[str, Any]]] = {
+    "mmdet": lambda slot: dict(use_sigmoid=False, use_mask=slot.use_mask),
+    "mmseg": lambda slot: {},
+    "mmpose": lambda slot: {},
+}
 
 
 @dataclass(frozen=True)
@@ -94,24 +118,38 @@ def _wire_branches(loss: Any) -> dict[str, dict]:
     return {b["name"]: b for b in obj["branches"] if isinstance(b, dict) and "name" in b}
 
 
-def replace_losses(cfg: Any, loss: Any, slots: Sequence[BranchSlot] = FASTER_RCNN) -> Any:
-    """Replace the losses at `slots` with AutoLossGraph modules of the matching branches of `loss`
-    (a wire loss). Only the named slots change; a slot without its branch raises."""
+def slot_edits(loss: Any, slots: Sequence[BranchSlot], scope: str | None = None) -> list[tuple[BranchSlot, dict[str, Any], dict[str, Any]]]:
+    """(slot, loss module config, head settings) for each slot, from the matching branch of `loss`
+    (a wire loss), for a config of `scope` (its default_scope; None: mmdet): what `replace_losses`
+    applies in memory and `mmlab.export` writes as a config fragment. A slot without its branch,
+    or of another kind, raises."""
+    library = scope or "mmdet"
+    if library not in LIBRARY_ARGS:
+        raise ValueError(f"config default_scope '{library}' is not an MMLab library autoloss registers in ({', '.join(LIBRARY_ARGS)})")
     branches = _wire_branches(loss)
     missing = [s.name for s in slots if s.name not in branches]
     if missing:
         raise ValueError(f"the loss lacks branches {missing} (has {sorted(branches)})")
+    edits = []
     for slot in slots:
         wire = branches[slot.name]
         if wire.get("kind") != slot.kind:
             raise ValueError(f"branch '{slot.name}' is of kind '{wire.get('kind')}', the slot '{slot.key}' takes '{slot.kind}'")
         if slot.kind not in KIND_INPUTS:
             raise ValueError(f"slot '{slot.key}': unknown kind '{slot.kind}'")
+        module = dict(type="AutoLossGraph", graph=wire, branch_kind=slot.kind, loss_weight=slot.loss_weight,
+                      **LIBRARY_ARGS[library](slot))
+        edits.append((slot, module, dict(HEAD_SETTINGS.get(slot.kind, {}))))
+    return edits
+
+
+def replace_losses(cfg: Any, loss: Any, slots: Sequence[BranchSlot] = FASTER_RCNN) -> Any:
+    """Replace the losses at `slots` with AutoLossGraph modules of the matching branches of `loss`
+    (a wire loss). Only the named slots change; a slot without its branch raises."""
+    for slot, module, head_settings in slot_edits(loss, slots, cfg.get("default_scope")):
         head, name = _lookup(cfg.model, slot.key)
-        head[name] = dict(type="AutoLossGraph", graph=wire, branch_kind=slot.kind, loss_weight=slot.loss_weight,
-                          use_sigmoid=False, use_mask=slot.use_mask)
-        if slot.kind == "box":
-            head["reg_decoded_bbox"] = True  # the box branch sees decoded boxes (i, u, e need them)
+        head[name] = module
+        head.update(head_settings)
     return cfg
 
 
@@ -203,7 +241,8 @@ def _stop_on_invalid_hook():
                         raise InvalidLossError(self.iterations, key, v)
 
         def after_val_epoch(self, runner, metrics=None) -> None:
-            self.metrics = {k: float(v) for k, v in (metrics or {}).items() if isinstance(v, (int, float))}
+            # numbers.Real, not float: mmseg's IoUMetric reports numpy float32 scalars.
+            self.metrics = {k: float(v) for k, v in (metrics or {}).items() if isinstance(v, numbers.Real)}
 
     return StopOnInvalidLoss()
 

@@ -1,20 +1,22 @@
 /**
- * `autoloss eval-loss --task seg --metric miou --loss "<expr>" [--seed S] [--options JSON] [--json]`:
+ * `autoloss eval-loss --task seg --metric miou --loss "<expr>" [--branch NAME] [--seed S] [--options JSON] [--json]`:
  * run the loss-rejection protocol (B = 5 samples, 500 SGD steps on the predictions, pass iff g ≥ 0.6)
  * on one loss. With --json prints
- * `{"passed","score","gradNorms":[B per branch],"iterations","invalid","elapsedMs"}`.
+ * `{"passed","score","gradNorms":[B per branch],"iterations","invalid","elapsedMs","branches":{name: {...}}}`.
+ * `--branch NAME` checks one branch of a multi-branch task (the others' predictions at ground
+ * truth, paper App. A.2); `--loss` is then that branch's expression alone (or a multi-branch loss
+ * that has it).
  *
  * The expression is parsed and validated here (exit 1 with the column on a syntax error); the job
  * itself runs in `python -m autoloss_worker.cli` (exit 2 on an unknown task, metric or option).
  * Until the worker pool routes these jobs, `train-loss` and `baseline` share this module's runner.
  */
 import { parseArgs } from "node:util"
-import { fileURLToPath } from "node:url"
 import { execa } from "execa"
 import { GraphSyntaxError, parseLoss } from "../../graph/syntax.ts"
 import { GraphValidationError, validateLoss } from "../../graph/validate.ts"
 import { encodeLoss } from "../../graph/wire.ts"
-import { firstSentence } from "../args.ts"
+import { firstSentence, verbPython as python } from "../args.ts"
 
 export const summary = "check one loss with the loss-rejection protocol on a task (seg, pose, det)"
 
@@ -23,17 +25,17 @@ export type TaskJob = "eval-loss" | "train-loss" | "baseline"
 const usageOf = (job: TaskJob): string =>
   job === "baseline"
     ? "usage: autoloss baseline --task <seg|pose|det> [--metric M] [--seed S] [--options JSON] [--json]"
-    : `usage: autoloss ${job} --task <seg|pose|det> --loss "<expr>" [--metric M] [--seed S] [--options JSON] [--json]`
-
-/** The project's virtual environment, unless AUTOLOSS_PYTHON names another interpreter. */
-const python = (): string =>
-  process.env["AUTOLOSS_PYTHON"] ?? fileURLToPath(new URL("../../../.venv/bin/python", import.meta.url))
+    : `usage: autoloss ${job} --task <seg|pose|det> --loss "<expr>"${job === "eval-loss" ? " [--branch NAME]" : ""} [--metric M] [--seed S] [--options JSON] [--json]`
 
 
 /** The loss as base64 msgpack wire form, or the exit code after reporting why it is not a loss. */
-const encodeExpression = (job: TaskJob, text: string): string | number => {
+const encodeExpression = (job: TaskJob, text: string, branch: string | undefined): string | number => {
   try {
-    const g = parseLoss(text)
+    let g = parseLoss(text)
+    // A bare expression (one branch, named "loss") is the expression of the branch to check.
+    if (branch !== undefined && g.branches.length === 1 && g.branches[0]!.name === "loss") {
+      g = { branches: [{ ...g.branches[0]!, name: branch }] }
+    }
     validateLoss(g)
     return Buffer.from(encodeLoss(g)).toString("base64")
   } catch (e) {
@@ -60,6 +62,7 @@ export const runTaskJob = async (job: TaskJob, argv: ReadonlyArray<string>): Pro
         task: { type: "string" },
         metric: { type: "string" },
         loss: { type: "string" },
+        branch: { type: "string" },
         seed: { type: "string", default: "0" },
         options: { type: "string" },
         json: { type: "boolean", default: false }
@@ -80,11 +83,15 @@ export const runTaskJob = async (job: TaskJob, argv: ReadonlyArray<string>): Pro
   if (values.metric !== undefined) args.push("--metric", values.metric)
   if (values.options !== undefined) args.push("--options", values.options)
   if (values.json) args.push("--json")
+  if (values.branch !== undefined) {
+    if (job !== "eval-loss") return fail(`--branch is for eval-loss: ${job} trains with every branch`)
+    args.push("--branch", values.branch)
+  }
   if (job === "baseline") {
     if (values.loss !== undefined) return fail("baseline takes no --loss: it trains with the task's own loss")
   } else {
     if (values.loss === undefined) return fail("--loss is required")
-    const wire = encodeExpression(job, values.loss)
+    const wire = encodeExpression(job, values.loss, values.branch)
     if (typeof wire === "number") return wire
     args.push("--loss-wire-b64", wire)
   }

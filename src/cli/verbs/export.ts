@@ -1,27 +1,45 @@
 /**
- * `autoloss export DIR --format torch [--out FILE] [--candidate ID] [--class-name NAME] [--weight BRANCH=W ...]`:
- * writes the best loss of the run (or candidate ID) as a standalone PyTorch `nn.Module` file that
- * needs only torch (`src/graph/torch-export.ts`). Default output `DIR/found_loss.py`. The mmdet,
- * mmpose and mmseg formats are planned and answer "not yet supported". Exit 0 ok, 1 nothing to
- * export / unreadable run, 2 usage or unsupported format.
+ * `autoloss export DIR --format torch|mmdet|mmpose|mmseg [--out FILE] [--candidate ID] ...`: writes
+ * the best loss of the run (or candidate ID).
+ *
+ * - `--format torch [--class-name NAME] [--weight BRANCH=W ...]`: a standalone PyTorch `nn.Module`
+ *   file that needs only torch (`src/graph/torch-export.ts`). Default output `DIR/found_loss.py`.
+ * - `--format mmdet|mmpose|mmseg [--base FILE]`: an MMLab config fragment that an unmodified
+ *   checkout's `tools/train.py` trains: `_base_` = the config the run searched with (or FILE),
+ *   `custom_imports` for autoloss's registry, and `AutoLossGraph` at each branch's key with the
+ *   task's loss weights and head settings. Written by `python -m autoloss_worker.cli export-mmlab`
+ *   (`autoloss_worker.mmlab.export`), the same edits proxy training makes. The format must be the
+ *   library of the run's task (det, ins: mmdet). Default output `DIR/found_loss_<format>.py`.
+ *
+ * Exit 0 ok, 1 nothing to export / unreadable run / loss does not fit the config, 2 usage error
+ * (incl. a format that does not match the run's task).
  */
 import { writeFileSync } from "node:fs"
-import { join } from "node:path"
+import { join, resolve } from "node:path"
 import { parseArgs } from "node:util"
+import { execa } from "execa"
 import { exportTorchModule, TorchExportError } from "../../graph/torch-export.ts"
-import { fromWire } from "../../graph/wire.ts"
+import { encodeLoss, fromWire } from "../../graph/wire.ts"
 import { topLosses } from "../../report/model.ts"
-import { loadRun, RunDataError } from "../../report/run-data.ts"
+import { type CandidateRecord, loadRun, RunDataError } from "../../report/run-data.ts"
+import { firstSentence, verbPython as python } from "../args.ts"
 
-export const summary = "export the best loss of a run as a standalone PyTorch module (--format torch)"
+export const summary = "export the best loss of a run as a PyTorch module or an MMLab config fragment"
 
-const USAGE =
-  "usage: autoloss export DIR --format torch [--out FILE] [--candidate ID] [--class-name NAME] [--weight BRANCH=W ...]"
+const USAGE = [
+  "usage: autoloss export DIR --format torch [--out FILE] [--candidate ID] [--class-name NAME] [--weight BRANCH=W ...]",
+  "       autoloss export DIR --format mmdet|mmpose|mmseg [--out FILE] [--candidate ID] [--base CONFIG]"
+].join("\n")
 
-export const FORMATS = ["torch"] as const
-/** Formats people ask for that need the MMLab adapters first. */
-export const PLANNED_FORMATS = ["mmdet", "mmpose", "mmseg"] as const
+export const MMLAB_FORMATS = ["mmdet", "mmpose", "mmseg"] as const
+export type MmlabFormat = (typeof MMLAB_FORMATS)[number]
+export const FORMATS = ["torch", ...MMLAB_FORMATS] as const
 export const DEFAULT_EXPORT_FILE = "found_loss.py"
+export const defaultMmlabFile = (format: MmlabFormat): string => `found_loss_${format}.py`
+
+/** Whose `tools/train.py` trains the fragment. */
+const LIBRARY: Record<MmlabFormat, string> = { mmdet: "MMDetection", mmpose: "MMPose", mmseg: "MMSegmentation" }
+
 
 class UsageError extends Error {}
 
@@ -36,14 +54,21 @@ const parseWeights = (pairs: ReadonlyArray<string>): Record<string, number> => {
   return weights
 }
 
-export const run = async (argv: ReadonlyArray<string>): Promise<number> => {
-  let dir: string
-  let out: string
-  let candidateId: number | undefined
-  let className: string
-  let weights: Record<string, number>
+type Request =
+  | { readonly format: "torch"; readonly className: string; readonly weights: Record<string, number> }
+  | { readonly format: MmlabFormat; readonly base: string | undefined }
+
+interface Parsed {
+  readonly dir: string
+  readonly out: string
+  readonly candidateId: number | undefined
+  readonly request: Request
+}
+
+const parse = (argv: ReadonlyArray<string>): Parsed => {
+  let parsed
   try {
-    const { values, positionals } = parseArgs({
+    parsed = parseArgs({
       args: [...argv],
       strict: true,
       allowPositionals: true,
@@ -51,44 +76,104 @@ export const run = async (argv: ReadonlyArray<string>): Promise<number> => {
         format: { type: "string" },
         out: { type: "string" },
         candidate: { type: "string" },
-        "class-name": { type: "string", default: "FoundLoss" },
-        weight: { type: "string", multiple: true }
+        "class-name": { type: "string" },
+        weight: { type: "string", multiple: true },
+        base: { type: "string" }
       }
     })
-    if (positionals.length !== 1) throw new UsageError(`want exactly one run directory, got ${positionals.length}`)
-    dir = positionals[0]!
-    const format = values.format
-    if (format === undefined) throw new UsageError("--format is required (torch)")
-    if ((PLANNED_FORMATS as ReadonlyArray<string>).includes(format)) {
-      throw new UsageError(`--format ${format} is not yet supported (supported now: ${FORMATS.join(", ")}); export --format torch and wrap it`)
-    }
-    if (!(FORMATS as ReadonlyArray<string>).includes(format)) {
-      throw new UsageError(`unknown --format '${format}' (supported: ${FORMATS.join(", ")}; planned: ${PLANNED_FORMATS.join(", ")})`)
-    }
-    out = values.out ?? join(dir, DEFAULT_EXPORT_FILE)
-    if (values.candidate !== undefined) {
-      if (!/^\d+$/.test(values.candidate)) throw new UsageError(`--candidate wants a candidate id, got '${values.candidate}'`)
-      candidateId = Number(values.candidate)
-    }
-    className = values["class-name"]
-    weights = parseWeights(values.weight ?? [])
   } catch (e) {
-    process.stderr.write(`autoloss export: ${(e as Error).message}\n${USAGE}\n`)
+    throw new UsageError(firstSentence((e as Error).message))
+  }
+  const { values, positionals } = parsed
+  if (positionals.length !== 1) throw new UsageError(`want exactly one run directory, got ${positionals.length}`)
+  const dir = positionals[0]!
+  const format = values.format
+  if (format === undefined) throw new UsageError(`--format is required (${FORMATS.join(", ")})`)
+  let candidateId: number | undefined
+  if (values.candidate !== undefined) {
+    if (!/^\d+$/.test(values.candidate)) throw new UsageError(`--candidate wants a candidate id, got '${values.candidate}'`)
+    candidateId = Number(values.candidate)
+  }
+  if (format === "torch") {
+    if (values.base !== undefined) throw new UsageError("--base applies to the MMLab formats (mmdet, mmpose, mmseg), not torch")
+    return {
+      dir, candidateId, out: values.out ?? join(dir, DEFAULT_EXPORT_FILE),
+      request: { format, className: values["class-name"] ?? "FoundLoss", weights: parseWeights(values.weight ?? []) }
+    }
+  }
+  const mmlab = MMLAB_FORMATS.find((f) => f === format)
+  if (mmlab === undefined) throw new UsageError(`unknown --format '${format}' (supported: ${FORMATS.join(", ")})`)
+  // The task fixes the branches' loss weights and head settings; a fragment carries them as searched.
+  if (values.weight !== undefined) throw new UsageError(`--weight applies to --format torch; --format ${mmlab} uses the task's loss weights`)
+  if (values["class-name"] !== undefined) throw new UsageError(`--class-name applies to --format torch, not ${mmlab}`)
+  return { dir, candidateId, out: values.out ?? join(dir, defaultMmlabFile(mmlab)), request: { format: mmlab, base: values.base } }
+}
+
+const writeTorch = (chosen: CandidateRecord, out: string, request: Extract<Request, { format: "torch" }>): number => {
+  const graph = fromWire(chosen.wire)
+  if (graph.branches.length > 1 && Object.keys(request.weights).length === 0) {
+    process.stderr.write("autoloss export: note: every branch weight is 1.0; give the task's weights with --weight BRANCH=W\n")
+  }
+  writeFileSync(out, exportTorchModule(graph, { className: request.className, weights: request.weights }))
+  process.stdout.write(`exported candidate ${chosen.id} (score ${chosen.score}) as ${request.className} to ${out}\n`)
+  return 0
+}
+
+/** Writes the fragment through the worker package (one source of truth for keys, kinds and weights). */
+const writeMmlab = async (
+  dir: string, task: string, options: Readonly<Record<string, unknown>>, chosen: CandidateRecord, out: string,
+  request: Extract<Request, { format: MmlabFormat }>
+): Promise<number> => {
+  const header = [
+    `autoloss export: candidate ${chosen.id} (score ${chosen.score}) of the '${task}' run ${resolve(dir)}`,
+    `Train with ${LIBRARY[request.format]}'s own tools: python tools/train.py ${resolve(out)}`
+  ]
+  const args = [
+    "-u", "-m", "autoloss_worker.cli", "export-mmlab", "--task", task, "--format", request.format,
+    "--loss-wire-b64", Buffer.from(encodeLoss(fromWire(chosen.wire))).toString("base64"),
+    "--out", resolve(out), "--options", JSON.stringify(options), ...header.flatMap((line) => ["--header", line])
+  ]
+  if (request.base !== undefined) args.push("--base", resolve(request.base))
+  const child = await execa(python(), args, { reject: false, stdin: "ignore" })
+  if (child.exitCode === undefined) {
+    process.stderr.write(`autoloss export: could not run ${python()}: ${child.shortMessage}\n`)
+    return 1
+  }
+  if (child.exitCode !== 0) {
+    process.stderr.write((child.stderr || child.stdout).replace(/^error: /m, "autoloss export: ") + "\n")
+    if (child.exitCode === 2) process.stderr.write(`${USAGE}\n`)
+    return child.exitCode
+  }
+  // Libraries may print while the config loads; the result is the last line.
+  const last = child.stdout.trim().split("\n").pop() ?? ""
+  const result = JSON.parse(last) as { path: string; base: string; branches: string[] }
+  process.stdout.write(
+    `exported candidate ${chosen.id} (score ${chosen.score}) as an ${request.format} config fragment to ${result.path}\n` +
+      `  base ${result.base}; branches ${result.branches.join(", ")}\n` +
+      `  train it with ${LIBRARY[request.format]}'s tools/train.py ${result.path}\n`
+  )
+  return 0
+}
+
+export const run = async (argv: ReadonlyArray<string>): Promise<number> => {
+  let parsed: Parsed
+  try {
+    parsed = parse(argv)
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e
+    process.stderr.write(`autoloss export: ${e.message}\n${USAGE}\n`)
     return 2
   }
+  const { dir, out, candidateId, request } = parsed
   try {
-    const { candidates } = loadRun(dir)
+    const { candidates, config } = loadRun(dir)
     const chosen = candidateId === undefined ? topLosses(candidates, 1)[0]?.candidate : candidates.find((c) => c.id === candidateId)
     if (chosen === undefined) {
       throw new RunDataError(candidateId === undefined ? `${dir}: no loss has a finite score yet, nothing to export` : `${dir} has no candidate ${candidateId}`)
     }
-    const graph = fromWire(chosen.wire)
-    if (graph.branches.length > 1 && Object.keys(weights).length === 0) {
-      process.stderr.write("autoloss export: note: every branch weight is 1.0; give the task's weights with --weight BRANCH=W\n")
-    }
-    writeFileSync(out, exportTorchModule(graph, { className, weights }))
-    process.stdout.write(`exported candidate ${chosen.id} (score ${chosen.score}) as ${className} to ${out}\n`)
-    return 0
+    if (request.format === "torch") return writeTorch(chosen, out, request)
+    if (config === null) throw new RunDataError(`${dir} has no run.json: the run's task (and its config) is unknown`)
+    return await writeMmlab(dir, config.task, config.options, chosen, out, request)
   } catch (e) {
     if (!(e instanceof RunDataError || e instanceof TorchExportError)) throw e
     process.stderr.write(`autoloss export: ${e.message}\n`)

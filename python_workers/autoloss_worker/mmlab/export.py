@@ -1,0 +1,176 @@
+"""A searched loss as an MMLab config fragment that an unmodified checkout's `tools/train.py` trains.
+
+    info = export_fragment(loss_wire, "det", "mmdet", "found_loss_mmdet.py")   # resolve, check, write
+    text = fragment_text(loss_wire, FASTER_RCNN, base="/abs/det_faster_rcnn_shapes.py",
+                         custom_imports=dict(imports=["autoloss_worker.mmlab.registry"]))
+
+The fragment is `_base_ = [<the searched config>]`, `custom_imports` for the registry (the only
+thing that brings autoloss in) and `model = dict(...)` overrides holding, at each branch's key, the
+`AutoLossGraph` module and head settings of `rewrite.slot_edits` -- the edits proxy training
+applies in memory, so the exported loss is the searched one. `_delete_=True` makes mmengine replace
+the config's loss dict instead of merging into it, as `rewrite.replace_losses` does.
+`export_fragment` reads the written fragment back with mmengine and checks that its model is
+exactly the one `rewrite_config` builds from the same base.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from autoloss_worker.graph import loss_from_wire, to_text
+
+from .branch import plain
+from .rewrite import SLOTS_BY_TASK, BranchSlot, rewrite_config, slot_edits
+
+# The MMLab libraries a fragment can target. `--format` must name the library whose registries
+# the base config builds from, i.e. its `default_scope`.
+FORMATS = ("mmdet", "mmpose", "mmseg")
+INDENT = "    "
+
+Edit = tuple[BranchSlot, dict[str, Any], dict[str, Any]]
+
+
+class ExportUsageError(ValueError):
+    """The request cannot work as asked (format, task): the CLI's exit status 2."""
+
+
+class ExportError(RuntimeError):
+    """The loss does not fit the config (missing branch or key, unreadable config): exit status 1."""
+
+
+def slots_for(task: str, loss: Any) -> tuple[BranchSlot, ...]:
+    """The task's slots (`rewrite.SLOTS_BY_TASK`) that `loss` has a branch for, in the task's
+    order: a run may search a subset of the branches. A loss branch without a slot raises."""
+    if task not in SLOTS_BY_TASK:
+        raise ExportUsageError(f"task '{task}' is not an MMLab task (MMLab tasks: {', '.join(SLOTS_BY_TASK)}); "
+                               "export its loss with --format torch")
+    names = [b.name for b in loss_from_wire(plain(loss)).branches]
+    known = SLOTS_BY_TASK[task]
+    extra = [n for n in names if n not in {s.name for s in known}]
+    if extra:
+        raise ExportError(f"task '{task}' has no config key for branch(es) {extra} (its branches: {[s.name for s in known]})")
+    return tuple(s for s in known if s.name in names)
+
+
+# ----------------------------------------------------------------------------- text
+
+def _override_tree(edits: Sequence[Edit]) -> dict[str, Any]:
+    """{head: {...}} under `model`, in slot order; leaves are ("setting", value) for a head
+    setting and ("loss", slot, module) for a loss."""
+    root: dict[str, Any] = {}
+    for slot, module, head_settings in edits:
+        *heads, name = slot.key.split(".")
+        node = root
+        for part in heads:
+            node = node.setdefault(part, {})
+        for key, value in head_settings.items():
+            node[key] = ("setting", value)
+        node[name] = ("loss", slot, module)
+    return root
+
+
+def _loss_lines(name: str, slot: BranchSlot, module: Mapping[str, Any], depth: int) -> list[str]:
+    pad, inner = INDENT * depth, INDENT * (depth + 1)
+    branch = loss_from_wire({"v": 1, "branches": [module["graph"]]}).branches[0]
+    return [f"{pad}# {slot.name}: {to_text(branch.tree)}",
+            f"{pad}{name}=dict(",
+            f"{inner}_delete_=True,  # replace the config's loss instead of merging into it",
+            *(f"{inner}{key}={value!r}," for key, value in module.items()),
+            f"{pad}),"]
+
+
+def _dict_lines(node: Mapping[str, Any], depth: int) -> list[str]:
+    lines: list[str] = []
+    pad = INDENT * depth
+    for key, value in node.items():
+        if isinstance(value, dict):
+            lines += [f"{pad}{key}=dict(", *_dict_lines(value, depth + 1), f"{pad}),"]
+        elif value[0] == "setting":
+            lines.append(f"{pad}{key}={value[1]!r},")
+        else:
+            lines += _loss_lines(key, value[1], value[2], depth)
+    return lines
+
+
+def fragment_text(loss: Any, slots: Sequence[BranchSlot], base: str, custom_imports: Mapping[str, Any],
+                  scope: str | None = None, header: Sequence[str] = ()) -> str:
+    """The config fragment (Python source) that puts `loss`'s branches at `slots` on top of `base`
+    (whose default_scope is `scope`); `custom_imports` is the merged one (the base's own imports
+    plus the registry)."""
+    return "\n".join([
+        *(f"# {line}" for line in header),
+        f"_base_ = [{os.path.abspath(base)!r}]",
+        "",
+        "# Registers AutoLossGraph in the MMLab registries (the autoloss_worker package must be importable).",
+        f"custom_imports = dict(imports={list(custom_imports['imports'])!r}, allow_failed_imports=False)",
+        "",
+        "model = dict(",
+        *_dict_lines(_override_tree(slot_edits(loss, slots, scope)), 1),
+        ")",
+        "",
+    ])
+
+
+# ----------------------------------------------------------------------------- export
+
+def task_config(task: str, options: Mapping[str, Any]) -> str:
+    """The config the run searched with: the task's `config` option as the task resolves the run's
+    options (its default when the run gave none), as an absolute path (relative to the cwd)."""
+    from autoloss_worker.tasks import get_task
+
+    task_options = {k: v for k, v in options.items() if k != "rejection"}  # protocol constants, not task options
+    try:
+        resolved = get_task(task, **task_options).options
+    except ValueError as err:
+        raise ExportError(f"cannot resolve the run's task '{task}' with its options: {err}") from err
+    config = getattr(resolved, "config", None)
+    if not isinstance(config, str):
+        raise ExportError(f"task '{task}' has no 'config' option: give the config to build on with --base")
+    return os.path.abspath(config)
+
+
+def _check_format(fmt: str, task: str, base: str, scope: Any) -> None:
+    """`fmt` must be the library the config builds from (its `default_scope`)."""
+    if scope == fmt:
+        return
+    what = (f"an {scope} config (default_scope '{scope}'); use --format {scope}" if scope in FORMATS
+            else f"not a config of {', '.join(FORMATS)} (default_scope {scope!r})")
+    raise ExportUsageError(f"--format {fmt} does not match the run's task '{task}': its config {base} is {what}")
+
+
+def _plain_model(cfg: Any) -> Any:
+    return plain(cfg.model.to_dict() if hasattr(cfg.model, "to_dict") else cfg.model)
+
+
+def export_fragment(loss: Any, task: str, fmt: str, out: str, *, options: Mapping[str, Any] | None = None,
+                    base: str | None = None, header: Sequence[str] = ()) -> dict[str, Any]:
+    """Write `loss` (a wire loss searched on `task` with `options`) as a `fmt` config fragment to
+    `out`, on top of `base` (default: the run's config). Returns {"path", "base", "format",
+    "branches"}. ExportUsageError / ExportError say what does not fit."""
+    from mmengine.config import Config
+
+    if fmt not in FORMATS:
+        raise ExportUsageError(f"unknown format '{fmt}' (MMLab formats: {', '.join(FORMATS)})")
+    slots = slots_for(task, loss)
+    base = os.path.abspath(base) if base is not None else task_config(task, options or {})
+    if not os.path.isfile(base):
+        raise ExportError(f"base config '{base}' does not exist")
+    try:
+        base_cfg = Config.fromfile(base)
+    except Exception as err:  # mmengine raises many kinds; all mean the same here
+        raise ExportError(f"cannot load base config '{base}': {err}") from err
+    _check_format(fmt, task, base, base_cfg.get("default_scope"))
+    try:
+        expected = rewrite_config(base_cfg, loss, slots, proxy=None)  # raises naming a missing key
+    except (KeyError, ValueError) as err:
+        raise ExportError(f"{base}: {err.args[0] if err.args else err}") from err
+    text = fragment_text(loss, slots, base, expected.custom_imports, base_cfg.get("default_scope"), header)
+    with open(out, "w", encoding="utf-8") as f:
+        f.write(text)
+    # Read back as tools/train.py will (importing the registry is left to training).
+    written = Config.fromfile(out, import_custom_modules=False)
+    if _plain_model(written) != _plain_model(expected):
+        raise AssertionError(f"{out}: the fragment's model differs from rewrite_config's (a bug in mmlab.export)")
+    return {"path": os.path.abspath(out), "base": base, "format": fmt, "branches": [s.name for s in slots]}

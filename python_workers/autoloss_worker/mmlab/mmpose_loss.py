@@ -22,8 +22,12 @@ from .branch import resolve_branch
 
 
 class AutoLossGraph(nn.Module):
-    def __init__(self, graph: Any, branch_kind: str = "dense", branch: str | None = None, loss_weight: float = 1.0) -> None:
+    def __init__(self, graph: Any, branch_kind: str = "dense", branch: str | None = None, loss_weight: float = 1.0,
+                 use_sigmoid: bool = False, use_mask: bool = False) -> None:
         super().__init__()
+        # `rewrite.slot_edits` writes both keys into every AutoLossGraph; heatmaps are regressed as they are.
+        assert not use_sigmoid, "mmpose AutoLossGraph: y_hat is the predicted heatmap itself; use_sigmoid=True is not supported"
+        assert not use_mask, "mmpose AutoLossGraph: use_mask is for mmdet mask heads"
         self.branch = resolve_branch(graph, branch=branch, branch_kind=branch_kind)
         assert self.branch.kind == "dense", f"branch '{self.branch.name}': pose needs a dense branch"
         self.fn = compile_branch(self.branch)

@@ -26,9 +26,13 @@ from .inputs import segmentation_inputs
 
 class AutoLossGraph(nn.Module):
     def __init__(self, graph: Any, branch_kind: str = "dense", branch: str | None = None, loss_weight: float = 1.0,
-                 reduction: str = "mean", loss_name: str = "loss_autoloss") -> None:
+                 reduction: str = "mean", loss_name: str = "loss_autoloss", use_sigmoid: bool = False,
+                 use_mask: bool = False) -> None:
         super().__init__()
         assert loss_name.startswith("loss_"), f"mmseg only back-propagates losses named loss_*, got {loss_name!r}"
+        # `rewrite.slot_edits` writes both keys into every AutoLossGraph; here only the paper's softmax exists.
+        assert not use_sigmoid, "mmseg AutoLossGraph: y_hat is the softmax over classes (paper); use_sigmoid=True is not supported"
+        assert not use_mask, "mmseg AutoLossGraph: use_mask is for mmdet mask heads"
         self.branch = resolve_branch(graph, branch=branch, branch_kind=branch_kind)
         assert self.branch.kind == "dense", f"branch '{self.branch.name}': segmentation needs a dense branch"
         self.fn = compile_branch(self.branch)

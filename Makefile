@@ -9,8 +9,13 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 # `make search` defaults: a run that finishes in well under 20 min on 2 CPU cores.
 # The paper's full search is BUDGET=500 POPULATION=20 (see README).
+# TASK: seg (native, default), det (Faster R-CNN), ins (Mask R-CNN), pose (MMPose top-down),
+# mmseg (MMSegmentation), native-pose (the native pose task). CONFIG=your_mmlab_config.py swaps in
+# your own config unchanged; BRANCHES=rpn_cls,rcnn_cls searches only those losses.
 TASK ?= seg
 METRIC ?=
+CONFIG ?=
+BRANCHES ?=
 BUDGET ?= 20
 POPULATION ?= 8
 WORKERS ?= 2
@@ -66,9 +71,12 @@ test-ts: setup-node
 test-py: setup-python
 	$(PY) -m pytest -q python_workers/tests
 
+TASK_NAME_pose := mmpose
+TASK_NAME_native-pose := pose
 search: setup
-	npx autoloss search --task $(TASK) $(if $(METRIC),--metric $(METRIC)) --budget $(BUDGET) \
-	  --population $(POPULATION) --workers $(WORKERS) --seed $(SEED) --out $(OUT)
+	npx autoloss search --task $(or $(TASK_NAME_$(TASK)),$(TASK)) $(if $(METRIC),--metric $(METRIC)) --budget $(BUDGET) \
+	  --population $(POPULATION) --workers $(WORKERS) --seed $(SEED) --out $(OUT) \
+	  $(if $(CONFIG),--option config=$(abspath $(CONFIG))) $(if $(BRANCHES),--option branches=$(BRANCHES))
 
 bench: bench-fabric bench-rejection bench-ablation
 

@@ -3,7 +3,9 @@
 # Plain MMDetection 3.x config (`python tools/train.py det_faster_rcnn_shapes.py` trains it with
 # autoloss_worker installed). Small on purpose: a ResNet-18 layout at a quarter of the width, three
 # FPN levels (the paper's proxy also keeps three), half-width heads, 128 x 128 images, few anchors,
-# proposals and RoIs. The losses are mmdet's own; autoloss replaces the four at
+# proposals and RoIs, one RoIAlign sample per bin (on a CPU, RoIAlign's backward was the largest
+# single cost of an iteration). One proxy evaluation (150 iterations + validation): see
+# docs/mmlab.md. The losses are mmdet's own; autoloss replaces the four at
 # `rpn_head.loss_cls`, `rpn_head.loss_bbox`, `roi_head.bbox_head.loss_cls` and
 # `roi_head.bbox_head.loss_bbox` (autoloss_worker.mmlab.rewrite).
 
@@ -39,7 +41,7 @@ model = dict(
     roi_head=dict(
         type='StandardRoIHead',
         bbox_roi_extractor=dict(
-            type='SingleRoIExtractor', roi_layer=dict(type='RoIAlign', output_size=7, sampling_ratio=0),
+            type='SingleRoIExtractor', roi_layer=dict(type='RoIAlign', output_size=7, sampling_ratio=1),
             out_channels=64, featmap_strides=strides, finest_scale=28),
         bbox_head=dict(
             type='Shared2FCBBoxHead', in_channels=64, fc_out_channels=128, roi_feat_size=7,
@@ -54,14 +56,14 @@ model = dict(
                           match_low_quality=True, ignore_iof_thr=-1),
             sampler=dict(type='RandomSampler', num=64, pos_fraction=0.5, neg_pos_ub=-1, add_gt_as_proposals=False),
             allowed_border=-1, pos_weight=-1, debug=False),
-        rpn_proposal=dict(nms_pre=300, max_per_img=100, nms=dict(type='nms', iou_threshold=0.7), min_bbox_size=0),
+        rpn_proposal=dict(nms_pre=150, max_per_img=100, nms=dict(type='nms', iou_threshold=0.7), min_bbox_size=0),
         rcnn=dict(
             assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.5, neg_iou_thr=0.5, min_pos_iou=0.5,
                           match_low_quality=False, ignore_iof_thr=-1),
             sampler=dict(type='RandomSampler', num=64, pos_fraction=0.25, neg_pos_ub=-1, add_gt_as_proposals=True),
             pos_weight=-1, debug=False)),
     test_cfg=dict(
-        rpn=dict(nms_pre=300, max_per_img=100, nms=dict(type='nms', iou_threshold=0.7), min_bbox_size=0),
+        rpn=dict(nms_pre=150, max_per_img=100, nms=dict(type='nms', iou_threshold=0.7), min_bbox_size=0),
         rcnn=dict(score_thr=0.05, nms=dict(type='nms', iou_threshold=0.5), max_per_img=50)))
 
 dataset_type = 'CocoDataset'

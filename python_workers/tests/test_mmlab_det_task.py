@@ -121,3 +121,43 @@ def test_decode_equals_mmdet_delta2bbox():
     want = delta2bbox(priors, offsets, means=(0.0,) * 4, stds=(1.0,) * 4, max_shape=None)
     torch.testing.assert_close(decode(offsets, priors), want, rtol=1e-9, atol=1e-5)  # same formula, other rounding order
     torch.testing.assert_close(decode(encode(priors + 2, priors), priors), priors + 2)
+
+
+# ---------------------------------------------------------------- branch subset (option "branches")
+
+def test_branch_subset_is_what_task_info_lists_and_unknown_names_are_named():
+    info = task_info_job({"task": "det", "options": {"branches": "rcnn_reg, rcnn_cls"}})
+    assert info["branches"] == [{"name": "rcnn_cls", "kind": "dense"}, {"name": "rcnn_reg", "kind": "box"}]  # task order
+    with pytest.raises(ValueError, match="mask"):
+        get_task("det", branches="rcnn_cls,mask")
+    with pytest.raises(ValueError, match="twice"):
+        get_task("det", branches="rcnn_cls,rcnn_cls")
+
+
+def test_branch_subset_rejection_checks_only_its_branches(samples):
+    task = get_task("det", branches="rcnn_cls,rcnn_reg")
+    wire = task.baseline_loss
+    assert [b["name"] for b in wire["branches"]] == ["rcnn_cls", "rcnn_reg"]
+    out = eval_loss_job({"task": "det", "loss": wire, "options": {"branches": "rcnn_cls,rcnn_reg"}})
+    assert out["passed"] and out["iterations"] == 2 * 500 and len(out["gradNorms"]) == 2 * 5
+    with pytest.raises(ValueError, match="rpn_cls"):
+        eval_loss_job({"task": "det", "loss": baseline_wire(), "options": {"branches": "rcnn_cls,rcnn_reg"}})
+
+
+def test_branch_subset_proxy_training_keeps_the_config_losses_elsewhere(monkeypatch):
+    import autoloss_worker.tasks.mmlab_proxy as mmlab_proxy
+    from autoloss_worker.mmlab.rewrite import rewrite_config
+
+    seen = {}
+
+    def fake_train(config, wire, slots, options, **kw):  # records what the real one would rewrite
+        seen["cfg"] = rewrite_config(config, wire, slots, None)
+        return "trained"
+
+    monkeypatch.setattr(mmlab_proxy, "mmlab_proxy_train", fake_train)
+    task = get_task("det", branches="rcnn_cls,rcnn_reg")
+    assert task.proxy_train(task.baseline_loss, 0, metric="bbox_map") == "trained"
+    model = seen["cfg"].model
+    assert model.rpn_head.loss_cls.type == "CrossEntropyLoss" and model.rpn_head.loss_bbox.type == "L1Loss"
+    assert model.roi_head.bbox_head.loss_cls.graph["name"] == "rcnn_cls"
+    assert model.roi_head.bbox_head.loss_bbox.graph["name"] == "rcnn_reg"

@@ -58,7 +58,7 @@ t.test("usage errors exit 2", async (t) => {
 t.test("an unknown task: a clear error from Python and a non-zero exit", async (t) => {
   const r = await autoloss("eval-loss", "--task", "segm", "--loss", CE, "--json")
   t.equal(r.exitCode, 2)
-  t.match(r.stderr, /autoloss eval-loss: unknown task 'segm' \(known: det, pose, seg\)/)
+  t.match(r.stderr, /autoloss eval-loss: unknown task 'segm' \(known: det, ins, mmpose, mmseg, pose, seg\)/)
   t.equal(r.stdout, "") // unknown metrics and options: python_workers/tests/test_tasks_seg.py
 })
 

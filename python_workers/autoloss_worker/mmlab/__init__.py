@@ -8,7 +8,8 @@ Modules: `inputs` (raw predictions -> graph inputs, torch only), `branch` (which
 config names), `mmdet_loss` (`AutoLossGraph` for mmdet), `registry` (explicit registration + a
 self-check; what `custom_imports` names), `rewrite` (configs, proxy schedule, in-process training),
 `export` (a searched loss as a config fragment for the library's own tools/train.py),
-`shapes_data` (the generated data as COCO, cached), `det_samples` (the `det` task's
-loss-rejection samples from a random Faster R-CNN; the task itself is `autoloss_worker.tasks.det`). Nothing here imports an MMLab library until a
+`shapes_data` (the generated data as COCO, cached), `det_samples` (the `det`/`ins` tasks'
+loss-rejection samples from a random Faster/Mask R-CNN; the tasks are `autoloss_worker.tasks.det`/`ins`),
+`mmseg_samples` / `mmpose_samples` (the same for the `mmseg` / `mmpose` tasks). Nothing here imports an MMLab library until a
 module that needs it is imported, so the worker runs without them.
 """

@@ -1,6 +1,6 @@
 """Record what a randomly initialised two-stage detector predicts for a few training images, per
 loss branch, exactly as its losses would see them in training: the loss-rejection samples of the
-``det`` task.
+``det`` and ``ins`` tasks.
 
     records = record_det_samples(cfg, B=5, seed=0)     # one DetRecord per image
 
@@ -15,6 +15,11 @@ so that BatchNorm uses its initial statistics):
   then the box head on those RoIs. All sampled RoIs form ``rcnn_cls``; the positive ones form
   ``rcnn_reg`` (their class's delta column, as ``BBoxHead`` picks it), except the RoIs that *are*
   a ground-truth box (prior IoU ≥ ``MAX_PRIOR_IOU``): they have nothing left to localise.
+* Mask (when the config's RoI head has a mask head, Mask R-CNN): the mask head on the positive
+  RoIs, as ``StandardRoIHead.mask_loss`` runs it, the label's channel (channel 0 if class-agnostic),
+  with the targets of ``mask_head.get_targets`` (the ground-truth mask cropped to the RoI and
+  resized to the head's mask size). RoIs whose target fills ``MAX_PRIOR_IOU`` or more of the RoI
+  (or none of it) are left out: the RoI box alone is already (or can never be) the mask.
 
 Box records hold the deltas as *offsets in units of the prior's size*: mmdet's raw deltas
 times the coder's ``target_stds`` plus its means (for the RPN, stds 1, that is the raw output;
@@ -62,9 +67,21 @@ class BoxRecord:
 
 
 @dataclass(frozen=True)
+class MaskRecord:
+    """Positive RoIs of one image: mask logits (p, h, w) of the RoI's class channel and the binary
+    targets (p, h, w) in the RoI's frame."""
+
+    logits: Tensor
+    targets: Tensor
+
+
+Record = ClsRecord | BoxRecord | MaskRecord
+
+
+@dataclass(frozen=True)
 class DetRecord:
     image_index: int
-    branches: dict[str, ClsRecord | BoxRecord]
+    branches: dict[str, Record]
 
 
 def _softmax_heads(cfg: Any) -> Any:
@@ -144,8 +161,29 @@ def _record_one(model: Any, data: dict, index: int) -> DetRecord:
     rcnn_cls = ClsRecord(logits=out["cls_score"], labels=r_labels, others=_unsampled_logits(roi, x, candidates, sampling))
     rcnn_reg = BoxRecord(offsets=_offsets(head.bbox_coder, box_pred[pos_idx, col][keep]), priors=priors[keep],
                          targets=targets[keep])
-    branches = {"rpn_cls": rpn_cls, "rpn_reg": rpn_reg, "rcnn_cls": rcnn_cls, "rcnn_reg": rcnn_reg}
+    branches: dict[str, Record] = {"rpn_cls": rpn_cls, "rpn_reg": rpn_reg, "rcnn_cls": rcnn_cls, "rcnn_reg": rcnn_reg}
+    if roi.with_mask:
+        branches["mask"] = _mask_record(model, x, sampling, gts[0])
     return DetRecord(index, {k: _as_double(v) for k, v in branches.items()})
+
+
+def _mask_record(model: Any, x: Any, sampling: Any, gt: Any) -> MaskRecord:
+    """The mask head on the image's positive RoIs (``StandardRoIHead.mask_loss`` with its own RoI
+    extractor; a config that shares the box head's features is not supported here)."""
+    from mmdet.structures.bbox import bbox2roi
+
+    roi = model.roi_head
+    if roi.share_roi_extractor:
+        raise ValueError("ins rejection samples: the config's mask head shares the box head's RoI features "
+                         "(no roi_head.mask_roi_extractor); give it its own mask_roi_extractor")
+    preds = roi._mask_forward(x, bbox2roi([sampling.pos_priors]))["mask_preds"]  # (p, K, h, w)
+    targets = roi.mask_head.get_targets([sampling], [gt], model.train_cfg.rcnn)  # (p, h, w) in {0, 1}
+    labels = sampling.pos_gt_labels
+    channel = torch.zeros_like(labels) if roi.mask_head.class_agnostic else labels
+    logits = preds[torch.arange(len(labels), device=preds.device), channel.long()]
+    fill = targets.flatten(1).mean(1)  # the share of the RoI the mask covers = the RoI box's own mask IoU
+    keep = (fill > 0) & (fill < MAX_PRIOR_IOU)
+    return MaskRecord(logits=logits[keep], targets=targets[keep])
 
 
 def _unsampled_logits(roi: Any, x: Any, candidates: Tensor, sampling: Any) -> Tensor:
@@ -161,7 +199,9 @@ def _unsampled_logits(roi: Any, x: Any, candidates: Tensor, sampling: Any) -> Te
     return roi._bbox_forward(x, bbox2roi([candidates[left]]))["cls_score"]
 
 
-def _as_double(r: ClsRecord | BoxRecord) -> ClsRecord | BoxRecord:
+def _as_double(r: Record) -> Record:
+    if isinstance(r, MaskRecord):
+        return MaskRecord(logits=r.logits.detach().cpu().double(), targets=r.targets.detach().cpu().double())
     if isinstance(r, ClsRecord):
         return ClsRecord(logits=r.logits.detach().cpu().double(), labels=r.labels.detach().cpu().long(),
                          others=r.others.detach().cpu().double())
@@ -173,7 +213,7 @@ def usable(record: DetRecord) -> bool:
     for r in record.branches.values():
         if isinstance(r, ClsRecord) and not bool((r.labels < r.logits.shape[1] - 1).any()):
             return False
-        if isinstance(r, BoxRecord) and r.offsets.shape[0] == 0:
+        if isinstance(r, (BoxRecord, MaskRecord)) and r.targets.shape[0] == 0:
             return False
     return True
 

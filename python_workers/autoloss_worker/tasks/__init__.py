@@ -9,11 +9,15 @@ from typing import Any
 
 from autoloss_worker.tasks.base import Sample, Task, TrainResult
 from autoloss_worker.tasks.det import DetTask  # MMDetection is imported only when a det job runs
+from autoloss_worker.tasks.ins import InsTask
 from autoloss_worker.tasks.losses import BranchLoss, as_branch_losses, compile_loss, elementwise
+from autoloss_worker.tasks.mmpose_task import MMPoseTask  # MMPose / MMSegmentation: imported when a job runs
+from autoloss_worker.tasks.mmseg_task import MMSegTask
 from autoloss_worker.tasks.pose import PoseTask
 from autoloss_worker.tasks.seg import SegTask
 
-TASKS: dict[str, type[Task]] = {"seg": SegTask, "pose": PoseTask, "det": DetTask}
+TASKS: dict[str, type[Task]] = {"seg": SegTask, "pose": PoseTask, "det": DetTask, "ins": InsTask,
+                                "mmpose": MMPoseTask, "mmseg": MMSegTask}
 
 _cache: dict[tuple[str, tuple[tuple[str, Any], ...]], Task] = {}
 
@@ -26,11 +30,12 @@ def get_task(name: str, **options: Any) -> Task:
     """
     if name not in TASKS:
         raise ValueError(f"unknown task '{name}' (known: {', '.join(sorted(TASKS))})")
-    key = (name, tuple(sorted(options.items())))
+    # lists (e.g. branches=[...] from JSON) are unhashable: key them as tuples
+    key = (name, tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in options.items())))
     if key not in _cache:
         _cache[key] = TASKS[name](**options)
     return _cache[key]
 
 
-__all__ = ["TASKS", "BranchLoss", "DetTask", "PoseTask", "Sample", "SegTask", "Task", "TrainResult",
+__all__ = ["TASKS", "BranchLoss", "DetTask", "MMPoseTask", "MMSegTask", "PoseTask", "Sample", "SegTask", "Task", "TrainResult",
            "as_branch_losses", "compile_loss", "elementwise", "get_task"]

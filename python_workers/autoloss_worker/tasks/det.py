@@ -2,16 +2,26 @@
 
     task = get_task("det")                            # options: see DetOptions
     task.proxy_train(loss, seed=0, metric="bbox_map")   # mmengine Runner, the config's CocoMetric
+    get_task("det", config="my_faster_rcnn.py", branches="rcnn_cls,rcnn_reg")  # search two branches
+
+``DetTask`` is also the base of the ``ins`` task (``tasks.ins``: Mask R-CNN, a fifth, mask branch):
+everything below holds for both; the branch set, metrics and default config are class attributes.
 
 Branches (paper, App. A.2), in this order: ``rpn_cls`` (dense), ``rpn_reg`` (box), ``rcnn_cls``
 (dense), ``rcnn_reg`` (box). Classification inputs are softmax probabilities and one-hot labels,
 box inputs the intersection, union and enclosing areas of predicted and target boxes, with the
 paper's loss weights 1 (cls) and 10 (reg); see ``docs/mmlab.md`` for how mmdet's heads feed them.
 
-Proxy training: ``mmlab.rewrite`` puts the searched branches into the config (``config`` option,
-default the shipped ``det_faster_rcnn_shapes.py``), shortens the schedule to ``iterations`` and
-reports the config's own evaluator: ``bbox_map`` = ``coco/bbox_mAP``, ``bbox_map_50`` =
-``coco/bbox_mAP_50``.
+Proxy training (``tasks.mmlab_proxy``): ``mmlab.rewrite`` puts the searched branches into the
+config (``config`` option, default the shipped ``det_faster_rcnn_shapes.py``), shortens the
+schedule to ``iterations`` and reports the config's own evaluator: ``bbox_map`` =
+``coco/bbox_mAP``, ``bbox_map_50`` = ``coco/bbox_mAP_50``.
+
+Branch subset (``branches`` option, comma-separated names or a list): only those branches are
+searched (task-info lists them, losses carry them, rejection checks them, proxy training replaces
+their slots); every other loss of the config stays the config's own. Rejection samples are still
+recorded with every branch in the searched layout (softmax RPN, decoded boxes); the branches left
+out are only ever used at their ground truth, where their ξ factor is 1.
 
 Loss rejection (the generic protocol of ``rejection.py``; samples from ``mmlab.det_samples``).
 One rejection *sample* is one training image; its raw predictions per branch are
@@ -24,8 +34,9 @@ One rejection *sample* is one training image; its raw predictions per branch are
   targets, (p, 1, 1, 1).
 
 Per-sample metric ξ (a documented proxy of COCO bbox AP, computed per image; 0-1, higher is
-better). ξ = Π over the four branches of a factor that is exactly 1 at the ground truth, so with
-the other three branches at ground truth (paper, App. A.2) ξ is the tested branch's factor:
+better). ξ = Π over the searched branches (all four by default) of a factor that is exactly 1 at
+the ground truth, so with the other branches at ground truth (paper, App. A.2) ξ is the tested
+branch's factor:
 
 * classification factor: COCO-style AP (101 recall points, precision made monotone) of the
   sampled anchors / RoIs ranked by their softmax probability of a foreground class, averaged over
@@ -46,11 +57,9 @@ operators mix neighbouring RoIs, which they never do in training.
 """
 from __future__ import annotations
 
-import contextlib
+import copy
 import functools
 import math
-import sys
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,23 +87,45 @@ BRANCHES = {"rpn_cls": DENSE, "rpn_reg": BOX, "rcnn_cls": DENSE, "rcnn_reg": BOX
 INPUTS = {DENSE: ["y_hat", "y", "one"], BOX: ["i", "u", "e", "one"]}
 
 
-def baseline_wire() -> dict[str, Any]:
-    """CE for both classification branches, 1 − GIoU for both box branches (wire form)."""
+def baseline_wire(branches: Mapping[str, str] = BRANCHES) -> dict[str, Any]:
+    """CE for the dense branches (classification; for a mask, CE over its fg/bg channels is binary
+    CE), 1 − GIoU for the box branches (wire form)."""
     return {"v": 1, "branches": [{"name": n, "kind": k, "inputs": INPUTS[k], "tree": CE if k == DENSE else ONE_MINUS_GIOU}
-                                 for n, k in BRANCHES.items()]}
+                                 for n, k in branches.items()]}
 
 
 @dataclass(frozen=True)
 class DetOptions:
+    """The fields of ``tasks.mmlab_proxy.MMLabOptions`` (not subclassed: that module imports this
+    one) plus the detection-only ones."""
+
     config: str = DEFAULT_CONFIG  # any MMDetection 3 two-stage config with the Faster R-CNN loss keys
     iterations: int = 150  # proxy schedule (mmlab.rewrite.ProxySchedule.max_iters)
     warmup_iters: int = 50
     lr: float = 0.0  # 0: the config's own learning rate
     device: str = "cpu"  # proxy training device ("cpu" hides CUDA from the Runner)
     work_dir: str = ""  # "": a fresh temporary directory per run
+    threads: int = 1  # torch intra-op threads while training (0: torch's choice); see MMLabOptions
     # > 0: predict only the first val_images validation images (smoke tests). CocoMetric still scores
     # against its whole ann_file, so the other images' objects count as missed: not for searching.
     val_images: int = 0
+    # Comma-separated branches to search ("": all, in the task's order); the config keeps its own
+    # losses everywhere else. A JSON list is accepted too.
+    branches: str = ""
+
+
+def select_branches(task: str, all_branches: Mapping[str, str], names: str) -> dict[str, str]:
+    """The sub-mapping of ``all_branches`` named in ``names`` (comma-separated, any order; "" = all),
+    in the task's order; unknown or repeated names raise ``ValueError``."""
+    if not names.strip():
+        return dict(all_branches)
+    chosen = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = [n for n in chosen if n not in all_branches]
+    if unknown:
+        raise ValueError(f"{task}: option branches names {', '.join(unknown)}, not branches of the task ({', '.join(all_branches)})")
+    if len(set(chosen)) != len(chosen):
+        raise ValueError(f"{task}: option branches lists a branch twice: {names!r}")
+    return {n: k for n, k in all_branches.items() if n in chosen}
 
 
 def ap_101(scores: Tensor, positive: Tensor) -> float:
@@ -158,16 +189,23 @@ def box_factor(offsets: Tensor, priors: Tensor, targets: Tensor) -> float:
 
 class DetTask(Task):
     name = "det"
-    branches = BRANCHES
+    branches = BRANCHES  # all of them; an instance holds the ones its ``branches`` option selects
+    all_branches: Mapping[str, str] = BRANCHES
     metrics = DET_METRICS
     default_metric = "bbox_map"
+    evaluator_keys: Mapping[str, str] = EVALUATOR_KEYS
+    options_class: type[DetOptions] = DetOptions
     baseline_loss = baseline_wire()
     batched_rejection = False  # see the module docstring
 
     def __init__(self, **options: Any) -> None:
-        self.options = parse_options(DetOptions, options)
+        if isinstance(options.get("branches"), (list, tuple)):
+            options = {**options, "branches": ",".join(map(str, options["branches"]))}
+        self.options = parse_options(self.options_class, options)
         if not Path(self.options.config).is_file():
-            raise ValueError(f"det: config file '{self.options.config}' does not exist")
+            raise ValueError(f"{self.name}: config file '{self.options.config}' does not exist")
+        self.branches = select_branches(self.name, self.all_branches, self.options.branches)
+        self.baseline_loss = baseline_wire(self.branches)
         self._samples: dict[tuple[int, int], list[Sample]] = {}
 
     @functools.cached_property
@@ -190,43 +228,73 @@ class DetTask(Task):
         return model
 
     # ------------------------------------------------------------------ rejection
+    # Per-record behaviour (raw leaf, loss inputs, ground truth, ξ factor) is dispatched on the
+    # record's type; ``InsTask`` adds the mask record.
 
     def rejection_samples(self, B: int, seed: int) -> list[Sample]:
         key = (B, seed)
         if key not in self._samples:
-            from autoloss_worker.mmlab.det_samples import BoxRecord, record_det_samples
+            from autoloss_worker.mmlab.det_samples import record_det_samples
 
             samples = []
             for record in record_det_samples(self.config, B, seed):
-                raw = {n: (r.offsets if isinstance(r, BoxRecord) else r.logits)[None] for n, r in record.branches.items()}
+                raw = {n: self._leaf(r)[None] for n, r in record.branches.items()}
                 samples.append(Sample(raw=raw, target=record))
             self._samples[key] = samples
         return self._samples[key]
 
+    def _leaf(self, record: Any) -> Tensor:
+        """The recorded raw prediction the protocol optimises."""
+        from autoloss_worker.mmlab.det_samples import BoxRecord, ClsRecord
+
+        if isinstance(record, ClsRecord):
+            return record.logits
+        if isinstance(record, BoxRecord):
+            return record.offsets
+        raise TypeError(f"{self.name}: no rejection leaf for a {type(record).__name__}")
+
     def to_loss_inputs(self, branch: str, raw: Tensor, target: Any, *, metric: str) -> dict[str, Tensor]:
+        from autoloss_worker.mmlab.det_samples import BoxRecord, ClsRecord
+
         record = target.branches[branch]
         n = raw.shape[0]  # 1 in the protocol; more when several predictions of the image are stacked
-        if BRANCHES[branch] == DENSE:
+        if isinstance(record, ClsRecord):
             labels = record.labels.repeat(n) if n > 1 else record.labels
             return classification_inputs(raw.reshape(-1, raw.shape[-1]), labels).as_env()
-        priors, targets = (record.priors.repeat(n, 1), record.targets.repeat(n, 1)) if n > 1 else (record.priors, record.targets)
-        return box_inputs(decode(raw.reshape(-1, 4), priors), targets)
+        if isinstance(record, BoxRecord):
+            priors, targets = (record.priors.repeat(n, 1), record.targets.repeat(n, 1)) if n > 1 else (record.priors, record.targets)
+            return box_inputs(decode(raw.reshape(-1, 4), priors), targets)
+        raise TypeError(f"{self.name}: branch '{branch}' has no loss inputs for a {type(record).__name__}")
 
     def ground_truth_raw(self, branch: str, target: Any) -> Tensor:
+        from autoloss_worker.mmlab.det_samples import BoxRecord, ClsRecord
+
         record = target.branches[branch]
-        if BRANCHES[branch] == DENSE:
+        if isinstance(record, ClsRecord):
             logits = torch.zeros_like(record.logits)
             logits[torch.arange(len(record.labels)), record.labels] = GT_LOGIT
             return logits[None]
-        return encode(record.targets, record.priors)[None]
+        if isinstance(record, BoxRecord):
+            return encode(record.targets, record.priors)[None]
+        raise TypeError(f"{self.name}: branch '{branch}' has no ground truth for a {type(record).__name__}")
+
+    def _factor(self, record: Any, pred: Tensor) -> float:
+        """One branch's ξ factor (see the module docstring); 1 at the ground truth."""
+        from autoloss_worker.mmlab.det_samples import BoxRecord, ClsRecord
+
+        if isinstance(record, ClsRecord):
+            return cls_factor(pred, record.labels, record.others)
+        if isinstance(record, BoxRecord):
+            return box_factor(pred, record.priors, record.targets)
+        raise TypeError(f"{self.name}: no ξ factor for a {type(record).__name__}")
 
     def sample_metric(self, raw: Mapping[str, Tensor], target: Any, metric: str) -> float:
+        """Π of the searched branches' factors; a branch outside the ``branches`` option is at its
+        ground truth, factor 1."""
         self.check_metric(metric)
         xi = 1.0
-        for branch, kind in BRANCHES.items():
-            record = target.branches[branch]
-            pred = raw[branch][0]
-            xi *= cls_factor(pred, record.labels, record.others) if kind == DENSE else box_factor(pred, record.priors, record.targets)
+        for branch in self.branches:
+            xi *= self._factor(target.branches[branch], raw[branch][0])
         return xi
 
     # ------------------------------------------------------------------ proxy training
@@ -240,29 +308,19 @@ class DetTask(Task):
         budget: int | None = None,
         progress: Callable[[float], None] | None = None,
     ) -> TrainResult:
-        from autoloss_worker.mmlab.rewrite import FASTER_RCNN, ProxySchedule, rewrite_config, train_proxy
+        from autoloss_worker.mmlab.rewrite import SLOTS_BY_TASK
+        from autoloss_worker.tasks.mmlab_proxy import mmlab_proxy_train
 
         metric = self.check_metric(metric)
-        o = self.options
         wire = loss_to_wire(loss) if isinstance(loss, LossGraph) else loss
-        self.branch_losses(loss_from_wire(wire))  # names must match the task's branches
-        extra = {"val_dataloader.dataset.indices": o.val_images} if o.val_images > 0 else {}
-        schedule = ProxySchedule(max_iters=o.iterations if budget is None else budget, warmup_iters=o.warmup_iters,
-                                 lr=o.lr or None, seed=seed, extra=extra)
-        cfg = rewrite_config(self.config, wire, FASTER_RCNN, schedule)
-        # pycocotools prints its summary on stdout, which carries the CLI's JSON: send it to stderr.
-        with _device(o.device), contextlib.redirect_stdout(sys.stderr), \
-                tempfile.TemporaryDirectory(prefix="autoloss-det-") as tmp:
-            result = train_proxy(cfg, o.work_dir or tmp)
-        if progress is not None:
-            progress(1.0)
-        if result["invalid"]:
-            metrics = {m: 0.0 for m in DET_METRICS}
-        else:
-            # COCO reports −1 where an AP is undefined (no ground truth of that kind): count it as 0.
-            metrics = {m: max(0.0, float(result["metrics"].get(k, 0.0))) for m, k in EVALUATOR_KEYS.items()}
-        return TrainResult(metrics=metrics, target=metrics[metric], invalid=result["invalid"],
-                           iterations=result["iterations"], extra={"reason": result["reason"]})
+        self.branch_losses(loss_from_wire(wire))  # names must match the searched branches
+        slots = [s for s in SLOTS_BY_TASK[self.name] if s.name in self.branches]  # the others keep the config's losses
+        cfg = self.config
+        if self.options.val_images > 0:
+            cfg = copy.deepcopy(cfg)
+            cfg.merge_from_dict({"val_dataloader.dataset.indices": self.options.val_images})
+        return mmlab_proxy_train(cfg, wire, slots, self.options, metric=metric, seed=seed, budget=budget,  # type: ignore[arg-type]
+                                 evaluator_keys=self.evaluator_keys, scale=1.0, progress=progress)
 
 
 class _device:

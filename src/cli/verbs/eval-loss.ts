@@ -18,14 +18,14 @@ import { GraphValidationError, validateLoss } from "../../graph/validate.ts"
 import { encodeLoss } from "../../graph/wire.ts"
 import { firstSentence, verbPython as python } from "../args.ts"
 
-export const summary = "check one loss with the loss-rejection protocol on a task (seg, pose, det)"
+export const summary = "check one loss with the loss-rejection protocol on a task (seg, pose, det, ins, mmpose, mmseg)"
 
 export type TaskJob = "eval-loss" | "train-loss" | "baseline"
 
 const usageOf = (job: TaskJob): string =>
   job === "baseline"
-    ? "usage: autoloss baseline --task <seg|pose|det> [--metric M] [--seed S] [--options JSON] [--json]"
-    : `usage: autoloss ${job} --task <seg|pose|det> --loss "<expr>"${job === "eval-loss" ? " [--branch NAME]" : ""} [--metric M] [--seed S] [--options JSON] [--json]`
+    ? "usage: autoloss baseline --task <seg|pose|det|ins|mmpose|mmseg> [--metric M] [--seed S] [--options JSON] [--json]"
+    : `usage: autoloss ${job} --task <seg|pose|det|ins|mmpose|mmseg> --loss "<expr>"${job === "eval-loss" ? " [--branch NAME]" : ""} [--metric M] [--seed S] [--options JSON] [--json]`
 
 
 /** The loss as base64 msgpack wire form, or the exit code after reporting why it is not a loss. */

@@ -12,6 +12,7 @@ Runner trains in this process (``train_proxy``), and the config's own evaluator 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -36,6 +37,20 @@ class MMLabOptions:
     # torch intra-op threads while training (0: leave torch's choice). 1 by default: with two
     # workers on a 2-core machine (make search's default) two threads each ran a step 15x slower.
     threads: int = 1
+
+
+def build_config_model(config: Any, seed: int, library: str) -> Any:
+    """The config's model (with its own losses) from ``library``'s registry ("mmseg", "mmpose"),
+    initialised from ``seed`` without touching the global RNG."""
+    import torch
+
+    importlib.import_module(f"{library}.utils").register_all_modules(init_default_scope=True)
+    models = importlib.import_module(f"{library}.registry").MODELS
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = models.build(config.model)
+        model.init_weights()
+    return model
 
 
 def mmlab_proxy_train(config: Any, wire: Mapping[str, Any], slots: Sequence[Any], options: MMLabOptions, *, metric: str,

@@ -86,15 +86,9 @@ class MMSegTask(Task):
 
     def build_model(self, seed: int) -> nn.Module:
         """The config's segmentor with its own loss, initialised from ``seed``."""
-        from mmseg.registry import MODELS
-        from mmseg.utils import register_all_modules
+        from autoloss_worker.tasks.mmlab_proxy import build_config_model
 
-        register_all_modules(init_default_scope=True)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = MODELS.build(self.config.model)
-            model.init_weights()
-        return model
+        return build_config_model(self.config, seed, "mmseg")
 
     # ------------------------------------------------------------------ rejection
 

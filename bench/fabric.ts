@@ -1,14 +1,15 @@
 /**
  * Worker-fabric overhead: round trip per empty job (p50/p99, ipc and tcp+CURVE, one worker),
- * throughput of `ping` jobs with 1, 2 and 4 local workers, and MB/s for 4 MB `echo` payloads.
+ * throughput of `ping` jobs with 1, 2 and 4 local workers, MB/s for 4 MB `echo` payloads, and how
+ * soon a worker whose caller gave up on a long job serves the next one (cancel → next result).
  * Run: `npx tsx bench/fabric.ts` → `bench/results/fabric.json`. Numbers depend on the machine's
- * free cores; record them with the machine description.
+ * free cores; they are recorded with the machine description and the 1-minute load average.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
-import { cpus, tmpdir } from "node:os"
+import { cpus, loadavg, tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { Effect } from "effect"
+import { Effect, Fiber } from "effect"
 import { type PoolConfig, WorkerPool, layer } from "../src/workers/WorkerPool.ts"
 
 const withPool = <A>(config: PoolConfig, body: (pool: WorkerPool["Type"]) => Effect.Effect<A, unknown>) =>
@@ -39,8 +40,25 @@ const throughput = (pool: WorkerPool["Type"], n: number) => Effect.gen(function*
   return n / ((performance.now() - t0) / 1000)
 })
 
+/** ms from interrupting a caller whose job runs on the only worker to that worker's next result. */
+const cancelToNext = (pool: WorkerPool["Type"], n: number) => Effect.gen(function* () {
+  const ms: number[] = []
+  for (let i = 0; i < n; i++) {
+    const caller = yield* Effect.fork(pool.submit("sleep", { seconds: 60 }))
+    while (!(yield* pool.workers).every((w) => w.busy !== undefined)) yield* Effect.sleep(5)
+    yield* Effect.sleep(100) // the job is running, not just sent
+    const t0 = performance.now()
+    yield* Fiber.interrupt(caller)
+    yield* pool.submit("ping", {})
+    ms.push(performance.now() - t0)
+  }
+  ms.sort((a, b) => a - b)
+  return quantile(ms, 0.5)
+})
+
 const local = (n: number) => ({ devices: Array.from({ length: n }, () => "cpu"), stderr: "ignore" as const })
 
+const load1m = loadavg()[0]!
 const ipc = await withPool({ local: local(1) }, (pool) => roundTrips(pool, 2000))
 const runDir = mkdtempSync(join(tmpdir(), "autoloss-bench-"))
 const tcp = await withPool({ endpoint: "tcp://127.0.0.1:*", runDir, local: local(1) }, (pool) => roundTrips(pool, 2000))
@@ -52,17 +70,20 @@ const mbPerS = await withPool({ local: local(1) }, (pool) => Effect.gen(function
   const data = new Uint8Array(MB).fill(7)
   yield* pool.submit("echo", { data })
   const t0 = performance.now()
-  const n = 20
+  const n = 50
   for (let i = 0; i < n; i++) yield* pool.submit("echo", { data })
   return (n * 4) / ((performance.now() - t0) / 1000) // payload MB per second, one way (echo sends it back too)
 }))
+const cancelMs = await withPool({ local: local(1) }, (pool) => cancelToNext(pool, 5))
 
 const round = (x: number) => Math.round(x * 10) / 10
 const result = {
   p50_us_ipc: round(ipc.p50), p99_us_ipc: round(ipc.p99), p50_us_tcp: round(tcp.p50), p99_us_tcp: round(tcp.p99),
   jobs_per_s: Object.fromEntries(Object.entries(jobsPerS).map(([k, v]) => [k, Math.round(v)])),
   mb_per_s_4mb: round(mbPerS),
-  machine: `${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, node ${process.version}`
+  cancel_to_next_result_ms_p50: round(cancelMs),
+  machine: `${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, node ${process.version}`,
+  load_1m_at_start: round(load1m)
 }
 const out = fileURLToPath(new URL("./results/fabric.json", import.meta.url))
 mkdirSync(join(out, ".."), { recursive: true })

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from autoloss_worker.worker.handlers import JobContext, default_registry, echo, eval_graph, ping, sleep
+from autoloss_worker.worker.handlers import JobCancelled, JobContext, default_registry, echo, eval_graph, ping, sleep
 from autoloss_worker.worker.messages import MessageError
 from autoloss_worker.worker.tensors import numpy_to_tensor, tensor_to_numpy
 
@@ -28,6 +28,18 @@ def test_ping_echo_sleep():
     for bad in (-1, "1", True, None, 4000):
         with pytest.raises(ValueError, match="seconds"):
             sleep({"seconds": bad}, ctx)
+
+
+def test_sleep_stops_at_a_cancelled_progress_report_unless_it_never_reports():
+    def cancelled(fraction):
+        raise JobCancelled("cancelled by the pool")
+
+    with pytest.raises(JobCancelled):
+        sleep({"seconds": 60}, JobContext(progress=cancelled))  # first report after 50 ms
+    assert not issubclass(JobCancelled, Exception), "a handler's `except Exception` must not swallow it"
+    assert sleep({"seconds": 0.12, "progress": False}, JobContext(progress=cancelled)) == {"slept": 0.12}
+    with pytest.raises(ValueError, match="'progress'"):
+        sleep({"seconds": 0, "progress": 1}, JobContext())
 
 
 def test_tensor_round_trip_and_size_check():

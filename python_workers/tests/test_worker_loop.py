@@ -16,10 +16,10 @@ import pytest
 import zmq
 
 from autoloss_worker.worker import Worker, WorkerConfig
+from autoloss_worker.worker.constants import PROTOCOL_VERSION as PROTOCOL
+from autoloss_worker.worker.frames import decode_message, encode_message
 from autoloss_worker.worker.handlers import default_registry
 from autoloss_worker.worker.messages import check_message, make
-
-PROTOCOL = 1
 
 
 class FakePool:
@@ -53,15 +53,16 @@ class FakePool:
                 if self.beating and self.identity is not None:
                     self.send(make("heartbeat", job_id=None, progress=None, dropped=0))
                 continue
-            identity, body = self.router.recv_multipart()
+            identity, *frames = self.router.recv_multipart()
             self.identity = identity
-            msg = msgpack.unpackb(body, raw=False)
+            self.last_frames = frames
+            msg = decode_message(frames)
             if skip_heartbeats and msg.get("type") == "heartbeat":
                 continue
             return msg
 
     def send(self, msg: dict) -> None:
-        self.send_raw(msgpack.packb(msg, use_bin_type=True))
+        self.send_raw(*encode_message(msg))
 
     def send_raw(self, *frames: bytes) -> None:
         assert self.identity is not None, "worker has not said hello yet"
@@ -103,7 +104,7 @@ def pool():
 
 def test_hello_describes_the_worker(pool):
     hello = check_message(pool.hello)
-    assert hello["protocol"] == 1 and hello["worker_id"] == "test-worker" and hello["device"] == "cpu"
+    assert hello["protocol"] == PROTOCOL and hello["worker_id"] == "test-worker" and hello["device"] == "cpu"
     assert {"ping", "echo", "sleep"} <= set(hello["jobs"])
     assert hello["pid"] == pool.proc.pid
 
@@ -152,6 +153,52 @@ def test_a_second_job_while_busy_is_refused(pool):
     assert pool.recv()["job_id"] == "slow"
 
 
+def test_large_bytes_travel_as_blob_frames_both_ways(pool):
+    blob = bytes(range(256)) * 2048  # 512 KiB, under the 1 MiB limit of this connection
+    reply = pool.job("echo", {"blob": blob, "small": b"\x01"}, job_id="big")
+    assert reply["type"] == "result" and reply["payload"] == {"blob": blob, "small": b"\x01"}
+    assert [len(f) for f in pool.last_frames[1:]] == [len(blob)], "the blob came back as its own frame"
+
+
+def _until(pool: FakePool, msg_type: str, timeout_s: float = 10.0) -> dict:
+    """The next message of `msg_type`, skipping heartbeats and anything else."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        msg = pool.recv(max(0.01, deadline - time.monotonic()))
+        if msg["type"] == msg_type:
+            return msg
+
+
+def test_cancel_stops_a_running_job_and_the_worker_serves_the_next_at_once(pool):
+    pool.send(make("job", job_id="doomed", kind="sleep", attempt=3, payload={"seconds": 30}))
+    time.sleep(0.2)
+    pool.send(make("cancel", job_id="doomed", attempt=2, reason="an older attempt"))  # not the running one: ignored
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    pool.send(make("cancel", job_id="doomed", attempt=3, reason="the caller stopped waiting"))
+    err = _until(pool, "error")
+    stopped_s = time.monotonic() - t0
+    assert err["job_id"] == "doomed" and err["attempt"] == 3 and err["exc_type"] == "Cancelled"
+    assert "the caller stopped waiting" in err["message"]
+    assert stopped_s < 1.0, stopped_s  # the sleep handler reports progress every 50 ms
+    assert pool.job("ping", {}, job_id="next")["payload"] == {"pong": True}
+
+
+def test_a_cancel_for_a_job_the_worker_is_not_running_is_harmless(pool):
+    pool.send(make("cancel", job_id="never-seen", attempt=1, reason="stale"))
+    pool.send(make("cancel", job_id="next", attempt=1, reason="already finished"))
+    reply = pool.job("ping", {}, job_id="after-cancels")
+    assert reply["type"] == "result" and reply["job_id"] == "after-cancels", "no reply to the cancels came first"
+
+
+def test_a_handler_that_never_reports_progress_runs_to_its_end(pool):
+    pool.send(make("job", job_id="stubborn", kind="sleep", attempt=1, payload={"seconds": 0.4, "progress": False}))
+    time.sleep(0.1)
+    pool.send(make("cancel", job_id="stubborn", attempt=1, reason="timeout"))
+    reply = _until(pool, "result")
+    assert reply["job_id"] == "stubborn" and reply["payload"] == {"slept": 0.4}
+
+
 def _mutations(rng: random.Random, valid: list[bytes]) -> bytes:
     choice = rng.randrange(6)
     base = bytearray(rng.choice(valid))
@@ -177,10 +224,10 @@ def test_ten_thousand_garbage_frames_leave_the_worker_serving(pool):
     valid = [msgpack.packb(m, use_bin_type=True) for m in (
         make("job", job_id="v", kind="ping", attempt=1, payload={}),
         make("heartbeat", job_id=None, progress=None, dropped=0),
-        make("welcome", protocol=1, heartbeat_ms=100, liveness=3, max_frame_bytes=1 << 20))]
+        make("welcome", protocol=PROTOCOL, heartbeat_ms=100, liveness=3, max_frame_bytes=1 << 20))]
     for i in range(10_000):
         if i % 997 == 0:
-            pool.send_raw(b"x" * ((1 << 20) + 1))  # oversized
+            pool.send_raw(b"x" * (1 << 19), b"x" * ((1 << 19) + 1))  # oversized: 1 MiB + 1 over both frames
         elif i % 499 == 0:
             pool.send_raw(b"a", b"b")  # wrong frame count
         else:
@@ -234,7 +281,7 @@ def test_refused_worker_exits_naming_both_versions():
                     reason="protocol mismatch"))
         assert p.proc.wait(timeout=10) == 3
         err = p.proc.stderr.read()
-        assert "protocol 7" in err and "protocol 1" in err, err
+        assert "protocol 7" in err and f"protocol {PROTOCOL}" in err, err
     finally:
         p.close()
 
@@ -249,7 +296,7 @@ def test_worker_reconnects_with_a_new_hello_when_the_pool_goes_silent():
         first = p.handshake(heartbeat_ms=50)  # then stay silent: liveness 3 × 50 ms
         second = p.recv(timeout_s=5)
         assert second["type"] == "hello" and second["msg_id"] != first["msg_id"]
-        p.send(make("welcome", protocol=1, heartbeat_ms=50, liveness=3, max_frame_bytes=1 << 20))
+        p.send(make("welcome", protocol=PROTOCOL, heartbeat_ms=50, liveness=3, max_frame_bytes=1 << 20))
         assert p.job("ping", {}, job_id="again")["payload"] == {"pong": True}
     finally:
         worker.request_stop()

@@ -42,6 +42,7 @@ VALID = {
     "error": make("error", job_id=None, attempt=None, exc_type="ValueError", message="m", traceback=""),
     "heartbeat": make("heartbeat", job_id="j", progress=0.5, dropped=0),
     "shutdown": make("shutdown", reason="bye"),
+    "cancel": make("cancel", job_id="j", attempt=1, reason="the caller stopped waiting"),
 }
 
 # Values that break one field each: (field, bad value)
@@ -83,7 +84,7 @@ def _schema_ok(msg) -> bool:
 def test_constants_match_the_generated_file():
     generated = json.loads((schema_dir() / "constants.json").read_text())
     for name in ("PROTOCOL_VERSION", "HEARTBEAT_INTERVAL_MS", "HEARTBEAT_LIVENESS", "RECONNECT_INITIAL_MS",
-                 "RECONNECT_MAX_MS", "MAX_FRAME_BYTES", "DTYPE_BYTES"):
+                 "RECONNECT_MAX_MS", "MAX_FRAME_BYTES", "FRAME_REF_EXT_TYPE", "BLOB_FRAME_MIN_BYTES", "DTYPE_BYTES"):
         assert getattr(C, name) == generated[name], name
     assert list(C.MESSAGE_TYPES) == generated["MESSAGE_TYPES"]
     assert list(C.TENSOR_DTYPES) == generated["TENSOR_DTYPES"]

@@ -4,8 +4,9 @@
  * `autoloss_worker/worker/constants.py` is checked against that file by a test.
  */
 
-/** Bump on any incompatible change to a message; `hello` carries it and a mismatch is refused. */
-export const PROTOCOL_VERSION = 1
+/** Bump on any incompatible change to a message; `hello` carries it and a mismatch is refused.
+ * 2: large byte values travel as extra ZeroMQ frames (`FRAME_REF_EXT_TYPE`); `cancel` message. */
+export const PROTOCOL_VERSION = 2
 
 /** Heartbeat period in both directions, in ms. The pool tells workers its value in `welcome`. */
 export const HEARTBEAT_INTERVAL_MS = 1000
@@ -14,11 +15,16 @@ export const HEARTBEAT_LIVENESS = 3
 /** Worker reconnect backoff after losing the pool: initial delay, doubled up to the max (ms). */
 export const RECONNECT_INITIAL_MS = 1000
 export const RECONNECT_MAX_MS = 32000
-/** Largest message body either side accepts, in bytes; bigger frames are dropped and counted. */
+/** Largest message either side accepts, in bytes (all its frames together); bigger ones are dropped and counted. */
 export const MAX_FRAME_BYTES = 64 * 1024 * 1024
+/** msgpack extension type of a frame reference: 4 bytes, big-endian index of the frame holding the bytes. */
+export const FRAME_REF_EXT_TYPE = 1
+/** Byte values at least this long are sent as their own frame rather than inline msgpack `bin`:
+ * no copy into (or out of) the msgpack buffer; below it, a frame costs more than the copy. */
+export const BLOB_FRAME_MIN_BYTES = 64 * 1024
 
 export const MESSAGE_TYPES = [
-  "hello", "welcome", "refuse", "job", "result", "error", "heartbeat", "shutdown"
+  "hello", "welcome", "refuse", "job", "result", "error", "heartbeat", "shutdown", "cancel"
 ] as const
 export type MessageType = (typeof MESSAGE_TYPES)[number]
 

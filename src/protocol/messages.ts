@@ -1,15 +1,17 @@
 /**
  * Messages between the pool (a ZeroMQ ROUTER) and workers (DEALERs), as TypeBox schemas.
- * Frames: the ROUTER sees `[identity, body]`, a DEALER sees `[body]`; body = one msgpack map.
+ * Frames: the ROUTER sees `[identity, header, ...blobs]`, a DEALER sees `[header, ...blobs]`; the
+ * header is one msgpack map whose large byte values are references to the blob frames (`codec.ts`).
  * Every message carries the envelope `{type, msg_id, parent_id?}`; replies set `parent_id` to the
  * `msg_id` they answer. `protocol/README.md` ("Messages") documents the conversation; the JSON
  * Schema files in `protocol/schemas/` are generated from here by `scripts/gen-schemas.ts`.
  */
 import Type, { type Static, type TSchema } from "typebox"
 
-/** msgpack `bin`: Uint8Array in TS, bytes in Python. JSON Schema has no bytes type, hence `x-msgpack`. */
+/** Raw bytes: Uint8Array in TS, bytes in Python. JSON Schema has no bytes type, hence `x-msgpack`.
+ * On the wire: msgpack `bin`, or a frame reference (ext type 1) to a blob frame for large values. */
 export const Bytes = Type.Refine(
-  Type.Unsafe<Uint8Array>({ "x-msgpack": "bin", description: "raw bytes (msgpack bin)" }),
+  Type.Unsafe<Uint8Array>({ "x-msgpack": "bin", description: "raw bytes (msgpack bin, or a reference to a blob frame)" }),
   (value) => value instanceof Uint8Array
 )
 
@@ -104,6 +106,15 @@ export const Shutdown = message("shutdown", {
   reason: Type.String({ maxLength: 4096 })
 }, "both directions: the sender is ending the conversation")
 
+/** Pool → worker: the pool stopped waiting for this attempt (it timed out or its caller gave up).
+ * The worker stops the job at its next progress report and answers an `error` of type `Cancelled`;
+ * a cancel for a job it is not running is ignored. */
+export const Cancel = message("cancel", {
+  job_id: Id,
+  attempt: Attempt,
+  reason: Type.String({ maxLength: 4096 })
+}, "pool → worker: stop running this job attempt")
+
 export const MESSAGE_SCHEMAS = {
   hello: Hello,
   welcome: Welcome,
@@ -112,7 +123,8 @@ export const MESSAGE_SCHEMAS = {
   result: Result,
   error: ErrorMessage,
   heartbeat: Heartbeat,
-  shutdown: Shutdown
+  shutdown: Shutdown,
+  cancel: Cancel
 } as const
 
 export type Hello = Static<typeof Hello>
@@ -123,4 +135,5 @@ export type Result = Static<typeof Result>
 export type ErrorMessage = Static<typeof ErrorMessage>
 export type Heartbeat = Static<typeof Heartbeat>
 export type Shutdown = Static<typeof Shutdown>
-export type Message = Hello | Welcome | Refuse | Job | Result | ErrorMessage | Heartbeat | Shutdown
+export type Cancel = Static<typeof Cancel>
+export type Message = Hello | Welcome | Refuse | Job | Result | ErrorMessage | Heartbeat | Shutdown | Cancel

@@ -3,8 +3,8 @@
  * the protocol constants. `scripts/gen-schemas.ts` writes them; a test checks the committed copies.
  */
 import {
-  HEARTBEAT_INTERVAL_MS, HEARTBEAT_LIVENESS, MAX_FRAME_BYTES, MESSAGE_TYPES, PROTOCOL_VERSION,
-  RECONNECT_INITIAL_MS, RECONNECT_MAX_MS, TENSOR_DTYPES, DTYPE_BYTES
+  BLOB_FRAME_MIN_BYTES, FRAME_REF_EXT_TYPE, HEARTBEAT_INTERVAL_MS, HEARTBEAT_LIVENESS, MAX_FRAME_BYTES,
+  MESSAGE_TYPES, PROTOCOL_VERSION, RECONNECT_INITIAL_MS, RECONNECT_MAX_MS, TENSOR_DTYPES, DTYPE_BYTES
 } from "./constants.ts"
 import { MESSAGE_SCHEMAS, Tensor } from "./messages.ts"
 
@@ -24,7 +24,7 @@ export const schemaFiles = (): Record<string, string> => {
   files["tensor.json"] = withHeader("tensor", Tensor)
   files["constants.json"] = {
     PROTOCOL_VERSION, HEARTBEAT_INTERVAL_MS, HEARTBEAT_LIVENESS, RECONNECT_INITIAL_MS,
-    RECONNECT_MAX_MS, MAX_FRAME_BYTES, MESSAGE_TYPES, TENSOR_DTYPES, DTYPE_BYTES
+    RECONNECT_MAX_MS, MAX_FRAME_BYTES, FRAME_REF_EXT_TYPE, BLOB_FRAME_MIN_BYTES, MESSAGE_TYPES, TENSOR_DTYPES, DTYPE_BYTES
   }
   return Object.fromEntries(Object.entries(files).map(([name, obj]) => [name, JSON.stringify(obj, null, 2) + "\n"]))
 }

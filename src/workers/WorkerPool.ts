@@ -2,7 +2,9 @@
  * The worker pool: a ZeroMQ ROUTER that long-lived Python workers (local ones it spawns, remote
  * ones that connect on their own) join with `hello`; `submit` runs a job on an idle worker able to
  * serve its kind and returns the result. Delivery is at-least-once, recording exactly-once (see
- * `internal/dispatch.ts`); `capacity` bounds outstanding jobs, beyond it `submit` waits.
+ * `internal/dispatch.ts`); `capacity` bounds outstanding jobs, beyond it `submit` waits. An attempt
+ * nobody waits for any more (it timed out, or the submitting fiber was interrupted) is cancelled on
+ * its worker; a worker that does not stop it within `cancelGraceMs` is killed (local) or left busy.
  *
  *   const pool = yield* WorkerPool
  *   const out = yield* pool.submit("ping", {})
@@ -50,6 +52,9 @@ export interface PoolConfig {
   readonly maxFrameBytes?: number
   /** Between SIGTERM and SIGKILL when stopping local workers. */
   readonly shutdownGraceMs?: number
+  /** How long a worker may take to stop a cancelled job (its handler checks at each progress report)
+   * before a local one is killed; default 10 s. */
+  readonly cancelGraceMs?: number
 }
 
 export interface SubmitOptions {
@@ -73,6 +78,8 @@ export interface PoolStats {
   readonly failed: number
   readonly staleReplies: number
   readonly redispatched: number
+  readonly cancelsSent: number
+  readonly cancelsAcknowledged: number
   readonly droppedFrames: number
   readonly refusedHellos: number
   readonly localExits: number
@@ -132,7 +139,7 @@ export const make = (config: PoolConfig = {}): Effect.Effect<WorkerPoolService, 
 
     const keys = yield* resolveKeys(config)
     const router = yield* openRouter({ endpoint: config.endpoint ?? "ipc", keys, maxFrameBytes })
-    const state = new DispatchState(heartbeatMs * liveness)
+    const state = new DispatchState(heartbeatMs * liveness, config.cancelGraceMs ?? 10_000)
     const pending = new Map<string, Pending>()
     /** Local processes: pid → the worker id it was started with; routing key once it said hello. */
     const localPids = new Map<number, { workerId: string; key: string | undefined }>()
@@ -146,13 +153,15 @@ export const make = (config: PoolConfig = {}): Effect.Effect<WorkerPoolService, 
     const sem = yield* Effect.makeSemaphore(config.capacity ?? 1024)
 
     const sender = yield* makeSender(router.socket, (e) => Effect.logWarning(`pool: send failed: ${String(e)}`))
-    const send = (key: string, msg: Message) => sender.send([Buffer.from(key, "hex"), encodeMessage(msg)])
+    const send = (key: string, msg: Message) => sender.send([Buffer.from(key, "hex"), ...encodeMessage(msg)])
 
     const execute = (actions: ReadonlyArray<Action>): Effect.Effect<void> =>
       Effect.forEach(actions, (a): Effect.Effect<unknown> => {
         switch (a.type) {
           case "send-job":
             return send(a.worker, { type: "job", msg_id: msgId(), job_id: a.job.id, kind: a.job.kind, attempt: a.attempt, payload: a.job.payload })
+          case "cancel":
+            return send(a.worker, { type: "cancel", msg_id: msgId(), job_id: a.jobId, attempt: a.attempt, reason: a.reason })
           case "complete": {
             const p = pending.get(a.jobId)
             return p ? Deferred.succeed(p.deferred, { payload: a.payload, workerId: a.workerId, attempt: a.attempt }) : Effect.void
@@ -165,7 +174,8 @@ export const make = (config: PoolConfig = {}): Effect.Effect<WorkerPoolService, 
             // A local worker that hung or went silent is killed; its supervisor starts a fresh one.
             const pid = pidOfKey.get(a.worker)
             if (pid !== undefined) killProcess(pid)
-            return Effect.logWarning(`pool: worker ${a.workerId} ${a.why === "timeout" ? "timed out" : "went silent"}${pid !== undefined ? ", killed" : ""}`)
+            const what = a.why === "silent" ? "went silent" : "did not stop a cancelled job in time"
+            return Effect.logWarning(`pool: worker ${a.workerId} ${what}${pid !== undefined ? ", killed" : ""}`)
           }
         }
       }, { discard: true })
@@ -228,6 +238,7 @@ export const make = (config: PoolConfig = {}): Effect.Effect<WorkerPoolService, 
         case "welcome":
         case "refuse":
         case "job":
+        case "cancel":
           counters.droppedFrames++ // pool → worker messages have no business arriving here
           return Effect.void
       }
@@ -235,13 +246,9 @@ export const make = (config: PoolConfig = {}): Effect.Effect<WorkerPoolService, 
 
     yield* startReader(router.socket, (identity, body) => {
       const key = identity.toString("hex")
-      if (body.length !== 1 || body[0] === undefined) {
-        counters.droppedFrames++
-        return Effect.void
-      }
       let msg: Message
       try {
-        msg = decodeMessage(body[0], maxFrameBytes)
+        msg = decodeMessage(body, maxFrameBytes)
       } catch (e) {
         if (e instanceof MessageDecodeError) return onUndecodable(key, e)
         throw e
@@ -285,17 +292,19 @@ export const make = (config: PoolConfig = {}): Effect.Effect<WorkerPoolService, 
         }).pipe(Effect.forkScoped), { discard: true })
     }
 
-    // Runs first on close: fail what is outstanding, tell remote workers, then the scope stops
-    // local workers (SIGTERM, grace, SIGKILL) and closes the socket.
+    // Runs first on close: fail what is outstanding, cancel what runs, tell remote workers, then the
+    // scope stops local workers (SIGTERM, grace, SIGKILL) and closes the socket.
     yield* Effect.addFinalizer(() => Effect.gen(function* () {
       closing = true
-      for (const id of state.drain()) {
+      const { jobIds, actions } = state.drain(yield* Clock.currentTimeMillis)
+      for (const id of jobIds) {
         const p = pending.get(id)
         if (p) yield* Deferred.fail(p.deferred, new JobError({ reason: "shutdown", jobId: id, kind: p.kind, attempts: [] }))
       }
+      yield* execute(actions)
       yield* Effect.forEach(state.workerKeys(), (key) =>
         send(key, { type: "shutdown", msg_id: msgId(), reason: "pool closing" }), { discard: true })
-      // Let the sender hand the shutdown messages to ZeroMQ before the socket closes (LINGER 0).
+      // Let the sender hand the cancel and shutdown messages to ZeroMQ before the socket closes (LINGER 0).
       for (let i = 0; i < 20 && (yield* sender.pending) > 0; i++) yield* Effect.sleep(5)
       yield* Effect.sleep(20)
     }))
@@ -309,7 +318,7 @@ export const make = (config: PoolConfig = {}): Effect.Effect<WorkerPoolService, 
         const spec = { id, kind, payload, timeoutMs: options.timeoutMs ?? defaultTimeoutMs, maxAttempts: options.maxAttempts ?? defaultMaxAttempts }
         yield* step((now) => state.submit(spec, now))
         return yield* Deferred.await(deferred).pipe(
-          Effect.onInterrupt(() => Effect.sync(() => state.cancel(id))),
+          Effect.onInterrupt(() => step((now) => state.cancel(id, now))),
           Effect.ensuring(Effect.sync(() => pending.delete(id)))
         )
       }).pipe(sem.withPermits(1))

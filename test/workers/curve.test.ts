@@ -11,6 +11,7 @@ import { execa } from "execa"
 import { Effect, Exit, Scope } from "effect"
 import { curveKeyPair, Dealer } from "zeromq"
 import { pack, unpack } from "msgpackr"
+import { PROTOCOL_VERSION } from "../../src/protocol/constants.ts"
 import { KEYS_FILE, readRunKeys } from "../../src/workers/RunKeys.ts"
 import { make } from "../../src/workers/WorkerPool.ts"
 import { z85Encode } from "../../src/workers/internal/zap.ts"
@@ -28,7 +29,7 @@ t.teardown(async () => {
 await run(pool.awaitWorkers(1))
 
 const hello = (id: string) => pack({
-  type: "hello", msg_id: id, protocol: 1, worker_id: id, pid: 1, host: "elsewhere", device: "cpu", torch: null, jobs: ["ping"], tasks: []
+  type: "hello", msg_id: id, protocol: PROTOCOL_VERSION, worker_id: id, pid: 1, host: "elsewhere", device: "cpu", torch: null, jobs: ["ping"], tasks: []
 })
 
 /** Sends a hello (and a forged result) and waits up to `ms` for any reply. */

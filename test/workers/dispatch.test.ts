@@ -32,20 +32,59 @@ t.test("a result is recorded once; duplicates and foreign replies are stale", as
   t.equal(s.counters.staleReplies, 2)
 })
 
-t.test("a timed-out attempt is re-dispatched elsewhere; its late reply is dropped and frees the worker", async (t) => {
-  const s = new DispatchState(10_000)
+const kinds = (actions: ReadonlyArray<Action>) => actions.map((a) => a.type)
+
+t.test("a timed-out attempt is cancelled, then re-dispatched elsewhere; its late reply is dropped and frees the worker", async (t) => {
+  const s = new DispatchState(10_000, 500)
   s.addWorker("A", hello("wa"), 0)
   s.submit(job("a"), 0)
   s.addWorker("B", hello("wb"), 50)
   t.same(s.tick(99), [], "deadline is 0 + 100")
   const out = s.tick(100)
-  t.same(ofType(out, "drop-worker"), [{ type: "drop-worker", worker: "A", workerId: "wa", why: "timeout" }])
+  t.same(kinds(out), ["cancel", "send-job"], "the cancel goes out before the retry")
+  t.same(ofType(out, "cancel"), [{ type: "cancel", worker: "A", jobId: "a", attempt: 1, reason: "no reply within 100 ms" }])
   t.same(sends(out), ["a@2→B"])
   s.submit(job("b"), 101)
+  t.same(s.tick(102), [], "A is still busy with the cancelled attempt: b waits")
   t.same(sends(s.onResult("A", "a", 1, { late: true }, 150)), ["b@1→A"], "late reply: stale, but A is idle again")
   t.same(ofType(s.onResult("B", "a", 2, { v: 2 }, 160), "complete").map((a) => a.payload), [{ v: 2 }])
+  s.onResult("A", "b", 1, {}, 170)
+  t.same(s.tick(1000), [], "A answered: no kill when the grace period ends")
   t.equal(s.counters.staleReplies, 1)
   t.equal(s.counters.redispatched, 1)
+  t.equal(s.counters.cancelsSent, 1)
+})
+
+t.test("a worker answering a cancel with Cancelled is idle again; one that ignores it is dropped once, after the grace period", async (t) => {
+  const cancelled = { excType: "Cancelled", message: "job a attempt 1 cancelled", traceback: "" }
+  const s = new DispatchState(10_000, 500)
+  s.addWorker("A", hello("wa"), 0)
+  s.submit(job("a", { maxAttempts: 5 }), 0)
+  t.same(kinds(s.tick(100)), ["cancel"], "no other worker: the retry waits for A")
+  t.same(sends(s.onError("A", "a", 1, cancelled, 130)), ["a@2→A"], "acknowledged: A takes the retry at once")
+  t.same([s.counters.cancelsAcknowledged, s.counters.staleReplies, s.counters.failed], [1, 0, 0], "neither stale nor a failure")
+  t.same(kinds(s.tick(230)), ["cancel"], "attempt 2 times out (deadline 130 + 100)")
+  t.same(s.tick(729), [], "grace period (500 ms) not over")
+  t.same(ofType(s.tick(730), "drop-worker"), [{ type: "drop-worker", worker: "A", workerId: "wa", why: "cancel-ignored" }])
+  t.same(s.tick(2000), [], "dropped once; A stays busy until it answers or its process exit removes it")
+  t.same(sends(s.removeWorker("A", "killed", 2001)), [])
+  s.addWorker("B", hello("wb"), 2002)
+  t.equal(s.workerView().find((w) => w.key === "B")?.busy, "a", "the job runs on the fresh worker")
+})
+
+t.test("a caller giving up cancels a running job on its worker; a queued or unknown job needs no message", async (t) => {
+  const s = new DispatchState(10_000, 500)
+  s.addWorker("A", hello("wa"), 0)
+  s.submit(job("a", { timeoutMs: 60_000 }), 0)
+  s.submit(job("b"), 0)
+  t.same(s.cancel("b", 1), [], "b was only queued")
+  t.same(s.cancel("nope", 1), [], "unknown job")
+  t.same(s.cancel("a", 2), [{ type: "cancel", worker: "A", jobId: "a", attempt: 1, reason: "the caller stopped waiting" }])
+  t.same(s.cancel("a", 3), [], "a second cancel of the same job does nothing")
+  t.equal(s.outstanding, 0)
+  s.submit(job("c"), 4)
+  t.same(sends(s.onError("A", "a", 1, { excType: "Cancelled", message: "", traceback: "" }, 5)), ["c@1→A"])
+  t.same(ofType(s.onResult("A", "a", 1, { late: true }, 6), "complete"), [], "a reply after the acknowledgement is stale")
 })
 
 t.test("after maxAttempts lost attempts the job fails with every reason", async (t) => {
@@ -98,13 +137,14 @@ t.test("a silent worker is dropped after the liveness window and its job re-queu
   t.same(sends(s.onResult("B", "b", 1, {}, 302)), ["a@2→B"])
 })
 
-t.test("cancel forgets a job; drain returns what is outstanding", async (t) => {
+t.test("cancel forgets a job; drain returns what is outstanding and cancels what runs", async (t) => {
   const s = new DispatchState(300)
   s.submit(job("a"), 0)
   s.submit(job("b"), 0)
-  s.cancel("a")
+  s.submit(job("c"), 0)
+  s.cancel("a", 0)
   t.same(sends(s.addWorker("A", hello("wa"), 1)), ["b@1→A"])
-  t.same(s.drain(), ["b"])
+  t.same(s.drain(2), { jobIds: ["b", "c"], actions: [{ type: "cancel", worker: "A", jobId: "b", attempt: 1, reason: "the pool is closing" }] })
   t.equal(s.outstanding, 0)
   t.throws(() => { s.submit(job("c"), 2); s.submit(job("c"), 2) }, /already outstanding/)
 })

@@ -1,15 +1,17 @@
 /**
- * One pool of two local Python workers (ipc) shared by every assertion: round trips, a hung job,
- * SIGKILLed workers during a stream of 1,000 jobs, a refused protocol version, clean shutdown.
+ * One pool of two local Python workers (ipc) shared by every assertion: round trips (4 MB too),
+ * timed-out and abandoned jobs cancelled on their workers, a job that ignores its cancel, SIGKILLed
+ * workers during a stream of 1,000 jobs, a refused protocol version, clean shutdown.
  */
 import { existsSync } from "node:fs"
 import t from "tap"
-import { Cause, Effect, Exit, Scope } from "effect"
+import { Cause, Effect, Exit, Fiber, Scope } from "effect"
 import { Dealer } from "zeromq"
 import { pack, unpack } from "msgpackr"
 import { branchValue, evaluateNode, tensor } from "../../src/graph/evaluate.ts"
 import { parseLoss } from "../../src/graph/syntax.ts"
 import { toWire } from "../../src/graph/wire.ts"
+import { PROTOCOL_VERSION } from "../../src/protocol/constants.ts"
 import { float64Tensor } from "../../src/protocol/tensors.ts"
 import { JobError } from "../../src/workers/PoolError.ts"
 import { make, type WorkerPoolService } from "../../src/workers/WorkerPool.ts"
@@ -29,7 +31,7 @@ const alive = (pid: number): boolean => {
 const scope = Effect.runSync(Scope.make())
 const pool: WorkerPoolService = await run(make({
   local: { devices: ["cpu", "cpu"], stderr: "ignore", restartBaseMs: 50, restartMaxMs: 500 },
-  timeoutMs: 5000, maxAttempts: 3, shutdownGraceMs: 2000
+  timeoutMs: 5000, maxAttempts: 3, shutdownGraceMs: 2000, cancelGraceMs: 1000
 }).pipe(Scope.extend(scope)))
 t.teardown(() => run(Scope.close(scope, Exit.void)))
 await run(pool.awaitWorkers(2))
@@ -39,6 +41,40 @@ t.test("ping and echo round trips", async (t) => {
   const payload = { text: "é", list: [1, 2.5, null], bytes: new Uint8Array([0, 255]), nested: { a: { b: true } } }
   const echoed = await run(pool.submit("echo", payload))
   t.same({ ...echoed, bytes: [...(echoed["bytes"] as Uint8Array)] }, { ...payload, bytes: [0, 255] })
+})
+
+t.test("a 4 MB payload goes to the worker and back intact", async (t) => {
+  const data = new Uint8Array(4 * 1024 * 1024)
+  for (let i = 0; i < data.length; i++) data[i] = (i * 2654435761) >>> 24
+  const echoed = await run(pool.submit("echo", { data, small: new Uint8Array([1, 2]), n: 7 }))
+  t.equal(Buffer.compare(echoed["data"] as Uint8Array, data), 0)
+  t.same([...(echoed["small"] as Uint8Array)], [1, 2])
+  t.equal(echoed["n"], 7)
+})
+
+/** Waits until every worker runs a job (or, with `false`, none does). */
+const allBusy = (busy: boolean) => Effect.gen(function* () {
+  while (!(yield* pool.workers).every((w) => (w.busy !== undefined) === busy)) yield* Effect.sleep(10)
+})
+
+t.test("a caller that stops waiting: its job is cancelled on the worker, which serves the next job at once", async (t) => {
+  const before = await run(pool.stats)
+  const first = Effect.runFork(pool.submitTraced("sleep", { seconds: 30 }))
+  const second = Effect.runFork(pool.submitTraced("sleep", { seconds: 30 }))
+  await run(allBusy(true))
+  const t0 = performance.now()
+  await Effect.runPromise(Fiber.interrupt(first))
+  const next = await run(pool.submitTraced("ping", {}))
+  const servedMs = performance.now() - t0
+  t.same(next.payload, { pong: true })
+  t.ok(servedMs < 1000, `the freed worker answered the next job ${servedMs.toFixed(0)} ms after the interruption`)
+  await Effect.runPromise(Fiber.interrupt(second))
+  await run(allBusy(false))
+  const after = await run(pool.stats)
+  t.equal(after.cancelsSent - before.cancelsSent, 2)
+  t.equal(after.cancelsAcknowledged - before.cancelsAcknowledged, 2, "both workers stopped their job and said so")
+  t.equal(after.localExits, before.localExits, "no worker was killed")
+  t.equal(after.outstanding, 0)
 })
 
 t.test("eval-graph on a worker agrees with the TypeScript evaluator", async (t) => {
@@ -70,15 +106,28 @@ t.test("a job that raises fails at once with the remote type, message and traceb
   t.match(err.message, /raised on the worker/)
 })
 
-t.test("a hung job times out, is re-dispatched, and fails after maxAttempts with each reason", async (t) => {
+t.test("a job that times out is cancelled before its retry, and fails after maxAttempts with each reason", async (t) => {
   const before = await run(pool.stats)
   const err = await failure(pool.submit("sleep", { seconds: 30 }, { timeoutMs: 300, maxAttempts: 2 }))
   t.equal(err.reason, "exhausted")
   t.same(err.attempts.map((a) => [a.attempt, a.reason]), [[1, "timeout"], [2, "timeout"]])
   t.not(err.attempts[0]!.worker, err.attempts[1]!.worker, "the retry ran on the other worker")
+  await run(allBusy(false))
+  const after = await run(pool.stats)
+  t.equal(after.cancelsAcknowledged - before.cancelsAcknowledged, 2, "each timed-out attempt was stopped on its worker")
+  t.equal(after.localExits, before.localExits, "so no worker had to be killed")
+  t.same(await run(pool.submit("ping", {})), { pong: true })
+})
+
+t.test("a worker that does not stop a cancelled job within the grace period is killed and replaced", async (t) => {
+  const before = await run(pool.stats)
+  const err = await failure(pool.submit("sleep", { seconds: 30, progress: false }, { timeoutMs: 300, maxAttempts: 1 }))
+  t.same(err.attempts.map((a) => a.reason), ["timeout"])
+  while ((await run(pool.stats)).localExits === before.localExits) await new Promise((r) => setTimeout(r, 20))
+  const after = await run(pool.stats)
+  t.equal(after.cancelsAcknowledged, before.cancelsAcknowledged)
   await run(pool.awaitWorkers(2))
-  t.same(await run(pool.submit("ping", {})), { pong: true }, "killed hung workers were replaced")
-  t.ok((await run(pool.stats)).localExits >= before.localExits + 2)
+  t.same(await run(pool.submit("ping", {})), { pong: true }, "the killed worker was replaced")
 })
 
 t.test("1,000 jobs while workers are SIGKILLed: every job gets exactly one result", async (t) => {
@@ -116,7 +165,8 @@ t.test("a hello with another protocol version is refused naming both versions", 
   try {
     for (const hello of [
       { type: "hello", msg_id: "v9", protocol: 999, worker_id: "old", pid: 1, host: "h", device: "cpu", torch: null, jobs: ["ping"], tasks: [] },
-      { type: "hello", msg_id: "v2", protocol: 2, worker_id: "future", capabilities: { new: true } }
+      { type: "hello", msg_id: "v1", protocol: 1, worker_id: "old-framing", pid: 1, host: "h", device: "cpu", torch: null, jobs: ["ping"], tasks: [] },
+      { type: "hello", msg_id: "v3", protocol: PROTOCOL_VERSION + 1, worker_id: "future", capabilities: { new: true } }
     ]) {
       await dealer.send(pack(hello))
       const [body] = await dealer.receive()
@@ -124,7 +174,7 @@ t.test("a hello with another protocol version is refused naming both versions", 
       t.equal(reply["type"], "refuse")
       t.equal(reply["parent_id"], hello.msg_id)
       t.equal(reply["worker_protocol"], hello.protocol)
-      t.match(reply["reason"], new RegExp(`pool speaks protocol 1, worker.* speaks protocol ${hello.protocol}`))
+      t.match(reply["reason"], new RegExp(`pool speaks protocol ${PROTOCOL_VERSION}, worker.* speaks protocol ${hello.protocol}`))
     }
     // 2,000 garbage or mutated frames from a stranger: dropped and counted, the pool keeps serving.
     const before = await run(pool.stats)
@@ -145,12 +195,19 @@ t.test("a hello with another protocol version is refused naming both versions", 
   }
 })
 
-t.test("closing the scope stops every local worker and removes the socket directory", async (t) => {
+t.test("closing the scope cancels running jobs, stops every local worker and removes the socket directory", async (t) => {
   const pids = (await run(pool.workers)).flatMap((w) => (w.pid !== undefined ? [w.pid] : []))
   t.equal(pids.length, 2)
   const socketPath = pool.endpoint.replace(/^ipc:\/\//, "")
   t.ok(existsSync(socketPath))
+  const running = Effect.runPromiseExit(pool.submit("sleep", { seconds: 30 }))
+  while (!(await run(pool.workers)).some((w) => w.busy !== undefined)) await new Promise((r) => setTimeout(r, 10))
+  const before = await run(pool.stats)
   await run(Scope.close(scope, Exit.void))
+  // A remote worker would otherwise finish the job before obeying `shutdown`.
+  t.equal((await run(pool.stats)).cancelsSent - before.cancelsSent, 1, "the running job was cancelled")
+  const exit = await running
+  t.ok(Exit.isFailure(exit) && Cause.failureOption(exit.cause).pipe((o) => o._tag === "Some" && o.value.reason === "shutdown"))
   t.same(pids.filter(alive), [], "no worker process left")
   t.notOk(existsSync(socketPath))
   const err = await failure(pool.submit("ping", {}))

@@ -14,12 +14,19 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 
+class JobCancelled(BaseException):
+    """Raised by `JobContext.progress` once the pool cancelled the job. A BaseException (like
+    asyncio.CancelledError) so that a handler's `except Exception` does not swallow it; let it pass."""
+
+
 @dataclass
 class JobContext:
     """What a handler may use besides its payload."""
 
     device: str = "cpu"
-    # Called by handlers with a fraction in [0, 1]; the heartbeat thread reports the latest value.
+    # Called by handlers with a fraction in [0, 1]; the heartbeat reports the latest value. It is also
+    # the cancellation point: it raises `JobCancelled` once the pool cancelled the job, so a long
+    # loop should call it every iteration (a call costs a flag check).
     progress: Callable[[float], None] = field(default=lambda fraction: None)
 
 
@@ -35,14 +42,20 @@ def echo(payload: dict, ctx: JobContext) -> dict:
 
 
 def sleep(payload: dict, ctx: JobContext) -> dict:
-    """Sleeps `payload["seconds"]` (for tests of timeouts and heartbeats during long jobs)."""
+    """Sleeps `payload["seconds"]` (for tests of timeouts, heartbeats and cancellation during long jobs),
+    reporting progress every 50 ms; with `"progress": false` it never reports, so it cannot be cancelled
+    (it stands for a handler stuck in a long call)."""
     seconds = payload.get("seconds")
     if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not 0 <= seconds <= 3600:
         raise ValueError(f"sleep: 'seconds' must be a number in [0, 3600], got {seconds!r}")
+    reports = payload.get("progress", True)
+    if not isinstance(reports, bool):
+        raise ValueError(f"sleep: 'progress' must be true or false, got {reports!r}")
     start = time.monotonic()
     while (elapsed := time.monotonic() - start) < seconds:
         time.sleep(min(seconds - elapsed, 0.05))
-        ctx.progress(min(1.0, (time.monotonic() - start) / seconds))
+        if reports:
+            ctx.progress(min(1.0, (time.monotonic() - start) / seconds))
     return {"slept": seconds}
 
 

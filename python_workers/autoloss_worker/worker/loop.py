@@ -3,8 +3,14 @@
 Threads (a zmq socket is not thread-safe, so each socket has exactly one owner):
 - the main thread owns the DEALER and does all network I/O: it polls with a timeout equal to the
   heartbeat interval, sends heartbeats (also while a job runs), forwards replies, handles signals;
-- one job thread runs handlers one at a time and hands each encoded reply back over an inproc PAIR
-  socket it owns. A ten-minute training job therefore never silences the heartbeat.
+- one job thread runs handlers one at a time and hands each encoded reply (its frames, not copied)
+  back over an inproc PAIR socket it owns. A ten-minute training job therefore never silences the
+  heartbeat.
+
+Cancellation: a `cancel` for the running attempt sets its flag; the handler's next `ctx.progress`
+call raises `JobCancelled` (a BaseException, so `except Exception` in a handler does not swallow it),
+the worker answers an `error` of type `Cancelled` and is idle again. A handler that never reports
+progress runs to the end; the pool kills such a worker once its cancel grace period is over.
 
 Liveness: any inbound frame proves the pool alive; after `liveness` silent heartbeat periods the
 worker closes the socket (LINGER 0), waits (backoff doubling up to a cap) and reconnects with a
@@ -26,11 +32,11 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
-import msgpack
 import zmq
 
 from . import constants as C
-from .handlers import Handler, JobContext, default_registry
+from .frames import decode_message, encode_message
+from .handlers import Handler, JobCancelled, JobContext, default_registry
 from .messages import MessageError, check_message, make
 
 EXIT_OK = 0
@@ -68,6 +74,9 @@ class _Running:
     job_id: str
     attempt: int
     msg_id: str
+    # Set by the main thread on a matching `cancel`, read by the job thread at each progress report.
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    cancel_reason: str = ""
 
 
 def torch_version() -> str | None:
@@ -190,7 +199,7 @@ class Worker:
             if self._wake_r in events:
                 os.read(self._wake_r, 1024)
             if self._replies in events:
-                self._send(msgpack.unpackb(self._replies.recv(), raw=False))
+                self._send_frames(self._replies.recv_multipart(copy=False))
                 self._running, self._progress = None, None
             if dealer in events:
                 last_inbound = time.monotonic()
@@ -218,9 +227,13 @@ class Worker:
                     return "lost"
 
     def _send(self, msg: dict) -> None:
+        self._send_frames(encode_message(msg))
+
+    def _send_frames(self, frames: list) -> None:
         assert self._dealer is not None, "send before connect"
         try:
-            self._dealer.send(msgpack.packb(msg, use_bin_type=True), flags=zmq.NOBLOCK)
+            # Frames above pyzmq's copy threshold go out without a copy; a job's zmq.Frame replies are shared.
+            self._dealer.send_multipart(frames, flags=zmq.NOBLOCK)
         except zmq.Again:
             pass  # pool not reachable right now: heartbeats and liveness will sort it out
 
@@ -228,12 +241,12 @@ class Worker:
 
     def _on_frames(self, frames: list[bytes]) -> str | None:
         """Handles one inbound message; never raises. Returns 'welcome', 'refused', 'stopped' or None."""
-        if len(frames) != 1 or len(frames[0]) > self._max_frame:
+        if sum(len(f) for f in frames) > self._max_frame:
             self.dropped += 1
             return None
         try:
-            obj = msgpack.unpackb(frames[0], raw=False)
-        except Exception:
+            obj = decode_message(frames)
+        except Exception:  # msgpack raises several unrelated types for malformed input; FrameError
             self.dropped += 1
             return None
         try:
@@ -260,6 +273,8 @@ class Worker:
                                  f"{C.PROTOCOL_VERSION}): {msg['reason']}")
         if kind == "job":
             self._start_job(msg)
+        elif kind == "cancel":
+            self._cancel(msg)
         elif kind == "shutdown":
             self._stopping = True
         elif kind != "heartbeat":
@@ -285,38 +300,53 @@ class Worker:
             self._running, self._progress = _Running(job_id, attempt, parent), 0.0
             self._jobs.put((self._running, msg["kind"], msg["payload"]))
 
+    def _cancel(self, msg: dict) -> None:
+        """Flags the running attempt if the cancel names it; a cancel for any other job is ignored
+        (it finished, or the pool's cancel crossed its reply): nothing to stop, nothing to answer."""
+        running = self._running
+        if running is not None and running.job_id == msg["job_id"] and running.attempt == msg["attempt"]:
+            running.cancel_reason = msg["reason"]
+            running.cancelled.set()
+
     # -- job thread -------------------------------------------------------------------------------
 
     def _job_loop(self) -> None:
         out = self.ctx.socket(zmq.PAIR)
         out.linger = 0
         out.connect(self._replies_addr)
-        ctx = JobContext(device=self.config.device, progress=self._set_progress)
         try:
             while (item := self._jobs.get()) is not None:
                 running, kind, payload = item
-                out.send(self._run_job(running, kind, payload, ctx))
+                out.send_multipart(self._run_job(running, kind, payload))
         finally:
             out.close(linger=0)
 
-    def _run_job(self, running: _Running, kind: str, payload: dict, ctx: JobContext) -> bytes:
+    def _run_job(self, running: _Running, kind: str, payload: dict) -> list:
+        """The reply's frames: a result, or an error (the handler raised, or the job was cancelled)."""
         ref = (running.job_id, running.attempt, running.msg_id)
+
+        def progress(fraction: float) -> None:
+            if running.cancelled.is_set():
+                raise JobCancelled(f"job {running.job_id!r} attempt {running.attempt} cancelled by the pool: "
+                                   f"{running.cancel_reason}")
+            if isinstance(fraction, (int, float)) and 0 <= fraction <= 1:
+                self._progress = float(fraction)
+
         try:
-            result = self.registry[kind](payload, ctx)
+            progress(0.0)  # cancelled while queued: do not start
+            result = self.registry[kind](payload, JobContext(device=self.config.device, progress=progress))
             if not isinstance(result, dict):
                 raise TypeError(f"job kind {kind!r} returned {type(result).__name__}, not a map")
-            body = msgpack.packb(make("result", parent_id=running.msg_id, job_id=running.job_id,
-                                      attempt=running.attempt, payload=result), use_bin_type=True)
-            if len(body) > self._max_frame:
-                raise ValueError(f"result of {len(body)} bytes exceeds the frame limit of {self._max_frame}")
-            return body
+            frames = encode_message(make("result", parent_id=running.msg_id, job_id=running.job_id,
+                                         attempt=running.attempt, payload=result))
+            size = sum(f.nbytes if isinstance(f, memoryview) else len(f) for f in frames)
+            if size > self._max_frame:
+                raise ValueError(f"result of {size} bytes exceeds the message limit of {self._max_frame}")
+            return frames
+        except JobCancelled as exc:
+            return encode_message(error_message(None, "Cancelled", str(exc), *ref))
         except BaseException as exc:  # a job must never take the worker down
-            msg = error_message(exc, type(exc).__name__, str(exc) or repr(exc), *ref)
-            return msgpack.packb(msg, use_bin_type=True)
-
-    def _set_progress(self, fraction: float) -> None:
-        if isinstance(fraction, (int, float)) and 0 <= fraction <= 1:
-            self._progress = float(fraction)
+            return encode_message(error_message(exc, type(exc).__name__, str(exc) or repr(exc), *ref))
 
     # -- signals ----------------------------------------------------------------------------------
 

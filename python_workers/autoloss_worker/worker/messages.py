@@ -83,6 +83,7 @@ _FIELDS: dict[str, dict[str, Callable[[Any], str | None]]] = {
               "message": _text(65536), "traceback": _text(262144)},
     "heartbeat": {"job_id": _nullable(_id), "progress": _progress, "dropped": _count},
     "shutdown": {"reason": _text(4096)},
+    "cancel": {"job_id": _id, "attempt": _attempt, "reason": _text(4096)},
 }
 assert set(_FIELDS) == set(MESSAGE_TYPES), "every message type needs its field checks"
 
@@ -121,7 +122,7 @@ def check_tensor(obj: Any) -> dict:
     if not isinstance(shape, list) or len(shape) > 8 or not all(_is_int(d) and d >= 0 for d in shape):
         raise MessageError("tensor shape must be a list of at most 8 integers >= 0")
     if not isinstance(obj["data"], bytes):
-        raise MessageError("tensor data must be raw bytes (msgpack bin)")
+        raise MessageError("tensor data must be raw bytes (msgpack bin or a blob frame)")
     return obj
 
 

@@ -8,7 +8,10 @@
  *   attempt + 1, up to `maxAttempts`; then the job fails with every attempt's reason;
  * - exactly-once recording: a job is resolved by the first reply of its *current* attempt; replies
  *   of earlier attempts, of finished jobs or from the wrong worker are dropped and counted;
- * - a handler exception (the job itself failed) is final: rerunning it elsewhere would fail alike.
+ * - a handler exception (the job itself failed) is final: rerunning it elsewhere would fail alike;
+ * - an attempt the pool stops waiting for (its timeout fired, or the caller gave up) is cancelled on
+ *   its worker before anything is re-dispatched; the worker stays busy until it answers (an `error`
+ *   of type Cancelled, or its late result) and is killed if it has not answered `cancelGraceMs` later.
  * Job states: queued → running → (done | queued again); `done` jobs are forgotten at once.
  */
 
@@ -41,7 +44,7 @@ export interface WorkerHello {
 
 /** Worker-side errors that say nothing about the job itself: the attempt is retried elsewhere. */
 export const RETRYABLE_EXC_TYPES: ReadonlySet<string> = new Set([
-  "WorkerBusy", "WorkerStopping", "UnknownJobKind", "MessageError"
+  "WorkerBusy", "WorkerStopping", "UnknownJobKind", "MessageError", "Cancelled"
 ])
 
 /** `busyWith` of a worker that refused a job as busy with one the pool does not know. */
@@ -49,10 +52,13 @@ const UNKNOWN_JOB = { jobId: "<unknown>", attempt: -1 } as const
 
 export type Action =
   | { readonly type: "send-job"; readonly worker: string; readonly job: JobSpec; readonly attempt: number }
+  /** Tell the worker to stop this attempt: nobody waits for it any more. */
+  | { readonly type: "cancel"; readonly worker: string; readonly jobId: string; readonly attempt: number; readonly reason: string }
   | { readonly type: "complete"; readonly jobId: string; readonly payload: Payload; readonly workerId: string; readonly attempt: number }
   | { readonly type: "fail"; readonly jobId: string; readonly reason: "exhausted" | "job-raised"; readonly attempts: ReadonlyArray<AttemptFailure> }
-  /** The worker timed out or went silent; a local one should be killed (its supervisor restarts it). */
-  | { readonly type: "drop-worker"; readonly worker: string; readonly workerId: string; readonly why: "timeout" | "silent" }
+  /** The worker went silent, or did not stop a cancelled attempt within the grace period; a local one
+   * should be killed (its supervisor restarts it). */
+  | { readonly type: "drop-worker"; readonly worker: string; readonly workerId: string; readonly why: "cancel-ignored" | "silent" }
 
 interface WorkerState {
   readonly key: string
@@ -61,6 +67,8 @@ interface WorkerState {
   lastSeen: number
   /** The attempt this worker is running, or one it was given up on but has not answered yet. */
   busyWith: { readonly jobId: string; readonly attempt: number } | undefined
+  /** Set when `busyWith` was cancelled: by then the worker should have answered. */
+  cancelDeadline: number | undefined
 }
 
 interface JobState {
@@ -75,9 +83,14 @@ interface JobState {
 export interface DispatchCounters {
   completed: number
   failed: number
-  /** Replies for an old attempt, a finished job or from a worker not running it. */
+  /** Replies for an old attempt, a finished job or from a worker not running it (not counting
+   * the Cancelled answers to `cancel`). */
   staleReplies: number
   redispatched: number
+  /** `cancel` messages sent (timed-out attempts, callers that gave up on a running job). */
+  cancelsSent: number
+  /** Workers that answered a `cancel` with Cancelled (stopped early rather than finishing the job). */
+  cancelsAcknowledged: number
 }
 
 export class DispatchState {
@@ -85,9 +98,11 @@ export class DispatchState {
   private readonly jobs = new Map<string, JobState>()
   /** Job ids waiting for a worker, oldest first; retries go to the front. */
   private queue: string[] = []
-  readonly counters: DispatchCounters = { completed: 0, failed: 0, staleReplies: 0, redispatched: 0 }
+  readonly counters: DispatchCounters = {
+    completed: 0, failed: 0, staleReplies: 0, redispatched: 0, cancelsSent: 0, cancelsAcknowledged: 0
+  }
 
-  constructor(private readonly livenessMs: number) {}
+  constructor(private readonly livenessMs: number, private readonly cancelGraceMs: number = livenessMs) {}
 
   get queued(): number { return this.queue.length }
   get outstanding(): number { return this.jobs.size }
@@ -99,7 +114,7 @@ export class DispatchState {
 
   addWorker(key: string, hello: WorkerHello, now: number): Action[] {
     const actions = this.workers.has(key) ? this.removeWorker(key, "worker said hello again", now) : []
-    this.workers.set(key, { key, workerId: hello.workerId, jobs: new Set(hello.jobs), lastSeen: now, busyWith: undefined })
+    this.workers.set(key, { key, workerId: hello.workerId, jobs: new Set(hello.jobs), lastSeen: now, busyWith: undefined, cancelDeadline: undefined })
     return [...actions, ...this.dispatch(now)]
   }
 
@@ -139,14 +154,18 @@ export class DispatchState {
     return this.dispatch(now)
   }
 
-  /** The caller gave up (e.g. interrupted): forget the job; a late reply will count as stale. */
-  cancel(jobId: string): void {
+  /** The caller gave up (e.g. interrupted): forget the job, and cancel it on its worker if it runs. */
+  cancel(jobId: string, now: number): Action[] {
+    const job = this.jobs.get(jobId)
+    if (!job) return []
     this.jobs.delete(jobId)
     this.queue = this.queue.filter((id) => id !== jobId)
+    const w = job.running && this.workers.get(job.running.worker)
+    return w ? this.cancelAttempt(w, jobId, job.attempt, "the caller stopped waiting", now) : []
   }
 
   onResult(key: string, jobId: string, attempt: number, payload: Payload, now: number): Action[] {
-    const job = this.settle(key, jobId, attempt, now)
+    const job = this.settle(key, jobId, attempt, now, true)
     if (!job) return this.dispatch(now)
     this.jobs.delete(jobId)
     this.counters.completed++
@@ -156,7 +175,7 @@ export class DispatchState {
 
   onError(key: string, jobId: string, attempt: number,
           err: { excType: string; message: string; traceback: string }, now: number): Action[] {
-    const job = this.settle(key, jobId, attempt, now)
+    const job = this.settle(key, jobId, attempt, now, err.excType !== "Cancelled")
     if (!job) return this.dispatch(now)
     const worker = this.workers.get(key)?.workerId ?? key
     const retryable = RETRYABLE_EXC_TYPES.has(err.excType)
@@ -186,40 +205,62 @@ export class DispatchState {
         actions.push(...this.removeWorker(w.key, `no message for ${now - w.lastSeen} ms (missed heartbeats)`, now))
       }
     }
+    for (const w of this.workers.values()) {
+      if (w.cancelDeadline !== undefined && now >= w.cancelDeadline) {
+        w.cancelDeadline = undefined // once: a remote worker cannot be killed, it stays busy until it answers
+        actions.push({ type: "drop-worker", worker: w.key, workerId: w.workerId, why: "cancel-ignored" })
+      }
+    }
     for (const job of [...this.jobs.values()]) {
       if (job.running && now >= job.running.deadline) {
         const w = this.workers.get(job.running.worker)
-        // The worker stays busy with the abandoned attempt until it answers or is dropped.
-        if (w) actions.push({ type: "drop-worker", worker: w.key, workerId: w.workerId, why: "timeout" })
-        actions.push(...this.attemptFailed(job, {
-          worker: w?.workerId ?? job.running.worker, reason: "timeout",
-          message: `no reply within ${job.spec.timeoutMs} ms`
-        }))
+        const message = `no reply within ${job.spec.timeoutMs} ms`
+        // Cancelled first, so the worker can stop before the job runs elsewhere; it stays busy until it answers.
+        if (w) actions.push(...this.cancelAttempt(w, job.spec.id, job.attempt, message, now))
+        actions.push(...this.attemptFailed(job, { worker: w?.workerId ?? job.running.worker, reason: "timeout", message }))
       }
     }
     return [...actions, ...this.dispatch(now)]
   }
 
-  /** Fails every outstanding job (pool shutting down). */
-  drain(): string[] {
-    const ids = [...this.jobs.keys()]
+  /** Forgets every outstanding job (pool shutting down): their ids, to fail them, and a cancel for
+   * each running attempt, so workers stop them instead of finishing work nobody will read. */
+  drain(now: number): { readonly jobIds: string[]; readonly actions: Action[] } {
+    const jobIds = [...this.jobs.keys()]
+    const actions: Action[] = []
+    for (const job of this.jobs.values()) {
+      const w = job.running && this.workers.get(job.running.worker)
+      if (w) actions.push(...this.cancelAttempt(w, job.spec.id, job.attempt, "the pool is closing", now))
+    }
     this.jobs.clear()
     this.queue = []
-    return ids
+    return { jobIds, actions }
   }
 
   // -- internals ------------------------------------------------------------------------------
 
   /** Frees the worker if it was busy with this attempt; returns the job if this is its current attempt. */
-  private settle(key: string, jobId: string, attempt: number, now: number): JobState | undefined {
+  private settle(key: string, jobId: string, attempt: number, now: number, countStale: boolean): JobState | undefined {
     const w = this.workers.get(key)
     if (w) {
       w.lastSeen = now
-      if (w.busyWith?.jobId === jobId && w.busyWith.attempt === attempt) w.busyWith = undefined
+      if (w.busyWith?.jobId === jobId && w.busyWith.attempt === attempt) {
+        if (w.cancelDeadline !== undefined && !countStale) this.counters.cancelsAcknowledged++
+        w.busyWith = undefined
+        w.cancelDeadline = undefined
+      }
     }
     const job = this.currentAttempt(jobId, attempt, key)
-    if (!job) this.counters.staleReplies++
+    if (!job && countStale) this.counters.staleReplies++
     return job
+  }
+
+  /** Tells `w` to stop the attempt it runs and starts the grace period for its answer. */
+  private cancelAttempt(w: WorkerState, jobId: string, attempt: number, reason: string, now: number): Action[] {
+    if (w.busyWith?.jobId !== jobId || w.busyWith.attempt !== attempt) return []
+    w.cancelDeadline = now + this.cancelGraceMs
+    this.counters.cancelsSent++
+    return [{ type: "cancel", worker: w.key, jobId, attempt, reason }]
   }
 
   private currentAttempt(jobId: string, attempt: number, key: string): JobState | undefined {

@@ -77,6 +77,16 @@ def test_searched_losses_train_and_return_a_finite_bbox_map(base_cfg, tmp_path):
     assert not list(tmp_path.rglob("*.pth"))  # no checkpoints in a proxy run
 
 
+def test_a_network_that_predicts_nothing_scores_zero_instead_of_failing_the_job(base_cfg, tmp_path):
+    # A searched loss can leave no detection above the score threshold; CocoMetric then reports
+    # no metric at all. That is mAP 0 (the worst valid score), not a failed proxy evaluation.
+    proxy = ProxySchedule(max_iters=1, warmup_iters=0, extra={"val_dataloader.dataset.indices": 4,
+                                                                "model.test_cfg.rcnn.score_thr": 1.01})
+    result = train_proxy(rewrite_config(base_cfg, PAPER_DET, FASTER_RCNN, proxy), str(tmp_path))
+    assert (result["invalid"], result["value"], result["metrics"]) == (False, 0.0, {})
+    assert "predicted nothing" in result["reason"]
+
+
 def test_an_infinite_loss_stops_training_after_its_first_iteration(base_cfg, tmp_path):
     exploding = ["exp", ["inv", ["add", "y", ["neg", "y"]]]]  # exp(1/ε) = inf
     cfg = rewrite_config(base_cfg, _loss(rpn_cls=CE, rpn_reg="e", rcnn_cls=exploding, rcnn_reg="e"), FASTER_RCNN,

@@ -252,7 +252,9 @@ def _stop_on_invalid_hook():
 def train_proxy(cfg: Any, work_dir: str, metric: str | None = None) -> dict[str, Any]:
     """Train `cfg` (already rewritten) with mmengine's Runner in this process and return
     {"metric", "value", "invalid", "iterations", "metrics", "reason"}; an invalid run has
-    value None and the reason."""
+    value None and the reason. A network that predicts nothing at all (mmdet's CocoMetric then
+    logs "results ... empty" and reports no metric) scores 0 with empty `metrics` and a reason:
+    no detection is the worst valid result, not a failed job."""
     from mmengine.runner import Runner
     from mmengine.utils import import_modules_from_strings
 
@@ -275,6 +277,9 @@ def train_proxy(cfg: Any, work_dir: str, metric: str | None = None) -> dict[str,
         runner.train()
     except InvalidLossError as err:
         return {"metric": key, "value": None, "invalid": True, "iterations": err.iteration, "metrics": {}, "reason": str(err)}
+    if not hook.metrics:
+        reason = "the evaluator reported no metric: the network predicted nothing"
+        return {"metric": key, "value": 0.0, "invalid": False, "iterations": hook.iterations, "metrics": {}, "reason": reason}
     if key not in hook.metrics:
         raise KeyError(f"the evaluator reported {sorted(hook.metrics)}, not '{key}'")
     value = hook.metrics[key]

@@ -70,7 +70,7 @@ def mmlab_proxy_train(config: Any, wire: Mapping[str, Any], slots: Sequence[Any]
         result = train_proxy(cfg, o.work_dir or tmp, metric=headline)
     if progress is not None:
         progress(1.0)
-    if result["invalid"]:
+    if result["invalid"] or not result["metrics"]:  # NaN/Inf, or nothing predicted: the worst score
         metrics = {m: 0.0 for m in evaluator_keys}
     else:
         missing = [k for k in evaluator_keys.values() if k not in result["metrics"]]

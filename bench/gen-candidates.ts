@@ -8,7 +8,8 @@
  *
  *   npx tsx bench/gen-candidates.ts --n 400 --seed 7 > candidates.json
  *
- * Prints `[{ "text", "origin", "wire" }, ...]`; same seed and n, same stream on every machine.
+ * Prints `{ "seed", "n", "candidates": [{ "text", "origin", "wire" }, ...] }`; same seed and n, same
+ * stream on every machine.
  */
 import { parseArgs } from "node:util"
 import { Rng } from "../src/graph/rng.ts"
@@ -48,4 +49,4 @@ for (let i = 0; i < n; i++) {
   }
   out.push({ text: printLoss(graph), origin, wire: toWire(graph) })
 }
-process.stdout.write(JSON.stringify(out) + "\n")
+process.stdout.write(JSON.stringify({ seed: Number(values.seed), n, candidates: out }) + "\n")

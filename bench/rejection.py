@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/rejection.py [--n 400] [--seed 7] [--device cpu|cuda] [--workers 2]
                                         [--reference-subset 0] [--reference-workers W] [--stream FILE]
+                                        [--dtype float64|float32] [--no-reference]
 
 GPU run (a few minutes on one H200; the stream is generated beforehand where node is available):
     npx tsx bench/gen-candidates.ts --n 20000 --seed 7 > bench/results/stream-20000.json
@@ -10,7 +11,9 @@ GPU run (a few minutes on one H200; the stream is generated beforehand where nod
 
 Stream: ``bench/gen-candidates.ts`` (the search's own generator: random initial losses and
 offspring of passing parents, hopeless ones included), seg task, its default rejection
-resolution (32×32), metric mIoU, B = 5, 500 iterations: the paper's constants.
+resolution (32×32), metric mIoU, B = 5, 500 iterations: the paper's constants. The stream's seed
+is recorded (from the file's ``seed``; a bare list from an older generator takes ``--seed``).
+A seed other than 7 validates the early-reject rule, which was chosen on seed 7.
 
 Reference (``rejection_reference.py``): one candidate at a time, one torch thread per process,
 run in ``--workers`` processes only to keep the wall clock short; its rate is per process
@@ -19,9 +22,12 @@ run in ``--workers`` processes only to keep the wall clock short; its rate is pe
 rates and agreement come from those (stated in the output).
 Production (``fastreject``): static check + verdict cache in the parent, the batched protocol in
 ``--workers`` processes; timed from the first candidate to the last verdict with warm workers
-(a search's worker pool is long-lived), i.e. on all the cores given.
+(a search's worker pool is long-lived), i.e. on all the cores given. On CPU it is timed a second
+time in one process (``single_process``): that ratio to the reference's per-process rate is the
+speed-up that owes nothing to extra cores.
 
-Writes bench/results/rejection.json and prints it.
+Writes bench/results/rejection.json (``--out``) and prints it; ``--no-reference`` times the
+production path only and writes nothing unless ``--out`` is given.
 """
 from __future__ import annotations
 
@@ -40,16 +46,17 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "python_workers"))
 
-from autoloss_worker.fastreject import Screener, fast_config_for  # noqa: E402
+from autoloss_worker.fastreject import FastConfig, Screener, Verdict, fast_config_for  # noqa: E402
 from autoloss_worker.fastreject.parallel import ParallelScreener  # noqa: E402
 from autoloss_worker.graph import loss_from_wire  # noqa: E402
 from autoloss_worker.rejection_reference import reference_check  # noqa: E402
 from autoloss_worker.tasks import get_task  # noqa: E402
 
 METRIC, SEED = "miou", 0
+EARLY_REJECT_CHOSEN_ON_SEED = 7  # the stream the floors of fastreject.VERIFIED_EARLY_REJECT were read from
 
 
-def candidate_stream(n: int, seed: int) -> list[dict]:
+def candidate_stream(n: int, seed: int) -> dict:
     out = subprocess.run(["npx", "tsx", "bench/gen-candidates.ts", "--n", str(n), "--seed", str(seed)],
                          cwd=ROOT, check=True, capture_output=True, text=True).stdout
     return json.loads(out)
@@ -71,31 +78,18 @@ def _ref_one(wire: dict) -> tuple[bool, float, bool, float]:
     return v.passed, v.score, v.invalid, time.perf_counter() - t
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--n", type=int, default=400)
-    ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--batch", type=int, default=0, help="candidates per batch (default: cpu 4, cuda 2048)")
-    ap.add_argument("--reference-workers", type=int, default=0, help="processes for the reference (default: --workers)")
-    ap.add_argument("--reference-subset", type=int, default=0, help="time the reference on K candidates only")
-    ap.add_argument("--dtype", choices=("float64", "float32"), default="float64",
-                    help="production arithmetic (the reference is always float64); float32 is not the default")
-    ap.add_argument("--engine", choices=("tree", "levels"), help="default: levels on cuda, tree on cpu")
-    ap.add_argument("--stream", help="read the candidate stream from this JSON file (gen-candidates.ts output) "
-                    "instead of running the generator, e.g. on a machine without node")
-    ap.add_argument("--out", default=str(ROOT / "bench/results/rejection.json"))
-    args = ap.parse_args()
+def load_stream(args: argparse.Namespace) -> tuple[list[dict], int, str]:
+    """The candidates, the stream's seed and where the seed comes from."""
+    if not args.stream:
+        return candidate_stream(args.n, args.seed)["candidates"], args.seed, "generator"
+    data = json.loads(Path(args.stream).read_text())
+    if isinstance(data, list):  # gen-candidates.ts before it recorded its seed
+        return data[: args.n], args.seed, "--seed (stream file without a seed)"
+    return data["candidates"][: args.n], data["seed"], "stream file"
 
-    stream = json.loads(Path(args.stream).read_text())[: args.n] if args.stream else candidate_stream(args.n, args.seed)
-    graphs = [loss_from_wire(c["wire"]) for c in stream]
 
-    # ---- production
-    cuda = args.device == "cuda"
-    engine = args.engine or ("levels" if cuda else "tree")
-    fast = fast_config_for("seg", batch=args.batch or (2048 if cuda else 4), device=args.device, engine=engine,
-                           dtype=getattr(torch, args.dtype))
+def time_production(graphs: list, fast: FastConfig, workers: int, engine: str, cuda: bool) -> tuple[list[Verdict], float]:
+    """Verdicts for ``graphs`` from a fresh screener (empty cache) with warm workers, and seconds."""
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     if engine == "levels":  # one process drives the device; batching does the parallel work
         torch.set_num_threads(1)
@@ -106,14 +100,65 @@ def main() -> None:
         t0 = time.perf_counter()
         verdicts = screener.screen(graphs)
         sync()
-        prod_s = time.perf_counter() - t0
-    else:
-        with ParallelScreener("seg", {}, METRIC, SEED, fast=fast, workers=args.workers) as screener:
-            t0 = time.perf_counter()
-            verdicts = screener.screen(graphs)
-            prod_s = time.perf_counter() - t0
+        return verdicts, time.perf_counter() - t0
+    with ParallelScreener("seg", {}, METRIC, SEED, fast=fast, workers=workers) as parallel:
+        t0 = time.perf_counter()
+        verdicts = parallel.screen(graphs)
+        return verdicts, time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=int, default=400)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=0, help="candidates per batch (default: cpu 4, cuda 2048)")
+    ap.add_argument("--reference-workers", type=int, default=0, help="processes for the reference (default: --workers)")
+    ap.add_argument("--reference-subset", type=int, default=0, help="time the reference on K candidates only")
+    ap.add_argument("--no-reference", action="store_true", help="time the production path only")
+    ap.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                    help="production arithmetic (the reference is always float64)")
+    ap.add_argument("--engine", choices=("closed", "tree", "levels"), help="default: levels on cuda, closed on cpu")
+    ap.add_argument("--stream", help="read the candidate stream from this JSON file (gen-candidates.ts output) "
+                    "instead of running the generator, e.g. on a machine without node")
+    ap.add_argument("--out", help="default: bench/results/rejection.json (nothing with --no-reference)")
+    args = ap.parse_args()
+
+    stream, stream_seed, seed_source = load_stream(args)
+    graphs = [loss_from_wire(c["wire"]) for c in stream]
+    load_before = os.getloadavg()
+
+    # ---- production
+    cuda = args.device == "cuda"
+    engine = args.engine or ("levels" if cuda else "closed")
+    fast = fast_config_for("seg", batch=args.batch or (2048 if cuda else 4), device=args.device, engine=engine,
+                           dtype=getattr(torch, args.dtype))
+    workers = 1 if engine == "levels" else args.workers
+    verdicts, prod_s = time_production(graphs, fast, workers, engine, cuda)
+    single_s = None
+    if engine != "levels" and workers > 1:
+        single, single_s = time_production(graphs, fast, 1, engine, cuda)
+        assert [v.passed for v in single] == [v.passed for v in verdicts], "1 and N processes decided differently"
     stages = {s: sum(v.stage == s for v in verdicts) for s in ("static", "cache", "protocol")}
     nontrivial = [i for i, v in enumerate(verdicts) if v.stage == "protocol"]
+    prod_per_min = 60 * len(graphs) / prod_s
+    prod_nt_per_min = 60 * len(nontrivial) / prod_s  # all production time goes to these
+    production = {
+        "production_per_min": round(prod_per_min, 2),
+        "production_nontrivial_per_min": round(prod_nt_per_min, 2),
+        "production_seconds": round(prod_s, 2),
+        "production_passed": sum(v.passed for v in verdicts),
+        "production_stages": stages,
+    }
+    if args.no_reference:
+        result = {"device": args.device, "candidates": len(graphs), "stream_seed": stream_seed, **production,
+                  "single_process_seconds": None if single_s is None else round(single_s, 2),
+                  "workers": workers, "dtype": args.dtype, "engine": engine, "load_average_1m": os.getloadavg()[0]}
+        if args.out:
+            Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+        print(json.dumps(result, indent=2))
+        return
 
     # ---- reference
     if args.reference_subset and args.reference_subset < len(stream):
@@ -127,13 +172,20 @@ def main() -> None:
 
     ref_s = sum(r[3] for r in ref.values())
     ref_per_min = 60 * len(ref) / ref_s
-    prod_per_min = 60 * len(graphs) / prod_s
     nt_ref = [i for i in nontrivial if i in ref]
     ref_nt_per_min = 60 * len(nt_ref) / sum(ref[i][3] for i in nt_ref) if nt_ref else float("nan")
-    prod_nt_per_min = 60 * len(nontrivial) / prod_s  # all production time goes to these
     agree = sum(verdicts[i].passed == ref[i][0] for i in ref)
     false_passes = [stream[i]["text"] for i in ref if verdicts[i].passed and not ref[i][0]]
     false_rejects = [stream[i]["text"] for i in ref if ref[i][0] and not verdicts[i].passed]
+    single_process = None
+    if single_s is not None:
+        single_per_min = 60 * len(graphs) / single_s
+        single_process = {
+            "production_per_min": round(single_per_min, 2),
+            "production_seconds": round(single_s, 2),
+            "speedup_full": round(single_per_min / ref_per_min, 2),
+            "speedup_nontrivial": round(60 * len(nontrivial) / single_s / ref_nt_per_min, 2),
+        }
     result = {
         "device": args.device if args.device == "cpu" else torch.cuda.get_device_name(0),
         "candidates": len(graphs),
@@ -143,36 +195,38 @@ def main() -> None:
         "speedup_nontrivial": round(prod_nt_per_min / ref_nt_per_min, 2),
         "agreement": round(agree / len(ref), 4),
         "false_passes": len(false_passes),
+        "false_rejects": len(false_rejects),
+        "single_process": single_process,
         "details": {
-            "stream": {"seed": args.seed, "origins": {o: sum(c["origin"] == o for c in stream)
-                                                       for o in ("random", "reinit", "mutate", "copy")}},
+            "stream": {"seed": stream_seed, "seed_from": seed_source,
+                       "origins": {o: sum(c["origin"] == o for c in stream) for o in ("random", "reinit", "mutate", "copy")}},
             "reference_candidates": len(ref),
             "reference_passed": sum(r[0] for r in ref.values()),
-            "production_passed": sum(v.passed for v in verdicts),
-            "production_stages": stages,
-            "production_nontrivial_per_min": round(prod_nt_per_min, 2),
+            **production,
             "reference_nontrivial_per_min": round(ref_nt_per_min, 2),
             "reference_per_min_all_workers": round(ref_per_min * ref_workers, 2),
-            "speedup_full_same_cores": round(prod_per_min / (ref_per_min * (1 if engine == "levels" else args.workers)), 2),
-            "production_seconds": round(prod_s, 2),
+            "speedup_full_same_cores": round(prod_per_min / (ref_per_min * workers), 2),
             "reference_cpu_seconds": round(ref_s, 2),
-            "false_rejects": false_rejects,
+            "false_reject_losses": false_rejects,
             "false_pass_losses": false_passes,
             "early_reject": [list(f) for f in fast.early_reject.floors],
+            "early_reject_chosen_on_seed": EARLY_REJECT_CHOSEN_ON_SEED,
             "reference_timed_on": "every candidate" if len(ref) == len(stream) else f"{len(ref)} evenly spaced candidates",
             "batch": fast.batch,
-            "workers": 1 if engine == "levels" else args.workers,
+            "workers": workers,
             "reference_workers": ref_workers,
             "engine": fast.engine,
             "dtype": args.dtype,
             "torch_threads_per_process": 1,
             "cpu_count": os.cpu_count(),
-            "load_average_1m": os.getloadavg()[0],
+            "load_average_1m_before": round(load_before[0], 2),
+            "load_average_1m_after": round(os.getloadavg()[0], 2),
             "machine": platform.processor() or platform.machine(),
         },
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    out = Path(args.out or ROOT / "bench/results/rejection.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
 

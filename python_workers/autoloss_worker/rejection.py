@@ -129,7 +129,7 @@ def _sgd_step(p: Tensor, g: Tensor, v: Tensor | None, config: RejectionConfig) -
     if config.weight_decay:
         g = g + config.weight_decay * p
     v = g.clone() if v is None else v.mul_(config.momentum).add_(g)
-    p.sub_(config.lr * v)
+    p.add_(v, alpha=-config.lr)  # torch.optim.SGD's own update, bit for bit
     return v
 
 

@@ -227,3 +227,13 @@ def test_continuous_batching_matches_chunked_batches(task):
         assert x.grad_norms == pytest.approx(y.grad_norms, rel=1e-9, nan_ok=True)
         assert flat(x.fingerprint) == pytest.approx(flat(y.fingerprint), rel=1e-9, abs=1e-20, nan_ok=True)
     assert any(r.reason.startswith("early reject") for r in streamed) and any(r.iterations == 15 for r in streamed)
+
+
+def test_verified_early_reject_only_under_the_protocol_it_was_verified_for():
+    from autoloss_worker.fastreject import fast_config_for
+
+    assert fast_config_for("seg").early_reject.floors  # the paper's constants: the verified rule
+    assert fast_config_for("seg", RejectionConfig(threads=2, fast=False)).early_reject.floors  # not protocol constants
+    for changed in (RejectionConfig(iterations=40), RejectionConfig(threshold=0.5), RejectionConfig(lr=1e-2)):
+        assert fast_config_for("seg", changed).early_reject == NO_EARLY_REJECT
+    assert fast_config_for("pose").early_reject == NO_EARLY_REJECT  # no rule verified for pose

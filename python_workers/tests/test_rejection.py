@@ -37,7 +37,7 @@ def test_defaults_are_the_papers_constants():
 
 def test_cross_entropy_passes_for_miou_at_paper_constants():
     r = eval_seg(CE)
-    assert set(r) == {"passed", "score", "gradNorms", "fingerprint", "iterations", "invalid", "elapsedMs"}
+    assert set(r) == {"passed", "score", "gradNorms", "fingerprint", "iterations", "invalid", "elapsedMs", "branches"}
     assert len(r["fingerprint"]) == len(r["gradNorms"]) and all(len(row) == 4 for row in r["fingerprint"])
     assert r["passed"] and not r["invalid"]
     assert r["score"] >= 0.6

@@ -5,7 +5,9 @@
 
 Stages (``screen.py``): free static rejection (``static.py``), a structural verdict cache
 (``cache.py``), then the protocol for a batch of candidates stepped together with exact early
-exits (``batched.py``), optionally over several processes (``parallel.py``).
+exits (``batched.py``; on CPU each tree's gradient in closed form, ``gradient.py`` /
+``closed.py``; on GPU all trees level by level, ``levels.py`` / ``stream.py``), optionally over
+several processes (``parallel.py``).
 Benchmark against the straightforward implementation (``rejection_reference.py``):
 ``bench/rejection.py``.
 """

@@ -2,13 +2,19 @@
 
 All K candidates' copies of the B predictions live in one leaf tensor P of shape
 (K, B, C, H, W). Every step: the task turns P into loss inputs in one call per sample, each
-candidate's tree runs on its own slice (K, B, ...)[k], the K objectives are summed so that one
-``autograd.grad`` gives every candidate's gradient in its own slice (slices never interact: the
-sum's partial derivative w.r.t. each objective is 1), and one fused momentum-SGD update moves all
-slices. Candidates that are decided leave the batch (the tensors are compacted), so a batch
-shrinks as candidates finish. Per candidate, the arithmetic is exactly that of
-``rejection.check_branch`` (same objective, same update order), so the numbers agree with a
-one-at-a-time run to float rounding.
+candidate's tree runs on its own slice (K, B, ...)[k], the gradient of every candidate's objective
+lands in its own slice, and one fused momentum-SGD update moves all slices. Engines:
+* ``closed`` (CPU default): each tree's value and input gradient in closed form (``closed.py``,
+  ``gradient.py``: autograd's own derivative formulas, constant subtrees evaluated once), then
+  one pull-back through the task's input mapping (seg: the softmax backward kernel);
+* ``tree``: autograd on each compiled tree; the K objectives are summed so that one
+  ``autograd.grad`` gives every candidate's gradient (slices never interact: the sum's partial
+  derivative w.r.t. each objective is 1);
+* ``levels`` (GPU): all trees evaluated level by level (``levels.py``), then autograd.
+Candidates that are decided leave the batch (the tensors are compacted), so a batch shrinks as
+candidates finish. Per candidate, the arithmetic is that of the reference protocol (same
+objective, ``torch.optim.SGD``'s update), so the numbers agree with a one-at-a-time run to float
+rounding.
 
 Exits before iteration ``T`` (all of them give the full protocol's verdict):
 * non-finite loss value or gradient at step t: the full protocol marks the candidate invalid
@@ -22,7 +28,7 @@ Exits before iteration ``T`` (all of them give the full protocol's verdict):
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -34,6 +40,7 @@ from autoloss_worker.tasks.base import Sample, Task
 from autoloss_worker.tasks.losses import WEIGHT_KEY, BranchLoss, branch_output
 
 from . import levels
+from .closed import ClosedForm
 from .metrics import exact_gain, metric_gain
 
 
@@ -128,17 +135,22 @@ def _is_seg(task: Task) -> bool:
     return type(task) is SegTask
 
 
-def finite_rows(G: Tensor) -> list[bool]:
-    """Per row of G: all entries finite. A row sum is non-finite whenever an entry is (inf and
-    NaN propagate), so only rows whose sum is not finite need the elementwise check (their sum
-    may merely have overflowed)."""
-    ok = torch.isfinite(G.flatten(1).sum(dim=1)).tolist()
+ENGINES = ("tree", "levels", "closed")
+
+
+def finite_flags(values: Tensor, G: Tensor) -> tuple[list[bool], list[bool]]:
+    """Per row: the objective is finite, all of G's entries are. One host transfer for both (the
+    per-step check of every candidate). A row sum is non-finite whenever an entry is (inf and NaN
+    propagate), so only rows whose sum is not finite need the elementwise check (their sum may
+    merely have overflowed)."""
+    flags = torch.isfinite(torch.stack([values.to(G.dtype), G.flatten(1).sum(dim=1)])).tolist()
+    value_ok, ok = flags[0], flags[1]
     if not all(ok):
         bad = [j for j, x in enumerate(ok) if not x]
         exact = torch.isfinite(G[bad].flatten(1)).all(dim=1).tolist()
         for j, x in zip(bad, exact):
             ok[j] = x
-    return ok
+    return value_ok, ok
 
 
 def _objective(loss: BranchLoss, inputs: Mapping[str, Tensor]) -> Tensor:
@@ -147,6 +159,76 @@ def _objective(loss: BranchLoss, inputs: Mapping[str, Tensor]) -> Tensor:
         B = next(iter(inputs.values())).shape[0]
         return sum(branch_output(loss, {k: v[b : b + 1] for k, v in inputs.items()}).sum() for b in range(B))  # type: ignore[return-value]
     return branch_output(loss, inputs).sum()
+
+
+def _autograd_step(
+    task: Task, branch: str, P: Tensor, samples: Sequence[Sample], metric: str, dtype: torch.dtype,
+    constant: dict[str, Tensor], active: Sequence[int], losses: Sequence[BranchLoss] | None,
+    layout: levels.LevelPlan | None,
+) -> tuple[Tensor, Tensor]:
+    """Engines ``tree`` (``layout`` None) and ``levels``: the objectives (Ka,) and ∂/∂P by autograd."""
+    P.requires_grad_(True)
+    inputs = _stacked_inputs(task, branch, P, samples, metric, dtype, constant)
+    if layout is not None:
+        out = levels.evaluate(layout, inputs)
+        if WEIGHT_KEY in inputs:
+            out = out * inputs[WEIGHT_KEY]
+        stacked = out.flatten(1).sum(dim=1)  # (Ka,)
+        live_total = stacked.sum() if stacked.requires_grad else None
+    else:
+        # Per-candidate slices by unbind (one stack in the backward, not K full-size zero fills).
+        columns = {key: t.unbind(0) for key, t in inputs.items()}
+        values = [_objective(losses[k], {key: c[j] for key, c in columns.items()})  # type: ignore[index]
+                  for j, k in enumerate(active)]
+        live = [v for v in values if v.requires_grad]
+        live_total = sum(live) if live else None
+        stacked = torch.stack([v.detach().to(dtype) for v in values])
+    G = None
+    if live_total is not None:
+        (G,) = torch.autograd.grad(live_total, P, allow_unused=True)  # type: ignore[arg-type]
+    P.requires_grad_(False)
+    return stacked.detach(), torch.zeros_like(P) if G is None else G
+
+
+class _ClosedInputs:
+    """Engine ``closed``: loss inputs from P, the trees' values and input adjoints in closed form
+    (``closed.py``), and the adjoints pulled back to P. Seg: y_hat = softmax(P) over C, pulled back
+    with the softmax backward kernel autograd itself calls; other tasks: autograd through the task's
+    input mapping only (one small graph per step for all candidates)."""
+
+    def __init__(self, task: Task, branch: str, P: Tensor, samples: Sequence[Sample], metric: str,
+                 dtype: torch.dtype, trees: Sequence[Tree]) -> None:
+        self.task, self.branch, self.samples, self.metric, self.dtype = task, branch, samples, metric, dtype
+        self.seg = _is_seg(task)
+        self.constant: dict[str, Tensor] = {}
+        inputs, _ = self._inputs(P)
+        variables = {key for key in inputs if key not in self.constant and key != WEIGHT_KEY}
+        row = {key: t[0] for key, t in self.constant.items() if key != WEIGHT_KEY}  # equal in every row
+        self.engine = ClosedForm(trees, variables, row)
+
+    def _inputs(self, P: Tensor) -> tuple[dict[str, Tensor], Callable[[dict[str, Tensor]], Tensor]]:
+        """Detached inputs (key -> (Ka, B, C, H, W)) and the map from their adjoints to ∂/∂P."""
+        if self.seg:
+            with torch.no_grad():
+                inputs = _stacked_inputs(self.task, self.branch, P, self.samples, self.metric, self.dtype, self.constant)
+            y_hat = inputs["y_hat"]
+            return inputs, lambda adj: torch.ops.aten._softmax_backward_data(adj["y_hat"], y_hat, 2, P.dtype)
+        P = P.detach().requires_grad_(True)
+        tracked = _stacked_inputs(self.task, self.branch, P, self.samples, self.metric, self.dtype, self.constant)
+
+        def pullback(adj: dict[str, Tensor]) -> Tensor:
+            keys = [k for k in adj if tracked[k].requires_grad]
+            if not keys:
+                return torch.zeros_like(P)
+            (G,) = torch.autograd.grad([tracked[k] for k in keys], P, [adj[k] for k in keys], allow_unused=True)
+            return torch.zeros_like(P) if G is None else G
+
+        return {key: t.detach() for key, t in tracked.items()}, pullback
+
+    def step(self, P: Tensor, active: Sequence[int]) -> tuple[Tensor, Tensor]:
+        inputs, pullback = self._inputs(P)
+        values, adjoints = self.engine.step(active, inputs, inputs.get(WEIGHT_KEY))
+        return values, pullback(adjoints)
 
 
 def run_batch(
@@ -169,10 +251,11 @@ def run_batch(
     ``record``: iterations after which every running candidate's g_t is stored in ``trace``
     (for choosing and verifying an early-reject rule); ``dtype``: arithmetic type (default: the
     samples' own, float64 for the built-in tasks); ``engine``: ``tree`` runs each candidate's
-    compiled tree on its slice, ``levels`` evaluates all trees together (``levels.py``; needs
+    compiled loss (``losses``) on its slice with autograd, ``closed`` differentiates each tree in
+    closed form (needs ``trees``; the CPU path), ``levels`` evaluates all trees together (needs
     ``trees``, kernel launches independent of K: the GPU path); ``device``: where to compute.
     """
-    assert engine in ("tree", "levels"), f"unknown engine {engine!r}"
+    assert engine in ENGINES, f"unknown engine {engine!r}"
     K, B, T = len(trees if losses is None else losses), len(samples), config.iterations
     initial = torch.cat([s.raw[branch].detach() for s in samples])  # (B, C, H, W)
     dtype = dtype or initial.dtype
@@ -192,8 +275,9 @@ def run_batch(
     constant: dict[str, Tensor] = {}
     record_at = set(record)
     layout: levels.LevelPlan | None = None
-    if engine == "levels":
-        assert trees is not None and len(trees) == K, "engine 'levels' needs one tree per candidate"
+    closed: _ClosedInputs | None = None
+    if engine in ("levels", "closed"):
+        assert trees is not None and len(trees) == K, f"engine {engine!r} needs one tree per candidate"
 
     def finish(j: int, **kw: object) -> None:
         k = active[j]
@@ -202,34 +286,16 @@ def run_batch(
     for step in range(1, T + 1):
         if not active:
             break
-        P.requires_grad_(True)
-        inputs = _stacked_inputs(task, branch, P, samples, metric, dtype, constant)
-        if engine == "levels":
-            if layout is None or layout.candidates != len(active):
+        if engine == "closed":
+            if closed is None:
+                closed = _ClosedInputs(task, branch, P, samples, metric, dtype, trees)  # type: ignore[arg-type]
+            values, G = closed.step(P, active)
+        else:
+            if engine == "levels" and (layout is None or layout.candidates != len(active)):
                 layout = levels.plan([trees[k] for k in active], device=P.device)  # type: ignore[index]
-            out = levels.evaluate(layout, inputs)
-            if WEIGHT_KEY in inputs:
-                out = out * inputs[WEIGHT_KEY]
-            stacked = out.flatten(1).sum(dim=1)  # (Ka,)
-            live_total = stacked.sum() if stacked.requires_grad else None
-        else:
-            # Per-candidate slices by unbind (one stack in the backward, not K full-size zero fills).
-            columns = {key: t.unbind(0) for key, t in inputs.items()}
-            values = [_objective(losses[k], {key: c[j] for key, c in columns.items()})  # type: ignore[index]
-                      for j, k in enumerate(active)]
-            live = [v for v in values if v.requires_grad]
-            live_total = sum(live) if live else None
-            stacked = torch.stack([v.detach().to(dtype) for v in values])
-        if live_total is not None:
-            (G,) = torch.autograd.grad(live_total, P, allow_unused=True)  # type: ignore[arg-type]
-            G = torch.zeros_like(P) if G is None else G
-        else:
-            G = torch.zeros_like(P)
-        P = P.detach()
-        values = stacked.detach()
+            values, G = _autograd_step(task, branch, P, samples, metric, dtype, constant, active, losses, layout)
         # One device->host transfer per step for all the per-candidate flags.
-        value_ok = torch.isfinite(values).tolist()
-        grad_ok = finite_rows(G)
+        value_ok, grad_ok = finite_flags(values, G)
         moving = G.flatten(1).ne(0).any(dim=1).tolist() if step == 1 else []
         if step == 1:
             g64 = G.double().flatten(2)  # (Ka, B, n)
@@ -260,11 +326,11 @@ def run_batch(
             layout = None
             if not active:
                 break
-        # torch.optim.SGD (dampening 0, no Nesterov): v = g (first step) else m·v + g; p -= lr·v.
+        # torch.optim.SGD (dampening 0, no Nesterov): v = g (first step) else m·v + g; p += −lr·v.
         if config.weight_decay:
             G = G.add(P, alpha=config.weight_decay)
         V = G if V is None else V.mul_(config.momentum).add_(G)
-        P.sub_(config.lr * V)
+        P.add_(V, alpha=-config.lr)  # torch.optim.SGD's own update, bit for bit
 
         floor = early_reject.floor_at(step)
         if step in record_at or floor is not None:

@@ -24,7 +24,7 @@ def fast_eval_loss(task: Task, graph: LossGraph, metric: str, seed: int, config:
     if screener is None:
         if len(_screeners) >= MAX_CONTEXTS:
             _screeners.pop(next(iter(_screeners)))
-        fast = dataclasses.replace(fast_config_for(task.name), static=False)
+        fast = dataclasses.replace(fast_config_for(task.name, config), static=False)
         screener = _screeners[key] = Screener(task, metric, seed, config, fast)
     v = screener.screen([graph])[0]
     return {

@@ -23,7 +23,7 @@ from autoloss_worker.tasks.base import Sample, Task
 from autoloss_worker.tasks.losses import WEIGHT_KEY
 
 from . import levels
-from .batched import NO_EARLY_REJECT, EarlyReject, RowResult, _stacked_inputs, displacement_ratio, finite_rows
+from .batched import NO_EARLY_REJECT, EarlyReject, RowResult, _stacked_inputs, displacement_ratio, finite_flags
 from .metrics import exact_gain, metric_gain
 
 
@@ -113,8 +113,7 @@ def run_stream(
         G = torch.autograd.grad(values.sum(), P)[0] if values.requires_grad else torch.zeros_like(P)
         P = P.detach()
         steps = [s + 1 for s in steps]
-        value_ok = torch.isfinite(values.detach()).tolist()
-        grad_ok = finite_rows(G)
+        value_ok, grad_ok = finite_flags(values.detach(), G)
         firsts = [j for j, s in enumerate(steps) if s == 1]
         moving: dict[int, bool] = {}
         if firsts:
@@ -142,7 +141,7 @@ def run_stream(
         if config.weight_decay:
             G = G.add(P, alpha=config.weight_decay)
         V.mul_(config.momentum).add_(G)
-        P.sub_(config.lr * V)
+        P.add_(V, alpha=-config.lr)  # torch.optim.SGD's own update, bit for bit
 
         # Checkpoints and the end, each for the live rows that reached them at this step.
         for t in checkpoints:

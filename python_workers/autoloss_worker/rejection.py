@@ -115,6 +115,12 @@ def _objective(
     metric: str,
 ) -> Tensor:
     """Σ_b Σ o_b for the current predictions (unnormalised), samples kept independent."""
+    if not loss.mixes_samples:
+        # A task whose samples differ in shape (det: anchors per image) may still build all loss
+        # inputs in one call: one autograd graph instead of B, the same elementwise values.
+        together = getattr(task, "batched_loss_inputs", lambda *a, **k: None)(branch, preds, samples, metric=metric)
+        if together is not None:
+            return branch_output(loss, together).sum()
     per_sample = [task.to_loss_inputs(branch, p, s.target, metric=metric) for p, s in zip(preds, samples)]
     if loss.mixes_samples:
         return sum(branch_output(loss, inputs).sum() for inputs in per_sample)  # type: ignore[return-value]

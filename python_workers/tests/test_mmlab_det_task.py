@@ -161,3 +161,34 @@ def test_branch_subset_proxy_training_keeps_the_config_losses_elsewhere(monkeypa
     assert model.rpn_head.loss_cls.type == "CrossEntropyLoss" and model.rpn_head.loss_bbox.type == "L1Loss"
     assert model.roi_head.bbox_head.loss_cls.graph["name"] == "rcnn_cls"
     assert model.roi_head.bbox_head.loss_bbox.graph["name"] == "rcnn_reg"
+
+
+@pytest.mark.parametrize("branch, tree", [
+    ("rpn_cls", ["neg", ["mul", "y", ["log", "y_hat"]]]),
+    ("rcnn_reg", ["neg", ["log", ["mul", "i", ["inv", "e"]]]]),
+    ("rpn_reg", ["max_pool", ["mul", "e", ["inv", "u"]]]),
+])
+def test_the_objective_built_in_one_go_equals_the_per_sample_one(task, samples, branch, tree):
+    # rejection._objective builds all B samples' loss inputs in one call for det; values and
+    # gradients must be those of the per-sample construction.
+    from autoloss_worker.rejection import _objective
+
+    loss = _loss(**{branch: tree})[branch]
+
+    class PerSample:  # the same task without the batched path
+        def __getattr__(self, name):
+            if name == "batched_loss_inputs":
+                raise AttributeError(name)
+            return getattr(task, name)
+
+    def value_and_grads(t):
+        preds = [s.raw[branch].detach().clone().requires_grad_(True) for s in samples]
+        value = _objective(t, loss, branch, preds, samples, "bbox_map")
+        return value.item(), torch.autograd.grad(value, preds)
+
+    assert task.batched_loss_inputs(branch, [s.raw[branch] for s in samples], samples, metric="bbox_map") is not None
+    v1, g1 = value_and_grads(task)
+    v2, g2 = value_and_grads(PerSample())
+    assert v1 == pytest.approx(v2, rel=1e-12)
+    for a, b in zip(g1, g2):
+        assert torch.allclose(a, b, rtol=1e-12, atol=1e-15)

@@ -60,7 +60,7 @@ from __future__ import annotations
 import copy
 import functools
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -265,6 +265,22 @@ class DetTask(Task):
             priors, targets = (record.priors.repeat(n, 1), record.targets.repeat(n, 1)) if n > 1 else (record.priors, record.targets)
             return box_inputs(decode(raw.reshape(-1, 4), priors), targets)
         raise TypeError(f"{self.name}: branch '{branch}' has no loss inputs for a {type(record).__name__}")
+
+    def batched_loss_inputs(self, branch: str, preds: Sequence[Tensor], samples: Sequence[Sample], *,
+                            metric: str) -> dict[str, Tensor] | None:
+        """``to_loss_inputs`` of every sample concatenated along N, built in one go (the rejection
+        protocol's objective for losses that keep samples apart); None where not supported."""
+        from autoloss_worker.mmlab.det_samples import BoxRecord, ClsRecord
+
+        records = [s.target.branches[branch] for s in samples]
+        if all(isinstance(r, ClsRecord) for r in records):
+            logits = torch.cat([p.reshape(-1, p.shape[-1]) for p in preds])
+            return classification_inputs(logits, torch.cat([r.labels for r in records])).as_env()
+        if all(isinstance(r, BoxRecord) for r in records):
+            offsets = torch.cat([p.reshape(-1, 4) for p in preds])
+            priors = torch.cat([r.priors for r in records])
+            return box_inputs(decode(offsets, priors), torch.cat([r.targets for r in records]))
+        return None
 
     def ground_truth_raw(self, branch: str, target: Any) -> Tensor:
         from autoloss_worker.mmlab.det_samples import BoxRecord, ClsRecord

@@ -54,3 +54,18 @@ t.test("random and mutate print what the library gives for the seed", async (t) 
   t.same(lines.map((l) => l.loss), want.map((o) => printLoss(o.graph)))
   t.same(lines.map((l) => l.how), want.map((o) => o.how))
 })
+
+t.test("--kind: a box branch built only from `one` stays a box branch", async (t) => {
+  const inferred = await autoloss("parse", "reg: exp(one)", "--json")
+  t.equal((JSON.parse(inferred.stdout) as { branches: Array<{ kind: string }> }).branches[0]!.kind, "dense", "inferred from its leaves")
+  const given = await autoloss("parse", "reg: exp(one)", "--kind", "reg=box", "--json")
+  t.equal((JSON.parse(given.stdout) as { branches: Array<{ kind: string }> }).branches[0]!.kind, "box")
+  // mutations of a box branch draw box leaves (i, u, e), never y_hat or y
+  const kids = await autoloss("mutate", "reg: exp(one)", "--kind", "reg=box", "--seed", "2", "--count", "30")
+  t.equal(kids.exitCode, 0, kids.stderr)
+  t.notMatch(kids.stdout, /y_hat|\by\b/)
+  t.match(kids.stdout, /\b[iue]\b/)
+  const bad = await autoloss("mutate", "reg: exp(one)", "--kind", "reg=boxy", "--seed", "2")
+  t.equal(bad.exitCode, 2)
+  t.match(bad.stderr, /--kind wants BRANCH=dense\|box, got 'reg=boxy'/)
+})

@@ -1,5 +1,5 @@
 /**
- * `autoloss mutate "<expr>" --seed S [--count N] [--json]`: offspring of a loss under the paper's
+ * `autoloss mutate "<expr>" --seed S [--count N] [--kind BRANCH=dense|box ...] [--json]`: offspring of a loss under the paper's
  * pipeline (copy 10% / re-init 45% / two mutations 45%, per branch), one per line in text syntax;
  * `--json` prints `{"loss", "hash", "how"}` per line with what happened to each branch.
  * Exit 0 ok, 1 invalid parent, 2 usage error.
@@ -10,11 +10,12 @@ import { offspring } from "../../graph/mutate.ts"
 import { GraphSyntaxError, parseLoss, printLoss } from "../../graph/syntax.ts"
 import { GraphValidationError, validateLoss } from "../../graph/validate.ts"
 import { hashLoss } from "../../graph/canonical.ts"
-import { firstSentence } from "../args.ts"
+import type { BranchKind } from "../../graph/types.ts"
+import { firstSentence, parseKinds } from "../args.ts"
 
 export const summary = "print offspring of a loss (copy / re-init / two mutations per branch) for a seed"
 
-const USAGE = 'usage: autoloss mutate "<expr>" --seed S [--count N] [--json]'
+const USAGE = 'usage: autoloss mutate "<expr>" --seed S [--count N] [--kind BRANCH=dense|box ...] [--json]'
 
 class UsageError extends Error {}
 
@@ -30,10 +31,16 @@ export const run = async (argv: ReadonlyArray<string>): Promise<number> => {
   let seed: number
   let count: number
   let json: boolean
+  let kinds: Record<string, BranchKind>
   try {
     const { values, positionals } = parseArgs({
       args: [...argv],
-      options: { seed: { type: "string" }, count: { type: "string", default: "1" }, json: { type: "boolean", default: false } },
+      options: {
+        seed: { type: "string" },
+        count: { type: "string", default: "1" },
+        json: { type: "boolean", default: false },
+        kind: { type: "string", multiple: true }
+      },
       allowPositionals: true,
       strict: true
     })
@@ -43,6 +50,11 @@ export const run = async (argv: ReadonlyArray<string>): Promise<number> => {
     seed = nonNegativeInt("--seed", values.seed)
     count = nonNegativeInt("--count", values.count)
     json = values.json
+    try {
+      kinds = parseKinds(values.kind ?? [])
+    } catch (e) {
+      throw new UsageError((e as Error).message)
+    }
   } catch (e) {
     if (e instanceof UsageError || (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS") === true) {
       const message = e instanceof UsageError ? e.message : firstSentence((e as Error).message)
@@ -53,7 +65,7 @@ export const run = async (argv: ReadonlyArray<string>): Promise<number> => {
   }
   let parent
   try {
-    parent = parseLoss(text)
+    parent = parseLoss(text, { kinds })
     validateLoss(parent)
   } catch (e) {
     if (e instanceof GraphSyntaxError || e instanceof GraphValidationError) {

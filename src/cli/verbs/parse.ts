@@ -1,5 +1,5 @@
 /**
- * `autoloss parse "<expr>" [--json]`: check a loss expression and show its canonical form, hash,
+ * `autoloss parse "<expr>" [--kind BRANCH=dense|box ...] [--json]`: check a loss expression and show its canonical form, hash,
  * depth, size and LaTeX. Multi-branch: `depth` is the max and `size` the sum over branches
  * (per-branch values under `branches`). Exit 0 ok, 1 invalid loss, 2 usage error.
  */
@@ -8,17 +8,24 @@ import { GraphSyntaxError, parseLoss, printLoss } from "../../graph/syntax.ts"
 import { GraphValidationError, depthOf, sizeOf, validateLoss } from "../../graph/validate.ts"
 import { canonicalLoss, hashLoss } from "../../graph/canonical.ts"
 import { toLatex } from "../../graph/latex.ts"
-import { firstSentence } from "../args.ts"
+import { firstSentence, parseKinds } from "../args.ts"
 
 export const summary = "check a loss expression; print canonical form, hash, depth, size, LaTeX"
 
-const USAGE = 'usage: autoloss parse "<expr>" [--json]'
+const USAGE = 'usage: autoloss parse "<expr>" [--kind BRANCH=dense|box ...] [--json]'
 
 
 export const run = async (argv: ReadonlyArray<string>): Promise<number> => {
   let args
+  let kinds
   try {
-    args = parseArgs({ args: [...argv], options: { json: { type: "boolean", default: false } }, allowPositionals: true, strict: true })
+    args = parseArgs({
+      args: [...argv],
+      options: { json: { type: "boolean", default: false }, kind: { type: "string", multiple: true } },
+      allowPositionals: true,
+      strict: true
+    })
+    kinds = parseKinds(args.values.kind ?? [])
   } catch (e) {
     process.stderr.write(`autoloss parse: ${firstSentence((e as Error).message)}\n${USAGE}\n`)
     return 2
@@ -30,7 +37,7 @@ export const run = async (argv: ReadonlyArray<string>): Promise<number> => {
   }
   const json = args.values.json
   try {
-    const g = parseLoss(text)
+    const g = parseLoss(text, { kinds })
     validateLoss(g)
     const branches = g.branches.map((b) => ({ name: b.name, kind: b.kind.name, depth: depthOf(b.root), size: sizeOf(b.root) }))
     const report = {

@@ -78,6 +78,12 @@ export const snapshot = (dir: string): RunSnapshot =>
     observations: (db.prepare("SELECT observations FROM checkpoint").get() as { observations: number } | undefined)?.observations ?? null
   }))
 
+/** Ids of the candidates whose own screening job is stored (screen_branches), in id order. */
+export const ownScreens = (dir: string): number[] =>
+  withDb(dir, (db) =>
+    (db.prepare("SELECT id FROM candidates WHERE screen_branches IS NOT NULL ORDER BY id").all() as Array<{ id: number }>).map((r) => r.id)
+  )
+
 export const ledger = (dir: string): LedgerEntry[] =>
   withDb(dir, (db) =>
     (db.prepare("SELECT candidate_id, stage, attempt, pid FROM evaluations ORDER BY seq").all() as Array<Record<string, unknown>>).map(

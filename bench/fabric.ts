@@ -1,15 +1,17 @@
 /**
  * Worker-fabric overhead: round trip per empty job (p50/p99, ipc and tcp+CURVE, one worker),
- * throughput of `ping` jobs with 1, 2 and 4 local workers, MB/s for 4 MB `echo` payloads, and how
+ * throughput of `ping` jobs with 1, 2 and 4 local workers, MB/s for 4 MB `echo` payloads (with the
+ * pool's default V8 marking policy and with concurrent marking forced on), and how
  * soon a worker whose caller gave up on a long job serves the next one (cancel → next result).
  * Run: `npx tsx bench/fabric.ts` → `bench/results/fabric.json`. Numbers depend on the machine's
  * free cores; they are recorded with the machine description and the 1-minute load average.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
-import { cpus, loadavg, tmpdir } from "node:os"
+import { availableParallelism, cpus, loadavg, tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { Effect, Fiber } from "effect"
+import { type ConcurrentMarking, concurrentMarkingWanted } from "../src/workers/internal/gcPolicy.ts"
 import { type PoolConfig, WorkerPool, layer } from "../src/workers/WorkerPool.ts"
 
 const withPool = <A>(config: PoolConfig, body: (pool: WorkerPool["Type"]) => Effect.Effect<A, unknown>) =>
@@ -66,21 +68,34 @@ rmSync(runDir, { recursive: true, force: true })
 const jobsPerS: Record<string, number> = {}
 for (const n of [1, 2, 4]) jobsPerS[String(n)] = await withPool({ local: local(n) }, (pool) => throughput(pool, 4000))
 const MB = 4 * 1024 * 1024
-const mbPerS = await withPool({ local: local(1) }, (pool) => Effect.gen(function* () {
+/** 4 MB echo jobs one after another on one worker: payload MB per second, one way (echo sends it back too). */
+const echoMbPerS = (concurrentMarking: ConcurrentMarking) => withPool({ local: local(1), concurrentMarking }, (pool) => Effect.gen(function* () {
   const data = new Uint8Array(MB).fill(7)
-  yield* pool.submit("echo", { data })
+  for (let i = 0; i < 5; i++) yield* pool.submit("echo", { data })
   const t0 = performance.now()
-  const n = 50
+  const n = 100
   for (let i = 0; i < n; i++) yield* pool.submit("echo", { data })
-  return (n * 4) / ((performance.now() - t0) / 1000) // payload MB per second, one way (echo sends it back too)
+  return (n * 4) / ((performance.now() - t0) / 1000)
 }))
+// The pool's default ("auto": no V8 concurrent marking when local workers take the cores, see
+// src/workers/internal/gcPolicy.ts) against concurrent marking forced on, alternated, median of 3.
+const median = (xs: ReadonlyArray<number>) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+const echoDefault: number[] = []
+const echoConcurrent: number[] = []
+for (let round = 0; round < 3; round++) {
+  echoDefault.push(await echoMbPerS("auto"))
+  echoConcurrent.push(await echoMbPerS("on"))
+}
+const defaultMarksConcurrently = concurrentMarkingWanted("auto", availableParallelism(), 1)
 const cancelMs = await withPool({ local: local(1) }, (pool) => cancelToNext(pool, 5))
 
 const round = (x: number) => Math.round(x * 10) / 10
 const result = {
   p50_us_ipc: round(ipc.p50), p99_us_ipc: round(ipc.p99), p50_us_tcp: round(tcp.p50), p99_us_tcp: round(tcp.p99),
   jobs_per_s: Object.fromEntries(Object.entries(jobsPerS).map(([k, v]) => [k, Math.round(v)])),
-  mb_per_s_4mb: round(mbPerS),
+  mb_per_s_4mb: round(median(echoDefault)),
+  mb_per_s_4mb_v8_concurrent_marking: round(median(echoConcurrent)),
+  v8_concurrent_marking_by_default: defaultMarksConcurrently,
   cancel_to_next_result_ms_p50: round(cancelMs),
   machine: `${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, node ${process.version}`,
   load_1m_at_start: round(load1m)

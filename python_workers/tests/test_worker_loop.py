@@ -160,6 +160,45 @@ def test_large_bytes_travel_as_blob_frames_both_ways(pool):
     assert [len(f) for f in pool.last_frames[1:]] == [len(blob)], "the blob came back as its own frame"
 
 
+def test_tensors_in_blob_frames_reach_handlers_as_views_and_compute_right(pool):
+    """Blob frames reach a handler as views on ZeroMQ's buffer (not copied); tensor
+    decoding must take them like bytes. 2×1×96×96 float64 = 144 KiB per tensor, so both travel as
+    blob frames; the loss mean((ŷ − y)²) over N·H·W is checked by hand."""
+    import numpy as np
+
+    from autoloss_worker.worker.tensors import numpy_to_tensor
+
+    rng = np.random.default_rng(3)
+    y_hat, y = rng.random((2, 1, 96, 96)), rng.random((2, 1, 96, 96))
+    loss = {"v": 1, "branches": [{"name": "loss", "kind": "dense", "inputs": ["y_hat", "y", "one"],
+                                  "tree": ["square", ["add", "y_hat", ["neg", "y"]]]}]}
+    inputs = {"y_hat": numpy_to_tensor(y_hat), "y": numpy_to_tensor(y)}
+    assert all(len(t["data"]) >= 65536 for t in inputs.values())
+    reply = pool.job("eval-graph", {"loss": loss, "inputs": inputs}, job_id="views", timeout_s=60)
+    assert reply["type"] == "result", reply
+    assert reply["payload"]["total"] == pytest.approx(((y_hat - y) ** 2).sum() / (2 * 96 * 96), rel=1e-12)
+
+
+def test_receive_copies_the_header_and_views_the_blob_frames():
+    from autoloss_worker.worker.loop import _receive
+
+    ctx = zmq.Context()
+    try:
+        a, b = ctx.socket(zmq.PAIR), ctx.socket(zmq.PAIR)
+        a.bind("inproc://receive-test")
+        b.connect("inproc://receive-test")
+        blob = bytes(range(256)) * 512
+        a.send_multipart([b"head", blob, b"x"])
+        frames = _receive(b)
+        assert frames[0] == b"head" and type(frames[0]) is bytes
+        assert all(isinstance(f, memoryview) for f in frames[1:])
+        assert [bytes(f) for f in frames[1:]] == [blob, b"x"]
+        a.send(b"single")
+        assert _receive(b) == [b"single"], "a one-frame message is just its header"
+    finally:
+        ctx.destroy(linger=0)
+
+
 def _until(pool: FakePool, msg_type: str, timeout_s: float = 10.0) -> dict:
     """The next message of `msg_type`, skipping heartbeats and anything else."""
     deadline = time.monotonic() + timeout_s
@@ -235,13 +274,21 @@ def test_ten_thousand_garbage_frames_leave_the_worker_serving(pool):
             if b"ping" in body and b"job" in body:
                 continue  # a mutation may still be a valid ping job; keep replies unambiguous
             pool.send_raw(body)
-    # Drain until the worker answers a fresh ping: it survived and still serves.
-    probe = make("job", job_id="after-fuzz", kind="ping", attempt=1, payload={})
-    pool.send(probe)
+    # Drain until the worker answers a fresh ping: it survived and still serves. While this test sent
+    # and did not read, the worker's outbound queue filled and it dropped replies (it never blocks on
+    # a peer that does not read), which may include the first probe's: probe again every second, as
+    # the pool re-dispatches after a timeout.
+    probes: set[str] = set()
     deadline = time.monotonic() + 30
+    next_probe = 0.0
     while time.monotonic() < deadline:
+        if time.monotonic() >= next_probe:
+            probe = make("job", job_id="after-fuzz", kind="ping", attempt=len(probes) + 1, payload={})
+            probes.add(probe["msg_id"])
+            pool.send(probe)
+            next_probe = time.monotonic() + 1.0
         msg = pool.recv(timeout_s=30, skip_heartbeats=False)
-        if msg.get("parent_id") == probe["msg_id"]:
+        if msg.get("parent_id") in probes:
             assert msg["type"] == "result" and msg["payload"] == {"pong": True}
             break
         if msg["type"] == "error":

@@ -17,6 +17,7 @@ import { decodeMessage, encodeMessage, MessageDecodeError } from "../protocol/co
 import type { Hello, Message } from "../protocol/messages.ts"
 import { type Action, DispatchState, type Payload } from "./internal/dispatch.ts"
 import { checkPython, DEFAULT_PYTHON, killProcess, superviseLocalWorker } from "./internal/localWorkers.ts"
+import { applyConcurrentMarking, type ConcurrentMarking } from "./internal/gcPolicy.ts"
 import { makeSender, openRouter, startReader } from "./internal/router.ts"
 import { JobError, PoolError } from "./PoolError.ts"
 import { ensureRunKeys, type RunKeys } from "./RunKeys.ts"
@@ -55,6 +56,9 @@ export interface PoolConfig {
   /** How long a worker may take to stop a cancelled job (its handler checks at each progress report)
    * before a local one is killed; default 10 s. */
   readonly cancelGraceMs?: number
+  /** V8 concurrent marking for this process (see `internal/gcPolicy.ts`); "auto" (default) turns it
+   * off when the local workers leave at most one core free. */
+  readonly concurrentMarking?: ConcurrentMarking
 }
 
 export interface SubmitOptions {
@@ -137,6 +141,7 @@ export const make = (config: PoolConfig = {}): Effect.Effect<WorkerPoolService, 
       if (bad !== undefined) return yield* new PoolError({ reason: "config", detail: `device must be cpu or cuda:N, got ${bad}` })
     }
 
+    applyConcurrentMarking(config.concurrentMarking ?? "auto", local?.devices.length ?? 0)
     const keys = yield* resolveKeys(config)
     const router = yield* openRouter({ endpoint: config.endpoint ?? "ipc", keys, maxFrameBytes })
     const state = new DispatchState(heartbeatMs * liveness, config.cancelGraceMs ?? 10_000)

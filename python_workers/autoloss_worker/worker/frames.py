@@ -4,7 +4,8 @@ The header is one msgpack map. A byte value of at least `BLOB_FRAME_MIN_BYTES` i
 frame reference (msgpack ext `FRAME_REF_EXT_TYPE` holding the 4-byte big-endian frame index) and sent
 as its own frame, so megabytes of tensor data are never copied through a msgpack buffer (pyzmq sends
 frames above its copy threshold without copying). Smaller byte values stay inline as msgpack bin;
-a receiver accepts both, and handlers see `bytes` either way.
+a receiver accepts both. Handlers see `bytes` for inline values and, for blob frames the worker
+received, a `memoryview` on ZeroMQ's buffer (no copy; numpy and torch read either).
 """
 
 from __future__ import annotations

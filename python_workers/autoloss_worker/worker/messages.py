@@ -121,7 +121,7 @@ def check_tensor(obj: Any) -> dict:
     shape = obj["shape"]
     if not isinstance(shape, list) or len(shape) > 8 or not all(_is_int(d) and d >= 0 for d in shape):
         raise MessageError("tensor shape must be a list of at most 8 integers >= 0")
-    if not isinstance(obj["data"], bytes):
+    if not isinstance(obj["data"], (bytes, memoryview)):
         raise MessageError("tensor data must be raw bytes (msgpack bin or a blob frame)")
     return obj
 

@@ -97,6 +97,30 @@ def test_an_infinite_loss_stops_training_after_its_first_iteration(base_cfg, tmp
     assert "inf" in result["reason"]
 
 
+def test_progress_is_reported_per_iteration_and_a_cancel_stops_training_there(base_cfg, tmp_path):
+    """The worker's progress callback is its cancellation point (it raises `JobCancelled`): proxy
+    training must call it after every iteration, so a cancelled 50-iteration run stops at the third."""
+    from autoloss_worker.worker import JobCancelled
+
+    seen: list[float] = []
+
+    def progress(fraction: float) -> None:
+        seen.append(fraction)
+        if len(seen) == 3:
+            raise JobCancelled("cancelled by the test")
+
+    cfg = rewrite_config(base_cfg, PAPER_DET, FASTER_RCNN, ProxySchedule(max_iters=50, warmup_iters=0))
+    with pytest.raises(JobCancelled):
+        train_proxy(cfg, str(tmp_path), progress=progress)
+    assert seen == [1 / 50, 2 / 50, 3 / 50]
+
+    seen.clear()
+    short = ProxySchedule(max_iters=2, warmup_iters=0, extra={"val_dataloader.dataset.indices": 2})
+    result = train_proxy(rewrite_config(base_cfg, PAPER_DET, FASTER_RCNN, short), str(tmp_path), progress=seen.append)
+    assert result["iterations"] == 2
+    assert seen[:2] == [0.5, 1.0] and seen[2:] and set(seen[2:]) == {1.0}, "and once per validation batch"
+
+
 def test_a_dumped_rewritten_config_reloads_and_builds_the_searched_losses(base_cfg, tmp_path):
     # What an exported fragment relies on: the graph survives Config.dump, and custom_imports
     # registers AutoLossGraph when plain mmengine loads the file.

@@ -221,12 +221,14 @@ def default_metric_key(cfg: Any) -> str:
     raise ValueError(f"no default metric for evaluator '{kind}': pass metric=")
 
 
-def _stop_on_invalid_hook():
+def _stop_on_invalid_hook(progress: Callable[[float], None] | None = None):
     from mmengine.hooks import Hook
 
     class StopOnInvalidLoss(Hook):
         """Raise InvalidLossError as soon as a loss in the iteration's log is NaN/Inf; keep the
-        validation metrics."""
+        validation metrics. With `progress`, report the fraction of training iterations done after
+        each one and call it again after each validation batch: the worker's progress callback is
+        where a cancelled job stops (it raises), so a long proxy run stops within one iteration."""
 
         priority = "VERY_HIGH"
 
@@ -241,6 +243,12 @@ def _stop_on_invalid_hook():
                     v = float(value.detach().float().mean()) if torch.is_tensor(value) else float(value)
                     if not math.isfinite(v):
                         raise InvalidLossError(self.iterations, key, v)
+            if progress is not None:
+                progress(min(1.0, self.iterations / max(1, runner.max_iters)))
+
+        def after_val_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+            if progress is not None:
+                progress(min(1.0, self.iterations / max(1, runner.max_iters)))
 
         def after_val_epoch(self, runner, metrics=None) -> None:
             # numbers.Real, not float: mmseg's IoUMetric reports numpy float32 scalars.
@@ -249,7 +257,8 @@ def _stop_on_invalid_hook():
     return StopOnInvalidLoss()
 
 
-def train_proxy(cfg: Any, work_dir: str, metric: str | None = None) -> dict[str, Any]:
+def train_proxy(cfg: Any, work_dir: str, metric: str | None = None,
+                progress: Callable[[float], None] | None = None) -> dict[str, Any]:
     """Train `cfg` (already rewritten) with mmengine's Runner in this process and return
     {"metric", "value", "invalid", "iterations", "metrics", "reason"}; an invalid run has
     value None and the reason. A network that predicts nothing at all (mmdet's CocoMetric then
@@ -271,7 +280,7 @@ def train_proxy(cfg: Any, work_dir: str, metric: str | None = None) -> dict[str,
         cfg.visualizer.name = f"autoloss-visualizer-{uuid.uuid4().hex}"
     key = metric or default_metric_key(cfg)
     runner = Runner.from_cfg(cfg)
-    hook = _stop_on_invalid_hook()
+    hook = _stop_on_invalid_hook(progress)
     runner.register_hook(hook, priority="VERY_HIGH")
     try:
         runner.train()

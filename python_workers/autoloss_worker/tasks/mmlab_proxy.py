@@ -67,7 +67,7 @@ def mmlab_proxy_train(config: Any, wire: Mapping[str, Any], slots: Sequence[Any]
     # pycocotools prints its summary on stdout, which carries the CLI's JSON: send it to stderr.
     with _device(o.device), contextlib.redirect_stdout(sys.stderr), \
             tempfile.TemporaryDirectory(prefix="autoloss-mmlab-") as tmp:
-        result = train_proxy(cfg, o.work_dir or tmp, metric=headline)
+        result = train_proxy(cfg, o.work_dir or tmp, metric=headline, progress=progress)
     if progress is not None:
         progress(1.0)
     if result["invalid"] or not result["metrics"]:  # NaN/Inf, or nothing predicted: the worst score

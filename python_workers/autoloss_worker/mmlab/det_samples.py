@@ -29,17 +29,15 @@ R-CNN boxes at the same rate, whereas the R-CNN's raw deltas would barely move i
 """
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
-import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
+
+from .seeded import quiet, seeded_model_and_dataset
 
 MAX_PRIOR_IOU = 0.95  # positives whose prior already fits their target this well are not recorded
 
@@ -231,47 +229,15 @@ def record_det_samples(cfg: Any, B: int, seed: int) -> list[DetRecord]:
         return _record(_softmax_heads(cfg), B, seed)
 
 
-@contextlib.contextmanager
-def quiet() -> Iterator[None]:
-    """mmengine's INFO log (a line per initialised weight) and pycocotools' prints go nowhere:
-    a worker's stdout/stderr are for its own messages."""
-    from mmengine.logging import MMLogger
-
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            yield
-    finally:
-        logger.setLevel(level)
-
-
 def _record(cfg: Any, B: int, seed: int) -> list[DetRecord]:
-    from mmdet.registry import DATASETS, MODELS
-    from mmengine.utils import import_modules_from_strings
-
-    if cfg.get("custom_imports"):
-        import_modules_from_strings(**cfg.custom_imports)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        np_state = np.random.get_state()
-        np.random.seed(seed)
-        try:
-            model = MODELS.build(cfg.model)
-            model.init_weights()
-            model.eval()
-            dataset = DATASETS.build(cfg.train_dataloader.dataset)
-            order = np.random.default_rng(seed).permutation(len(dataset))
-            records: list[DetRecord] = []
-            for i in order:
-                record = _record_one(model, dataset[int(i)], int(i))
-                if usable(record):
-                    records.append(record)
-                if len(records) == B:
-                    break
-        finally:
-            np.random.set_state(np_state)
+    records: list[DetRecord] = []
+    with seeded_model_and_dataset(cfg, seed, "mmdet") as (model, dataset, order):
+        for i in order:
+            record = _record_one(model, dataset[i], i)
+            if usable(record):
+                records.append(record)
+            if len(records) == B:
+                break
     if len(records) < B:
         raise ValueError(f"only {len(records)} of the {len(dataset)} training images have samples in every branch; need B = {B}")
     return records

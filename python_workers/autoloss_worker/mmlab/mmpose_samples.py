@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .det_samples import quiet
+from .seeded import quiet, seeded_model_and_dataset
 
 
 @dataclass(frozen=True)
@@ -78,31 +78,14 @@ def _record_one(model: Any, dataset: Any, index: int) -> PoseRecord | None:
 def record_pose_samples(cfg: Any, B: int, seed: int) -> list[PoseRecord]:
     """B usable training instances (drawn with ``seed``) through the estimator initialised from
     ``seed``. Deterministic for a (config, B, seed)."""
-    from mmengine.utils import import_modules_from_strings
-    from mmpose.registry import DATASETS, MODELS
-    from mmpose.utils import register_all_modules
-
-    register_all_modules(init_default_scope=True)
-    if cfg.get("custom_imports"):
-        import_modules_from_strings(**cfg.custom_imports)
     records: list[PoseRecord] = []
-    with quiet(), torch.random.fork_rng(devices=[]), torch.no_grad():
-        torch.manual_seed(seed)
-        np_state = np.random.get_state()
-        np.random.seed(seed)
-        try:
-            model = MODELS.build(cfg.model)
-            model.init_weights()
-            model.eval()
-            dataset = DATASETS.build(cfg.train_dataloader.dataset)
-            for i in np.random.default_rng(seed).permutation(len(dataset)):
-                record = _record_one(model, dataset, int(i))
-                if record is not None:
-                    records.append(record)
-                if len(records) == B:
-                    break
-        finally:
-            np.random.set_state(np_state)
+    with quiet(), torch.no_grad(), seeded_model_and_dataset(cfg, seed, "mmpose") as (model, dataset, order):
+        for i in order:
+            record = _record_one(model, dataset, i)
+            if record is not None:
+                records.append(record)
+            if len(records) == B:
+                break
     if len(records) < B:
         raise ValueError(f"only {len(records)} of the {len(dataset)} training instances have a visible joint; need B = {B}")
     return records

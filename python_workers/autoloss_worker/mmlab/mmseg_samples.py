@@ -15,11 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from .det_samples import quiet
+from .seeded import quiet, seeded_model_and_dataset
 
 
 @dataclass(frozen=True)
@@ -34,34 +33,17 @@ def record_seg_samples(cfg: Any, B: int, seed: int) -> list[SegRecord]:
     """B training images (drawn with ``seed``) through the segmentor initialised from ``seed``.
     Deterministic for a (config, B, seed): the pipeline's random transforms and the weights are
     seeded here."""
-    from mmengine.utils import import_modules_from_strings
-    from mmseg.registry import DATASETS, MODELS
-    from mmseg.utils import register_all_modules
-
-    register_all_modules(init_default_scope=True)
-    if cfg.get("custom_imports"):
-        import_modules_from_strings(**cfg.custom_imports)
-    with quiet(), torch.random.fork_rng(devices=[]), torch.no_grad():
-        torch.manual_seed(seed)
-        np_state = np.random.get_state()
-        np.random.seed(seed)
-        try:
-            model = MODELS.build(cfg.model)
-            model.init_weights()
-            model.eval()
-            dataset = DATASETS.build(cfg.train_dataloader.dataset)
-            if len(dataset) < B:
-                raise ValueError(f"the config's training set has {len(dataset)} images; need B = {B}")
-            order = [int(i) for i in np.random.default_rng(seed).permutation(len(dataset))[:B]]
-            items = [dataset[i] for i in order]
-            batch = model.data_preprocessor({"inputs": [d["inputs"] for d in items],
-                                             "data_samples": [d["data_samples"] for d in items]}, True)
-            head = model.decode_head
-            logits = head(model.extract_feat(batch["inputs"]))  # (B, C, h, w)
-            labels = torch.stack([s.gt_sem_seg.data for s in batch["data_samples"]])[:, 0].long()  # (B, H, W)
-            logits = torch.nn.functional.interpolate(logits, size=labels.shape[-2:], mode="bilinear",
-                                                     align_corners=head.align_corners)
-        finally:
-            np.random.set_state(np_state)
+    with quiet(), torch.no_grad(), seeded_model_and_dataset(cfg, seed, "mmseg") as (model, dataset, order):
+        if len(dataset) < B:
+            raise ValueError(f"the config's training set has {len(dataset)} images; need B = {B}")
+        order = order[:B]
+        items = [dataset[i] for i in order]
+        batch = model.data_preprocessor({"inputs": [d["inputs"] for d in items],
+                                         "data_samples": [d["data_samples"] for d in items]}, True)
+        head = model.decode_head
+        logits = head(model.extract_feat(batch["inputs"]))  # (B, C, h, w)
+        labels = torch.stack([s.gt_sem_seg.data for s in batch["data_samples"]])[:, 0].long()  # (B, H, W)
+        logits = torch.nn.functional.interpolate(logits, size=labels.shape[-2:], mode="bilinear",
+                                                 align_corners=head.align_corners)
     return [SegRecord(index=i, logits=logits[b : b + 1].double(), labels=labels[b : b + 1], ignore_index=int(head.ignore_index))
             for b, i in enumerate(order)]

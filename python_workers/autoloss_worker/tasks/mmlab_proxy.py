@@ -1,4 +1,5 @@
-"""Proxy training shared by the tasks that wrap one-branch MMLab configs (``mmseg``, ``mmpose``).
+"""Proxy training shared by the tasks inside MMLab configs, and ``MMLabConfigTask``: what the
+one-branch ones (``mmseg``, ``mmpose``) share besides it (options, config, model builder).
 
     result = mmlab_proxy_train(config, wire, MMSEG_SLOTS, options, metric="miou", seed=0, budget=None,
                                evaluator_keys={"miou": "mIoU"}, scale=0.01)
@@ -12,16 +13,20 @@ Runner trains in this process (``train_proxy``), and the config's own evaluator 
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
-from autoloss_worker.tasks.base import TrainResult
+from autoloss_worker.graph import LossGraph, loss_from_wire
+from autoloss_worker.graph.wire import loss_to_wire
+from autoloss_worker.tasks.base import Sample, Task, TrainResult
 from autoloss_worker.tasks.det import _device  # mmengine's Runner on the requested device
-from autoloss_worker.tasks.training import set_threads
+from autoloss_worker.tasks.training import parse_options, set_threads
 
 
 @dataclass(frozen=True)
@@ -80,3 +85,41 @@ def mmlab_proxy_train(config: Any, wire: Mapping[str, Any], slots: Sequence[Any]
         metrics = {m: max(0.0, float(result["metrics"][k]) * scale) for m, k in evaluator_keys.items()}
     return TrainResult(metrics=metrics, target=metrics[metric], invalid=result["invalid"], iterations=result["iterations"],
                        extra={"reason": result["reason"]})
+
+
+class MMLabConfigTask(Task):
+    """A one-branch task inside an MMLab config. Subclasses name the library whose registries build
+    the config, the evaluator's keys for the task's metrics and their scale to 0-1, and implement
+    the rejection side (samples, loss inputs, per-sample metric)."""
+
+    options_class: ClassVar[type[MMLabOptions]]
+    library: ClassVar[str]  # "mmseg", "mmpose"
+    evaluator_keys: ClassVar[Mapping[str, str]]  # task metric -> the config evaluator's key
+    metric_scale: ClassVar[float]  # evaluator value × scale = the task's 0-1 metric
+
+    def __init__(self, **options: Any) -> None:
+        self.options = parse_options(self.options_class, options)
+        if not Path(self.options.config).is_file():
+            raise ValueError(f"{self.name}: config file '{self.options.config}' does not exist")
+        self._samples: dict[tuple[int, int], list[Sample]] = {}
+
+    @functools.cached_property
+    def config(self) -> Any:
+        from mmengine.config import Config
+
+        return Config.fromfile(self.options.config)
+
+    def build_model(self, seed: int) -> Any:
+        """The config's model with its own loss, initialised from ``seed``."""
+        return build_config_model(self.config, seed, self.library)
+
+    def proxy_train(self, loss: Any, seed: int, *, metric: str, budget: int | None = None,
+                    progress: Callable[[float], None] | None = None) -> TrainResult:
+        from autoloss_worker.mmlab.rewrite import SLOTS_BY_TASK
+
+        metric = self.check_metric(metric)
+        wire = loss_to_wire(loss) if isinstance(loss, LossGraph) else loss
+        self.branch_losses(loss_from_wire(wire))  # names must match the task's branch
+        return mmlab_proxy_train(self.config, wire, SLOTS_BY_TASK[self.name], self.options, metric=metric, seed=seed,
+                                 budget=budget, evaluator_keys=self.evaluator_keys, scale=self.metric_scale,
+                                 progress=progress)

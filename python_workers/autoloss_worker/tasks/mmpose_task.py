@@ -24,23 +24,20 @@ prediction). It is evaluated in the crop's coordinates, which is exact for OKS (
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from autoloss_worker.graph import LossGraph, loss_from_wire
-from autoloss_worker.graph.wire import loss_to_wire
 from autoloss_worker.metrics.keypoints import oks
-from autoloss_worker.tasks.base import DENSE, Sample, Task, TrainResult
+from autoloss_worker.tasks.base import DENSE, Sample
 from autoloss_worker.tasks.losses import WEIGHT_KEY
-from autoloss_worker.tasks.mmlab_proxy import MMLabOptions, mmlab_proxy_train
+from autoloss_worker.tasks.mmlab_proxy import MMLabConfigTask, MMLabOptions
 from autoloss_worker.tasks.pose import single_object_ap
-from autoloss_worker.tasks.training import parse_options
 
 DEFAULT_CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "pose_topdown_shapes.py")
 BRANCH = "loss"
@@ -66,7 +63,7 @@ class PoseTarget:
     sigmas: np.ndarray  # (K,)
 
 
-class MMPoseTask(Task):
+class MMPoseTask(MMLabConfigTask):
     name = "mmpose"
     branches = {BRANCH: DENSE}
     metrics = tuple(EVALUATOR_KEYS)
@@ -76,17 +73,10 @@ class MMPoseTask(Task):
     baseline_loss = {"v": 1, "branches": [{"name": BRANCH, "kind": DENSE, "inputs": ["y_hat", "y", "one"],
                                            "tree": SQUARED_ERROR}]}
 
-    def __init__(self, **options: Any) -> None:
-        self.options = parse_options(MMPoseOptions, options)
-        if not Path(self.options.config).is_file():
-            raise ValueError(f"mmpose: config file '{self.options.config}' does not exist")
-        self._samples: dict[tuple[int, int], list[Sample]] = {}
-
-    @functools.cached_property
-    def config(self) -> Any:
-        from mmengine.config import Config
-
-        return Config.fromfile(self.options.config)
+    options_class = MMPoseOptions
+    library = "mmpose"
+    evaluator_keys = EVALUATOR_KEYS
+    metric_scale = 1.0
 
     @functools.cached_property
     def codec(self) -> Any:
@@ -97,12 +87,6 @@ class MMPoseTask(Task):
         if decoder is None:
             raise ValueError("mmpose: the config's model.head has no decoder (a top-down heatmap head is needed)")
         return KEYPOINT_CODECS.build(decoder)
-
-    def build_model(self, seed: int) -> nn.Module:
-        """The config's estimator with its own loss, initialised from ``seed``."""
-        from autoloss_worker.tasks.mmlab_proxy import build_config_model
-
-        return build_config_model(self.config, seed, "mmpose")
 
     # ------------------------------------------------------------------ rejection
 
@@ -126,25 +110,6 @@ class MMPoseTask(Task):
         self.check_metric(metric)
         keypoints, _ = self.codec.decode(raw[BRANCH][0].detach().cpu().float().numpy())  # (1, K, 2), crop pixels
         return keypoint_ap(keypoints[0], target)
-
-    # ------------------------------------------------------------------ proxy training
-
-    def proxy_train(
-        self,
-        loss: Any,
-        seed: int,
-        *,
-        metric: str,
-        budget: int | None = None,
-        progress: Callable[[float], None] | None = None,
-    ) -> TrainResult:
-        from autoloss_worker.mmlab.rewrite import SLOTS_BY_TASK
-
-        metric = self.check_metric(metric)
-        wire = loss_to_wire(loss) if isinstance(loss, LossGraph) else loss
-        self.branch_losses(loss_from_wire(wire))  # names must match the task's branch
-        return mmlab_proxy_train(self.config, wire, SLOTS_BY_TASK[self.name], self.options, metric=metric, seed=seed,
-                                 budget=budget, evaluator_keys=EVALUATOR_KEYS, scale=1.0, progress=progress)
 
 
 def keypoint_ap(xy: np.ndarray, target: PoseTarget) -> float:

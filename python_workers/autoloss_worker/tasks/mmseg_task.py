@@ -21,23 +21,18 @@ path applies.
 """
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from autoloss_worker.graph import LossGraph, loss_from_wire
-from autoloss_worker.graph.wire import loss_to_wire
 from autoloss_worker.metrics.segmentation import confusion_matrix, region_metrics
 from autoloss_worker.mmlab.inputs import segmentation_inputs
-from autoloss_worker.tasks.base import DENSE, Sample, Task, TrainResult
+from autoloss_worker.tasks.base import DENSE, Sample
 from autoloss_worker.tasks.losses import WEIGHT_KEY
-from autoloss_worker.tasks.mmlab_proxy import MMLabOptions, mmlab_proxy_train
-from autoloss_worker.tasks.training import parse_options
+from autoloss_worker.tasks.mmlab_proxy import MMLabConfigTask, MMLabOptions
 
 DEFAULT_CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "seg_mmseg_shapes.py")
 BRANCH = "loss"
@@ -64,7 +59,7 @@ class SegTarget:
     ignore_index: int
 
 
-class MMSegTask(Task):
+class MMSegTask(MMLabConfigTask):
     name = "mmseg"
     branches = {BRANCH: DENSE}
     metrics = tuple(EVALUATOR_KEYS)
@@ -72,23 +67,10 @@ class MMSegTask(Task):
     # Cross-entropy −Σ_c y log ŷ: the shipped config's own CrossEntropyLoss (mean over pixels).
     baseline_loss = {"v": 1, "branches": [{"name": BRANCH, "kind": DENSE, "inputs": ["y_hat", "y", "one"], "tree": CE}]}
 
-    def __init__(self, **options: Any) -> None:
-        self.options = parse_options(MMSegOptions, options)
-        if not Path(self.options.config).is_file():
-            raise ValueError(f"mmseg: config file '{self.options.config}' does not exist")
-        self._samples: dict[tuple[int, int], list[Sample]] = {}
-
-    @functools.cached_property
-    def config(self) -> Any:
-        from mmengine.config import Config
-
-        return Config.fromfile(self.options.config)
-
-    def build_model(self, seed: int) -> nn.Module:
-        """The config's segmentor with its own loss, initialised from ``seed``."""
-        from autoloss_worker.tasks.mmlab_proxy import build_config_model
-
-        return build_config_model(self.config, seed, "mmseg")
+    options_class = MMSegOptions
+    library = "mmseg"
+    evaluator_keys = EVALUATOR_KEYS
+    metric_scale = 0.01
 
     # ------------------------------------------------------------------ rejection
 
@@ -111,25 +93,6 @@ class MMSegTask(Task):
         classes = raw[BRANCH].shape[1]
         cm = confusion_matrix(pred, target.labels.cpu().numpy(), classes - 1, ignore_index=target.ignore_index)
         return region_metrics(cm)[metric]
-
-    # ------------------------------------------------------------------ proxy training
-
-    def proxy_train(
-        self,
-        loss: Any,
-        seed: int,
-        *,
-        metric: str,
-        budget: int | None = None,
-        progress: Callable[[float], None] | None = None,
-    ) -> TrainResult:
-        from autoloss_worker.mmlab.rewrite import SLOTS_BY_TASK
-
-        metric = self.check_metric(metric)
-        wire = loss_to_wire(loss) if isinstance(loss, LossGraph) else loss
-        self.branch_losses(loss_from_wire(wire))  # names must match the task's branch
-        return mmlab_proxy_train(self.config, wire, SLOTS_BY_TASK[self.name], self.options, metric=metric, seed=seed,
-                                 budget=budget, evaluator_keys=EVALUATOR_KEYS, scale=0.01, progress=progress)
 
 
 def _target(logits: Tensor, labels: Tensor, ignore_index: int) -> SegTarget:

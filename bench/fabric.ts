@@ -11,7 +11,7 @@ import { availableParallelism, cpus, loadavg, tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { Effect, Fiber } from "effect"
-import { type ConcurrentMarking, concurrentMarkingWanted } from "../src/workers/internal/gcPolicy.ts"
+import { type ConcurrentMarking, markingAction } from "../src/workers/internal/gcPolicy.ts"
 import { type PoolConfig, WorkerPool, layer } from "../src/workers/WorkerPool.ts"
 
 const withPool = <A>(config: PoolConfig, body: (pool: WorkerPool["Type"]) => Effect.Effect<A, unknown>) =>
@@ -86,7 +86,7 @@ for (let round = 0; round < 3; round++) {
   echoDefault.push(await echoMbPerS("auto"))
   echoConcurrent.push(await echoMbPerS("on"))
 }
-const defaultMarksConcurrently = concurrentMarkingWanted("auto", availableParallelism(), 1)
+const defaultMarksConcurrently = markingAction("auto", availableParallelism(), 1) !== "off"
 const cancelMs = await withPool({ local: local(1) }, (pool) => cancelToNext(pool, 5))
 
 const round = (x: number) => Math.round(x * 10) / 10

@@ -57,7 +57,7 @@ export interface PoolConfig {
    * before a local one is killed; default 10 s. */
   readonly cancelGraceMs?: number
   /** V8 concurrent marking for this process (see `internal/gcPolicy.ts`); "auto" (default) turns it
-   * off when the local workers leave at most one core free. */
+   * off when the local workers leave at most one core free, and otherwise leaves it as it is. */
   readonly concurrentMarking?: ConcurrentMarking
 }
 

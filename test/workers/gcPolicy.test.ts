@@ -1,23 +1,22 @@
 import t from "tap"
-import { applyConcurrentMarking, concurrentMarkingWanted } from "../../src/workers/internal/gcPolicy.ts"
+import { applyConcurrentMarking, markingAction } from "../../src/workers/internal/gcPolicy.ts"
 
-t.test("auto marks on the main thread only when local workers leave at most one core free", async (t) => {
-  t.equal(concurrentMarkingWanted("auto", 2, 1), false, "2 cores, 1 worker: the other core runs the worker")
-  t.equal(concurrentMarkingWanted("auto", 2, 2), false)
-  t.equal(concurrentMarkingWanted("auto", 3, 1), true, "a spare core for V8's marking threads")
-  t.equal(concurrentMarkingWanted("auto", 16, 8), true)
-  t.equal(concurrentMarkingWanted("auto", 16, 15), false)
-  t.equal(concurrentMarkingWanted("auto", 2, 0), true, "no local workers: V8's default")
+t.test("auto turns concurrent marking off only when local workers leave at most one core free", async (t) => {
+  t.equal(markingAction("auto", 2, 1), "off", "2 cores, 1 worker: the other core runs the worker")
+  t.equal(markingAction("auto", 2, 2), "off")
+  t.equal(markingAction("auto", 3, 1), "leave", "a spare core for V8's marking threads")
+  t.equal(markingAction("auto", 16, 8), "leave")
+  t.equal(markingAction("auto", 16, 15), "off")
+  t.equal(markingAction("auto", 2, 0), "leave", "no local workers: whatever the process runs with")
 })
 
-t.test("on and off override the machine", async (t) => {
-  t.equal(concurrentMarkingWanted("on", 2, 2), true)
-  t.equal(concurrentMarkingWanted("off", 64, 1), false)
+t.test("on and off are applied whatever the machine", async (t) => {
+  t.equal(markingAction("on", 2, 2), "on")
+  t.equal(markingAction("off", 64, 1), "off")
 })
 
-t.test("apply reports what it set", async (t) => {
-  t.equal(applyConcurrentMarking("auto", 4, 2), false)
-  t.equal(applyConcurrentMarking("auto", 1, 8), true)
-  t.equal(applyConcurrentMarking("off", 0, 8), false)
-  applyConcurrentMarking("on", 0) // leave V8's default for the rest of this process
+t.test("apply reports what it did", async (t) => {
+  t.equal(applyConcurrentMarking("auto", 4, 2), "off")
+  t.equal(applyConcurrentMarking("auto", 1, 8), "leave")
+  t.equal(applyConcurrentMarking("on", 0, 8), "on") // V8's default again for the rest of this process
 })

@@ -1,0 +1,42 @@
+// `autoloss compare` end to end: real workers, tiny seg trainings (2 steps on 16 images).
+import t from "tap"
+import { execa } from "execa"
+import { fileURLToPath } from "node:url"
+
+const bin = fileURLToPath(new URL("../../bin/autoloss.js", import.meta.url))
+const autoloss = (...args: string[]) => execa("node", [bin, "compare", ...args], { reject: false })
+const TINY = JSON.stringify({ train_images: 16, eval_images: 4, threads: 1, iterations: 2, batch_size: 8 })
+const CE = "neg(mul(y, log(y_hat)))"
+
+t.test("usage errors exit 2 and name the problem", async (t) => {
+  const noLoss = await autoloss("--task", "seg")
+  t.equal(noLoss.exitCode, 2)
+  t.match(noLoss.stderr, /--loss is required/)
+  const syntax = await autoloss("--task", "seg", "--loss", CE, "--against", "neg(mul(y, log(y_hat))")
+  t.equal(syntax.exitCode, 2)
+  t.match(syntax.stderr, /--against: .*column 23/)
+  const seeds = await autoloss("--task", "seg", "--loss", CE, "--seeds", "1,x")
+  t.equal(seeds.exitCode, 2)
+  t.match(seeds.stderr, /--seeds wants comma-separated non-negative integers, got '1,x'/)
+})
+
+t.test("the task's baseline against itself ties on every seed; --json pairs runs by seed", async (t) => {
+  const r = await autoloss("--task", "seg", "--loss", CE, "--seeds", "3,5", "--options", TINY, "--workers", "2", "--json")
+  t.equal(r.exitCode, 0, r.stderr)
+  const out = JSON.parse(r.stdout)
+  t.equal(out.metric, "miou", "the task's default metric")
+  t.same(out.seeds, [3, 5])
+  t.same(out.runs.loss.map((x: { seed: number }) => x.seed), [3, 5])
+  t.same(out.runs.reference.map((x: { seed: number }) => x.seed), [3, 5])
+  // seg's baseline is this very cross-entropy, and a seed fixes initialisation and data order
+  t.same(out.runs.loss.map((x: { metrics: unknown }) => x.metrics), out.runs.reference.map((x: { metrics: unknown }) => x.metrics))
+  t.same([out.wins, out.ties, out.losses], [0, 2, 0])
+  t.equal(out.against.text, "baseline")
+  t.match(r.stderr, /seed 3 loss: miou \d\.\d{4}/)
+})
+
+t.test("a training job that fails exits 1 with the worker's reason", async (t) => {
+  const r = await autoloss("--task", "seg", "--loss", CE, "--seeds", "1", "--options", JSON.stringify({ iterations: 2, no_such_option: 1 }), "--workers", "1")
+  t.equal(r.exitCode, 1)
+  t.match(r.stderr, /no_such_option/)
+})

@@ -144,7 +144,8 @@ export const make = (config: PoolConfig = {}): Effect.Effect<WorkerPoolService, 
     applyConcurrentMarking(config.concurrentMarking ?? "auto", local?.devices.length ?? 0)
     const keys = yield* resolveKeys(config)
     const router = yield* openRouter({ endpoint: config.endpoint ?? "ipc", keys, maxFrameBytes })
-    const state = new DispatchState(heartbeatMs * liveness, config.cancelGraceMs ?? 10_000)
+    // A tick more than a heartbeat period after the previous one (they come every ≤ 50 ms) follows a stall.
+    const state = new DispatchState(heartbeatMs * liveness, config.cancelGraceMs ?? 10_000, heartbeatMs)
     const pending = new Map<string, Pending>()
     /** Local processes: pid → the worker id it was started with; routing key once it said hello. */
     const localPids = new Map<number, { workerId: string; key: string | undefined }>()

@@ -162,3 +162,23 @@ t.test("a worker busy with a job the pool forgot is held until an idle heartbeat
   t.same(ofType(s.onResult("A", "a", 2, { ok: true }, 4), "complete").length, 1)
   t.same(s.heartbeat("A", null, 5), [], "an idle heartbeat of an idle worker changes nothing")
 })
+
+t.test("a tick after a stall of the pool itself judges no one; the next one, with the backlog read, does", async (t) => {
+  const s = new DispatchState(300, 300, 100)
+  s.addWorker("A", hello("wa"), 0)
+  s.addWorker("B", hello("wb"), 0)
+  t.same(s.tick(50), [])
+  // The pool's process stalled from 50 to 1000: heartbeats sent meanwhile are still unread.
+  t.same(ofType(s.tick(1000), "drop-worker"), [], "no worker declared dead on the stalled tick")
+  s.heartbeat("A", null, 1010) // the backlog is read: A's heartbeats were there, B's were not
+  t.same(ofType(s.tick(1040), "drop-worker").map((a) => a.workerId), ["wb"], "B really was silent")
+})
+
+t.test("job deadlines wait for the tick after a stall too", async (t) => {
+  const s = new DispatchState(10_000, 10_000, 100)
+  s.addWorker("A", hello("wa"), 0)
+  s.submit(job("a"), 0) // timeout 100 ms
+  t.same(sends(s.tick(50)), [])
+  t.same(ofType(s.tick(500), "cancel"), [], "stalled tick: the reply may be in the unread backlog")
+  t.same(ofType(s.tick(540), "cancel").map((a) => a.jobId), ["a"], "still no reply once the backlog is read")
+})

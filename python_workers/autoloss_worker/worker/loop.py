@@ -12,7 +12,8 @@ call raises `JobCancelled` (a BaseException, so `except Exception` in a handler 
 the worker answers an `error` of type `Cancelled` and is idle again. A handler that never reports
 progress runs to the end; the pool kills such a worker once its cancel grace period is over.
 
-Liveness: any inbound frame proves the pool alive; after `liveness` silent heartbeat periods the
+Liveness: any inbound frame proves the pool alive, also one still waiting unread (this thread
+may have been starved of the GIL by a job); after `liveness` silent heartbeat periods the
 worker closes the socket (LINGER 0), waits (backoff doubling up to a cap) and reconnects with a
 fresh hello. SIGTERM/SIGINT: finish the current job, send its reply and a `shutdown`, exit 0; a
 second signal exits at once. A refused hello exits with status 3 and the pool's reason.
@@ -223,7 +224,9 @@ class Worker:
                                     progress=self._progress, dropped=self.dropped))
                 silent_ms = (now - last_inbound) * 1000
                 limit_ms = self._heartbeat_ms * self._liveness if welcomed else self.config.hello_timeout_ms
-                if silent_ms > limit_ms:
+                # Frames waiting unread prove the pool alive too: this thread may have been starved
+                # (a job importing torch holds the GIL for a second or more) while they arrived.
+                if silent_ms > limit_ms and not dealer.poll(0, zmq.POLLIN):
                     return "lost"
 
     def _send(self, msg: dict) -> None:

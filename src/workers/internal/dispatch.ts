@@ -102,7 +102,15 @@ export class DispatchState {
     completed: 0, failed: 0, staleReplies: 0, redispatched: 0, cancelsSent: 0, cancelsAcknowledged: 0
   }
 
-  constructor(private readonly livenessMs: number, private readonly cancelGraceMs: number = livenessMs) {}
+  private lastTick: number | undefined
+
+  /** `stallMs`: a tick that comes this long after the previous one follows a stall of the pool's
+   * own process (event loop blocked, GC, machine suspended); it judges no one (see `tick`). */
+  constructor(
+    private readonly livenessMs: number,
+    private readonly cancelGraceMs: number = livenessMs,
+    private readonly stallMs: number = Number.POSITIVE_INFINITY
+  ) {}
 
   get queued(): number { return this.queue.length }
   get outstanding(): number { return this.jobs.size }
@@ -196,8 +204,13 @@ export class DispatchState {
     return [{ type: "fail", jobId, reason: "job-raised", attempts: job.failures }, ...this.dispatch(now)]
   }
 
-  /** Timeouts and liveness; call at least every heartbeat period. */
+  /** Timeouts and liveness; call at least every heartbeat period. After a stall of the pool itself
+   * the heartbeats and results that arrived meanwhile are still unread (timers run before I/O when
+   * the event loop resumes), so that tick only dispatches: the next one judges with them read. */
   tick(now: number): Action[] {
+    const stalled = this.lastTick !== undefined && now - this.lastTick > this.stallMs
+    this.lastTick = now
+    if (stalled) return this.dispatch(now)
     const actions: Action[] = []
     for (const w of [...this.workers.values()]) {
       if (now - w.lastSeen > this.livenessMs) {

@@ -1,9 +1,33 @@
 /** Shared bits of the verbs' argument handling. */
+import { parseArgs, type ParseArgsConfig } from "node:util"
 import { BUILTIN_KINDS, type BranchKind } from "../graph/types.ts"
 import { DEFAULT_PYTHON } from "../workers/internal/localWorkers.ts"
 
 /** node:util's parseArgs messages go on to explain `--` quoting; the first sentence says it all. */
 export const firstSentence = (message: string): string => message.split(/\.\s/)[0] ?? message
+
+/** A command-line mistake: the verb prints it with its usage line and exits 2. */
+export class UsageError extends Error {}
+
+/** Runs a verb's body; a `UsageError` from it is printed with the usage line and exits 2. */
+export const withUsage = async (verb: string, usage: string, body: () => Promise<number>): Promise<number> => {
+  try {
+    return await body()
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e
+    process.stderr.write(`autoloss ${verb}: ${e.message}\n${usage}\n`)
+    return 2
+  }
+}
+
+/** node:util's `parseArgs`, its errors (unknown flag, missing value) as a `UsageError`. */
+export const parseFlags = <T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> => {
+  try {
+    return parseArgs(config)
+  } catch (e) {
+    throw new UsageError(firstSentence((e as Error).message))
+  }
+}
 
 /** The interpreter the verbs run Python jobs with: the project's venv, unless AUTOLOSS_PYTHON names another. */
 export const verbPython = (): string => process.env["AUTOLOSS_PYTHON"] ?? DEFAULT_PYTHON

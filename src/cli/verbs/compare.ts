@@ -6,7 +6,6 @@
  * proxy run, so check it on seeds the search did not use. Exit: 0 done, 1 a training job failed,
  * 2 usage error (a bad expression names its column).
  */
-import { parseArgs } from "node:util"
 import { Effect } from "effect"
 import { GraphSyntaxError, parseLoss } from "../../graph/syntax.ts"
 import type { LossGraph } from "../../graph/types.ts"
@@ -16,14 +15,12 @@ import { compareRuns, formatComparison, type SeedRun } from "../../report/compar
 import { decodeTrain } from "../../search/pool-evaluator.ts"
 import { runMain } from "../../workers/runMain.ts"
 import { layer, WorkerPool } from "../../workers/WorkerPool.ts"
-import { firstSentence } from "../args.ts"
+import { parseFlags, UsageError, withUsage } from "../args.ts"
 
 export const summary = "proxy-train a loss and the task's baseline (or another loss) on several seeds and compare them"
 
 const USAGE = 'usage: autoloss compare --task T --loss "<expr>" [--against "<expr>"] [--seeds 1,2,3] [--metric M]\n' +
   "         [--options JSON] [--workers N] [--json]"
-
-class UsageError extends Error {}
 
 const parseExpression = (flag: string, text: string): LossGraph => {
   try {
@@ -51,20 +48,15 @@ interface Parsed {
 }
 
 const parse = (argv: ReadonlyArray<string>): Parsed => {
-  let values
-  try {
-    values = parseArgs({
-      args: [...argv],
-      strict: true,
-      options: {
-        task: { type: "string" }, loss: { type: "string" }, against: { type: "string" }, seeds: { type: "string", default: "1,2,3" },
-        metric: { type: "string" }, options: { type: "string" }, workers: { type: "string", default: "2" },
-        json: { type: "boolean", default: false }
-      }
-    }).values
-  } catch (e) {
-    throw new UsageError(firstSentence((e as Error).message))
-  }
+  const { values } = parseFlags({
+    args: [...argv],
+    strict: true,
+    options: {
+      task: { type: "string" }, loss: { type: "string" }, against: { type: "string" }, seeds: { type: "string", default: "1,2,3" },
+      metric: { type: "string" }, options: { type: "string" }, workers: { type: "string", default: "2" },
+      json: { type: "boolean", default: false }
+    }
+  })
   if (values.task === undefined) throw new UsageError("--task is required")
   if (values.loss === undefined) throw new UsageError("--loss is required")
   if (!/^\d+(,\d+)*$/.test(values.seeds)) throw new UsageError(`--seeds wants comma-separated non-negative integers, got '${values.seeds}'`)
@@ -123,15 +115,8 @@ const program = (p: Parsed) => Effect.gen(function* () {
   }
 }).pipe(Effect.provide(layer({ local: { devices: Array.from({ length: p.workers }, () => "cpu") } })))
 
-export const run = async (argv: ReadonlyArray<string>): Promise<number> => {
-  let parsed: Parsed
-  try {
-    parsed = parse(argv)
-  } catch (e) {
-    if (!(e instanceof UsageError)) throw e
-    process.stderr.write(`autoloss compare: ${e.message}\n${USAGE}\n`)
-    return 2
-  }
+export const run = (argv: ReadonlyArray<string>): Promise<number> => withUsage("compare", USAGE, async () => {
+  const parsed = parse(argv)
   let failed = false
   const code = await runMain(program(parsed).pipe(
     Effect.catchAll((e) => Effect.sync(() => {
@@ -140,4 +125,4 @@ export const run = async (argv: ReadonlyArray<string>): Promise<number> => {
     }))
   ))
   return failed ? 1 : code
-}
+})

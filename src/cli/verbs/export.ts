@@ -16,13 +16,12 @@
  */
 import { writeFileSync } from "node:fs"
 import { join, resolve } from "node:path"
-import { parseArgs } from "node:util"
 import { execa } from "execa"
 import { exportTorchModule, TorchExportError } from "../../graph/torch-export.ts"
 import { encodeLoss, fromWire } from "../../graph/wire.ts"
 import { topLosses } from "../../report/model.ts"
 import { type CandidateRecord, loadRun, RunDataError } from "../../report/run-data.ts"
-import { firstSentence, verbPython as python } from "../args.ts"
+import { parseFlags, UsageError, verbPython as python, withUsage } from "../args.ts"
 
 export const summary = "export the best loss of a run as a PyTorch module or an MMLab config fragment"
 
@@ -40,8 +39,6 @@ export const defaultMmlabFile = (format: MmlabFormat): string => `found_loss_${f
 /** Whose `tools/train.py` trains the fragment. */
 const LIBRARY: Record<MmlabFormat, string> = { mmdet: "MMDetection", mmpose: "MMPose", mmseg: "MMSegmentation" }
 
-
-class UsageError extends Error {}
 
 const parseWeights = (pairs: ReadonlyArray<string>): Record<string, number> => {
   const weights: Record<string, number> = {}
@@ -66,25 +63,19 @@ interface Parsed {
 }
 
 const parse = (argv: ReadonlyArray<string>): Parsed => {
-  let parsed
-  try {
-    parsed = parseArgs({
-      args: [...argv],
-      strict: true,
-      allowPositionals: true,
-      options: {
-        format: { type: "string" },
-        out: { type: "string" },
-        candidate: { type: "string" },
-        "class-name": { type: "string" },
-        weight: { type: "string", multiple: true },
-        base: { type: "string" }
-      }
-    })
-  } catch (e) {
-    throw new UsageError(firstSentence((e as Error).message))
-  }
-  const { values, positionals } = parsed
+  const { values, positionals } = parseFlags({
+    args: [...argv],
+    strict: true,
+    allowPositionals: true,
+    options: {
+      format: { type: "string" },
+      out: { type: "string" },
+      candidate: { type: "string" },
+      "class-name": { type: "string" },
+      weight: { type: "string", multiple: true },
+      base: { type: "string" }
+    }
+  })
   if (positionals.length !== 1) throw new UsageError(`want exactly one run directory, got ${positionals.length}`)
   const dir = positionals[0]!
   const format = values.format
@@ -155,16 +146,8 @@ const writeMmlab = async (
   return 0
 }
 
-export const run = async (argv: ReadonlyArray<string>): Promise<number> => {
-  let parsed: Parsed
-  try {
-    parsed = parse(argv)
-  } catch (e) {
-    if (!(e instanceof UsageError)) throw e
-    process.stderr.write(`autoloss export: ${e.message}\n${USAGE}\n`)
-    return 2
-  }
-  const { dir, out, candidateId, request } = parsed
+export const run = (argv: ReadonlyArray<string>): Promise<number> => withUsage("export", USAGE, async () => {
+  const { dir, out, candidateId, request } = parse(argv)
   try {
     const { candidates, config } = loadRun(dir)
     const chosen = candidateId === undefined ? topLosses(candidates, 1)[0]?.candidate : candidates.find((c) => c.id === candidateId)
@@ -179,4 +162,4 @@ export const run = async (argv: ReadonlyArray<string>): Promise<number> => {
     process.stderr.write(`autoloss export: ${e.message}\n`)
     return 1
   }
-}
+})

@@ -11,13 +11,11 @@ import { GraphSyntaxError, parseLoss, printLoss } from "../../graph/syntax.ts"
 import { GraphValidationError, validateLoss } from "../../graph/validate.ts"
 import { hashLoss } from "../../graph/canonical.ts"
 import type { BranchKind } from "../../graph/types.ts"
-import { firstSentence, parseKinds } from "../args.ts"
+import { firstSentence, parseKinds, UsageError } from "../args.ts"
 
 export const summary = "print offspring of a loss (copy / re-init / two mutations per branch) for a seed"
 
 const USAGE = 'usage: autoloss mutate "<expr>" --seed S [--count N] [--kind BRANCH=dense|box ...] [--json]'
-
-class UsageError extends Error {}
 
 const nonNegativeInt = (flag: string, value: string): number => {
   const n = Number(value)

@@ -10,13 +10,11 @@ import { printLoss } from "../../graph/syntax.ts"
 import { BRANCH_NAME_PATTERN } from "../../graph/validate.ts"
 import { BUILTIN_KINDS } from "../../graph/types.ts"
 import type { BranchKind } from "../../graph/types.ts"
-import { firstSentence } from "../args.ts"
+import { firstSentence, UsageError } from "../args.ts"
 
 export const summary = "print random initial losses (paper initialisation) for a seed"
 
 const USAGE = "usage: autoloss random --seed S [--count N] [--branches name:kind,...]   (kinds: dense, box)"
-
-class UsageError extends Error {}
 
 const nonNegativeInt = (flag: string, value: string): number => {
   const n = Number(value)

@@ -8,13 +8,11 @@ import { parseArgs } from "node:util"
 import { GraphSyntaxError, parseLoss, printLoss } from "../../graph/syntax.ts"
 import { GraphValidationError, validateLoss } from "../../graph/validate.ts"
 import { RANGE_PRESETS, type Range, type Ranges, simplifyLoss, verifySimplification } from "../../graph/simplify.ts"
-import { firstSentence } from "../args.ts"
+import { firstSentence, UsageError } from "../args.ts"
 
 export const summary = "simplify a loss expression and verify value and gradients numerically"
 
 const USAGE = 'usage: autoloss simplify "<expr>" [--ranges probabilities|areas|name=lo:hi,...] [--exact-only] [--json]'
-
-class UsageError extends Error {}
 
 /** Presets by name, or `name=lo:hi` pairs (`inf` allowed), comma separated; later entries win. */
 export const parseRanges = (spec: string): Ranges => {

@@ -134,13 +134,17 @@ t.test("1,000 jobs while workers are SIGKILLed: every job gets exactly one resul
   const before = await run(pool.stats)
   let kills = 0
   const completedAtKill: number[] = []
+  // A killed worker stays listed (and `kill -0` still reaches it as a zombie) until the pool has
+  // seen it exit: never pick it twice, or two kills would count one exit.
+  const killed = new Set<number>()
   const killer = Effect.gen(function* () {
     while (kills < 4) {
       yield* Effect.sleep(60)
-      const victims = (yield* pool.workers).flatMap((w) => (w.pid !== undefined && alive(w.pid) ? [w.pid] : []))
+      const victims = (yield* pool.workers).flatMap((w) => (w.pid !== undefined && !killed.has(w.pid) && alive(w.pid) ? [w.pid] : []))
       const victim = victims[kills % Math.max(1, victims.length)]
       if (victim === undefined) continue // both restarting
       process.kill(victim, "SIGKILL")
+      killed.add(victim)
       kills++
       completedAtKill.push((yield* pool.stats).completed - before.completed)
     }

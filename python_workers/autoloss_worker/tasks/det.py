@@ -58,21 +58,18 @@ operators mix neighbouring RoIs, which they never do in training.
 from __future__ import annotations
 
 import copy
-import functools
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from autoloss_worker.graph import LossGraph, loss_from_wire
-from autoloss_worker.graph.wire import loss_to_wire
 from autoloss_worker.mmlab.inputs import box_inputs, classification_inputs
-from autoloss_worker.tasks.base import BOX, DENSE, Sample, Task, TrainResult
-from autoloss_worker.tasks.training import parse_options
+from autoloss_worker.tasks.base import BOX, DENSE, Sample
+from autoloss_worker.tasks.mmlab_proxy import MMLabConfigTask, MMLabOptions
 
 DEFAULT_CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "det_faster_rcnn_shapes.py")
 DET_METRICS = ("bbox_map", "bbox_map_50")
@@ -95,17 +92,10 @@ def baseline_wire(branches: Mapping[str, str] = BRANCHES) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class DetOptions:
-    """The fields of ``tasks.mmlab_proxy.MMLabOptions`` (not subclassed: that module imports this
-    one) plus the detection-only ones."""
-
+class DetOptions(MMLabOptions):
     config: str = DEFAULT_CONFIG  # any MMDetection 3 two-stage config with the Faster R-CNN loss keys
     iterations: int = 150  # proxy schedule (mmlab.rewrite.ProxySchedule.max_iters)
     warmup_iters: int = 50
-    lr: float = 0.0  # 0: the config's own learning rate
-    device: str = "cpu"  # proxy training device ("cpu" hides CUDA from the Runner)
-    work_dir: str = ""  # "": a fresh temporary directory per run
-    threads: int = 1  # torch intra-op threads while training (0: torch's choice); see MMLabOptions
     # > 0: predict only the first val_images validation images (smoke tests). CocoMetric still scores
     # against its whole ann_file, so the other images' objects count as missed: not for searching.
     val_images: int = 0
@@ -187,7 +177,7 @@ def box_factor(offsets: Tensor, priors: Tensor, targets: Tensor) -> float:
     return float(((iou - iou0) / (1 - iou0)).clamp(min=0).mean())
 
 
-class DetTask(Task):
+class DetTask(MMLabConfigTask):
     name = "det"
     branches = BRANCHES  # all of them; an instance holds the ones its ``branches`` option selects
     all_branches: Mapping[str, str] = BRANCHES
@@ -195,37 +185,17 @@ class DetTask(Task):
     default_metric = "bbox_map"
     evaluator_keys: Mapping[str, str] = EVALUATOR_KEYS
     options_class: type[DetOptions] = DetOptions
+    library = "mmdet"
+    metric_scale = 1.0
     baseline_loss = baseline_wire()
     batched_rejection = False  # see the module docstring
 
     def __init__(self, **options: Any) -> None:
         if isinstance(options.get("branches"), (list, tuple)):
             options = {**options, "branches": ",".join(map(str, options["branches"]))}
-        self.options = parse_options(self.options_class, options)
-        if not Path(self.options.config).is_file():
-            raise ValueError(f"{self.name}: config file '{self.options.config}' does not exist")
+        super().__init__(**options)
         self.branches = select_branches(self.name, self.all_branches, self.options.branches)
         self.baseline_loss = baseline_wire(self.branches)
-        self._samples: dict[tuple[int, int], list[Sample]] = {}
-
-    @functools.cached_property
-    def config(self) -> Any:
-        from mmengine.config import Config
-
-        return Config.fromfile(self.options.config)
-
-    def build_model(self, seed: int) -> nn.Module:
-        """The config's detector with its own losses, initialised from ``seed`` (proxy training
-        builds its model through mmengine's Runner, rejection through ``det_samples``)."""
-        from mmdet.registry import MODELS
-        from mmdet.utils import register_all_modules
-
-        register_all_modules(init_default_scope=True)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = MODELS.build(self.config.model)
-            model.init_weights()
-        return model
 
     # ------------------------------------------------------------------ rejection
     # Per-record behaviour (raw leaf, loss inputs, ground truth, ξ factor) is dispatched on the
@@ -315,44 +285,9 @@ class DetTask(Task):
 
     # ------------------------------------------------------------------ proxy training
 
-    def proxy_train(
-        self,
-        loss: Any,
-        seed: int,
-        *,
-        metric: str,
-        budget: int | None = None,
-        progress: Callable[[float], None] | None = None,
-    ) -> TrainResult:
-        from autoloss_worker.mmlab.rewrite import SLOTS_BY_TASK
-        from autoloss_worker.tasks.mmlab_proxy import mmlab_proxy_train
-
-        metric = self.check_metric(metric)
-        wire = loss_to_wire(loss) if isinstance(loss, LossGraph) else loss
-        self.branch_losses(loss_from_wire(wire))  # names must match the searched branches
-        slots = [s for s in SLOTS_BY_TASK[self.name] if s.name in self.branches]  # the others keep the config's losses
+    def proxy_config(self) -> Any:
         cfg = self.config
         if self.options.val_images > 0:
             cfg = copy.deepcopy(cfg)
             cfg.merge_from_dict({"val_dataloader.dataset.indices": self.options.val_images})
-        return mmlab_proxy_train(cfg, wire, slots, self.options, metric=metric, seed=seed, budget=budget,  # type: ignore[arg-type]
-                                 evaluator_keys=self.evaluator_keys, scale=1.0, progress=progress)
-
-
-class _device:
-    """Put mmengine's Runner on ``device``: it moves the model to ``mmengine.device.get_device()``,
-    a constant fixed at import (CUDA whenever present), through the name its module imported."""
-
-    def __init__(self, device: str) -> None:
-        self.device = device
-
-    def __enter__(self) -> None:
-        import mmengine.runner.runner as runner_module
-
-        self._saved = runner_module.get_device
-        runner_module.get_device = lambda: self.device  # type: ignore[assignment]
-
-    def __exit__(self, *exc: object) -> None:
-        import mmengine.runner.runner as runner_module
-
-        runner_module.get_device = self._saved  # type: ignore[assignment]
+        return cfg

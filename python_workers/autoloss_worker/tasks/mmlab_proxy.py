@@ -1,5 +1,5 @@
-"""Proxy training shared by the tasks inside MMLab configs, and ``MMLabConfigTask``: what the
-one-branch ones (``mmseg``, ``mmpose``) share besides it (options, config, model builder).
+"""Proxy training shared by the tasks inside MMLab configs (``det``, ``ins``, ``mmseg``, ``mmpose``),
+and ``MMLabConfigTask``, what those tasks share besides it (options, config, model, proxy_train).
 
     result = mmlab_proxy_train(config, wire, MMSEG_SLOTS, options, metric="miou", seed=0, budget=None,
                                evaluator_keys={"miou": "mIoU"}, scale=0.01)
@@ -25,7 +25,6 @@ from typing import Any, ClassVar
 from autoloss_worker.graph import LossGraph, loss_from_wire
 from autoloss_worker.graph.wire import loss_to_wire
 from autoloss_worker.tasks.base import Sample, Task, TrainResult
-from autoloss_worker.tasks.det import _device  # mmengine's Runner on the requested device
 from autoloss_worker.tasks.training import parse_options, set_threads
 
 
@@ -88,12 +87,12 @@ def mmlab_proxy_train(config: Any, wire: Mapping[str, Any], slots: Sequence[Any]
 
 
 class MMLabConfigTask(Task):
-    """A one-branch task inside an MMLab config. Subclasses name the library whose registries build
-    the config, the evaluator's keys for the task's metrics and their scale to 0-1, and implement
-    the rejection side (samples, loss inputs, per-sample metric)."""
+    """A task inside an MMLab config. Subclasses name the library whose registries build the
+    config, the evaluator's keys for the task's metrics and their scale to 0-1, and implement the
+    rejection side (samples, loss inputs, per-sample metric)."""
 
     options_class: ClassVar[type[MMLabOptions]]
-    library: ClassVar[str]  # "mmseg", "mmpose"
+    library: ClassVar[str]  # "mmdet", "mmseg", "mmpose"
     evaluator_keys: ClassVar[Mapping[str, str]]  # task metric -> the config evaluator's key
     metric_scale: ClassVar[float]  # evaluator value × scale = the task's 0-1 metric
 
@@ -110,8 +109,13 @@ class MMLabConfigTask(Task):
         return Config.fromfile(self.options.config)
 
     def build_model(self, seed: int) -> Any:
-        """The config's model with its own loss, initialised from ``seed``."""
+        """The config's model with its own losses, initialised from ``seed`` (proxy training builds
+        its model through mmengine's Runner, rejection through the task's sample recorder)."""
         return build_config_model(self.config, seed, self.library)
+
+    def proxy_config(self) -> Any:
+        """The config proxy training starts from (before the searched losses go in)."""
+        return self.config
 
     def proxy_train(self, loss: Any, seed: int, *, metric: str, budget: int | None = None,
                     progress: Callable[[float], None] | None = None) -> TrainResult:
@@ -119,7 +123,27 @@ class MMLabConfigTask(Task):
 
         metric = self.check_metric(metric)
         wire = loss_to_wire(loss) if isinstance(loss, LossGraph) else loss
-        self.branch_losses(loss_from_wire(wire))  # names must match the task's branch
-        return mmlab_proxy_train(self.config, wire, SLOTS_BY_TASK[self.name], self.options, metric=metric, seed=seed,
+        self.branch_losses(loss_from_wire(wire))  # names must match the searched branches
+        slots = [s for s in SLOTS_BY_TASK[self.name] if s.name in self.branches]  # the others keep the config's losses
+        return mmlab_proxy_train(self.proxy_config(), wire, slots, self.options, metric=metric, seed=seed,
                                  budget=budget, evaluator_keys=self.evaluator_keys, scale=self.metric_scale,
                                  progress=progress)
+
+
+class _device:
+    """Put mmengine's Runner on ``device``: it moves the model to ``mmengine.device.get_device()``,
+    a constant fixed at import (CUDA whenever present), through the name its module imported."""
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+
+    def __enter__(self) -> None:
+        import mmengine.runner.runner as runner_module
+
+        self._saved = runner_module.get_device
+        runner_module.get_device = lambda: self.device  # type: ignore[assignment]
+
+    def __exit__(self, *exc: object) -> None:
+        import mmengine.runner.runner as runner_module
+
+        runner_module.get_device = self._saved  # type: ignore[assignment]

@@ -37,7 +37,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .seeded import quiet, seeded_model_and_dataset
+from .seeded import first_records, quiet, seeded_model_and_dataset
 
 MAX_PRIOR_IOU = 0.95  # positives whose prior already fits their target this well are not recorded
 
@@ -230,14 +230,12 @@ def record_det_samples(cfg: Any, B: int, seed: int) -> list[DetRecord]:
 
 
 def _record(cfg: Any, B: int, seed: int) -> list[DetRecord]:
-    records: list[DetRecord] = []
+    def record(i: int) -> DetRecord | None:
+        r = _record_one(model, dataset[i], i)
+        return r if usable(r) else None
+
     with seeded_model_and_dataset(cfg, seed, "mmdet") as (model, dataset, order):
-        for i in order:
-            record = _record_one(model, dataset[i], i)
-            if usable(record):
-                records.append(record)
-            if len(records) == B:
-                break
+        records = first_records(order, record, B)
     if len(records) < B:
         raise ValueError(f"only {len(records)} of the {len(dataset)} training images have samples in every branch; need B = {B}")
     return records

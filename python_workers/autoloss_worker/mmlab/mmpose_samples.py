@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .seeded import quiet, seeded_model_and_dataset
+from .seeded import first_records, quiet, seeded_model_and_dataset
 
 
 @dataclass(frozen=True)
@@ -78,14 +78,8 @@ def _record_one(model: Any, dataset: Any, index: int) -> PoseRecord | None:
 def record_pose_samples(cfg: Any, B: int, seed: int) -> list[PoseRecord]:
     """B usable training instances (drawn with ``seed``) through the estimator initialised from
     ``seed``. Deterministic for a (config, B, seed)."""
-    records: list[PoseRecord] = []
     with quiet(), torch.no_grad(), seeded_model_and_dataset(cfg, seed, "mmpose") as (model, dataset, order):
-        for i in order:
-            record = _record_one(model, dataset, i)
-            if record is not None:
-                records.append(record)
-            if len(records) == B:
-                break
+        records = first_records(order, lambda i: _record_one(model, dataset, i), B)
     if len(records) < B:
         raise ValueError(f"only {len(records)} of the {len(dataset)} training instances have a visible joint; need B = {B}")
     return records

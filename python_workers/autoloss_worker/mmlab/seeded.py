@@ -10,11 +10,13 @@ import contextlib
 import importlib
 import io
 import logging
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
+
+R = TypeVar("R")
 
 
 @contextlib.contextmanager
@@ -59,3 +61,14 @@ def seeded_model_and_dataset(cfg: Any, seed: int, library: str) -> Iterator[tupl
             yield model, dataset, [int(i) for i in np.random.default_rng(seed).permutation(len(dataset))]
         finally:
             np.random.set_state(np_state)
+
+
+def first_records(order: Iterable[int], record: Callable[[int], R | None], B: int) -> list[R]:
+    """``record(i)`` along ``order`` until B of them are usable (not None); fewer if ``order`` ends."""
+    records: list[R] = []
+    for i in order:
+        if (r := record(i)) is not None:
+            records.append(r)
+            if len(records) == B:
+                break
+    return records

@@ -6,6 +6,9 @@ import { DEFAULT_PYTHON } from "../workers/internal/localWorkers.ts"
 /** node:util's parseArgs messages go on to explain `--` quoting; the first sentence says it all. */
 export const firstSentence = (message: string): string => message.split(/\.\s/)[0] ?? message
 
+/** The expression on its own line with a caret under `column` (1-based): where a syntax error is. */
+export const pointAt = (text: string, column: number): string => `\n  ${text}\n  ${" ".repeat(column - 1)}^`
+
 /** A command-line mistake: the verb prints it with its usage line and exits 2. */
 export class UsageError extends Error {}
 

@@ -15,7 +15,7 @@ import { compareRuns, formatComparison, type SeedRun } from "../../report/compar
 import { decodeTrain } from "../../search/pool-evaluator.ts"
 import { runMain } from "../../workers/runMain.ts"
 import { layer, WorkerPool } from "../../workers/WorkerPool.ts"
-import { parseFlags, UsageError, withUsage } from "../args.ts"
+import { parseFlags, pointAt, UsageError, withUsage } from "../args.ts"
 
 export const summary = "proxy-train a loss and the task's baseline (or another loss) on several seeds and compare them"
 
@@ -29,7 +29,7 @@ const parseExpression = (flag: string, text: string): LossGraph => {
     return g
   } catch (e) {
     if (e instanceof GraphSyntaxError) {
-      throw new UsageError(`${flag}: ${e.message}\n  ${text}\n  ${" ".repeat(e.column - 1)}^`)
+      throw new UsageError(`${flag}: ${e.message}${pointAt(text, e.column)}`)
     }
     if (e instanceof GraphValidationError) throw new UsageError(`${flag}: ${e.message}`)
     throw e

@@ -16,7 +16,7 @@ import { execa } from "execa"
 import { GraphSyntaxError, parseLoss } from "../../graph/syntax.ts"
 import { GraphValidationError, validateLoss } from "../../graph/validate.ts"
 import { encodeLoss } from "../../graph/wire.ts"
-import { firstSentence, verbPython as python } from "../args.ts"
+import { firstSentence, pointAt, verbPython as python } from "../args.ts"
 
 export const summary = "check one loss with the loss-rejection protocol on a task (seg, pose, det, ins, mmpose, mmseg)"
 
@@ -40,7 +40,7 @@ const encodeExpression = (job: TaskJob, text: string, branch: string | undefined
     return Buffer.from(encodeLoss(g)).toString("base64")
   } catch (e) {
     if (e instanceof GraphSyntaxError) {
-      process.stderr.write(`autoloss ${job}: ${e.message} (expected ${e.expected})\n  ${text}\n  ${" ".repeat(e.column - 1)}^\n`)
+      process.stderr.write(`autoloss ${job}: ${e.message} (expected ${e.expected})${pointAt(text, e.column)}\n`)
       return 1
     }
     if (e instanceof GraphValidationError) {

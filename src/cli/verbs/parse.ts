@@ -8,7 +8,7 @@ import { GraphSyntaxError, parseLoss, printLoss } from "../../graph/syntax.ts"
 import { GraphValidationError, depthOf, sizeOf, validateLoss } from "../../graph/validate.ts"
 import { canonicalLoss, hashLoss } from "../../graph/canonical.ts"
 import { toLatex } from "../../graph/latex.ts"
-import { firstSentence, parseKinds } from "../args.ts"
+import { firstSentence, parseKinds, pointAt } from "../args.ts"
 
 export const summary = "check a loss expression; print canonical form, hash, depth, size, LaTeX"
 
@@ -65,7 +65,7 @@ export const run = async (argv: ReadonlyArray<string>): Promise<number> => {
   } catch (e) {
     if (e instanceof GraphSyntaxError) {
       if (json) process.stdout.write(JSON.stringify({ ok: false, error: e.message, column: e.column }) + "\n")
-      else process.stderr.write(`autoloss parse: ${e.message}\n  ${text}\n  ${" ".repeat(e.column - 1)}^\n`)
+      else process.stderr.write(`autoloss parse: ${e.message}${pointAt(text, e.column)}\n`)
       return 1
     }
     if (e instanceof GraphValidationError) {

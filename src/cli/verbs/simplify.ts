@@ -8,7 +8,7 @@ import { parseArgs } from "node:util"
 import { GraphSyntaxError, parseLoss, printLoss } from "../../graph/syntax.ts"
 import { GraphValidationError, validateLoss } from "../../graph/validate.ts"
 import { RANGE_PRESETS, type Range, type Ranges, simplifyLoss, verifySimplification } from "../../graph/simplify.ts"
-import { firstSentence, UsageError } from "../args.ts"
+import { firstSentence, pointAt, UsageError } from "../args.ts"
 
 export const summary = "simplify a loss expression and verify value and gradients numerically"
 
@@ -68,7 +68,7 @@ export const run = async (argv: ReadonlyArray<string>): Promise<number> => {
   } catch (e) {
     if (!(e instanceof GraphSyntaxError || e instanceof GraphValidationError)) throw e
     if (json) process.stdout.write(JSON.stringify({ input: text, error: e.message }) + "\n")
-    const caret = e instanceof GraphSyntaxError ? `\n  ${text}\n  ${" ".repeat(e.column - 1)}^` : ""
+    const caret = e instanceof GraphSyntaxError ? pointAt(text, e.column) : ""
     process.stderr.write(`autoloss simplify: invalid expression: ${e.message}${caret}\n`)
     return 1
   }

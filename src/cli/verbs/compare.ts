@@ -99,16 +99,19 @@ const program = (p: Parsed) => Effect.gen(function* () {
       }))
     )
   }
-  // Both sides of a seed are queued together, so an interrupted comparison has whole pairs.
-  const runs = yield* Effect.forEach(p.seeds.flatMap((s) => [train("loss", s), train("reference", s)]), (e) => e, { concurrency: "unbounded" })
-  const comparison = compareRuns(metric, runs.filter((_, i) => i % 2 === 0), runs.filter((_, i) => i % 2 === 1))
+  // Every training queued at once: the pool runs them on its workers as they free up.
+  const [lossRuns, referenceRuns] = yield* Effect.all([
+    Effect.forEach(p.seeds, (s) => train("loss", s), { concurrency: "unbounded" }),
+    Effect.forEach(p.seeds, (s) => train("reference", s), { concurrency: "unbounded" })
+  ], { concurrency: 2 })
+  const comparison = compareRuns(metric, lossRuns, referenceRuns)
   const againstText = p.against?.text ?? `the ${p.task} baseline`
   if (p.json) {
     const { loss, against, ...rest } = comparison
     process.stdout.write(JSON.stringify({
       task: p.task, ...rest,
       loss: { text: p.loss.text, ...loss }, against: { text: p.against?.text ?? "baseline", ...against },
-      runs: { loss: runs.filter((_, i) => i % 2 === 0), reference: runs.filter((_, i) => i % 2 === 1) }
+      runs: { loss: lossRuns, reference: referenceRuns }
     }, null, 2) + "\n")
   } else {
     process.stdout.write(formatComparison(comparison, p.loss.text, againstText) + "\n")

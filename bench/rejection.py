@@ -15,8 +15,9 @@ resolution (32×32), metric mIoU, B = 5, 500 iterations: the paper's constants. 
 is recorded (from the file's ``seed``; a bare list from an older generator takes ``--seed``).
 A seed other than 7 validates the early-reject rule, which was chosen on seed 7.
 
-Reference (``rejection_reference.py``): one candidate at a time, one torch thread per process,
-run in ``--workers`` processes only to keep the wall clock short; its rate is per process
+Reference (``python_workers/tests/rejection_reference.py``, the tests' oracle): one candidate at a
+time, one torch thread per process, run in ``--workers`` processes only to keep the wall clock
+short; its rate is per process
 (60 / mean seconds per candidate), i.e. the obvious implementation on one core. With
 ``--reference-subset K`` only every (N/K)-th candidate is timed by the reference and the
 rates and agreement come from those (stated in the output).
@@ -45,12 +46,13 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "python_workers"))
+sys.path.insert(0, str(ROOT / "python_workers" / "tests"))  # the reference protocol lives with the tests
 
 from autoloss_worker.fastreject import FastConfig, Screener, Verdict, fast_config_for  # noqa: E402
 from autoloss_worker.fastreject.parallel import ParallelScreener  # noqa: E402
 from autoloss_worker.graph import loss_from_wire  # noqa: E402
-from autoloss_worker.rejection_reference import reference_check  # noqa: E402
 from autoloss_worker.tasks import get_task  # noqa: E402
+from rejection_reference import reference_check  # noqa: E402
 
 METRIC, SEED = "miou", 0
 EARLY_REJECT_CHOSEN_ON_SEED = 7  # the stream the floors of fastreject.VERIFIED_EARLY_REJECT were read from

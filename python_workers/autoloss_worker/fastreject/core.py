@@ -172,6 +172,107 @@ def first_step_stats(G: Sequence[Tensor], rows: Sequence[int], dirs: Sequence[Te
     return moving, norms, prints
 
 
+class _Run:
+    """The loop's bookkeeping for one branch: the rows, what is known per candidate (first-step
+    gradient statistics, traces) and the verdicts, with each exit rule applied in one place."""
+
+    def __init__(self, task: Task, branch: str, n: int, samples: Sequence[Sample], metric: str,
+                 config: RejectionConfig, stacked: bool, early_reject: EarlyReject, record: Sequence[int],
+                 exact_final: bool, dtype: torch.dtype | None, device: torch.device | str | None) -> None:
+        self.task, self.branch, self.samples, self.metric, self.config = task, branch, samples, metric, config
+        self.early_reject, self.exact_final = early_reject, exact_final
+        self.rows = ProtocolRows(initial_blocks(samples, branch, stacked, dtype, device), config)
+        self.before = [task.sample_metric(with_ground_truth(task, branch, s.raw[branch], s.target), s.target, metric)
+                       for s in samples]
+        per_sample = directions([s.raw[branch][0] for s in samples], config.fingerprint_directions, config.fingerprint_seed)
+        self.dirs = [torch.stack(per_sample)] if stacked else [d[None] for d in per_sample]
+        self.checkpoints = sorted(set(record) | {t for t, _ in early_reject.floors})
+        self.results: list[BranchVerdict | None] = [None] * n
+        self.norms: dict[int, list[float]] = {}
+        self.prints: dict[int, list[list[float]]] = {}
+        self.traces: dict[int, list[tuple[int, float, float]]] = {k: [] for k in range(n)}
+
+    def retire(self, j: int, after: list[float], **outcome: object) -> None:
+        k, B = self.rows.cands[j], len(self.samples)
+        self.results[k] = BranchVerdict(
+            grad_norms=self.norms.get(k, [math.nan] * B),
+            fingerprint=self.prints.get(k, [[math.nan] * self.config.fingerprint_directions] * B),
+            metric_before=self.before, metric_after=after, trace=self.traces[k], **outcome)  # type: ignore[arg-type]
+        self.rows.retire(j)
+
+    def exits(self, values: Tensor, G: Sequence[Tensor]) -> None:
+        """Record the first step's gradient statistics; retire rows whose value or gradient is not
+        finite, and rows whose first gradient is exactly zero."""
+        rows = self.rows
+        value_ok, grad_ok = finite_flags(values, G)
+        firsts = [j for j in rows.live if rows.steps[j] == 0]
+        moving: dict[int, bool] = {}
+        if firsts:
+            mv, nn, pp = first_step_stats(G, firsts, self.dirs)
+            for i, j in enumerate(firsts):
+                moving[j] = mv[i]
+                if value_ok[j]:
+                    self.norms[rows.cands[j]], self.prints[rows.cands[j]] = nn[i], pp[i]
+        vals = values.tolist() if not all(value_ok) else []
+        for j in rows.live:
+            t = rows.steps[j] + 1
+            if not value_ok[j]:
+                self.retire(j, self.before, passed=False, score=-1.0, invalid=True, iterations=t,
+                            reason=f"non-finite loss value {vals[j]} at iteration {t}")
+            elif not grad_ok[j]:
+                self.retire(j, self.before, passed=False, score=-1.0, invalid=True, iterations=t,
+                            reason=f"non-finite gradient at iteration {t}")
+            elif t == 1 and not moving[j]:
+                self.retire(j, self.before, passed=False, score=0.0, invalid=False, iterations=1,
+                            reason="zero gradient w.r.t. the predictions: they cannot move")
+
+    def _gains(self, P: Sequence[Tensor], exact: bool) -> tuple[list[float], list[list[float]]]:
+        return gains(self.task, self.branch, P, self.samples, self.metric, self.before, exact=exact)
+
+    def checkpoint(self) -> None:
+        """Trace g_t and the optimistic g of the rows at a checkpoint; early-reject those below the floor."""
+        rows, T = self.rows, self.config.iterations
+        for t in self.checkpoints:
+            at = [j for j in rows.live if rows.steps[j] == t]
+            if not at:
+                continue
+            P, D = rows.checkpoint(at)
+            floor = self.early_reject.floor_at(t)
+            with torch.no_grad():
+                now, after = self._gains(P, exact=False)
+                best, r = list(now), displacement_ratio(t, T, self.config.momentum)
+                for c in self.early_reject.scales:
+                    moved = [x + (c * r) * d for x, d in zip(rows.initial, D)]
+                    best = [max(a, b) for a, b in zip(best, self._gains(moved, exact=False)[0])]
+            for i, j in enumerate(at):
+                self.traces[rows.cands[j]].append((t, now[i], best[i]))
+                if floor is not None and t < T and best[i] < floor:
+                    self.retire(j, after[i], passed=False, score=now[i], invalid=False, iterations=t,
+                                reason=f"early reject: optimistic g = {best[i]:.3f} < {floor} after {t} iterations")
+
+    def finish(self) -> None:
+        """The verdicts of the rows that took all T steps: g ≥ η passes."""
+        rows, T, eta = self.rows, self.config.iterations, self.config.threshold
+        done = [j for j in rows.live if rows.steps[j] >= T]
+        if not done:
+            return
+        P, _ = rows.checkpoint(done)
+        with torch.no_grad():
+            final, after = self._gains(P, exact=self.exact_final)
+            # The vectorised metric may differ from the task's in the last bits: where that could
+            # matter (g within 1e-9 of η), the task's own metric decides.
+            near = [i for i, g in enumerate(final) if abs(g - eta) < 1e-9]
+            if near and not self.exact_final:
+                exact, exact_after = self._gains([p[near] for p in P], exact=True)
+                for i, g, a in zip(near, exact, exact_after):
+                    final[i], after[i] = g, a
+        for i, j in enumerate(done):
+            trace = self.traces[rows.cands[j]]
+            if not trace or trace[-1][0] != T:
+                trace.append((T, final[i], final[i]))
+            self.retire(j, after[i], passed=final[i] >= eta, score=final[i], invalid=False, iterations=T)
+
+
 def run_protocol(
     task: Task,
     branch: str,
@@ -198,92 +299,20 @@ def run_protocol(
     of them. ``record``: iterations at which every live row's g_t is traced (for choosing and
     verifying early-reject rules). ``exact_final``: the final g from the task's own metric; False:
     vectorised, the task's metric deciding only where g is within 1e-9 of η (the GPU path)."""
-    B, T = len(samples), config.iterations
-    rows = ProtocolRows(initial_blocks(samples, branch, stacked, dtype, device), config)
-    before = [task.sample_metric(with_ground_truth(task, branch, s.raw[branch], s.target), s.target, metric) for s in samples]
-    per_sample = directions([s.raw[branch][0] for s in samples], config.fingerprint_directions, config.fingerprint_seed)
-    dirs = [torch.stack(per_sample)] if stacked else [d[None] for d in per_sample]
-    checkpoints = sorted(set(record) | {t for t, _ in early_reject.floors})
-    width = n if width is None else width
-
-    results: list[BranchVerdict | None] = [None] * n
-    norms: dict[int, list[float]] = {}
-    prints: dict[int, list[list[float]]] = {}
-    traces: dict[int, list[tuple[int, float, float]]] = {k: [] for k in range(n)}
-
-    def retire(j: int, after: list[float], **outcome: object) -> None:
-        k = rows.cands[j]
-        results[k] = BranchVerdict(grad_norms=norms.get(k, [math.nan] * B),
-                                   fingerprint=prints.get(k, [[math.nan] * config.fingerprint_directions] * B),
-                                   metric_before=before, metric_after=after, trace=traces[k], **outcome)  # type: ignore[arg-type]
-        rows.retire(j)
-
+    run = _Run(task, branch, n, samples, metric, config, stacked, early_reject, record, exact_final, dtype, device)
+    rows, width = run.rows, n if width is None else width
     next_up = 0
     while next_up < n or rows.live:
-        live = len(rows.live)
-        if sum(rows.dead) > compact_at * len(rows.dead) or (next_up < n and live < refill_below * width):
+        if sum(rows.dead) > compact_at * len(rows.dead) or (next_up < n and len(rows.live) < refill_below * width):
             rows.compact()
         if next_up < n and len(rows.cands) < refill_below * width:
             add = min(width - len(rows.cands), n - next_up)
             rows.admit(list(range(next_up, next_up + add)))
             next_up += add
         values, G = engine(rows.P, rows.cands)
-        value_ok, grad_ok = finite_flags(values, G)
-        firsts = [j for j in rows.live if rows.steps[j] == 0]
-        moving: dict[int, bool] = {}
-        if firsts:
-            mv, nn, pp = first_step_stats(G, firsts, dirs)
-            for i, j in enumerate(firsts):
-                moving[j] = mv[i]
-                if value_ok[j]:
-                    norms[rows.cands[j]], prints[rows.cands[j]] = nn[i], pp[i]
-        vals = values.tolist() if not all(value_ok) else []
-        for j in rows.live:
-            t = rows.steps[j] + 1
-            if not value_ok[j]:
-                retire(j, before, passed=False, score=-1.0, invalid=True, iterations=t,
-                       reason=f"non-finite loss value {vals[j]} at iteration {t}")
-            elif not grad_ok[j]:
-                retire(j, before, passed=False, score=-1.0, invalid=True, iterations=t,
-                       reason=f"non-finite gradient at iteration {t}")
-            elif t == 1 and not moving[j]:
-                retire(j, before, passed=False, score=0.0, invalid=False, iterations=1,
-                       reason="zero gradient w.r.t. the predictions: they cannot move")
+        run.exits(values, G)
         rows.step(G)
-
-        for t in checkpoints:  # each for the live rows that reached it at this step
-            at = [j for j in rows.live if rows.steps[j] == t]
-            if not at:
-                continue
-            P, D = rows.checkpoint(at)
-            floor = early_reject.floor_at(t)
-            with torch.no_grad():
-                now, after = gains(task, branch, P, samples, metric, before, exact=False)
-                best, r = list(now), displacement_ratio(t, T, config.momentum)
-                for c in early_reject.scales:
-                    moved = [x + (c * r) * d for x, d in zip(rows.initial, D)]
-                    best = [max(a, b) for a, b in zip(best, gains(task, branch, moved, samples, metric, before, exact=False)[0])]
-            for i, j in enumerate(at):
-                traces[rows.cands[j]].append((t, now[i], best[i]))
-                if floor is not None and t < T and best[i] < floor:
-                    retire(j, after[i], passed=False, score=now[i], invalid=False, iterations=t,
-                           reason=f"early reject: optimistic g = {best[i]:.3f} < {floor} after {t} iterations")
-        done = [j for j in rows.live if rows.steps[j] >= T]
-        if done:
-            P, _ = rows.checkpoint(done)
-            with torch.no_grad():
-                final, after = gains(task, branch, P, samples, metric, before, exact=exact_final)
-                # The vectorised metric may differ from the task's in the last bits: where that
-                # could matter (g within 1e-9 of η), the task's own metric decides.
-                near = [i for i, g in enumerate(final) if abs(g - config.threshold) < 1e-9]
-                if near and not exact_final:
-                    exact, exact_after = gains(task, branch, [p[near] for p in P], samples, metric, before, exact=True)
-                    for i, g, a in zip(near, exact, exact_after):
-                        final[i], after[i] = g, a
-            for i, j in enumerate(done):
-                trace = traces[rows.cands[j]]
-                if not trace or trace[-1][0] != T:
-                    trace.append((T, final[i], final[i]))
-                retire(j, after[i], passed=final[i] >= config.threshold, score=final[i], invalid=False, iterations=T)
-    assert all(r is not None for r in results)
-    return results  # type: ignore[return-value]
+        run.checkpoint()
+        run.finish()
+    assert all(r is not None for r in run.results)
+    return run.results  # type: ignore[return-value]

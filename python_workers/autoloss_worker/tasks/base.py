@@ -82,9 +82,10 @@ class Task(ABC):
     # Capabilities the rejection protocol relies on, declared here rather than probed:
     #: Every sample's raw prediction of a branch has one shape, so the protocol stacks the B samples
     #: of K candidates into one (K, B, ...) tensor and may use the vectorised engines (``closed``,
-    #: ``levels``). False (det: anchors and RoIs per image vary): K × B tensors, engine ``tree``.
+    #: ``levels``). False (det: anchors and RoIs per image vary): B tensors (K, 1, ...), engine ``tree``.
     stackable_samples: bool = True
-    # Multi-branch tasks (more than one entry in ``branches``) implement ``ground_truth_raw``.
+    # Multi-branch: a task with more than one entry in ``branches`` implements ``ground_truth_raw``
+    # (the protocol sets the branches not being checked to it); a single-branch task need not.
 
     def check_metric(self, metric: str | None) -> str:
         """Resolve ``None`` to the default metric; raise ``ValueError`` naming the choices."""

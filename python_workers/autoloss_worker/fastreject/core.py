@@ -153,10 +153,12 @@ def finite_flags(values: Tensor, G: Sequence[Tensor]) -> tuple[list[bool], list[
     return value_ok, ok
 
 
-def first_step_stats(G: Sequence[Tensor], rows: Sequence[int], dirs: Sequence[Tensor]
+def first_step_stats(G: Sequence[Tensor], rows: Sequence[int], dirs: Sequence[Tensor], stacked: bool
                      ) -> tuple[list[bool], list[list[float]], list[list[list[float]]]]:
     """For ``rows`` at their first step: whether the gradient moves anything, ‖∂L/∂ŷ_b‖₂ per sample
-    and the gradient projected on the fingerprint directions (``dirs``: (n_b, d, numel) per block)."""
+    and the gradient projected on the fingerprint directions (``dirs``: (n_b, d, numel) per block).
+    Stacked samples: one einsum for all; per-sample blocks: a vector product per row and sample
+    (the sums run in another order, so the two layouts may differ in the last bits)."""
     idx = torch.tensor(list(rows), dtype=torch.long, device=G[0].device)
     moving = [False] * len(rows)
     norms: list[list[float]] = [[] for _ in rows]
@@ -164,7 +166,11 @@ def first_step_stats(G: Sequence[Tensor], rows: Sequence[int], dirs: Sequence[Te
     for g, d in zip(G, dirs):
         g64 = g.index_select(0, idx).double().flatten(2)  # (f, n_b, numel)
         mv = g64.ne(0).flatten(1).any(dim=1).tolist()
-        nn, pp = g64.norm(dim=2).tolist(), torch.einsum("kbn,bdn->kbd", g64, d.to(g64.device)).tolist()
+        if stacked:
+            nn, pp = g64.norm(dim=2).tolist(), torch.einsum("kbn,bdn->kbd", g64, d.to(g64.device)).tolist()
+        else:
+            nn = [[float(row[0].norm())] for row in g64]
+            pp = [[(d[0].to(g64.device) @ row[0]).tolist()] for row in g64]
         for i in range(len(rows)):
             moving[i] = moving[i] or mv[i]
             norms[i] += nn[i]
@@ -180,7 +186,7 @@ class _Run:
                  config: RejectionConfig, stacked: bool, early_reject: EarlyReject, record: Sequence[int],
                  exact_final: bool, dtype: torch.dtype | None, device: torch.device | str | None) -> None:
         self.task, self.branch, self.samples, self.metric, self.config = task, branch, samples, metric, config
-        self.early_reject, self.exact_final = early_reject, exact_final
+        self.early_reject, self.exact_final, self.stacked = early_reject, exact_final, stacked
         self.rows = ProtocolRows(initial_blocks(samples, branch, stacked, dtype, device), config)
         self.before = [task.sample_metric(with_ground_truth(task, branch, s.raw[branch], s.target), s.target, metric)
                        for s in samples]
@@ -208,7 +214,7 @@ class _Run:
         firsts = [j for j in rows.live if rows.steps[j] == 0]
         moving: dict[int, bool] = {}
         if firsts:
-            mv, nn, pp = first_step_stats(G, firsts, self.dirs)
+            mv, nn, pp = first_step_stats(G, firsts, self.dirs, self.stacked)
             for i, j in enumerate(firsts):
                 moving[j] = mv[i]
                 if value_ok[j]:

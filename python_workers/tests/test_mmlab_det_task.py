@@ -13,7 +13,8 @@ from autoloss_worker.graph import loss_from_wire  # noqa: E402
 from autoloss_worker.fastreject import check_branch  # noqa: E402
 from autoloss_worker.task_jobs import eval_loss_job, task_info_job, train_loss_job  # noqa: E402
 from autoloss_worker.tasks import get_task  # noqa: E402
-from autoloss_worker.tasks.det import ONE_MINUS_GIOU, ap_101, baseline_wire, box_factor, encode  # noqa: E402
+from autoloss_worker.mmlab.det_records import ap_101, box_factor, encode  # noqa: E402
+from autoloss_worker.tasks.det import ONE_MINUS_GIOU, baseline_wire  # noqa: E402
 from autoloss_worker.tasks.losses import compile_loss  # noqa: E402
 
 torch.set_num_threads(1)
@@ -112,7 +113,7 @@ def test_eval_loss_job_stops_at_the_first_failing_branch(samples):
 def test_decode_equals_mmdet_delta2bbox():
     from mmdet.models.task_modules.coders.delta_xywh_bbox_coder import delta2bbox
 
-    from autoloss_worker.tasks.det import decode
+    from autoloss_worker.mmlab.det_records import decode
 
     gen = torch.Generator().manual_seed(0)
     xy = torch.rand(50, 2, generator=gen, dtype=torch.float64) * 100

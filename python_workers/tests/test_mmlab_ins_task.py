@@ -17,7 +17,7 @@ from autoloss_worker.fastreject import check_branch  # noqa: E402
 from autoloss_worker.task_jobs import task_info_job, train_loss_job  # noqa: E402
 from autoloss_worker.tasks import get_task  # noqa: E402
 from autoloss_worker.tasks.det import CE, ONE_MINUS_GIOU  # noqa: E402
-from autoloss_worker.tasks.ins import mask_factor  # noqa: E402
+from autoloss_worker.mmlab.det_records import mask_factor  # noqa: E402
 from autoloss_worker.tasks.losses import compile_loss  # noqa: E402
 
 torch.set_num_threads(1)

@@ -2,7 +2,7 @@
 loss branch, exactly as its losses would see them in training: the loss-rejection samples of the
 ``det`` and ``ins`` tasks.
 
-    records = record_det_samples(cfg, B=5, seed=0)     # one DetRecord per image
+    records = record_det_samples(cfg, B=5, seed=0, layout=baseline_wire())   # one DetRecord per image
 
 For each image (the config's own training pipeline, its model built from ``seed``, in eval mode
 so that BatchNorm uses its initial statistics):
@@ -30,66 +30,24 @@ R-CNN boxes at the same rate, whereas the R-CNN's raw deltas would barely move i
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from .det_records import BoxRecord, ClsRecord, DetRecord, MaskRecord, Record
+from .rewrite import FASTER_RCNN, replace_losses
 from .seeded import first_records, quiet, seeded_model_and_dataset
 
 MAX_PRIOR_IOU = 0.95  # positives whose prior already fits their target this well are not recorded
 
 
-@dataclass(frozen=True)
-class ClsRecord:
-    """Sampled anchors / RoIs of one image: logits (n, C), labels (n,) in [0, C); column C − 1 is
-    background (mmdet's softmax layout; the RPN has C = 2, column 0 = object). ``others`` (m, C):
-    the logits of the image's anchors / candidate RoIs outside the sample, which get no loss in
-    training; they stay fixed and compete with the samples when the image is scored."""
-
-    logits: Tensor
-    labels: Tensor
-    others: Tensor
-
-
-@dataclass(frozen=True)
-class BoxRecord:
-    """Positive anchors / RoIs of one image: offsets (p, 4) (see the module docstring), their
-    priors and target boxes (p, 4), (x0, y0, x1, y1) in pixels of the network input."""
-
-    offsets: Tensor
-    priors: Tensor
-    targets: Tensor
-
-
-@dataclass(frozen=True)
-class MaskRecord:
-    """Positive RoIs of one image: mask logits (p, h, w) of the RoI's class channel and the binary
-    targets (p, h, w) in the RoI's frame."""
-
-    logits: Tensor
-    targets: Tensor
-
-
-Record = ClsRecord | BoxRecord | MaskRecord
-
-
-@dataclass(frozen=True)
-class DetRecord:
-    image_index: int
-    branches: dict[str, Record]
-
-
-def _softmax_heads(cfg: Any) -> Any:
-    """The config with the losses the search puts in (softmax classification, decoded boxes), so
-    that the recorded heads have the output layout they have in training."""
-    from .rewrite import FASTER_RCNN, replace_losses
-
-    from autoloss_worker.tasks.det import baseline_wire  # the graphs are irrelevant, only the layout
-
-    return replace_losses(copy.deepcopy(cfg), baseline_wire(), FASTER_RCNN)
+def _searched_heads(cfg: Any, layout: Mapping[str, Any]) -> Any:
+    """The config with the losses of ``layout`` (a wire graph: only its branches' kinds matter, not
+    its trees) put in, so that the recorded heads have the output layout the search trains them
+    with (softmax classification, decoded boxes)."""
+    return replace_losses(copy.deepcopy(cfg), layout, FASTER_RCNN)
 
 
 def _flat_levels(maps: Sequence[Tensor], width: int) -> Tensor:
@@ -162,7 +120,7 @@ def _record_one(model: Any, data: dict, index: int) -> DetRecord:
     branches: dict[str, Record] = {"rpn_cls": rpn_cls, "rpn_reg": rpn_reg, "rcnn_cls": rcnn_cls, "rcnn_reg": rcnn_reg}
     if roi.with_mask:
         branches["mask"] = _mask_record(model, x, sampling, gts[0])
-    return DetRecord(index, {k: _as_double(v) for k, v in branches.items()})
+    return DetRecord(index, {k: v.as_double() for k, v in branches.items()})
 
 
 def _mask_record(model: Any, x: Any, sampling: Any, gt: Any) -> MaskRecord:
@@ -197,42 +155,24 @@ def _unsampled_logits(roi: Any, x: Any, candidates: Tensor, sampling: Any) -> Te
     return roi._bbox_forward(x, bbox2roi([candidates[left]]))["cls_score"]
 
 
-def _as_double(r: Record) -> Record:
-    if isinstance(r, MaskRecord):
-        return MaskRecord(logits=r.logits.detach().cpu().double(), targets=r.targets.detach().cpu().double())
-    if isinstance(r, ClsRecord):
-        return ClsRecord(logits=r.logits.detach().cpu().double(), labels=r.labels.detach().cpu().long(),
-                         others=r.others.detach().cpu().double())
-    return BoxRecord(*(t.detach().cpu().double() for t in (r.offsets, r.priors, r.targets)))
-
-
-def usable(record: DetRecord) -> bool:
-    """Every branch has something to optimise and a foreground sample to score."""
-    for r in record.branches.values():
-        if isinstance(r, ClsRecord) and not bool((r.labels < r.logits.shape[1] - 1).any()):
-            return False
-        if isinstance(r, (BoxRecord, MaskRecord)) and r.targets.shape[0] == 0:
-            return False
-    return True
-
-
-def record_det_samples(cfg: Any, B: int, seed: int) -> list[DetRecord]:
+def record_det_samples(cfg: Any, B: int, seed: int, layout: Mapping[str, Any]) -> list[DetRecord]:
     """B usable training images (drawn with ``seed``) through the detector initialised from
-    ``seed``. Deterministic for a (config, B, seed): the pipeline's random flip, the samplers and
-    the weights are all seeded here."""
+    ``seed``, its heads in the output layout of ``layout`` (a wire graph of the searched branches,
+    e.g. the task's baseline). Deterministic for a (config, B, seed): the pipeline's random flip,
+    the samplers and the weights are all seeded here."""
     from mmdet.utils import register_all_modules
 
     import autoloss_worker.mmlab.registry  # noqa: F401  (AutoLossGraph in mmdet's MODELS)
 
     register_all_modules(init_default_scope=True)
     with quiet():
-        return _record(_softmax_heads(cfg), B, seed)
+        return _record(_searched_heads(cfg, layout), B, seed)
 
 
 def _record(cfg: Any, B: int, seed: int) -> list[DetRecord]:
     def record(i: int) -> DetRecord | None:
         r = _record_one(model, dataset[i], i)
-        return r if usable(r) else None
+        return r if r.usable() else None
 
     with seeded_model_and_dataset(cfg, seed, "mmdet") as (model, dataset, order):
         records = first_records(order, record, B)

@@ -58,23 +58,21 @@ operators mix neighbouring RoIs, which they never do in training.
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor
 
-from autoloss_worker.mmlab.inputs import box_inputs, classification_inputs
+from autoloss_worker.mmlab.det_records import DetRecord
+from autoloss_worker.mmlab.det_samples import record_det_samples
 from autoloss_worker.tasks.base import BOX, DENSE, Sample
 from autoloss_worker.tasks.mmlab_proxy import MMLabConfigTask, MMLabOptions
 
 DEFAULT_CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "det_faster_rcnn_shapes.py")
 DET_METRICS = ("bbox_map", "bbox_map_50")
 EVALUATOR_KEYS = {"bbox_map": "coco/bbox_mAP", "bbox_map_50": "coco/bbox_mAP_50"}
-GT_LOGIT = 10.0  # ground-truth logits: 10 on the label, 0 elsewhere (softmax ≥ 0.998 on the label for C ≤ 21)
 
 CE = ["neg", ["mul", "y", ["log", "y_hat"]]]
 # 1 − GIoU = 1 − i/u + (e − u)/e: the box loss of the paper's regression baseline [48] (the shipped
@@ -118,65 +116,6 @@ def select_branches(task: str, all_branches: Mapping[str, str], names: str) -> d
     return {n: k for n, k in all_branches.items() if n in chosen}
 
 
-def ap_101(scores: Tensor, positive: Tensor) -> float:
-    """COCO-style average precision of one ranking: precision made non-increasing, sampled at
-    recall 0, 0.01, …, 1 (pycocotools' ``accumulate``); 0 when nothing is positive."""
-    n_pos = int(positive.sum())
-    if n_pos == 0:
-        return 0.0
-    order = torch.argsort(-scores, stable=True)
-    tp = positive[order].double().cumsum(0)
-    precision = tp / torch.arange(1, len(tp) + 1, dtype=torch.float64)
-    recall = tp / n_pos
-    precision = torch.flip(torch.cummax(torch.flip(precision, [0]), 0).values, [0])
-    thresholds = torch.linspace(0, 1, 101, dtype=torch.float64)
-    idx = torch.searchsorted(recall, thresholds, side="left")
-    hit = idx < len(precision)
-    return float(torch.where(hit, precision[idx.clamp(max=len(precision) - 1)], torch.zeros_like(thresholds)).mean())
-
-
-def cls_factor(logits: Tensor, labels: Tensor, others: Tensor) -> float:
-    """Mean AP over the foreground classes present (see the module docstring); ``others`` are the
-    fixed logits of the anchors / RoIs outside the sample, all negatives."""
-    fg = logits.shape[-1] - 1
-    probs = torch.softmax(torch.cat([logits.double(), others.double()]), dim=-1)
-    labels = torch.cat([labels, labels.new_full((len(others),), fg)])
-    present = [c for c in range(fg) if bool((labels == c).any())]
-    return sum(ap_101(probs[:, c], labels == c) for c in present) / len(present) if present else 0.0
-
-
-WH_CLIP = abs(math.log(16 / 1000))  # mmdet's delta2bbox clamps dw, dh at |log(wh_ratio_clip = 16/1000)|
-
-
-def decode(offsets: Tensor, priors: Tensor) -> Tensor:
-    """Boxes from offsets in units of the prior's size: mmdet's ``delta2bbox`` with means 0 and
-    stds 1, written out with fewer operations (it runs at every rejection step)."""
-    pxy = (priors[:, :2] + priors[:, 2:]) / 2
-    pwh = priors[:, 2:] - priors[:, :2]
-    xy = pxy + pwh * offsets[:, :2]
-    half = pwh * offsets[:, 2:].clamp(-WH_CLIP, WH_CLIP).exp() / 2
-    return torch.cat([xy - half, xy + half], dim=1)
-
-
-def encode(boxes: Tensor, priors: Tensor) -> Tensor:
-    """The offsets that ``decode`` maps to ``boxes`` (mmdet's ``bbox2delta`` with means 0, stds 1)."""
-    pxy, pwh = (priors[:, :2] + priors[:, 2:]) / 2, priors[:, 2:] - priors[:, :2]
-    gxy, gwh = (boxes[:, :2] + boxes[:, 2:]) / 2, boxes[:, 2:] - boxes[:, :2]
-    return torch.cat([(gxy - pxy) / pwh, torch.log(gwh / pwh)], dim=1)
-
-
-def aligned_iou(a: Tensor, b: Tensor) -> Tensor:
-    parts = box_inputs(a, b)
-    return (parts["i"] / parts["u"]).flatten()
-
-
-def box_factor(offsets: Tensor, priors: Tensor, targets: Tensor) -> float:
-    """Mean over boxes of max(0, (IoU − IoU₀)/(1 − IoU₀)) (see the module docstring)."""
-    iou = aligned_iou(decode(offsets, priors), targets)
-    iou0 = aligned_iou(priors, targets)
-    return float(((iou - iou0) / (1 - iou0)).clamp(min=0).mean())
-
-
 class DetTask(MMLabConfigTask):
     name = "det"
     branches = BRANCHES  # all of them; an instance holds the ones its ``branches`` option selects
@@ -198,88 +137,36 @@ class DetTask(MMLabConfigTask):
         self.baseline_loss = baseline_wire(self.branches)
 
     # ------------------------------------------------------------------ rejection
-    # Per-record behaviour (raw leaf, loss inputs, ground truth, ξ factor) is dispatched on the
-    # record's type; ``InsTask`` adds the mask record.
+    # A sample's target is its ``DetRecord``; each branch's record (``mmlab.det_records``) builds its
+    # own loss inputs, ground truth and ξ factor, so ``InsTask``'s mask record needs nothing here.
 
     def rejection_samples(self, B: int, seed: int) -> list[Sample]:
         key = (B, seed)
         if key not in self._samples:
-            from autoloss_worker.mmlab.det_samples import record_det_samples
-
-            samples = []
-            for record in record_det_samples(self.config, B, seed):
-                raw = {n: self._leaf(r)[None] for n, r in record.branches.items()}
-                samples.append(Sample(raw=raw, target=record))
-            self._samples[key] = samples
+            # recorded with every branch in the searched layout (softmax RPN, decoded boxes)
+            records = record_det_samples(self.config, B, seed, layout=baseline_wire())
+            self._samples[key] = [Sample(raw={n: r.leaf[None] for n, r in record.branches.items()}, target=record)
+                                  for record in records]
         return self._samples[key]
 
-    def _leaf(self, record: Any) -> Tensor:
-        """The recorded raw prediction the protocol optimises."""
-        from autoloss_worker.mmlab.det_samples import BoxRecord, ClsRecord
-
-        if isinstance(record, ClsRecord):
-            return record.logits
-        if isinstance(record, BoxRecord):
-            return record.offsets
-        raise TypeError(f"{self.name}: no rejection leaf for a {type(record).__name__}")
-
-    def to_loss_inputs(self, branch: str, raw: Tensor, target: Any, *, metric: str) -> dict[str, Tensor]:
-        from autoloss_worker.mmlab.det_samples import BoxRecord, ClsRecord
-
-        record = target.branches[branch]
-        n = raw.shape[0]  # 1 in the protocol; more when several predictions of the image are stacked
-        if isinstance(record, ClsRecord):
-            labels = record.labels.repeat(n) if n > 1 else record.labels
-            return classification_inputs(raw.reshape(-1, raw.shape[-1]), labels).as_env()
-        if isinstance(record, BoxRecord):
-            priors, targets = (record.priors.repeat(n, 1), record.targets.repeat(n, 1)) if n > 1 else (record.priors, record.targets)
-            return box_inputs(decode(raw.reshape(-1, 4), priors), targets)
-        raise TypeError(f"{self.name}: branch '{branch}' has no loss inputs for a {type(record).__name__}")
+    def to_loss_inputs(self, branch: str, raw: Tensor, target: DetRecord, *, metric: str) -> dict[str, Tensor]:
+        return target.branches[branch].loss_inputs(raw)
 
     def joint_loss_inputs(self, branch: str, preds: Sequence[Tensor], samples: Sequence[Sample], *,
                           metric: str) -> dict[str, Tensor]:
-        """``to_loss_inputs`` of every sample concatenated along N, built in one go."""
-        from autoloss_worker.mmlab.det_samples import BoxRecord, ClsRecord
-
         records = [s.target.branches[branch] for s in samples]
-        if all(isinstance(r, ClsRecord) for r in records):
-            logits = torch.cat([p.reshape(-1, p.shape[-1]) for p in preds])
-            return classification_inputs(logits, torch.cat([r.labels for r in records])).as_env()
-        if all(isinstance(r, BoxRecord) for r in records):
-            offsets = torch.cat([p.reshape(-1, 4) for p in preds])
-            priors = torch.cat([r.priors for r in records])
-            return box_inputs(decode(offsets, priors), torch.cat([r.targets for r in records]))
-        return super().joint_loss_inputs(branch, preds, samples, metric=metric)
+        return type(records[0]).joint_loss_inputs(records, preds)
 
-    def ground_truth_raw(self, branch: str, target: Any) -> Tensor:
-        from autoloss_worker.mmlab.det_samples import BoxRecord, ClsRecord
+    def ground_truth_raw(self, branch: str, target: DetRecord) -> Tensor:
+        return target.branches[branch].ground_truth()
 
-        record = target.branches[branch]
-        if isinstance(record, ClsRecord):
-            logits = torch.zeros_like(record.logits)
-            logits[torch.arange(len(record.labels)), record.labels] = GT_LOGIT
-            return logits[None]
-        if isinstance(record, BoxRecord):
-            return encode(record.targets, record.priors)[None]
-        raise TypeError(f"{self.name}: branch '{branch}' has no ground truth for a {type(record).__name__}")
-
-    def _factor(self, record: Any, pred: Tensor) -> float:
-        """One branch's ξ factor (see the module docstring); 1 at the ground truth."""
-        from autoloss_worker.mmlab.det_samples import BoxRecord, ClsRecord
-
-        if isinstance(record, ClsRecord):
-            return cls_factor(pred, record.labels, record.others)
-        if isinstance(record, BoxRecord):
-            return box_factor(pred, record.priors, record.targets)
-        raise TypeError(f"{self.name}: no ξ factor for a {type(record).__name__}")
-
-    def sample_metric(self, raw: Mapping[str, Tensor], target: Any, metric: str) -> float:
+    def sample_metric(self, raw: Mapping[str, Tensor], target: DetRecord, metric: str) -> float:
         """Π of the searched branches' factors; a branch outside the ``branches`` option is at its
         ground truth, factor 1."""
         self.check_metric(metric)
         xi = 1.0
         for branch in self.branches:
-            xi *= self._factor(target.branches[branch], raw[branch][0])
+            xi *= target.branches[branch].factor(raw[branch][0])
         return xi
 
     # ------------------------------------------------------------------ proxy training

@@ -16,8 +16,8 @@ config: the shipped ``configs/ins_mask_rcnn_shapes.py``; ``config=`` takes any M
 R-CNN-style config (a ``StandardRoIHead`` with its own mask RoI extractor); ``branches=`` searches a
 subset, as in det.
 
-Loss rejection: det's samples and factors, and for the mask branch (``mmlab.det_samples``
-``MaskRecord``): the raw prediction is the mask logits (1, P, h, w) of the image's positive RoIs
+Loss rejection: det's samples and factors, and for the mask branch (``mmlab.det_records``
+``MaskRecord``, which builds the loss inputs, ground truth and factor below): the raw prediction is the mask logits (1, P, h, w) of the image's positive RoIs
 (their class channel), the target their mmdet mask targets. ξ factor of the mask branch: the mean
 over those RoIs of max(0, (IoU − IoU₀) / (1 − IoU₀)), IoU being the mask IoU of the binarised
 prediction (σ > 0.5, mmdet's ``mask_thr_binary``) with the target in the RoI's frame, and IoU₀ that
@@ -31,14 +31,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from torch import Tensor
-
-from autoloss_worker.mmlab.inputs import mask_inputs
 from autoloss_worker.tasks.base import DENSE
 from autoloss_worker.tasks.det import BRANCHES as DET_BRANCHES
-from autoloss_worker.tasks.det import GT_LOGIT, DetOptions, DetTask, baseline_wire
+from autoloss_worker.tasks.det import DetOptions, DetTask, baseline_wire
 
 DEFAULT_CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "ins_mask_rcnn_shapes.py")
 BRANCHES = {**DET_BRANCHES, "mask": DENSE}
@@ -50,18 +46,6 @@ class InsOptions(DetOptions):
     config: str = DEFAULT_CONFIG  # any MMDetection 3 Mask R-CNN-style config (see the module docstring)
 
 
-def mask_factor(logits: Tensor, targets: Tensor) -> float:
-    """Mean over RoIs of max(0, (IoU − IoU₀)/(1 − IoU₀)) (see the module docstring).
-    logits, targets: (P, h, w); every target covers some but not all of its RoI (``det_samples``)."""
-    pred = logits > 0  # σ > 0.5
-    fg = targets > 0.5
-    inter = (pred & fg).flatten(1).sum(1).double()
-    union = (pred | fg).flatten(1).sum(1).double()
-    iou = inter / union
-    iou0 = fg.flatten(1).double().mean(1)
-    return float(((iou - iou0) / (1 - iou0)).clamp(min=0).mean())
-
-
 class InsTask(DetTask):
     name = "ins"
     branches = BRANCHES
@@ -71,31 +55,3 @@ class InsTask(DetTask):
     evaluator_keys = EVALUATOR_KEYS
     options_class = InsOptions
     baseline_loss = baseline_wire(BRANCHES)
-
-    def _leaf(self, record: Any) -> Tensor:
-        from autoloss_worker.mmlab.det_samples import MaskRecord
-
-        return record.logits if isinstance(record, MaskRecord) else super()._leaf(record)
-
-    def to_loss_inputs(self, branch: str, raw: Tensor, target: Any, *, metric: str) -> dict[str, Tensor]:
-        from autoloss_worker.mmlab.det_samples import MaskRecord
-
-        record = target.branches[branch]
-        if not isinstance(record, MaskRecord):
-            return super().to_loss_inputs(branch, raw, target, metric=metric)
-        n = raw.shape[0]  # 1 in the protocol; more when several predictions of the image are stacked
-        targets = record.targets.repeat(n, 1, 1) if n > 1 else record.targets
-        return mask_inputs(raw.reshape(-1, *raw.shape[-2:]), targets).as_env()  # (P, 2, h, w), as in training
-
-    def ground_truth_raw(self, branch: str, target: Any) -> Tensor:
-        from autoloss_worker.mmlab.det_samples import MaskRecord
-
-        record = target.branches[branch]
-        if not isinstance(record, MaskRecord):
-            return super().ground_truth_raw(branch, target)
-        return (GT_LOGIT * (2 * record.targets - 1))[None]  # σ(±10): the target to 5e-5
-
-    def _factor(self, record: Any, pred: Tensor) -> float:
-        from autoloss_worker.mmlab.det_samples import MaskRecord
-
-        return mask_factor(pred, record.targets) if isinstance(record, MaskRecord) else super()._factor(record, pred)

@@ -1,0 +1,250 @@
+"""The det and ins tasks' rejection records: what one training image's random detector predicts
+for one loss branch (``det_samples`` records them), and everything the protocol asks of such a
+prediction, by the record itself: the raw tensor it optimises (``leaf``), its loss inputs, its
+ground truth and its ξ factor (``tasks/det.py`` and ``tasks/ins.py`` explain the factors).
+
+    record.loss_inputs(raw)       # raw: (n, *leaf.shape), n predictions of this image stacked
+    record.ground_truth()         # (1, *leaf.shape): the raw prediction equal to the ground truth
+    record.factor(pred)           # ξ factor of pred (leaf's shape), 1 at the ground truth
+    type(r).joint_loss_inputs(records, preds)   # several images' loss inputs in one call
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .inputs import box_inputs, classification_inputs, mask_inputs
+
+GT_LOGIT = 10.0  # ground-truth logits: 10 on the label, 0 elsewhere (softmax ≥ 0.998 on the label for C ≤ 21)
+
+
+def ap_101(scores: Tensor, positive: Tensor) -> float:
+    """COCO-style average precision of one ranking: precision made non-increasing, sampled at
+    recall 0, 0.01, …, 1 (pycocotools' ``accumulate``); 0 when nothing is positive."""
+    n_pos = int(positive.sum())
+    if n_pos == 0:
+        return 0.0
+    order = torch.argsort(-scores, stable=True)
+    tp = positive[order].double().cumsum(0)
+    precision = tp / torch.arange(1, len(tp) + 1, dtype=torch.float64)
+    recall = tp / n_pos
+    precision = torch.flip(torch.cummax(torch.flip(precision, [0]), 0).values, [0])
+    thresholds = torch.linspace(0, 1, 101, dtype=torch.float64)
+    idx = torch.searchsorted(recall, thresholds, side="left")
+    hit = idx < len(precision)
+    return float(torch.where(hit, precision[idx.clamp(max=len(precision) - 1)], torch.zeros_like(thresholds)).mean())
+
+
+def cls_factor(logits: Tensor, labels: Tensor, others: Tensor) -> float:
+    """Mean AP over the foreground classes present (``tasks/det.py``); ``others`` are the
+    fixed logits of the anchors / RoIs outside the sample, all negatives."""
+    fg = logits.shape[-1] - 1
+    probs = torch.softmax(torch.cat([logits.double(), others.double()]), dim=-1)
+    labels = torch.cat([labels, labels.new_full((len(others),), fg)])
+    present = [c for c in range(fg) if bool((labels == c).any())]
+    return sum(ap_101(probs[:, c], labels == c) for c in present) / len(present) if present else 0.0
+
+
+WH_CLIP = abs(math.log(16 / 1000))  # mmdet's delta2bbox clamps dw, dh at |log(wh_ratio_clip = 16/1000)|
+
+
+def decode(offsets: Tensor, priors: Tensor) -> Tensor:
+    """Boxes from offsets in units of the prior's size: mmdet's ``delta2bbox`` with means 0 and
+    stds 1, written out with fewer operations (it runs at every rejection step)."""
+    pxy = (priors[:, :2] + priors[:, 2:]) / 2
+    pwh = priors[:, 2:] - priors[:, :2]
+    xy = pxy + pwh * offsets[:, :2]
+    half = pwh * offsets[:, 2:].clamp(-WH_CLIP, WH_CLIP).exp() / 2
+    return torch.cat([xy - half, xy + half], dim=1)
+
+
+def encode(boxes: Tensor, priors: Tensor) -> Tensor:
+    """The offsets that ``decode`` maps to ``boxes`` (mmdet's ``bbox2delta`` with means 0, stds 1)."""
+    pxy, pwh = (priors[:, :2] + priors[:, 2:]) / 2, priors[:, 2:] - priors[:, :2]
+    gxy, gwh = (boxes[:, :2] + boxes[:, 2:]) / 2, boxes[:, 2:] - boxes[:, :2]
+    return torch.cat([(gxy - pxy) / pwh, torch.log(gwh / pwh)], dim=1)
+
+
+def aligned_iou(a: Tensor, b: Tensor) -> Tensor:
+    parts = box_inputs(a, b)
+    return (parts["i"] / parts["u"]).flatten()
+
+
+def box_factor(offsets: Tensor, priors: Tensor, targets: Tensor) -> float:
+    """Mean over boxes of max(0, (IoU − IoU₀)/(1 − IoU₀)) (``tasks/det.py``)."""
+    iou = aligned_iou(decode(offsets, priors), targets)
+    iou0 = aligned_iou(priors, targets)
+    return float(((iou - iou0) / (1 - iou0)).clamp(min=0).mean())
+
+
+def mask_factor(logits: Tensor, targets: Tensor) -> float:
+    """Mean over RoIs of max(0, (IoU − IoU₀)/(1 − IoU₀)) (``tasks/ins.py``).
+    logits, targets: (P, h, w); every target covers some but not all of its RoI (``det_samples``)."""
+    pred = logits > 0  # σ > 0.5
+    fg = targets > 0.5
+    inter = (pred & fg).flatten(1).sum(1).double()
+    union = (pred | fg).flatten(1).sum(1).double()
+    iou = inter / union
+    iou0 = fg.flatten(1).double().mean(1)
+    return float(((iou - iou0) / (1 - iou0)).clamp(min=0).mean())
+
+
+def _repeat(t: Tensor, n: int) -> Tensor:
+    """``t`` for n predictions of one image stacked along the first dimension."""
+    return t.repeat(n, *([1] * (t.dim() - 1))) if n > 1 else t
+
+
+class Record:
+    """What every record answers; the per-image tensors are the subclasses' fields."""
+
+    @property
+    def leaf(self) -> Tensor:
+        """The recorded raw prediction the protocol optimises."""
+        raise NotImplementedError
+
+    def loss_inputs(self, raw: Tensor) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    @classmethod
+    def joint_loss_inputs(cls, records: Sequence[Record], preds: Sequence[Tensor]) -> dict[str, Tensor]:
+        """``loss_inputs`` of several images (``preds[i]`` a raw prediction of ``records[i]``)
+        concatenated along N."""
+        per_image = [r.loss_inputs(p) for r, p in zip(records, preds)]
+        return {key: torch.cat([inputs[key] for inputs in per_image]) for key in per_image[0]}
+
+    def ground_truth(self) -> Tensor:
+        raise NotImplementedError
+
+    def factor(self, pred: Tensor) -> float:
+        raise NotImplementedError
+
+    def usable(self) -> bool:
+        """Something to optimise and a foreground sample to score."""
+        raise NotImplementedError
+
+    def as_double(self) -> Record:
+        """On the CPU, floating tensors in float64 (the protocol's numbers must not depend on the machine)."""
+        raise NotImplementedError
+
+
+def _cpu64(t: Tensor) -> Tensor:
+    return t.detach().cpu().double()
+
+
+@dataclass(frozen=True)
+class ClsRecord(Record):
+    """Sampled anchors / RoIs of one image: logits (n, C), labels (n,) in [0, C); column C − 1 is
+    background (mmdet's softmax layout; the RPN has C = 2, column 0 = object). ``others`` (m, C):
+    the logits of the image's anchors / candidate RoIs outside the sample, which get no loss in
+    training; they stay fixed and compete with the samples when the image is scored."""
+
+    logits: Tensor
+    labels: Tensor
+    others: Tensor
+
+    @property
+    def leaf(self) -> Tensor:
+        return self.logits
+
+    def loss_inputs(self, raw: Tensor) -> dict[str, Tensor]:
+        return classification_inputs(raw.reshape(-1, raw.shape[-1]), _repeat(self.labels, raw.shape[0])).as_env()
+
+    @classmethod
+    def joint_loss_inputs(cls, records: Sequence[Record], preds: Sequence[Tensor]) -> dict[str, Tensor]:
+        logits = torch.cat([p.reshape(-1, p.shape[-1]) for p in preds])
+        return classification_inputs(logits, torch.cat([r.labels for r in records])).as_env()  # type: ignore[attr-defined]
+
+    def ground_truth(self) -> Tensor:
+        logits = torch.zeros_like(self.logits)
+        logits[torch.arange(len(self.labels)), self.labels] = GT_LOGIT
+        return logits[None]
+
+    def factor(self, pred: Tensor) -> float:
+        return cls_factor(pred, self.labels, self.others)
+
+    def usable(self) -> bool:
+        return bool((self.labels < self.logits.shape[1] - 1).any())
+
+    def as_double(self) -> ClsRecord:
+        return ClsRecord(logits=_cpu64(self.logits), labels=self.labels.detach().cpu().long(), others=_cpu64(self.others))
+
+
+@dataclass(frozen=True)
+class BoxRecord(Record):
+    """Positive anchors / RoIs of one image: offsets (p, 4) (in units of the prior's size, see
+    ``det_samples``), their priors and target boxes (p, 4), (x0, y0, x1, y1) in pixels of the
+    network input."""
+
+    offsets: Tensor
+    priors: Tensor
+    targets: Tensor
+
+    @property
+    def leaf(self) -> Tensor:
+        return self.offsets
+
+    def loss_inputs(self, raw: Tensor) -> dict[str, Tensor]:
+        n = raw.shape[0]
+        return box_inputs(decode(raw.reshape(-1, 4), _repeat(self.priors, n)), _repeat(self.targets, n))
+
+    @classmethod
+    def joint_loss_inputs(cls, records: Sequence[Record], preds: Sequence[Tensor]) -> dict[str, Tensor]:
+        offsets = torch.cat([p.reshape(-1, 4) for p in preds])
+        priors = torch.cat([r.priors for r in records])  # type: ignore[attr-defined]
+        return box_inputs(decode(offsets, priors), torch.cat([r.targets for r in records]))  # type: ignore[attr-defined]
+
+    def ground_truth(self) -> Tensor:
+        return encode(self.targets, self.priors)[None]
+
+    def factor(self, pred: Tensor) -> float:
+        return box_factor(pred, self.priors, self.targets)
+
+    def usable(self) -> bool:
+        return self.targets.shape[0] > 0
+
+    def as_double(self) -> BoxRecord:
+        return BoxRecord(_cpu64(self.offsets), _cpu64(self.priors), _cpu64(self.targets))
+
+
+@dataclass(frozen=True)
+class MaskRecord(Record):
+    """Positive RoIs of one image: mask logits (p, h, w) of the RoI's class channel and the binary
+    targets (p, h, w) in the RoI's frame."""
+
+    logits: Tensor
+    targets: Tensor
+
+    @property
+    def leaf(self) -> Tensor:
+        return self.logits
+
+    def loss_inputs(self, raw: Tensor) -> dict[str, Tensor]:
+        # (P, 2, h, w) fg/bg probabilities, as AutoLossGraph in mask mode gets them in training
+        return mask_inputs(raw.reshape(-1, *raw.shape[-2:]), _repeat(self.targets, raw.shape[0])).as_env()
+
+    def ground_truth(self) -> Tensor:
+        return (GT_LOGIT * (2 * self.targets - 1))[None]  # σ(±10): the target to 5e-5
+
+    def factor(self, pred: Tensor) -> float:
+        return mask_factor(pred, self.targets)
+
+    def usable(self) -> bool:
+        return self.targets.shape[0] > 0
+
+    def as_double(self) -> MaskRecord:
+        return MaskRecord(logits=_cpu64(self.logits), targets=_cpu64(self.targets))
+
+
+@dataclass(frozen=True)
+class DetRecord:
+    """One training image: its record per loss branch."""
+
+    image_index: int
+    branches: dict[str, Record]
+
+    def usable(self) -> bool:
+        return all(r.usable() for r in self.branches.values())

@@ -34,8 +34,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from autoloss_worker.graph import LossGraph, loss_from_wire
 from autoloss_worker.fastreject.jobs import eval_loss
+from autoloss_worker.graph import LossGraph, loss_from_wire
 from autoloss_worker.rejection import RejectionConfig
 from autoloss_worker.tasks import Task, get_task
 from autoloss_worker.tasks.training import parse_options

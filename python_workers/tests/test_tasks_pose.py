@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy import ndimage
 
-from autoloss_worker.rejection import check_loss
+from autoloss_worker.fastreject import check_loss
 from autoloss_worker.tasks import elementwise, get_task
 from autoloss_worker.tasks.losses import WEIGHT_KEY, branch_output, training_value
 from autoloss_worker.tasks.pose import (

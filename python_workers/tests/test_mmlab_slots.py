@@ -150,3 +150,17 @@ def test_scope_and_job_payload_errors():
         slots_job({})
     with pytest.raises(SlotError, match="non-empty list"):
         slots_job({"config": "x.py", "branches": "rpn_cls"})
+
+
+def test_the_worker_serves_a_slots_job(tmp_path):
+    """The `slots` job kind through the worker's handler registry, on a config file."""
+    pytest.importorskip("mmengine")
+    from autoloss_worker.worker.handlers import JobContext, default_registry
+
+    config = tmp_path / "cfg.py"
+    config.write_text("default_scope = 'mmocr'\nmodel = dict(type='X')\n")
+    handler = default_registry()["slots"]
+    with pytest.raises(SlotError, match="default_scope is 'mmocr'"):
+        handler({"config": str(config)}, JobContext())
+    with pytest.raises(SlotError, match="cannot read the config .*missing.py: FileNotFoundError"):
+        handler({"config": str(tmp_path / "missing.py")}, JobContext())

@@ -147,8 +147,12 @@ HEAD_CONTRACTS: dict[str, dict[str, dict[str, Contract]]] = {
 
 def head_classes(library: str, head_type: str) -> tuple[str, ...] | None:
     """Class names along `head_type`'s MRO in `library`'s model registry; None when not registered."""
-    models = importlib.import_module(f"{library}.registry").MODELS
-    importlib.import_module(f"{library}.models")  # registers the library's heads
+    try:
+        models = importlib.import_module(f"{library}.registry").MODELS
+        importlib.import_module(f"{library}.models")  # registers the library's heads
+    except ImportError as err:
+        raise SlotError(f"the config is a {library} config, and {library} cannot be imported here ({err}); "
+                        "run scripts/setup-mmlab.sh") from err
     try:
         cls = models.get(head_type)
     except Exception:  # mmengine raises on a scope-qualified name it cannot import

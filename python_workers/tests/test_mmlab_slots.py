@@ -164,3 +164,35 @@ def test_the_worker_serves_a_slots_job(tmp_path):
         handler({"config": str(config)}, JobContext())
     with pytest.raises(SlotError, match="cannot read the config .*missing.py: FileNotFoundError"):
         handler({"config": str(tmp_path / "missing.py")}, JobContext())
+
+
+def test_rewrite_puts_the_graph_into_discovered_slots_through_lists():
+    """`rewrite_config` with `branch_slots`: cascade stages by index, each head's own settings, the
+    sigmoid/softmax reading and reduction kept, the slots left out untouched."""
+    pytest.importorskip("mmengine")
+    from mmengine.config import Config
+
+    from autoloss_worker.mmlab.rewrite import rewrite_config
+    from autoloss_worker.mmlab.slots import branch_slots
+
+    raw = cascade(2)
+    raw["model"]["fcos"] = dict(type="FCOSHead", loss_cls=dict(type="FocalLoss", use_sigmoid=True, reduction="sum"),
+                                loss_bbox=dict(type="IoULoss", loss_weight=1.5))
+    cfg = Config(raw)
+    chosen = select_slots(discover_slots(cfg, classes), ["rpn_cls", "rcnn1_cls", "rcnn1_reg", "mask0", "fcos_cls", "fcos_reg"])
+    branches = [{"name": s.name, "kind": s.branch_kind, "inputs": ["i", "u", "e", "one"] if s.branch_kind == "box" else ["y_hat", "y", "one"],
+                 "tree": "one"} for s in chosen]
+    out = rewrite_config(cfg, {"v": 1, "branches": branches}, branch_slots(chosen), proxy=None).model
+    graph = lambda d: (d["type"], d["branch_kind"], d.get("use_sigmoid"), d.get("use_mask"), d["loss_weight"], d.get("reduction", "mean"))  # noqa: E731
+    assert graph(out.rpn_head.loss_cls) == ("AutoLossGraph", "dense", True, False, 1.0, "mean")
+    assert graph(out.roi_head.bbox_head[1].loss_cls) == ("AutoLossGraph", "dense", False, False, 1.0, "mean")
+    assert graph(out.roi_head.bbox_head[1].loss_bbox) == ("AutoLossGraph", "box", False, False, 10.0, "mean")  # was smooth L1 on deltas
+    assert out.roi_head.bbox_head[1].reg_decoded_bbox is True
+    assert graph(out.roi_head.mask_head[0].loss_mask) == ("AutoLossGraph", "dense", False, True, 1.0, "mean")
+    assert graph(out.fcos.loss_cls) == ("AutoLossGraph", "dense", True, False, 1.0, "sum")
+    assert graph(out.fcos.loss_bbox) == ("AutoLossGraph", "box", False, False, 1.5, "mean")  # already IoU: keeps its weight
+    assert "reg_decoded_bbox" not in out.fcos  # FCOSHead takes no such argument
+    # left out: the config's own
+    assert out.roi_head.bbox_head[0].loss_cls.type == "CrossEntropyLoss" and "reg_decoded_bbox" not in out.roi_head.bbox_head[0]
+    assert out.rpn_head.loss_bbox.type == "SmoothL1Loss" and "reg_decoded_bbox" not in out.rpn_head
+    assert out.roi_head.mask_head[1].loss_mask.type == "CrossEntropyLoss"

@@ -121,7 +121,8 @@ HEAD_CONTRACTS: dict[str, dict[str, dict[str, Contract]]] = {
         "BBoxHead": {"loss_cls": _CLS, "loss_bbox": _SWITCH},  # R-CNN box heads, cascade stages
         # decodes before loss_bbox; loss_centerness(logits (P,), targets (P,) in [0, 1])
         "FCOSHead": {"loss_cls": _CLS, "loss_bbox": _DECODED, "loss_centerness": _SCORE},
-        "ATSSHead": {"loss_cls": _CLS, "loss_bbox": _DECODED, "loss_centerness": _SCORE},
+        # decodes the prediction; the targets are boxes only with reg_decoded_bbox=True (its configs set it)
+        "ATSSHead": {"loss_cls": _CLS, "loss_bbox": _SWITCH, "loss_centerness": _SCORE},
         # loss_cls(scores, (labels, IoU quality), ...): a soft target; DFL on side distributions
         "GFLHead": {"loss_cls": _QUALITY, "loss_bbox": _DECODED, "loss_dfl": Contract("distribution")},
         "RTMDetHead": {"loss_cls": _QUALITY, "loss_bbox": _DECODED},
@@ -185,6 +186,7 @@ class Slot:
     use_sigmoid: bool = False  # classification: the head's reading of its loss config
     use_mask: bool = False  # mmdet mask heads: (pred, target, label) call
     head_settings: Mapping[str, Any] = field(default_factory=dict)  # set on the head when searched
+    reduction: str = "mean"  # the config's own, kept: a head that sums (YOLOX) divides by itself
 
     def as_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -338,7 +340,7 @@ def _decide(library: str, loss_key: str, loss: Mapping[str, Any], head: Mapping[
             return dict(kind=kind, searchable=True, reason=f"{inputs} ({owner} decodes before its loss)")
         if contract.boxes == "switch":
             return dict(kind=kind, searchable=True, head_settings={"reg_decoded_bbox": True},
-                        reason=f"{inputs} ({owner} regresses deltas unless reg_decoded_bbox=True, which autoloss sets)")
+                        reason=f"{inputs} ({owner} compares decoded boxes with reg_decoded_bbox=True, which autoloss sets)")
         return dict(kind=kind, searchable=False, reason=f"{owner} regresses deltas and has no switch to decoded boxes")
     if kind == "mask":
         return dict(kind=kind, searchable=True, use_mask=True,
@@ -386,7 +388,8 @@ def discover_slots(cfg: Mapping[str, Any], classes: Callable[[str, str], tuple[s
         searchable = decided.pop("searchable")
         slots.append(Slot(key=key, name=name, loss_type=str(loss["type"]), head_type=head_type, searchable=searchable,
                           branch_kind=BRANCH_KIND[decided["kind"]] if searchable else None,
-                          loss_weight=float(loss.get("loss_weight", 1.0)), **decided))
+                          loss_weight=float(loss.get("loss_weight", 1.0)), reduction=str(loss.get("reduction", "mean")),
+                          **decided))
     return slots
 
 
@@ -462,3 +465,28 @@ def slots_job(payload: Any) -> dict[str, Any]:
         selected, problem = [], str(err)  # nothing searchable: still list what is there
     return {"config": payload["config"], "library": _library(cfg), "slots": [s.as_json() for s in slots],
             "selected": selected, "problem": problem}
+
+
+# mmdet's own weight for an IoU-type loss in a head that regressed deltas (faster-rcnn_r50_fpn_giou:
+# GIoULoss loss_weight=10) and the paper's regression weight; slots already on decoded boxes keep theirs.
+DELTA_BOX_WEIGHT = 10.0
+DELTA_LOSSES = frozenset({"L1Loss", "SmoothL1Loss", "BalancedL1Loss", "MSELoss"})
+
+
+def search_weight(slot: Slot) -> float:
+    """The loss weight of the searched graph in `slot`: the config's own, except a box slot whose
+    loss compared deltas (L1 / smooth L1 on offsets), which gets the IoU-loss weight 10."""
+    if slot.kind == "box" and slot.loss_type.split(".")[-1] in DELTA_LOSSES:
+        return DELTA_BOX_WEIGHT
+    return slot.loss_weight
+
+
+def branch_slots(slots: list[Slot], weight: Callable[[Slot], float] = search_weight) -> tuple[Any, ...]:
+    """`rewrite.BranchSlot`s for searchable `slots`: what `rewrite_config` replaces."""
+    from .rewrite import BranchSlot
+
+    wrong = [s for s in slots if not s.searchable]
+    if wrong:
+        raise SlotError(unsupported_error(wrong[0]))
+    return tuple(BranchSlot(s.name, s.key, s.branch_kind, weight(s), use_mask=s.use_mask, use_sigmoid=s.use_sigmoid,
+                            head_settings=dict(s.head_settings), reduction=s.reduction) for s in slots)

@@ -6,12 +6,30 @@ import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
+import { formatSlots } from "../../src/cli/verbs/slots.ts"
 
 const bin = fileURLToPath(new URL("../../bin/autoloss.js", import.meta.url))
 const autoloss = (...args: string[]) => execa("node", [bin, "slots", ...args], { reject: false })
 const shippedDet = fileURLToPath(new URL("../../python_workers/configs/det_faster_rcnn_shapes.py", import.meta.url))
 
 const hasMmdet = (await execa(process.env["AUTOLOSS_PYTHON"] ?? ".venv/bin/python", ["-c", "import mmdet.models"], { reject: false })).exitCode === 0
+
+t.test("the table: aligned columns, the reason under each slot that cannot be searched", async (t) => {
+  const row = (key: string, name: string, kind: string, loss_type: string, searchable: boolean, reason: string) =>
+    ({ key, name, kind, loss_type, head_type: "H", searchable, reason })
+  const text = formatSlots("/c.py", "mmdet", [
+    row("bbox_head.loss_cls", "cls", "cls_quality", "QualityFocalLoss", false, "soft target"),
+    row("bbox_head.loss_bbox", "reg", "box", "GIoULoss", true, "decoded")
+  ])
+  t.equal(text, [
+    "/c.py (mmdet): 2 loss slot(s), 1 searchable",
+    "",
+    "key                  branch  kind         loss              searchable",
+    "bbox_head.loss_cls   cls     cls_quality  QualityFocalLoss  no",
+    "                     why not: soft target",
+    "bbox_head.loss_bbox  reg     box          GIoULoss          yes"
+  ].join("\n"))
+})
 
 t.test("--help prints the usage and exits 0; usage mistakes exit 2", async (t) => {
   const help = await autoloss("--help")

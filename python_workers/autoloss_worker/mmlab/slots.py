@@ -138,7 +138,10 @@ HEAD_CONTRACTS: dict[str, dict[str, dict[str, Contract]]] = {
     },
     "mmpose": {
         # loss(heatmaps (B, K, H, W), targets, keypoint_weights)
-        "HeatmapHead": {"loss": Contract("heatmap")},
+        "HeatmapHead": {"loss": Contract("heatmap")},  # and ViPNASHead
+        "Heatmap3DHead": {"loss": Contract("heatmap", note="Heatmap3DHead regresses 3-D heatmaps (B, K, D, H, W); AutoLossGraph takes 2-D maps")},
+        # calls loss.keypoint_loss and loss.tag_loss of its AE loss, not the loss itself
+        "AssociativeEmbeddingHead": {"loss": Contract("heatmap", note="AssociativeEmbeddingHead calls its loss's keypoint_loss and tag_loss methods")},
         "CPMHead": {"loss": Contract("heatmap")},
         "SimCCHead": {"loss": Contract("simcc")},
         "RTMCCHead": {"loss": Contract("simcc")},

@@ -151,8 +151,32 @@ def wire(slots):
                                   "tree": TREE_OF_KIND[s.kind]} for s in slots]}
 
 
+# ResNet-50 stage widths -> ResNet-18's, where a neck or head takes the backbone's outputs.
+R18_WIDTH = {256: 64, 512: 128, 1024: 256, 2048: 512}
+
+
+def _shrink_resnet(cfg: Config) -> None:
+    """ResNet-50 -> ResNet-18 (BasicBlock stages 4x narrower): the heads stay as configured."""
+    model = cfg.model
+    backbone = model.get("backbone", {})
+    if not (str(backbone.get("type", "")).startswith("ResNet") and backbone.get("depth") == 50):
+        return
+    backbone["depth"] = 18
+    neck = model.get("neck")
+    if isinstance(neck, dict) and isinstance(neck.get("in_channels"), list):  # FPN: the heads see its outputs
+        neck["in_channels"] = [R18_WIDTH[c] for c in neck["in_channels"]]
+        return
+    for key in ("decode_head", "auxiliary_head", "head"):  # heads on the backbone's own outputs
+        for head in model.get(key) if isinstance(model.get(key), list) else [model.get(key)]:
+            for name in ("in_channels", "c1_in_channels"):
+                if isinstance(head, dict) and head.get(name) in R18_WIDTH:
+                    head[name] = R18_WIDTH[head[name]]
+
+
 def cpu_sized(cfg: Config) -> Config:
-    """BN for SyncBN (no process group here), fewer sampled RoIs: the same heads, a cheaper step."""
+    """ResNet-18 for ResNet-50, BN for SyncBN (no process group here), fewer sampled RoIs: the
+    same heads and losses, a cheaper step."""
+    _shrink_resnet(cfg)
 
     def walk(node):
         if isinstance(node, dict):

@@ -155,7 +155,7 @@ def head_classes(library: str, head_type: str) -> tuple[str, ...] | None:
         models = importlib.import_module(f"{library}.registry").MODELS
         importlib.import_module(f"{library}.models")  # registers the library's heads
     except ImportError as err:
-        raise SlotError(f"the config is a {library} config, and {library} cannot be imported here ({err}); "
+        raise SlotError(f"the config is for {library}, which cannot be imported here ({err}); "
                         "run scripts/setup-mmlab.sh") from err
     try:
         cls = models.get(head_type)

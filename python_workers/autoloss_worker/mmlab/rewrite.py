@@ -38,6 +38,9 @@ class BranchSlot:
     kind: str  # "dense" or "box"
     loss_weight: float  # paper (det): 1.0 classification, 10.0 regression
     use_mask: bool = False  # mmdet mask heads pass (pred, target, label)
+    use_sigmoid: bool = False  # mmdet: the head's classification (False: softmax, as in the paper)
+    head_settings: Mapping[str, Any] | None = None  # set on the head; None: HEAD_SETTINGS of the kind
+    reduction: str = "mean"  # mmdet/mmseg: the replaced loss's own (YOLOX sums and divides itself)
 
 
 FASTER_RCNN: tuple[BranchSlot, ...] = (
@@ -67,9 +70,13 @@ HEAD_SETTINGS: dict[str, dict[str, Any]] = {"box": {"reg_decoded_bbox": True}}
 # config's `default_scope` (the registry the module is built from). mmdet heads read `use_sigmoid`
 # from their loss dict: False gives softmax classification, as in the paper; mask heads call
 # their loss with (pred, target, label).
+def _reduction(slot: BranchSlot) -> dict[str, Any]:
+    return {} if slot.reduction == "mean" else {"reduction": slot.reduction}
+
+
 LIBRARY_ARGS: dict[str, Callable[[BranchSlot], dict[str, Any]]] = {
-    "mmdet": lambda slot: dict(use_sigmoid=False, use_mask=slot.use_mask),
-    "mmseg": lambda slot: {},
+    "mmdet": lambda slot: dict(use_sigmoid=slot.use_sigmoid, use_mask=slot.use_mask, **_reduction(slot)),
+    "mmseg": lambda slot: _reduction(slot),
     "mmpose": lambda slot: {},
 }
 
@@ -98,17 +105,26 @@ class InvalidLossError(RuntimeError):
         super().__init__(f"loss '{key}' is {value} at iteration {iteration}")
 
 
-def _lookup(root: Any, dotted: str) -> tuple[Any, str]:
-    """(parent mapping, last key) for `dotted` under `root`; KeyError naming the missing part."""
+def _lookup(root: Any, dotted: str) -> tuple[Any, str | int]:
+    """(parent container, last key) for `dotted` under `root`, list items by index (cascade stages:
+    'roi_head.bbox_head.1.loss_cls'); KeyError naming the missing part."""
     parts = dotted.split(".")
     node = root
     for i, part in enumerate(parts[:-1]):
-        if not isinstance(node, Mapping) or part not in node:
+        node = _child(node, part)
+        if node is None:
             raise KeyError(f"config has no 'model.{'.'.join(parts[: i + 1])}' (needed for '{dotted}')")
-        node = node[part]
-    if not isinstance(node, Mapping) or parts[-1] not in node:
+    if _child(node, parts[-1]) is None:
         raise KeyError(f"config has no loss at 'model.{dotted}'")
-    return node, parts[-1]
+    return node, int(parts[-1]) if isinstance(node, list) else parts[-1]
+
+
+def _child(node: Any, part: str) -> Any:
+    if isinstance(node, Mapping):
+        return node.get(part)
+    if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+        return node[int(part)]
+    return None
 
 
 def _wire_branches(loss: Any) -> dict[str, dict]:
@@ -139,7 +155,8 @@ def slot_edits(loss: Any, slots: Sequence[BranchSlot], scope: str | None = None)
             raise ValueError(f"slot '{slot.key}': unknown kind '{slot.kind}'")
         module = dict(type="AutoLossGraph", graph=wire, branch_kind=slot.kind, loss_weight=slot.loss_weight,
                       **LIBRARY_ARGS[library](slot))
-        edits.append((slot, module, dict(HEAD_SETTINGS.get(slot.kind, {}))))
+        settings = HEAD_SETTINGS.get(slot.kind, {}) if slot.head_settings is None else slot.head_settings
+        edits.append((slot, module, dict(settings)))
     return edits
 
 
@@ -147,9 +164,13 @@ def replace_losses(cfg: Any, loss: Any, slots: Sequence[BranchSlot] = FASTER_RCN
     """Replace the losses at `slots` with AutoLossGraph modules of the matching branches of `loss`
     (a wire loss). Only the named slots change; a slot without its branch raises."""
     for slot, module, head_settings in slot_edits(loss, slots, cfg.get("default_scope")):
-        head, name = _lookup(cfg.model, slot.key)
-        head[name] = module
-        head.update(head_settings)
+        parent, name = _lookup(cfg.model, slot.key)
+        parent[name] = module
+        if isinstance(parent, list):  # an item of a list of losses: the head holds the list
+            parent, _ = _lookup(cfg.model, slot.key.rsplit(".", 1)[0])
+            parent = parent if isinstance(parent, Mapping) else None
+        if parent is not None:
+            parent.update(head_settings)
     return cfg
 
 

@@ -6,6 +6,7 @@
  * screening and training jobs ran, not when they finished. A job's finish time is estimated as
  * proposal time + screening time (+ training time): a lower bound that ignores queueing.
  */
+import { rankByFitness } from "../search/selection.ts"
 import type { CandidateRecord, RunData } from "./run-data.ts"
 
 // ---------------------------------------------------------------------------------------------
@@ -256,20 +257,13 @@ export const lineageOf = (
   return { steps, omitted }
 }
 
-/**
- * The best distinct losses by observed score: evaluated candidates that trained themselves (a reused
- * score belongs to the loss it was copied from). Ties keep the earlier candidate first.
- */
+/** The best distinct losses by observed score (`rankByFitness`), with their lineage. */
 export const topLosses = (candidates: ReadonlyArray<CandidateRecord>, n = TOP_LOSSES): TopLoss[] => {
   const byId = new Map(candidates.map((c) => [c.id, c]))
-  return candidates
-    .filter((c) => c.status === "evaluated" && c.reuseKind === null && c.score !== null && Number.isFinite(c.score))
-    .sort((a, b) => (b.score as number) - (a.score as number) || a.id - b.id)
-    .slice(0, n)
-    .map((candidate, i) => {
-      const { steps, omitted } = lineageOf(candidate.id, byId)
-      return { rank: i + 1, candidate, lineage: steps, lineageOmitted: omitted }
-    })
+  return rankByFitness(candidates, n).map((candidate, i) => {
+    const { steps, omitted } = lineageOf(candidate.id, byId)
+    return { rank: i + 1, candidate, lineage: steps, lineageOmitted: omitted }
+  })
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@
 import { Effect } from "effect"
 import { layer as storeLayer, Store } from "../store/Store.ts"
 import { decide, type Decision, rankByFitness } from "../search/selection.ts"
+import { writeReport } from "./verbs/report.ts"
 
 export const TOP_SHOWN = 5
 
@@ -108,8 +109,81 @@ export const loadSummary = (dir: string): Promise<Summary> =>
     ).pipe(Effect.provide(storeLayer(dir)))
   )
 
-/** Prints the run's summary on stdout. */
-export const printSummary = async (dir: string): Promise<void> => {
+const f4 = (x: number | null): string => (x === null ? "—" : x.toFixed(4))
+const signed = (x: number): string => (x >= 0 ? "+" : "") + x.toFixed(4)
+const row = (cells: ReadonlyArray<string>, widths: ReadonlyArray<number>): string =>
+  "  " + cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ")
+
+/** The readable end of a search on a terminal: the answer beside the baseline, the top losses, where things are. */
+export const formatSummary = (s: Summary, where: { readonly dir: string; readonly report: string | null }): string => {
+  const c = s.counters
+  const lines = [
+    `Search finished: ${c["trained"] ?? 0} proxy trainings, ${c["proposed"] ?? 0} losses generated, ${c["passed"] ?? 0} passed screening.`,
+    ""
+  ]
+  const sel = s.selection
+  if (sel === null) {
+    if (s.best === null) lines.push("No loss reached a finite proxy score: nothing to report.")
+    else {
+      lines.push(`The answer (best proxy score; no held-out selection was made): candidate ${s.best.id}, ${f4(s.best.score)}`, `  ${s.best.loss}`)
+    }
+  } else {
+    const v = sel.chosen.vsBaseline
+    lines.push(
+      `The answer: candidate ${sel.chosen.id}, the best held-out ${sel.metric} of the top ${sel.finalists.length} (seeds ${sel.seeds.join(", ")})`,
+      `  ${sel.chosen.loss}`,
+      ""
+    )
+    const widths = [10, 8, 17, ...sel.seeds.map((seed) => Math.max(8, `seed ${seed}`.length))]
+    const spreadText = (x: { mean: number; sd: number }) => `${f4(x.mean)} ± ${x.sd.toFixed(4)}`
+    lines.push(
+      row(["", "proxy", "held-out mean±sd", ...sel.seeds.map((seed) => `seed ${seed}`)], widths),
+      row(["chosen", f4(sel.chosen.score), spreadText(sel.chosen.heldOut), ...sel.chosen.heldOut.values.map(f4)], widths),
+      row(["baseline", f4(sel.baseline.proxy), spreadText(sel.baseline.heldOut), ...sel.baseline.heldOut.values.map(f4)], widths),
+      row([
+        "difference",
+        sel.baseline.proxy === null ? "—" : signed(sel.chosen.score - sel.baseline.proxy),
+        `${signed(v.mean)} ± ${v.sd.toFixed(4)}`,
+        ...v.diffs.map(signed)
+      ], widths),
+      `  better than the baseline on ${v.wins} of ${sel.seeds.length} held-out seeds (${v.ties} tie(s), ${v.losses} worse)` +
+        (v.mean > 0 ? "" : "; no finalist beats the baseline on the held-out mean"),
+      "",
+      `Top ${sel.finalists.length} by proxy score, with their held-out means:`,
+      row(["rank", "cand", "proxy", "held-out", "vs base", "", "loss"], [4, 5, 7, 8, 8, 1, 0]),
+      ...sel.finalists.map((f, i) =>
+        row([String(i + 1), String(f.id), f4(f.score), f4(f.heldOutMean), signed(f.diffMean), f.id === sel.chosen.id ? "*" : " ", f.loss], [4, 5, 7, 8, 8, 1, 0])
+      )
+    )
+  }
+  if (sel === null && s.top5.length > 1) {
+    lines.push("", `Top ${s.top5.length} by proxy score:`, ...s.top5.map((t, i) => `  ${i + 1}. candidate ${t.id}  ${f4(t.score)}  ${t.loss}`))
+  }
+  lines.push("")
+  if (where.report !== null) lines.push(`Report:  ${where.report}`)
+  lines.push(
+    `Export:  npx autoloss export ${where.dir} --format torch   (${sel === null ? "the proxy best" : "the chosen loss"}; ` +
+      "--format mmdet|mmpose|mmseg for an MMLab config fragment)",
+    `Data:    ${where.dir}/search.db (docs/store-schema.md); the summary as JSON: npx autoloss resume ${where.dir} --json`
+  )
+  return lines.join("\n")
+}
+
+/**
+ * Prints the run's summary on stdout: JSON with `json` or when stdout is no terminal, else the
+ * readable form. Writes `DIR/report.html` first (best effort: the summary does not depend on it).
+ */
+export const printSummary = async (dir: string, options: { readonly json?: boolean } = {}): Promise<void> => {
   const summary = await loadSummary(dir)
-  process.stdout.write(JSON.stringify(summary, null, 2) + "\n")
+  let report: string | null = null
+  try {
+    report = writeReport(dir)
+  } catch (e) {
+    process.stderr.write(`autoloss: the report could not be written: ${(e as Error).message}\n`)
+  }
+  if (options.json === true || process.stdout.isTTY !== true) {
+    process.stdout.write(JSON.stringify({ ...summary, report }, null, 2) + "\n")
+  } else {
+    process.stdout.write(formatSummary(summary, { dir, report }) + "\n")
+  }
 }

@@ -35,6 +35,8 @@ export interface ProgressLine {
   readonly counters: Readonly<Record<string, number>>
   readonly budget: number
   readonly best: { readonly id: number; readonly score: number; readonly text: string } | null
+  /** Held-out trainings stored, and planned (an estimate until the finalists are known); null: no selection. */
+  readonly selection: { readonly done: number; readonly total: number } | null
   readonly done: boolean
 }
 
@@ -118,7 +120,13 @@ const reportProgress = (config: RunConfig, sink: ProgressSink, started: number, 
       const row = (yield* store.candidates()).find((c) => c.id === id)
       best = { ...best, text: row?.text ?? "" }
     }
-    sink({ elapsedS: (Date.now() - started) / 1000, counters, budget: config.budget, best, done })
+    const settings = selectionOf(config)
+    const plan = yield* store.selection()
+    const finalists = plan?.finalists.length ?? settings.top
+    const selection = settings.top === 0
+      ? null
+      : { done: (yield* store.holdoutRuns()).length, total: (finalists + 1) * settings.seeds.length + 1 }
+    sink({ elapsedS: (Date.now() - started) / 1000, counters, budget: config.budget, best, selection, done })
   })
 
 export const searchProgram = (dir: string, config: RunConfig, workers: WorkerSetup, sink: ProgressSink) => {

@@ -1,6 +1,7 @@
 /**
  * `autoloss export DIR --format torch|mmdet|mmpose|mmseg [--out FILE] [--candidate ID] ...`: writes
- * the best loss of the run (or candidate ID).
+ * the run's answer (`answerOf`: the held-out choice when the run made one, else the best proxy
+ * score), or candidate ID, and says which it wrote.
  *
  * - `--format torch [--class-name NAME] [--weight BRANCH=W ...]`: a standalone PyTorch `nn.Module`
  *   file that needs only torch (`src/graph/torch-export.ts`). Default output `DIR/found_loss.py`.
@@ -19,11 +20,11 @@ import { join, resolve } from "node:path"
 import { execa } from "execa"
 import { exportTorchModule, TorchExportError } from "../../graph/torch-export.ts"
 import { encodeLoss, fromWire } from "../../graph/wire.ts"
-import { topLosses } from "../../report/model.ts"
+import { type Answer, answerOf } from "../../report/model.ts"
 import { type CandidateRecord, loadRun, RunDataError } from "../../report/run-data.ts"
 import { parseFlags, UsageError, verbPython as python, withUsage } from "../args.ts"
 
-export const summary = "export the best loss of a run as a PyTorch module or an MMLab config fragment"
+export const summary = "export the run's chosen loss as a PyTorch module or an MMLab config fragment"
 
 const USAGE = [
   "usage: autoloss export DIR --format torch [--out FILE] [--candidate ID] [--class-name NAME] [--weight BRANCH=W ...]",
@@ -146,17 +147,33 @@ const writeMmlab = async (
   return 0
 }
 
+/** Which loss was written and why (null answer: the one `--candidate` named). */
+export const whichLoss = (answer: Answer | null): string => {
+  if (answer === null) return "the candidate --candidate named"
+  const d = answer.decision
+  if (d === null) return "the best proxy score: this run made no held-out selection (or it has not finished)"
+  const f = d.finalists.find((x) => x.id === d.chosen)!
+  return `the held-out choice: ${d.metric} ${f.comparison.loss.mean.toFixed(4)} on seeds ${d.seeds.join(",")} ` +
+    `(the baseline ${d.baseline.mean.toFixed(4)}), best of the top ${d.finalists.length} by proxy score`
+}
+
 export const run = (argv: ReadonlyArray<string>): Promise<number> => withUsage("export", USAGE, async () => {
   const { dir, out, candidateId, request } = parse(argv)
   try {
-    const { candidates, config } = loadRun(dir)
-    const chosen = candidateId === undefined ? topLosses(candidates, 1)[0]?.candidate : candidates.find((c) => c.id === candidateId)
+    const run = loadRun(dir)
+    const answer = candidateId === undefined ? answerOf(run) : null
+    const chosen = candidateId === undefined ? answer?.candidate : run.candidates.find((c) => c.id === candidateId)
     if (chosen === undefined) {
       throw new RunDataError(candidateId === undefined ? `${dir}: no loss has a finite score yet, nothing to export` : `${dir} has no candidate ${candidateId}`)
     }
-    if (request.format === "torch") return writeTorch(chosen, out, request)
-    if (config === null) throw new RunDataError(`${dir} has no run.json: the run's task (and its config) is unknown`)
-    return await writeMmlab(dir, config.task, config.options, chosen, out, request)
+    if (request.format !== "torch" && run.config === null) {
+      throw new RunDataError(`${dir} has no run.json: the run's task (and its config) is unknown`)
+    }
+    const code = request.format === "torch"
+      ? writeTorch(chosen, out, request)
+      : await writeMmlab(dir, run.config!.task, run.config!.options, chosen, out, request)
+    if (code === 0) process.stdout.write(`  ${whichLoss(answer)}\n`)
+    return code
   } catch (e) {
     if (!(e instanceof RunDataError || e instanceof TorchExportError)) throw e
     process.stderr.write(`autoloss export: ${e.message}\n`)

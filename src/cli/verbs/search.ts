@@ -3,9 +3,10 @@
  *   [--max-population P] [--seed S] [--workers N | --devices LIST] [--connect tcp://HOST:PORT]
  *   [--scheduler aging|random|naive] [--equivalence directional|paper] [--screen-window N]
  *   [--train-concurrency N] [--option KEY=VALUE ...] [--select-top K] [--holdout-seeds 101,102,103]
- *   [--select-iterations N] --out DIR`
+ *   [--select-iterations N] [--json] --out DIR`
  * At the end the top K losses and the task's baseline are trained from the held-out seeds and the
  * best held-out mean is the run's answer (`src/search/selection.ts`; `--select-top 0` skips it).
+ * The summary is readable on a terminal, JSON with `--json` or when stdout is not a terminal.
  * Exit: 0 done, 1 failed (message printed), 2 usage error; 130/143 after SIGINT/SIGTERM (resume it).
  */
 import { parseArgs } from "node:util"
@@ -23,7 +24,7 @@ const USAGE =
   "usage: autoloss search --task T [--metric M] [--budget N] [--population K] [--tournament PCT] [--max-population P]\n" +
   "         [--seed S] [--workers N | --devices cpu,cuda:0,...] [--connect tcp://HOST:PORT] [--scheduler aging|random|naive]\n" +
   "         [--equivalence directional|paper] [--screen-window N] [--train-concurrency N] [--max-candidates N]\n" +
-  "         [--option KEY=VALUE ...] [--select-top K] [--holdout-seeds 101,102,103] [--select-iterations N] --out DIR"
+  "         [--option KEY=VALUE ...] [--select-top K] [--holdout-seeds 101,102,103] [--select-iterations N] [--json] --out DIR"
 
 const intFlag = (name: string, v: string | undefined, fallback: number): number => {
   if (v === undefined) return fallback
@@ -36,6 +37,7 @@ export const run = async (argv: ReadonlyArray<string>): Promise<number> => {
   let devices: string[]
   let out: string
   let endpoint: string | undefined
+  let json = false
   try {
     const { values } = parseArgs({
       args: [...argv],
@@ -46,13 +48,15 @@ export const run = async (argv: ReadonlyArray<string>): Promise<number> => {
         workers: { type: "string" }, devices: { type: "string" }, connect: { type: "string" }, scheduler: { type: "string" },
         equivalence: { type: "string" }, "screen-window": { type: "string" }, "train-concurrency": { type: "string" },
         "max-candidates": { type: "string" }, option: { type: "string", multiple: true }, out: { type: "string" },
-        "select-top": { type: "string" }, "holdout-seeds": { type: "string" }, "select-iterations": { type: "string" }
+        "select-top": { type: "string" }, "holdout-seeds": { type: "string" }, "select-iterations": { type: "string" },
+        json: { type: "boolean", default: false }
       }
     })
     if (!values.task) throw new Error("--task is required (e.g. seg, pose)")
     if (!values.out) throw new Error("--out DIR is required (the run directory)")
     if (values.workers !== undefined && values.devices !== undefined) throw new Error("give --workers or --devices, not both")
     out = values.out
+    json = values.json
     endpoint = values.connect
     if (endpoint !== undefined && !/^tcp:\/\/[^:]+:\d+$/.test(endpoint)) throw new Error(`--connect wants tcp://HOST:PORT, got '${endpoint}'`)
     devices = values.devices !== undefined
@@ -91,6 +95,6 @@ export const run = async (argv: ReadonlyArray<string>): Promise<number> => {
   }
   process.stderr.write(`autoloss search: run directory ${out} (resume with 'autoloss resume ${out}')\n`)
   const code = await runMain(searchProgram(out, config, { devices, endpoint }, makeSink(process.stderr)))
-  if (code === 0) await printSummary(out)
+  if (code === 0) await printSummary(out, { json })
   return code
 }

@@ -31,6 +31,8 @@ export interface CandidateRecord {
   readonly rejectionPassed: boolean | null
   readonly rejectionScore: number | null
   readonly rejectionInvalid: boolean | null
+  /** ‖∂L/∂ŷ‖₂ per rejection sample, branch-major; null: not screened. */
+  readonly gradNorms: ReadonlyArray<number> | null
   readonly equivalenceKey: string | null
   readonly screenMs: number | null
   readonly screenWorker: string | null
@@ -91,6 +93,7 @@ export const candidateFromRow = (r: Record<string, unknown>): CandidateRecord =>
   rejectionPassed: bool(r["rejection_passed"]),
   rejectionScore: num(r["rejection_score"]),
   rejectionInvalid: bool(r["rejection_invalid"]),
+  gradNorms: r["grad_norms"] === null || r["grad_norms"] === undefined ? null : (decodeNumbers(r["grad_norms"] as string) as number[]),
   equivalenceKey: str(r["equivalence_key"]),
   screenMs: num(r["screen_ms"]),
   screenWorker: str(r["screen_worker"]),

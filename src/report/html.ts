@@ -153,8 +153,8 @@ const answerSection = (m: ReportModel): string => {
         ? "No held-out selection was made: the score of one training on the search's seed overstates the best of many."
         : `The held-out selection is running: ${m.selection.done} of ${m.selection.total} trainings done.`) + "</p>"
     : `<p>Candidate ${c.id}: the best held-out ${esc(a.decision.metric)} of the top ${a.decision.finalists.length} losses by proxy score, ` +
-      `each trained again with the handcrafted baseline from seeds ${a.decision.seeds.join(", ")} (new initialisation, batch order and, ` +
-      `for generated data, new data).</p>`
+      `each trained again with the handcrafted baseline from seeds ${a.decision.seeds.join(", ")} (new initialisation and batch order; ` +
+      `tasks whose data is generated from a <code>data_seed</code> option, seg and pose, also get new data).</p>`
   return `<article class="loss answer" data-candidate="${c.id}">${how}` +
     `<div class="formula original">${renderMath(lossFormulas(c.wire, m.config?.task).tex)}</div><code>${esc(c.text)}</code>` +
     (a.decision === null ? metricsTable(c.proxyMetrics) : heldOutTables(a.decision)) +

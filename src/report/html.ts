@@ -155,7 +155,7 @@ const answerSection = (m: ReportModel): string => {
     : `<p>Candidate ${c.id}: the best held-out ${esc(a.decision.metric)} of the top ${a.decision.finalists.length} losses by proxy score, ` +
       `each trained again with the handcrafted baseline from seeds ${a.decision.seeds.join(", ")} (new initialisation and batch order; ` +
       `tasks whose data is generated from a <code>data_seed</code> option, seg and pose, also get new data).</p>`
-  return `<article class="loss answer" data-candidate="${c.id}">${how}` +
+  return `<article class="answer" data-candidate="${c.id}">${how}` +
     `<div class="formula original">${renderMath(lossFormulas(c.wire, m.config?.task).tex)}</div><code>${esc(c.text)}</code>` +
     (a.decision === null ? metricsTable(c.proxyMetrics) : heldOutTables(a.decision)) +
     "</article>"
@@ -206,7 +206,7 @@ svg .grid{stroke:#eee}svg .axis,svg .axis-tick{stroke:#888}svg text{font-size:11
 svg .chart-title{font-size:13px;font-weight:600;fill:#222}svg .label{font-size:12px}svg .empty{fill:#999}
 .funnel .barcell{width:420px}.funnel .bar{background:#4a7fb5;height:14px;min-width:1px}.funnel .why{color:#666}
 .workers{margin-top:8px}.workers th{border-bottom:1px solid #ccc}
-article.loss{background:#fff;border:1px solid #e3e3e3;padding:10px 14px;margin:12px 0}
+article.loss,article.answer{background:#fff;border:1px solid #e3e3e3;padding:10px 14px;margin:12px 0}
 .formula{overflow-x:auto}.formula-label{color:#555;margin-top:8px;font-size:12px}
 code{font-size:12px;color:#333;word-break:break-all}
 .metrics{margin-top:8px}.metrics th{font-weight:500;color:#555;border-bottom:1px solid #ddd}

@@ -62,6 +62,7 @@ if (!hasChromium()) {
     // Formulas: every top loss rendered by KaTeX, none failed, and the KaTeX font actually loaded.
     t.equal(await page.locator("article.loss").count(), 6)
     t.ok((await page.locator("article.loss .formula.original .katex").count()) === 6)
+    t.equal(await page.locator("#answer .formula.original .katex").count(), 1, "the answer opens the page as rendered math")
     t.equal(await page.locator(".katex-error").count(), 0)
     t.equal(await page.evaluate(`document.fonts.check('16px "KaTeX_Main"')`), true, "KaTeX_Main available from the inlined data URI")
     t.equal(await page.locator('.funnel-row[data-stage="generated"]').getAttribute("data-count"), "13")

@@ -42,7 +42,7 @@ t.test("search runs a tiny budget and resume replays it from the store", async (
 t.test("search reports usage errors with the offending flag", async (t) => {
   const noOut = await cli(["search", "--task", "seg"])
   t.equal(noOut.exitCode, 2)
-  t.match(noOut.stderr, /--out DIR is required/)
+  t.match(noOut.stderr, /--out is required\nusage: autoloss search --task T --out DIR/)
   const badDevice = await cli(["search", "--task", "seg", "--devices", "gpu0", "--out", "/tmp/x"])
   t.equal(badDevice.exitCode, 2)
   t.match(badDevice.stderr, /--devices wants cpu or cuda:N entries, got 'gpu0'/)

@@ -1,34 +1,19 @@
 /**
- * `autoloss export DIR --format torch|mmdet|mmpose|mmseg [--out FILE] [--candidate ID] ...`: writes
- * the best loss of the run (or candidate ID).
- *
- * - `--format torch [--class-name NAME] [--weight BRANCH=W ...]`: a standalone PyTorch `nn.Module`
- *   file that needs only torch (`src/graph/torch-export.ts`). Default output `DIR/found_loss.py`.
- * - `--format mmdet|mmpose|mmseg [--base FILE]`: an MMLab config fragment that an unmodified
- *   checkout's `tools/train.py` trains: `_base_` = the config the run searched with (or FILE),
- *   `custom_imports` for autoloss's registry, and `AutoLossGraph` at each branch's key with the
- *   task's loss weights and head settings. Written by `python -m autoloss_worker.cli export-mmlab`
- *   (`autoloss_worker.mmlab.export`), the same edits proxy training makes. The format must be the
- *   library of the run's task (det, ins: mmdet). Default output `DIR/found_loss_<format>.py`.
- *
- * Exit 0 ok, 1 nothing to export / unreadable run / loss does not fit the config, 2 usage error
- * (incl. a format that does not match the run's task).
+ * `autoloss export DIR --format torch|mmdet|mmpose|mmseg`: writes the best loss of the run (or
+ * `--candidate ID`) as a standalone PyTorch module (`src/graph/torch-export.ts`, needs only torch)
+ * or as an MMLab config fragment, written by the worker's `export-mmlab` job
+ * (`autoloss_worker.mmlab.export`, the same edits proxy training makes).
  */
 import { writeFileSync } from "node:fs"
 import { join, resolve } from "node:path"
-import { execa } from "execa"
+import { Effect } from "effect"
 import { exportTorchModule, TorchExportError } from "../../graph/torch-export.ts"
-import { encodeLoss, fromWire } from "../../graph/wire.ts"
+import { fromWire } from "../../graph/wire.ts"
 import { topLosses } from "../../report/model.ts"
 import { type CandidateRecord, loadRun, RunDataError } from "../../report/run-data.ts"
-import { parseFlags, UsageError, verbPython as python, withUsage } from "../args.ts"
-
-export const summary = "export the best loss of a run as a PyTorch module or an MMLab config fragment"
-
-const USAGE = [
-  "usage: autoloss export DIR --format torch [--out FILE] [--candidate ID] [--class-name NAME] [--weight BRANCH=W ...]",
-  "       autoloss export DIR --format mmdet|mmpose|mmseg [--out FILE] [--candidate ID] [--base CONFIG]"
-].join("\n")
+import { UsageError } from "../args.ts"
+import { runWithPool } from "../pool-job.ts"
+import { defineVerb, type Parsed, type VerbOutput } from "../verb.ts"
 
 export const MMLAB_FORMATS = ["mmdet", "mmpose", "mmseg"] as const
 export type MmlabFormat = (typeof MMLAB_FORMATS)[number]
@@ -55,31 +40,16 @@ type Request =
   | { readonly format: "torch"; readonly className: string; readonly weights: Record<string, number> }
   | { readonly format: MmlabFormat; readonly base: string | undefined }
 
-interface Parsed {
+interface Request0 {
   readonly dir: string
   readonly out: string
   readonly candidateId: number | undefined
   readonly request: Request
 }
 
-const parse = (argv: ReadonlyArray<string>): Parsed => {
-  const { values, positionals } = parseFlags({
-    args: [...argv],
-    strict: true,
-    allowPositionals: true,
-    options: {
-      format: { type: "string" },
-      out: { type: "string" },
-      candidate: { type: "string" },
-      "class-name": { type: "string" },
-      weight: { type: "string", multiple: true },
-      base: { type: "string" }
-    }
-  })
-  if (positionals.length !== 1) throw new UsageError(`want exactly one run directory, got ${positionals.length}`)
+const parse = ({ values, positionals }: Parsed<typeof flags>): Request0 => {
   const dir = positionals[0]!
   const format = values.format
-  if (format === undefined) throw new UsageError(`--format is required (${FORMATS.join(", ")})`)
   let candidateId: number | undefined
   if (values.candidate !== undefined) {
     if (!/^\d+$/.test(values.candidate)) throw new UsageError(`--candidate wants a candidate id, got '${values.candidate}'`)
@@ -100,66 +70,82 @@ const parse = (argv: ReadonlyArray<string>): Parsed => {
   return { dir, candidateId, out: values.out ?? join(dir, defaultMmlabFile(mmlab)), request: { format: mmlab, base: values.base } }
 }
 
-const writeTorch = (chosen: CandidateRecord, out: string, request: Extract<Request, { format: "torch" }>): number => {
+const writeTorch = (chosen: CandidateRecord, out: string, request: Extract<Request, { format: "torch" }>, io: VerbOutput): number => {
   const graph = fromWire(chosen.wire)
   if (graph.branches.length > 1 && Object.keys(request.weights).length === 0) {
-    process.stderr.write("autoloss export: note: every branch weight is 1.0; give the task's weights with --weight BRANCH=W\n")
+    io.stderr("autoloss export: note: every branch weight is 1.0; give the task's weights with --weight BRANCH=W\n")
   }
   writeFileSync(out, exportTorchModule(graph, { className: request.className, weights: request.weights }))
-  process.stdout.write(`exported candidate ${chosen.id} (score ${chosen.score}) as ${request.className} to ${out}\n`)
+  io.stdout(`exported candidate ${chosen.id} (score ${chosen.score}) as ${request.className} to ${out}\n`)
   return 0
 }
 
-/** Writes the fragment through the worker package (one source of truth for keys, kinds and weights). */
-const writeMmlab = async (
+/** Writes the fragment as an `export-mmlab` job on a one-worker pool (one source of truth for keys, kinds and weights). */
+const writeMmlab = (
   dir: string, task: string, options: Readonly<Record<string, unknown>>, chosen: CandidateRecord, out: string,
-  request: Extract<Request, { format: MmlabFormat }>
+  request: Extract<Request, { format: MmlabFormat }>, io: VerbOutput
 ): Promise<number> => {
   const header = [
     `autoloss export: candidate ${chosen.id} (score ${chosen.score}) of the '${task}' run ${resolve(dir)}`,
     `Train with ${LIBRARY[request.format]}'s own tools: python tools/train.py ${resolve(out)}`
   ]
-  const args = [
-    "-u", "-m", "autoloss_worker.cli", "export-mmlab", "--task", task, "--format", request.format,
-    "--loss-wire-b64", Buffer.from(encodeLoss(fromWire(chosen.wire))).toString("base64"),
-    "--out", resolve(out), "--options", JSON.stringify(options), ...header.flatMap((line) => ["--header", line])
-  ]
-  if (request.base !== undefined) args.push("--base", resolve(request.base))
-  const child = await execa(python(), args, { reject: false, stdin: "ignore" })
-  if (child.exitCode === undefined) {
-    process.stderr.write(`autoloss export: could not run ${python()}: ${child.shortMessage}\n`)
-    return 1
+  const payload = {
+    task, format: request.format, loss: chosen.wire, out: resolve(out), options, header,
+    ...(request.base === undefined ? {} : { base: resolve(request.base) })
   }
-  if (child.exitCode !== 0) {
-    process.stderr.write((child.stderr || child.stdout).replace(/^error: /m, "autoloss export: ") + "\n")
-    if (child.exitCode === 2) process.stderr.write(`${USAGE}\n`)
-    return child.exitCode
-  }
-  // Libraries may print while the config loads; the result is the last line.
-  const last = child.stdout.trim().split("\n").pop() ?? ""
-  const result = JSON.parse(last) as { path: string; base: string; branches: string[] }
-  process.stdout.write(
-    `exported candidate ${chosen.id} (score ${chosen.score}) as an ${request.format} config fragment to ${result.path}\n` +
-      `  base ${result.base}; branches ${result.branches.join(", ")}\n` +
-      `  train it with ${LIBRARY[request.format]}'s tools/train.py ${result.path}\n`
-  )
-  return 0
+  return runWithPool("export", ["cpu"], (pool) => pool.submit("export-mmlab", payload).pipe(Effect.map((r) => {
+    const result = r as { path: string; base: string; branches: string[] }
+    io.stdout(
+      `exported candidate ${chosen.id} (score ${chosen.score}) as an ${request.format} config fragment to ${result.path}\n` +
+        `  base ${result.base}; branches ${result.branches.join(", ")}\n` +
+        `  train it with ${LIBRARY[request.format]}'s tools/train.py ${result.path}\n`
+    )
+  })), io)
 }
 
-export const run = (argv: ReadonlyArray<string>): Promise<number> => withUsage("export", USAGE, async () => {
-  const { dir, out, candidateId, request } = parse(argv)
+const flags = {
+  format: { type: "string", required: true, value: "torch|mmdet|mmpose|mmseg", help: "a PyTorch module, or an MMLab config fragment for that library (the run's task decides which fits)" },
+  out: { type: "string", value: "FILE", help: "where to write", defaultText: `DIR/${DEFAULT_EXPORT_FILE} (torch), DIR/found_loss_<format>.py (MMLab)` },
+  candidate: { type: "string", value: "ID", help: "export this candidate instead of the best", defaultText: "the best scored loss" },
+  "class-name": { type: "string", value: "NAME", help: "torch: the nn.Module's class name", defaultText: "FoundLoss" },
+  weight: { type: "string", multiple: true, value: "BRANCH=W", help: "torch: a branch's weight in the total loss", defaultText: "1.0 each" },
+  base: { type: "string", value: "CONFIG", help: "MMLab: the config the fragment builds on", defaultText: "the config the run searched with" }
+} as const
+
+export const { spec, summary, run } = defineVerb({
+  name: "export",
+  summary: "export the best loss of a run as a PyTorch module or an MMLab config fragment",
+  positionals: "DIR",
+  positionalNoun: "run directory",
+  positionalCount: 1,
+  flags,
+  description: `
+--format torch: a standalone PyTorch nn.Module file that needs only torch.
+--format mmdet|mmpose|mmseg: a config fragment an unmodified checkout's tools/train.py trains:
+  _base_ = the config the run searched with (or --base), custom_imports for autoloss's registry,
+  and AutoLossGraph at each branch's key with the task's loss weights and head settings. The
+  format must be the library of the run's task (det, ins: mmdet; mmpose: mmpose; mmseg: mmseg).
+Exit: 0 ok, 1 nothing to export / unreadable run / the loss does not fit the config, 2 usage error
+(incl. a format that does not match the run's task).`,
+  examples: [
+    "autoloss export runs/seg-1 --format torch",
+    "autoloss export runs/det-1 --format torch --weight rpn_cls=1 --weight rpn_reg=1 --class-name DetLoss",
+    "autoloss export runs/det-1 --format mmdet --out found_loss_mmdet.py"
+  ]
+}, async (args, io) => {
+  const { dir, out, candidateId, request } = parse(args)
   try {
     const { candidates, config } = loadRun(dir)
     const chosen = candidateId === undefined ? topLosses(candidates, 1)[0]?.candidate : candidates.find((c) => c.id === candidateId)
     if (chosen === undefined) {
       throw new RunDataError(candidateId === undefined ? `${dir}: no loss has a finite score yet, nothing to export` : `${dir} has no candidate ${candidateId}`)
     }
-    if (request.format === "torch") return writeTorch(chosen, out, request)
+    if (request.format === "torch") return writeTorch(chosen, out, request, io)
     if (config === null) throw new RunDataError(`${dir} has no run.json: the run's task (and its config) is unknown`)
-    return await writeMmlab(dir, config.task, config.options, chosen, out, request)
+    return await writeMmlab(dir, config.task, config.options, chosen, out, request, io)
   } catch (e) {
     if (!(e instanceof RunDataError || e instanceof TorchExportError)) throw e
-    process.stderr.write(`autoloss export: ${e.message}\n`)
+    io.stderr(`autoloss export: ${e.message}\n`)
     return 1
   }
 })

@@ -63,7 +63,8 @@ test-deps:
 typecheck: setup-node
 	npx tsc --noEmit -p tsconfig.json
 
-# Runs both suites even when one fails, then prints one line 'N passed, N failed' summed over both.
+# Runs both suites even when one fails, then names each skipped test with its reason (one line each)
+# and ends with one line 'N passed, N failed, N skipped' summed over both (scripts/count_results.py).
 test: setup
 	@mkdir -p $(RESULTS)
 	@set -o pipefail; rc=0; \

@@ -7,7 +7,7 @@
  */
 import { Effect } from "effect"
 import { JobError } from "../workers/PoolError.ts"
-import { runMain } from "../workers/runMain.ts"
+import { runMain } from "./runMain.ts"
 import { layer, WorkerPool, type WorkerPoolService } from "../workers/WorkerPool.ts"
 import { verbPython } from "./args.ts"
 import type { VerbOutput } from "./verb.ts"

@@ -15,7 +15,7 @@ import { mkdirSync } from "node:fs"
 import { join } from "node:path"
 import Database from "better-sqlite3"
 import { Context, Effect, Layer } from "effect"
-import { type BranchScreen, type ScreenResult, summariseBranches, type TrainResult } from "../search/evaluator.ts"
+import { type BranchScreen, type ScreenResult, summariseBranches, type TrainResult } from "../results/evaluation.ts"
 import { type CandidateStatus, DB_FILE, DDL, LEDGER_DDL, SCHEMA_VERSION } from "./schema.ts"
 import { StoreError } from "./StoreError.ts"
 

@@ -5,7 +5,7 @@
  */
 import { Effect } from "effect"
 import { layer as storeLayer, Store } from "../../store/Store.ts"
-import { runMain } from "../../workers/runMain.ts"
+import { runMain } from "../runMain.ts"
 import { readRunFile, searchProgram } from "../../search/search-run.ts"
 import { UsageError } from "../args.ts"
 import { CONNECT_FLAG, parseConnect, parseWorkerDevices, WORKER_FLAGS } from "../job-flags.ts"

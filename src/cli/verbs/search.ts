@@ -2,7 +2,7 @@
  * `autoloss search --task T --out DIR`: searches a loss for the task (aging evolution + rejection +
  * equivalence) on local and/or remote workers, writing the run directory as it goes.
  */
-import { runMain } from "../../workers/runMain.ts"
+import { runMain } from "../runMain.ts"
 import { checkRunConfig, DEFAULT_RUN, type RunConfig, type SchedulerName } from "../../search/run-config.ts"
 import { searchProgram, writeRunFile } from "../../search/search-run.ts"
 import type { EquivalenceMode } from "../../search/equivalence.ts"

@@ -9,10 +9,18 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 # `make search` defaults: a run that finishes in about 15 min on 2 idle CPU cores.
 # The paper's full search is BUDGET=500 POPULATION=20 (see README).
-# TASK: seg (native, default), det (Faster R-CNN), ins (Mask R-CNN), pose (MMPose top-down),
-# mmseg (MMSegmentation), native-pose (the native pose task). CONFIG=your_mmlab_config.py swaps in
+# TASK, the same names as `autoloss --task`: seg (native, default), det (Faster R-CNN), ins (Mask
+# R-CNN), mmpose (MMPose top-down), mmseg (MMSegmentation), pose (native). CONFIG=your_mmlab_config.py swaps in
 # your own config unchanged; BRANCHES=rpn_cls,rcnn_cls searches only those losses.
 TASK ?= seg
+# Until 2026-12 the Makefile alone called MMPose `pose` and the native task `native-pose`.
+ifeq ($(TASK),native-pose)
+$(warning TASK=native-pose is deprecated: the native pose task is TASK=pose, as in `autoloss --task pose`)
+override TASK := pose
+endif
+ifeq ($(TASK),pose)
+$(info note: TASK=pose is the native pose task (as `autoloss --task pose`); MMPose is TASK=mmpose)
+endif
 METRIC ?=
 CONFIG ?=
 BRANCHES ?=
@@ -80,10 +88,8 @@ test-ts: setup-node
 test-py: setup-python
 	$(PY) -m pytest -q python_workers/tests
 
-TASK_NAME_pose := mmpose
-TASK_NAME_native-pose := pose
 search: setup
-	npx autoloss search --task $(or $(TASK_NAME_$(TASK)),$(TASK)) $(if $(METRIC),--metric $(METRIC)) --budget $(BUDGET) \
+	npx autoloss search --task $(TASK) $(if $(METRIC),--metric $(METRIC)) --budget $(BUDGET) \
 	  --population $(POPULATION) --workers $(WORKERS) --seed $(SEED) --out $(OUT) \
 	  $(if $(CONFIG),--option config=$(abspath $(CONFIG))) $(if $(BRANCHES),--option branches=$(BRANCHES))
 

@@ -13,7 +13,8 @@ import { OPTION_FLAGS, parseDevice, parseJobOptions } from "./job-flags.ts"
 import { runWithPool } from "./pool-job.ts"
 import type { FlagSpec, VerbOutput } from "./verb.ts"
 
-export const TASKS_HELP = "the task: seg, pose (native), det, ins, mmpose, mmseg"
+/** The task names, as `make search TASK=`, run.json and the worker's registry spell them. */
+export const TASKS_HELP = "the task: seg, pose (native), det, ins (MMDetection), mmpose, mmseg"
 
 export const TASK_FLAG = {
   task: { type: "string", required: true, value: "T", help: TASKS_HELP }

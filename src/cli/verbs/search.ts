@@ -9,6 +9,7 @@ import type { EquivalenceMode } from "../../search/equivalence.ts"
 import { UsageError } from "../args.ts"
 import { CONNECT_FLAG, OPTION_FLAGS, parseConnect, parseJobOptions, parseWorkerDevices, WORKER_FLAGS } from "../job-flags.ts"
 import { makeSink } from "../progress.ts"
+import { TASKS_HELP } from "../task-job.ts"
 import { defineVerb } from "../verb.ts"
 import { printSummary } from "./resume.ts"
 
@@ -22,7 +23,7 @@ export const { spec, summary, run } = defineVerb({
   name: "search",
   summary: "search a loss function for a task (aging evolution + rejection + equivalence)",
   flags: {
-    task: { type: "string", required: true, value: "T", help: "the task: seg, pose, det, ins, mmpose, mmseg" },
+    task: { type: "string", required: true, value: "T", help: TASKS_HELP },
     out: { type: "string", required: true, value: "DIR", help: "the run directory (run.json, search.db; resume it with `autoloss resume DIR`)" },
     metric: { type: "string", value: "M", help: "the metric the search maximises", defaultText: "the task's" },
     budget: { type: "string", value: "N", help: "losses to proxy-train", defaultText: String(DEFAULT_RUN.budget) },

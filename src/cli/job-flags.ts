@@ -4,14 +4,13 @@
  * (`--option KEY=VALUE`, repeatable; `--options JSON` is the same map at once).
  */
 import { parseOptionPairs } from "../search/run-config.ts"
+import { DEVICE_PATTERN } from "../workers/internal/localWorkers.ts"
 import { UsageError } from "./args.ts"
 import type { FlagSpec } from "./verb.ts"
 
-const DEVICE = /^(cpu|cuda:\d+)$/
-
 /** One device name, `cpu` or `cuda:N`, or a `UsageError` naming the flag. */
 export const parseDevice = (flag: string, text: string): string => {
-  if (!DEVICE.test(text)) throw new UsageError(`${flag} wants cpu or cuda:N entries, got '${text}'`)
+  if (!DEVICE_PATTERN.test(text)) throw new UsageError(`${flag} wants cpu or cuda:N entries, got '${text}'`)
   return text
 }
 

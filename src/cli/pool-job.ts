@@ -19,11 +19,16 @@ const REFUSALS = new Set(["ValueError", "GraphError", "ExportUsageError"])
 const CLI_JOB_TIMEOUT_MS = 7 * 24 * 3600 * 1000
 
 /** A job the worker refused (exit 2) rather than one that failed (exit 1). */
-export const isRefusal = (e: unknown): e is JobError =>
+export const isRefusal = (e: unknown): boolean =>
   e instanceof JobError && e.reason === "job-raised" && REFUSALS.has(e.attempts.at(-1)?.excType ?? "")
 
-/** The worker's own words for a refusal: the exception message, without the pool's framing. */
-const refusalText = (e: JobError): string => e.attempts.at(-1)?.message ?? e.message
+/** What to tell the user: a job that raised in its own words (the exception, without the pool's
+ * framing of job ids and attempts; its type too unless it is a refusal), anything else in full. */
+const failureText = (e: unknown): string => {
+  const last = e instanceof JobError && e.reason === "job-raised" ? e.attempts.at(-1) : undefined
+  if (!(e instanceof JobError) || last === undefined) return (e as Error).message
+  return isRefusal(e) ? last.message : `${last.excType ?? "error"} in the ${e.kind} job: ${last.message}`
+}
 
 /**
  * Runs `program` with a pool of local workers on `devices`, SIGINT/SIGTERM-safe (`runMain`), and
@@ -39,9 +44,8 @@ export const runWithPool = async <A, E>(
   const main = Effect.flatMap(WorkerPool, program).pipe(
     Effect.provide(layer({ local: { devices, python: verbPython() }, timeoutMs: CLI_JOB_TIMEOUT_MS })),
     Effect.catchAll((e) => Effect.sync(() => {
-      const refused = isRefusal(e)
-      code = refused ? 2 : 1
-      io.stderr(`autoloss ${verb}: ${refused ? refusalText(e) : (e as Error).message}\n`)
+      code = isRefusal(e) ? 2 : 1
+      io.stderr(`autoloss ${verb}: ${failureText(e)}\n`)
     }))
   )
   const exit = await runMain(main)

@@ -31,23 +31,27 @@ const failureText = (e: unknown): string => {
 }
 
 /**
- * Runs `program` with a pool of local workers on `devices`, SIGINT/SIGTERM-safe (`runMain`), and
- * maps its failure to the exit code above, printing why as `autoloss VERB: ...`.
+ * Runs `program` SIGINT/SIGTERM-safe (`runMain`) and maps its failure to the exit code above,
+ * printing why as `autoloss VERB: ...` (no stack trace for a failure the program reports).
  */
-export const runWithPool = async <A, E>(
-  verb: string,
-  devices: ReadonlyArray<string>,
-  program: (pool: WorkerPoolService) => Effect.Effect<A, E>,
-  io: VerbOutput
-): Promise<number> => {
+export const runReported = async <A, E>(verb: string, program: Effect.Effect<A, E>, io: VerbOutput): Promise<number> => {
   let code: number | undefined
-  const main = Effect.flatMap(WorkerPool, program).pipe(
-    Effect.provide(layer({ local: { devices, python: verbPython() }, timeoutMs: CLI_JOB_TIMEOUT_MS })),
+  const exit = await runMain(program.pipe(
     Effect.catchAll((e) => Effect.sync(() => {
       code = isRefusal(e) ? 2 : 1
       io.stderr(`autoloss ${verb}: ${failureText(e)}\n`)
     }))
-  )
-  const exit = await runMain(main)
+  ))
   return exit !== 0 ? exit : code ?? 0
 }
+
+/** `runReported` with a pool of local workers on `devices` (one worker for a single job). */
+export const runWithPool = <A, E>(
+  verb: string,
+  devices: ReadonlyArray<string>,
+  program: (pool: WorkerPoolService) => Effect.Effect<A, E>,
+  io: VerbOutput
+): Promise<number> =>
+  runReported(verb, Effect.flatMap(WorkerPool, program).pipe(
+    Effect.provide(layer({ local: { devices, python: verbPython() }, timeoutMs: CLI_JOB_TIMEOUT_MS }))
+  ), io)

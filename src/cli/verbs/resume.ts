@@ -5,7 +5,7 @@
  */
 import { Effect } from "effect"
 import { layer as storeLayer, Store } from "../../store/Store.ts"
-import { runMain } from "../runMain.ts"
+import { runReported } from "../pool-job.ts"
 import { readRunFile, searchProgram } from "../../search/search-run.ts"
 import { UsageError } from "../args.ts"
 import { CONNECT_FLAG, parseConnect, parseWorkerDevices, WORKER_FLAGS } from "../job-flags.ts"
@@ -47,7 +47,7 @@ Reads DIR/run.json and DIR/search.db: completed evaluations are served from the 
 ones are redone once. The workers may differ from the first run's.
 Exit: 0 done, 1 failed, 2 usage error (incl. DIR not a run directory); 130/143 after SIGINT/SIGTERM.`,
   examples: ["autoloss resume runs/seg-1", "autoloss resume runs/det-1 --devices cuda:0,cuda:1,cuda:2,cuda:3"]
-}, async ({ values, positionals }) => {
+}, async ({ values, positionals }, io) => {
   const dir = positionals[0]!
   let config
   try {
@@ -57,7 +57,7 @@ Exit: 0 done, 1 failed, 2 usage error (incl. DIR not a run directory); 130/143 a
   }
   const endpoint = parseConnect(values.connect)
   const devices = parseWorkerDevices(values, 2, endpoint !== undefined)
-  const code = await runMain(searchProgram(dir, config, { devices, endpoint }, makeSink(process.stderr)))
+  const code = await runReported("resume", searchProgram(dir, config, { devices, endpoint }, makeSink(process.stderr)), io)
   if (code === 0) await printSummary(dir)
   return code
 })

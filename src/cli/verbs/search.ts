@@ -2,7 +2,7 @@
  * `autoloss search --task T --out DIR`: searches a loss for the task (aging evolution + rejection +
  * equivalence) on local and/or remote workers, writing the run directory as it goes.
  */
-import { runMain } from "../runMain.ts"
+import { runReported } from "../pool-job.ts"
 import { checkRunConfig, DEFAULT_RUN, type RunConfig, type SchedulerName } from "../../search/run-config.ts"
 import { searchProgram, writeRunFile } from "../../search/search-run.ts"
 import type { EquivalenceMode } from "../../search/equivalence.ts"
@@ -49,7 +49,7 @@ Exit: 0 done, 1 failed (message printed), 2 usage error; 130/143 after SIGINT/SI
     "autoloss search --task det --devices cuda:0,cuda:1 --option branches=rpn_cls,rcnn_cls --out runs/det-1",
     "autoloss search --task seg --option iterations=300 --option rejection.samples=5 --out runs/seg-2"
   ]
-}, async ({ values }) => {
+}, async ({ values }, io) => {
   const out = values.out
   const endpoint = parseConnect(values.connect)
   const devices = parseWorkerDevices(values, 2, endpoint !== undefined)
@@ -77,7 +77,7 @@ Exit: 0 done, 1 failed (message printed), 2 usage error; 130/143 after SIGINT/SI
     throw new UsageError((e as Error).message)
   }
   process.stderr.write(`autoloss search: run directory ${out} (resume with 'autoloss resume ${out}')\n`)
-  const code = await runMain(searchProgram(out, config, { devices, endpoint }, makeSink(process.stderr)))
+  const code = await runReported("search", searchProgram(out, config, { devices, endpoint }, makeSink(process.stderr)), io)
   if (code === 0) await printSummary(out)
   return code
 })

@@ -13,7 +13,6 @@ import {
   Evaluator,
   EvaluatorError,
   type ScreenResult,
-  summariseBranches,
   type TrainResult
 } from "./evaluator.ts"
 
@@ -54,7 +53,11 @@ const decodeBranch = (out: Json, where: string): BranchScreen => ({
   })
 })
 
-/** Decodes an `eval-loss` result for the requested `branches`; throws naming the bad field. */
+/**
+ * Decodes an `eval-loss` result for the requested `branches`; throws naming the bad field. The
+ * worker's whole-loss fields already combine exactly the requested branches (`rejection.combine`),
+ * so they are read as they are.
+ */
 export const decodeScreen = (out: Json, requested: ReadonlyArray<string>): ScreenResult => {
   const perBranch = field(out, "branches", isRecord, "a map of branch results")
   const branches: Record<string, BranchScreen> = {}
@@ -63,7 +66,7 @@ export const decodeScreen = (out: Json, requested: ReadonlyArray<string>): Scree
     if (!isRecord(r)) throw new Error(`result field 'branches.${name}' is missing (asked for ${requested.join(", ")})`)
     branches[name] = decodeBranch(r, `branch ${name}`)
   }
-  return { ...summariseBranches(requested.map((n) => branches[n]!)), branches }
+  return { ...decodeBranch(out, "the whole loss"), branches }
 }
 
 /** Decodes a `train-loss` result; throws naming the bad field. */

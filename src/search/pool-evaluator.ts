@@ -12,6 +12,9 @@ import {
   type Candidate,
   Evaluator,
   EvaluatorError,
+  HeldOutError,
+  type HeldOutJob,
+  HeldOutTrainer,
   type ScreenResult,
   type TrainResult
 } from "./evaluator.ts"
@@ -104,6 +107,46 @@ const run = <A>(
         catch: (e) => new EvaluatorError({ reason, candidateId: candidate.id, detail: String(e), cause: e })
       })
     )
+  )
+
+/**
+ * The payload of a held-out training: `seed` initialises the network and orders the batches; on the
+ * held-out split it also replaces the task's `data_seed` when the task has one (`dataSeeded`, from
+ * task-info), so the data is new too; `iterations` overrides the proxy's length.
+ */
+export const heldOutPayload = (job: TaskJobConfig, h: HeldOutJob, dataSeeded: boolean) => ({
+  task: job.task,
+  metric: job.metric,
+  seed: h.seed,
+  options: {
+    ...(job.options ?? {}),
+    ...(h.iterations === null ? {} : { iterations: h.iterations }),
+    ...(dataSeeded && h.split === "held-out" ? { data_seed: h.seed } : {})
+  },
+  ...(h.subject.kind === "loss" ? { loss: toWire(h.subject.candidate.graph) } : {})
+})
+
+/** Held-out trainings as `train-loss` / `baseline` jobs on the pool. */
+export const heldOutLayer = (job: TaskJobConfig, dataSeeded: boolean): Layer.Layer<HeldOutTrainer, never, WorkerPool> =>
+  Layer.effect(
+    HeldOutTrainer,
+    Effect.gen(function* () {
+      const pool = yield* WorkerPool
+      return HeldOutTrainer.of({
+        train: (h) =>
+          pool.submitTraced(h.subject.kind === "loss" ? "train-loss" : "baseline", heldOutPayload(job, h, dataSeeded), {
+            timeoutMs: job.trainTimeoutMs ?? 1_800_000
+          }).pipe(
+            Effect.mapError((e) => new HeldOutError({ job: h, detail: e.message, cause: e })),
+            Effect.flatMap((out) =>
+              Effect.try({
+                try: () => ({ ...decodeTrain(out.payload), workerId: out.workerId, attempt: out.attempt }),
+                catch: (e) => new HeldOutError({ job: h, detail: String(e), cause: e })
+              })
+            )
+          )
+      })
+    })
   )
 
 export const layer = (job: TaskJobConfig): Layer.Layer<Evaluator, never, WorkerPool> =>

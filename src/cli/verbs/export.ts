@@ -1,6 +1,7 @@
 /**
  * `autoloss export DIR --format torch|mmdet|mmpose|mmseg [--out FILE] [--candidate ID] ...`: writes
- * the best loss of the run (or candidate ID).
+ * the run's answer (`answerOf`: the held-out choice when the run made one, else the best proxy
+ * score), or candidate ID, and says which it wrote.
  *
  * - `--format torch [--class-name NAME] [--weight BRANCH=W ...]`: a standalone PyTorch `nn.Module`
  *   file that needs only torch (`src/graph/torch-export.ts`). Default output `DIR/found_loss.py`.
@@ -11,6 +12,10 @@
  *   (`autoloss_worker.mmlab.export`), the same edits proxy training makes. The format must be the
  *   library of the run's task (det, ins: mmdet). Default output `DIR/found_loss_<format>.py`.
  *
+ * - `--format csv|jsonl`: every candidate of the run with its provenance, rejection, proxy and
+ *   held-out results (`src/report/candidates-export.ts`, columns in `docs/candidates-export.md`).
+ *   Default output `DIR/candidates.<format>`.
+ *
  * Exit 0 ok, 1 nothing to export / unreadable run / loss does not fit the config, 2 usage error
  * (incl. a format that does not match the run's task).
  */
@@ -19,20 +24,24 @@ import { join, resolve } from "node:path"
 import { execa } from "execa"
 import { exportTorchModule, TorchExportError } from "../../graph/torch-export.ts"
 import { encodeLoss, fromWire } from "../../graph/wire.ts"
-import { topLosses } from "../../report/model.ts"
-import { type CandidateRecord, loadRun, RunDataError } from "../../report/run-data.ts"
+import { candidateRecords, toCsv, toJsonl } from "../../report/candidates-export.ts"
+import { type Answer, answerOf } from "../../report/model.ts"
+import { type CandidateRecord, loadRun, type RunData, RunDataError } from "../../report/run-data.ts"
 import { parseFlags, UsageError, verbPython as python, withUsage } from "../args.ts"
 
-export const summary = "export the best loss of a run as a PyTorch module or an MMLab config fragment"
+export const summary = "export the run's chosen loss as a PyTorch module or an MMLab config fragment"
 
 const USAGE = [
   "usage: autoloss export DIR --format torch [--out FILE] [--candidate ID] [--class-name NAME] [--weight BRANCH=W ...]",
-  "       autoloss export DIR --format mmdet|mmpose|mmseg [--out FILE] [--candidate ID] [--base CONFIG]"
+  "       autoloss export DIR --format mmdet|mmpose|mmseg [--out FILE] [--candidate ID] [--base CONFIG]",
+  "       autoloss export DIR --format csv|jsonl [--out FILE]"
 ].join("\n")
 
 export const MMLAB_FORMATS = ["mmdet", "mmpose", "mmseg"] as const
 export type MmlabFormat = (typeof MMLAB_FORMATS)[number]
-export const FORMATS = ["torch", ...MMLAB_FORMATS] as const
+export const DATA_FORMATS = ["csv", "jsonl"] as const
+export type DataFormat = (typeof DATA_FORMATS)[number]
+export const FORMATS = ["torch", ...MMLAB_FORMATS, ...DATA_FORMATS] as const
 export const DEFAULT_EXPORT_FILE = "found_loss.py"
 export const defaultMmlabFile = (format: MmlabFormat): string => `found_loss_${format}.py`
 
@@ -54,6 +63,7 @@ const parseWeights = (pairs: ReadonlyArray<string>): Record<string, number> => {
 type Request =
   | { readonly format: "torch"; readonly className: string; readonly weights: Record<string, number> }
   | { readonly format: MmlabFormat; readonly base: string | undefined }
+  | { readonly format: DataFormat }
 
 interface Parsed {
   readonly dir: string
@@ -91,6 +101,12 @@ const parse = (argv: ReadonlyArray<string>): Parsed => {
       dir, candidateId, out: values.out ?? join(dir, DEFAULT_EXPORT_FILE),
       request: { format, className: values["class-name"] ?? "FoundLoss", weights: parseWeights(values.weight ?? []) }
     }
+  }
+  const data = DATA_FORMATS.find((f) => f === format)
+  if (data !== undefined) {
+    const other = (["candidate", "class-name", "weight", "base"] as const).find((k) => values[k] !== undefined)
+    if (other !== undefined) throw new UsageError(`--${other} does not apply to --format ${data}: it writes every candidate of the run`)
+    return { dir, candidateId: undefined, out: values.out ?? join(dir, `candidates.${data}`), request: { format: data } }
   }
   const mmlab = MMLAB_FORMATS.find((f) => f === format)
   if (mmlab === undefined) throw new UsageError(`unknown --format '${format}' (supported: ${FORMATS.join(", ")})`)
@@ -146,17 +162,44 @@ const writeMmlab = async (
   return 0
 }
 
+const isData = (r: Request): r is Extract<Request, { format: DataFormat }> => (DATA_FORMATS as ReadonlyArray<string>).includes(r.format)
+
+const writeData = (run: RunData, out: string, format: DataFormat): number => {
+  const records = candidateRecords(run)
+  writeFileSync(out, format === "csv" ? toCsv(records) : toJsonl(records))
+  process.stdout.write(`exported ${records.length} candidates as ${format} to ${out} (columns: docs/candidates-export.md)\n`)
+  return 0
+}
+
+/** Which loss was written and why (null answer: the one `--candidate` named). */
+export const whichLoss = (answer: Answer | null): string => {
+  if (answer === null) return "the candidate --candidate named"
+  const d = answer.decision
+  if (d === null) return "the best proxy score: this run made no held-out selection (or it has not finished)"
+  const f = d.finalists.find((x) => x.id === d.chosen)!
+  return `the held-out choice: ${d.metric} ${f.comparison.loss.mean.toFixed(4)} on seeds ${d.seeds.join(",")} ` +
+    `(the baseline ${d.baseline.mean.toFixed(4)}), best of the top ${d.finalists.length} by proxy score`
+}
+
 export const run = (argv: ReadonlyArray<string>): Promise<number> => withUsage("export", USAGE, async () => {
   const { dir, out, candidateId, request } = parse(argv)
   try {
-    const { candidates, config } = loadRun(dir)
-    const chosen = candidateId === undefined ? topLosses(candidates, 1)[0]?.candidate : candidates.find((c) => c.id === candidateId)
+    const run = loadRun(dir)
+    if (isData(request)) return writeData(run, out, request.format)
+    const loss = request
+    const answer = candidateId === undefined ? answerOf(run) : null
+    const chosen = candidateId === undefined ? answer?.candidate : run.candidates.find((c) => c.id === candidateId)
     if (chosen === undefined) {
       throw new RunDataError(candidateId === undefined ? `${dir}: no loss has a finite score yet, nothing to export` : `${dir} has no candidate ${candidateId}`)
     }
-    if (request.format === "torch") return writeTorch(chosen, out, request)
-    if (config === null) throw new RunDataError(`${dir} has no run.json: the run's task (and its config) is unknown`)
-    return await writeMmlab(dir, config.task, config.options, chosen, out, request)
+    if (loss.format !== "torch" && run.config === null) {
+      throw new RunDataError(`${dir} has no run.json: the run's task (and its config) is unknown`)
+    }
+    const code = loss.format === "torch"
+      ? writeTorch(chosen, out, loss)
+      : await writeMmlab(dir, run.config!.task, run.config!.options, chosen, out, loss)
+    if (code === 0) process.stdout.write(`  ${whichLoss(answer)}\n`)
+    return code
   } catch (e) {
     if (!(e instanceof RunDataError || e instanceof TorchExportError)) throw e
     process.stderr.write(`autoloss export: ${e.message}\n`)

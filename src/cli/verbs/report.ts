@@ -7,7 +7,7 @@ import { writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { parseArgs } from "node:util"
 import { renderReportPage } from "../../report/html.ts"
-import { buildReportModel } from "../../report/model.ts"
+import { buildReportModel, type ReportModel } from "../../report/model.ts"
 import { loadRun, RunDataError } from "../../report/run-data.ts"
 import { writeSearchEvents } from "../../report/tensorboard.ts"
 
@@ -16,6 +16,13 @@ export const summary = "write DIR/report.html (plots, funnel, top losses as math
 const USAGE = "usage: autoloss report DIR [--out FILE] [--no-tensorboard]"
 
 export const REPORT_FILE = "report.html"
+
+/** Writes the run's report (`DIR/report.html` unless `out`); returns its path. */
+export const writeReport = (dir: string, out?: string, model: ReportModel = buildReportModel(loadRun(dir))): string => {
+  const path = out ?? join(dir, REPORT_FILE)
+  writeFileSync(path, renderReportPage(model))
+  return path
+}
 
 export const run = async (argv: ReadonlyArray<string>): Promise<number> => {
   let dir: string
@@ -38,8 +45,7 @@ export const run = async (argv: ReadonlyArray<string>): Promise<number> => {
   }
   try {
     const model = buildReportModel(loadRun(dir))
-    const path = out ?? join(dir, REPORT_FILE)
-    writeFileSync(path, renderReportPage(model))
+    const path = writeReport(dir, out, model)
     process.stdout.write(`report      ${path}\n`)
     if (tensorboard) process.stdout.write(`tensorboard ${writeSearchEvents(dir, model)}\n`)
     return 0

@@ -31,7 +31,7 @@ import { runSearch } from "../src/search/engine.ts"
 import { layer as poolEvaluatorLayer } from "../src/search/pool-evaluator.ts"
 import { parseOptionPairs } from "../src/search/run-config.ts"
 import type { BranchSpec, Outcome, ScreenedEvent, SearchFlags } from "../src/search/scheduler.ts"
-import { taskBranches } from "../src/search/search-run.ts"
+import { taskInfo } from "../src/search/search-run.ts"
 import { layer as storeLayer, Store } from "../src/store/Store.ts"
 import { WorkerPool, layer as poolLayer } from "../src/workers/WorkerPool.ts"
 
@@ -163,7 +163,7 @@ const runVariant = (variant: Variant, s: Settings, dir: string) => {
   const program = Effect.gen(function* () {
     const pool = yield* WorkerPool
     yield* pool.awaitWorkers(s.workers, "train-loss")
-    const branches = yield* taskBranches({ task: "seg", metric: s.metric, options })
+    const { branches } = yield* taskInfo({ task: "seg", metric: s.metric, options })
     const trace = new Trace()
     const started = performance.now()
     const clockS = () => (performance.now() - started) / 1000

@@ -15,8 +15,9 @@ resolution (32×32), metric mIoU, B = 5, 500 iterations: the paper's constants. 
 is recorded (from the file's ``seed``; a bare list from an older generator takes ``--seed``).
 A seed other than 7 validates the early-reject rule, which was chosen on seed 7.
 
-Reference (``rejection_reference.py``): one candidate at a time, one torch thread per process,
-run in ``--workers`` processes only to keep the wall clock short; its rate is per process
+Reference (``python_workers/tests/rejection_reference.py``, the tests' oracle): one candidate at a
+time, one torch thread per process, run in ``--workers`` processes only to keep the wall clock
+short; its rate is per process
 (60 / mean seconds per candidate), i.e. the obvious implementation on one core. With
 ``--reference-subset K`` only every (N/K)-th candidate is timed by the reference and the
 rates and agreement come from those (stated in the output).
@@ -39,18 +40,20 @@ import platform
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "python_workers"))
+sys.path.insert(0, str(ROOT / "python_workers" / "tests"))  # the reference protocol lives with the tests
 
 from autoloss_worker.fastreject import FastConfig, Screener, Verdict, fast_config_for  # noqa: E402
 from autoloss_worker.fastreject.parallel import ParallelScreener  # noqa: E402
 from autoloss_worker.graph import loss_from_wire  # noqa: E402
-from autoloss_worker.rejection_reference import reference_check  # noqa: E402
 from autoloss_worker.tasks import get_task  # noqa: E402
+from rejection_reference import reference_check  # noqa: E402
 
 METRIC, SEED = "miou", 0
 EARLY_REJECT_CHOSEN_ON_SEED = 7  # the stream the floors of fastreject.VERIFIED_EARLY_REJECT were read from
@@ -107,7 +110,7 @@ def time_production(graphs: list, fast: FastConfig, workers: int, engine: str, c
         return verdicts, time.perf_counter() - t0
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=400)
     ap.add_argument("--seed", type=int, default=7)
@@ -123,53 +126,60 @@ def main() -> None:
     ap.add_argument("--stream", help="read the candidate stream from this JSON file (gen-candidates.ts output) "
                     "instead of running the generator, e.g. on a machine without node")
     ap.add_argument("--out", help="default: bench/results/rejection.json (nothing with --no-reference)")
-    args = ap.parse_args()
+    return ap.parse_args()
 
-    stream, stream_seed, seed_source = load_stream(args)
-    graphs = [loss_from_wire(c["wire"]) for c in stream]
-    load_before = os.getloadavg()
 
-    # ---- production
+@dataclass
+class Production:
+    verdicts: list[Verdict]
+    fast: FastConfig
+    workers: int
+    seconds: float
+    single_seconds: float | None  # the same in one process (CPU engines with several workers)
+
+    def nontrivial(self) -> list[int]:
+        return [i for i, v in enumerate(self.verdicts) if v.stage == "protocol"]
+
+    def summary(self) -> dict:
+        n = len(self.verdicts)
+        return {
+            "production_per_min": round(60 * n / self.seconds, 2),
+            "production_nontrivial_per_min": round(60 * len(self.nontrivial()) / self.seconds, 2),  # all time goes to these
+            "production_seconds": round(self.seconds, 2),
+            "production_passed": sum(v.passed for v in self.verdicts),
+            "production_stages": {s: sum(v.stage == s for v in self.verdicts) for s in ("static", "cache", "protocol")},
+        }
+
+
+def run_production(args: argparse.Namespace, graphs: list) -> Production:
     cuda = args.device == "cuda"
     engine = args.engine or ("levels" if cuda else "closed")
     fast = fast_config_for("seg", batch=args.batch or (2048 if cuda else 4), device=args.device, engine=engine,
                            dtype=getattr(torch, args.dtype))
     workers = 1 if engine == "levels" else args.workers
-    verdicts, prod_s = time_production(graphs, fast, workers, engine, cuda)
+    verdicts, seconds = time_production(graphs, fast, workers, engine, cuda)
     single_s = None
     if engine != "levels" and workers > 1:
         single, single_s = time_production(graphs, fast, 1, engine, cuda)
         assert [v.passed for v in single] == [v.passed for v in verdicts], "1 and N processes decided differently"
-    stages = {s: sum(v.stage == s for v in verdicts) for s in ("static", "cache", "protocol")}
-    nontrivial = [i for i, v in enumerate(verdicts) if v.stage == "protocol"]
-    prod_per_min = 60 * len(graphs) / prod_s
-    prod_nt_per_min = 60 * len(nontrivial) / prod_s  # all production time goes to these
-    production = {
-        "production_per_min": round(prod_per_min, 2),
-        "production_nontrivial_per_min": round(prod_nt_per_min, 2),
-        "production_seconds": round(prod_s, 2),
-        "production_passed": sum(v.passed for v in verdicts),
-        "production_stages": stages,
-    }
-    if args.no_reference:
-        result = {"device": args.device, "candidates": len(graphs), "stream_seed": stream_seed, **production,
-                  "single_process_seconds": None if single_s is None else round(single_s, 2),
-                  "workers": workers, "dtype": args.dtype, "engine": engine, "load_average_1m": os.getloadavg()[0]}
-        if args.out:
-            Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-        print(json.dumps(result, indent=2))
-        return
+    return Production(verdicts, fast, workers, seconds, single_s)
 
-    # ---- reference
+
+def run_reference(args: argparse.Namespace, stream: list[dict]) -> dict[int, tuple[bool, float, bool, float]]:
+    """Index -> (passed, score, invalid, seconds) of the reference on all or ``--reference-subset`` candidates."""
     if args.reference_subset and args.reference_subset < len(stream):
         step = len(stream) / args.reference_subset
         ref_idx = sorted({int(k * step) for k in range(args.reference_subset)})
     else:
         ref_idx = list(range(len(stream)))
-    ref_workers = args.reference_workers or args.workers
-    with mp.get_context("spawn").Pool(ref_workers, initializer=_ref_init, initargs=({},)) as pool:
-        ref = dict(zip(ref_idx, pool.map(_ref_one, [stream[i]["wire"] for i in ref_idx], chunksize=1)))
+    with mp.get_context("spawn").Pool(args.reference_workers or args.workers, initializer=_ref_init, initargs=({},)) as pool:
+        return dict(zip(ref_idx, pool.map(_ref_one, [stream[i]["wire"] for i in ref_idx], chunksize=1)))
 
+
+def compare(args: argparse.Namespace, stream: list[dict], prod: Production, ref: dict, load_before: float) -> dict:
+    """The rates, speed-ups and agreement of the production path against the reference."""
+    n, verdicts, nontrivial = len(stream), prod.verdicts, prod.nontrivial()
+    prod_per_min, prod_nt_per_min = 60 * n / prod.seconds, 60 * len(nontrivial) / prod.seconds
     ref_s = sum(r[3] for r in ref.values())
     ref_per_min = 60 * len(ref) / ref_s
     nt_ref = [i for i in nontrivial if i in ref]
@@ -178,17 +188,18 @@ def main() -> None:
     false_passes = [stream[i]["text"] for i in ref if verdicts[i].passed and not ref[i][0]]
     false_rejects = [stream[i]["text"] for i in ref if ref[i][0] and not verdicts[i].passed]
     single_process = None
-    if single_s is not None:
-        single_per_min = 60 * len(graphs) / single_s
+    if prod.single_seconds is not None:
+        single_per_min = 60 * n / prod.single_seconds
         single_process = {
             "production_per_min": round(single_per_min, 2),
-            "production_seconds": round(single_s, 2),
+            "production_seconds": round(prod.single_seconds, 2),
             "speedup_full": round(single_per_min / ref_per_min, 2),
-            "speedup_nontrivial": round(60 * len(nontrivial) / single_s / ref_nt_per_min, 2),
+            "speedup_nontrivial": round(60 * len(nontrivial) / prod.single_seconds / ref_nt_per_min, 2),
         }
-    result = {
+    ref_workers = args.reference_workers or args.workers
+    return {
         "device": args.device if args.device == "cpu" else torch.cuda.get_device_name(0),
-        "candidates": len(graphs),
+        "candidates": n,
         "reference_per_min": round(ref_per_min, 2),
         "production_per_min": round(prod_per_min, 2),
         "speedup_full": round(prod_per_min / ref_per_min, 2),
@@ -198,32 +209,50 @@ def main() -> None:
         "false_rejects": len(false_rejects),
         "single_process": single_process,
         "details": {
-            "stream": {"seed": stream_seed, "seed_from": seed_source,
+            "stream": {"seed": args.stream_seed, "seed_from": args.seed_source,
                        "origins": {o: sum(c["origin"] == o for c in stream) for o in ("random", "reinit", "mutate", "copy")}},
             "reference_candidates": len(ref),
             "reference_passed": sum(r[0] for r in ref.values()),
-            **production,
+            **prod.summary(),
             "reference_nontrivial_per_min": round(ref_nt_per_min, 2),
             "reference_per_min_all_workers": round(ref_per_min * ref_workers, 2),
-            "speedup_full_same_cores": round(prod_per_min / (ref_per_min * workers), 2),
+            "speedup_full_same_cores": round(prod_per_min / (ref_per_min * prod.workers), 2),
             "reference_cpu_seconds": round(ref_s, 2),
             "false_reject_losses": false_rejects,
             "false_pass_losses": false_passes,
-            "early_reject": [list(f) for f in fast.early_reject.floors],
+            "early_reject": [list(f) for f in prod.fast.early_reject.floors],
             "early_reject_chosen_on_seed": EARLY_REJECT_CHOSEN_ON_SEED,
-            "reference_timed_on": "every candidate" if len(ref) == len(stream) else f"{len(ref)} evenly spaced candidates",
-            "batch": fast.batch,
-            "workers": workers,
+            "reference_timed_on": "every candidate" if len(ref) == n else f"{len(ref)} evenly spaced candidates",
+            "batch": prod.fast.batch,
+            "workers": prod.workers,
             "reference_workers": ref_workers,
-            "engine": fast.engine,
+            "engine": prod.fast.engine,
             "dtype": args.dtype,
             "torch_threads_per_process": 1,
             "cpu_count": os.cpu_count(),
-            "load_average_1m_before": round(load_before[0], 2),
+            "load_average_1m_before": round(load_before, 2),
             "load_average_1m_after": round(os.getloadavg()[0], 2),
             "machine": platform.processor() or platform.machine(),
         },
     }
+
+
+def main() -> None:
+    args = parse_args()
+    stream, args.stream_seed, args.seed_source = load_stream(args)
+    graphs = [loss_from_wire(c["wire"]) for c in stream]
+    load_before = os.getloadavg()[0]
+    prod = run_production(args, graphs)
+    if args.no_reference:
+        result = {"device": args.device, "candidates": len(graphs), "stream_seed": args.stream_seed, **prod.summary(),
+                  "single_process_seconds": None if prod.single_seconds is None else round(prod.single_seconds, 2),
+                  "workers": prod.workers, "dtype": args.dtype, "engine": prod.fast.engine,
+                  "load_average_1m": os.getloadavg()[0]}
+        if args.out:
+            Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+        print(json.dumps(result, indent=2))
+        return
+    result = compare(args, stream, prod, run_reference(args, stream), load_before)
     out = Path(args.out or ROOT / "bench/results/rejection.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

@@ -20,9 +20,10 @@ keys raise. Results are exactly what ``autoloss eval-loss|train-loss --json`` pr
                  "branches": {name: {"passed", "score", "gradNorms", "fingerprint", "iterations", "invalid"}}}
     train-loss: {"metrics": {name: 0-1}, "target", "invalid", "iterations", "elapsedMs"}
 
-``gradNorms`` entries are null where non-finite (JSON has no NaN). ``score`` is −1 when invalid.
-Rejection runs on ``fastreject`` unless ``options.rejection.fast`` is false; a loss it rejects at an
-early checkpoint reports g at that iteration as ``score`` and that iteration as ``iterations``.
+Every branch entry and the whole-loss fields are ``rejection.BranchVerdict.wire()``; the
+whole-loss one is the branches' ``combine``. ``gradNorms`` entries are null where non-finite (JSON
+has no NaN). ``score`` is −1 when invalid. A loss rejected at an early checkpoint (``fastreject``,
+verified rules only) reports g at that iteration as ``score`` and that iteration as ``iterations``.
 Rejection always runs on CPU in float64 (B small tensors; the numbers must not depend on the
 machine); proxy training runs on ``options.device``, else on the worker's device.
 """
@@ -34,8 +35,9 @@ from collections.abc import Callable
 from typing import Any
 
 from autoloss_worker.graph import LossGraph, loss_from_wire
-from autoloss_worker.rejection import RejectionConfig, RejectionResult, _torch_threads, check_branch, check_loss, summarise
-from autoloss_worker.tasks import Task, as_branch_losses, get_task
+from autoloss_worker.fastreject.jobs import eval_loss
+from autoloss_worker.rejection import RejectionConfig
+from autoloss_worker.tasks import Task, get_task
 from autoloss_worker.tasks.training import parse_options
 
 Progress = Callable[[float], None]
@@ -107,53 +109,14 @@ def _requested_branches(task: Task, requested: Any) -> list[str] | None:
     return requested
 
 
-def _branch_detail(result: RejectionResult) -> dict[str, Any]:
-    return summarise({"": result})
-
-
 def eval_loss_job(payload: Any, device: str | None = None, progress: Progress | None = None) -> dict[str, Any]:
     """The loss-rejection protocol for ``payload["loss"]`` (see ``rejection.py``)."""
     start = time.perf_counter()
     job = _job(payload, device=device, train=False)
     requested = _requested_branches(job.task, payload.get("branches"))
     graph = loss_for_task(job.task, payload.get("loss"), requested)
-    batched = getattr(job.task, "batched_rejection", True)
-    elapsed = lambda: {"elapsedMs": (time.perf_counter() - start) * 1000}  # noqa: E731
-    if job.rejection.fast and batched and len(job.task.branches) == 1:
-        from autoloss_worker.fastreject.jobs import fast_eval_loss
-
-        out = fast_eval_loss(job.task, graph, job.metric, job.seed, job.rejection)
-        return {**out, "branches": {next(iter(job.task.branches)): out}, **elapsed()}
-    if requested is not None:
-        results = _branches(job, graph, requested)
-    elif job.rejection.fast:  # multi-branch: a yes/no answer needs only the first failing branch
-        results = _until_first_failure(job, graph)
-    else:
-        results = check_loss(job.task, graph, job.metric, seed=job.seed, config=job.rejection)
-    return {**summarise(results), "branches": {name: _branch_detail(r) for name, r in results.items()}, **elapsed()}
-
-
-def _branches(job: Job, graph: LossGraph, names: list[str]) -> dict[str, RejectionResult]:
-    """``check_branch`` for each of ``names`` (all of them, whatever their verdicts)."""
-    losses = as_branch_losses(graph)
-    samples = job.task.rejection_samples(job.rejection.samples, job.seed)
-    with _torch_threads(job.rejection.threads):
-        return {name: check_branch(job.task, losses[name], name, samples, job.metric, job.rejection) for name in names}
-
-
-def _until_first_failure(job: Job, graph: LossGraph) -> dict[str, RejectionResult]:
-    """``check_loss`` branch by branch in the task's order, stopping at the first failing branch
-    (the fast path's rule: a loss passes iff every branch passes; gradNorms then cover the
-    branches checked)."""
-    losses = job.task.branch_losses(graph)
-    samples = job.task.rejection_samples(job.rejection.samples, job.seed)
-    results: dict[str, RejectionResult] = {}
-    with _torch_threads(job.rejection.threads):
-        for branch in job.task.branches:
-            results[branch] = check_branch(job.task, losses[branch], branch, samples, job.metric, job.rejection)
-            if not results[branch].passed:
-                break
-    return results
+    out = eval_loss(job.task, graph, job.metric, job.seed, job.rejection, requested)
+    return {**out, "elapsedMs": (time.perf_counter() - start) * 1000}
 
 
 def train_loss_job(payload: Any, device: str | None = None, progress: Progress | None = None) -> dict[str, Any]:
@@ -181,7 +144,9 @@ def baseline_job(payload: Any, device: str | None = None, progress: Progress | N
 
 def task_info_job(payload: Any, device: str | None = None, progress: Progress | None = None) -> dict[str, Any]:
     """What the control plane needs to search a task: its branches (name, kind), metrics and the
-    default metric, and the metric this payload resolves to. Payload: ``{task, metric?, options?}``."""
+    default metric, the metric this payload resolves to, and ``dataSeed``: the ``data_seed`` option
+    the task generates its data from (null when its data is not drawn from a seed option, e.g. an
+    MMLab config's dataset), which held-out trainings replace. Payload: ``{task, metric?, options?}``."""
     if not isinstance(payload, dict):
         raise ValueError(f"job payload must be a map, got {type(payload).__name__}")
     job = _job({k: v for k, v in payload.items() if k != "loss"}, device=device, train=False)
@@ -191,4 +156,5 @@ def task_info_job(payload: Any, device: str | None = None, progress: Progress | 
         "metrics": list(job.task.metrics),
         "defaultMetric": job.task.default_metric,
         "metric": job.metric,
+        "dataSeed": getattr(getattr(job.task, "options", None), "data_seed", None),
     }

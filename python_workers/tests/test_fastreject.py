@@ -14,15 +14,17 @@ from autoloss_worker.fastreject import (
     FastConfig,
     Screener,
     canonical_text,
+    check_branch,
     displacement_ratio,
     loss_key,
     run_batch,
+    run_stream,
     static_reason,
 )
 from autoloss_worker.fastreject.metrics import exact_gain, metric_gain
 from autoloss_worker.graph import OpNode, loss_from_wire
-from autoloss_worker.rejection import RejectionConfig, check_branch
-from autoloss_worker.rejection_reference import reference_check
+from autoloss_worker.rejection import RejectionConfig
+from rejection_reference import reference_check
 from autoloss_worker.tasks import get_task
 from autoloss_worker.tasks.losses import compile_loss
 
@@ -92,9 +94,9 @@ def test_canonical_text_sorts_commutative_arguments_only():
 def test_screener_decides_statics_and_repeats_without_running_the_protocol(task):
     ran: list[int] = []
 
-    def runner(graphs):
+    def runner(graphs, branches=None):
         ran.append(len(graphs))
-        return Screener(task, "miou", 0, RejectionConfig(iterations=5), FastConfig()).run_protocol(graphs)
+        return Screener(task, "miou", 0, RejectionConfig(iterations=5), FastConfig()).run_protocol(graphs, branches)
 
     s = Screener(task, "miou", 0, RejectionConfig(iterations=5), FastConfig(), runner=runner)
     v = s.screen([graph(CE), graph(["neg", ["mul", "y_hat", "y"]]), graph(["neg", "y_hat"]), graph(["neg", ["mul", "y", "y_hat"]])])
@@ -213,8 +215,6 @@ def test_production_agrees_with_the_reference_at_paper_constants(task):
 
 
 def test_continuous_batching_matches_chunked_batches(task):
-    from autoloss_worker.fastreject.stream import run_stream
-
     config = RejectionConfig(iterations=15)
     rule = EarlyReject(floors=((5, 0.3),))
     samples = task.rejection_samples(5, 0)
@@ -233,7 +233,7 @@ def test_verified_early_reject_only_under_the_protocol_it_was_verified_for():
     from autoloss_worker.fastreject import fast_config_for
 
     assert fast_config_for("seg").early_reject.floors  # the paper's constants: the verified rule
-    assert fast_config_for("seg", RejectionConfig(threads=2, fast=False)).early_reject.floors  # not protocol constants
+    assert fast_config_for("seg", RejectionConfig(threads=2)).early_reject.floors  # not protocol constants
     for changed in (RejectionConfig(iterations=40), RejectionConfig(threshold=0.5), RejectionConfig(lr=1e-2)):
         assert fast_config_for("seg", changed).early_reject == NO_EARLY_REJECT
     assert fast_config_for("pose").early_reject == NO_EARLY_REJECT  # no rule verified for pose

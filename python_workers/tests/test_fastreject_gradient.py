@@ -176,7 +176,7 @@ def test_production_decides_as_the_reference_at_a_threshold_equal_to_the_score()
     # metric; no early reject, whose floors are for the paper's η and T) must land on the same side
     # as the reference every time.
     from autoloss_worker.fastreject import FastConfig, Screener
-    from autoloss_worker.rejection_reference import reference_check
+    from rejection_reference import reference_check
 
     task = get_task("seg", **TINY_SEG)
     picks = [TREES[0], TREES[1], ["log", ["abs", ["add", "y", "y_hat"]]], ["inv", ["log", ["add", "y", "y_hat"]]]]

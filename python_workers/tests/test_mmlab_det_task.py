@@ -10,7 +10,7 @@ import torch
 pytest.importorskip("mmdet", reason="MMDetection is not installed (scripts/setup-mmlab.sh)")
 
 from autoloss_worker.graph import loss_from_wire  # noqa: E402
-from autoloss_worker.rejection import check_branch  # noqa: E402
+from autoloss_worker.fastreject import check_branch  # noqa: E402
 from autoloss_worker.task_jobs import eval_loss_job, task_info_job, train_loss_job  # noqa: E402
 from autoloss_worker.tasks import get_task  # noqa: E402
 from autoloss_worker.tasks.det import ONE_MINUS_GIOU, ap_101, baseline_wire, box_factor, encode  # noqa: E402
@@ -169,24 +169,26 @@ def test_branch_subset_proxy_training_keeps_the_config_losses_elsewhere(monkeypa
     ("rpn_reg", ["max_pool", ["mul", "e", ["inv", "u"]]]),
 ])
 def test_the_objective_built_in_one_go_equals_the_per_sample_one(task, samples, branch, tree):
-    # rejection._objective builds all B samples' loss inputs in one call for det; values and
-    # gradients must be those of the per-sample construction.
-    from autoloss_worker.rejection import _objective
+    # DetTask.joint_loss_inputs builds all B samples' loss inputs in one call; values and
+    # gradients of the rejection objective must be those of the per-sample construction.
+    from autoloss_worker.fastreject.engines import sample_objective
+    from autoloss_worker.tasks.base import Task
 
     loss = _loss(**{branch: tree})[branch]
 
-    class PerSample:  # the same task without the batched path
+    class PerSample:  # the same task without its one-call path: Task's per-sample default
+        def joint_loss_inputs(self, *args, **kwargs):
+            return Task.joint_loss_inputs(self, *args, **kwargs)
+
         def __getattr__(self, name):
-            if name == "batched_loss_inputs":
-                raise AttributeError(name)
             return getattr(task, name)
 
     def value_and_grads(t):
         preds = [s.raw[branch].detach().clone().requires_grad_(True) for s in samples]
-        value = _objective(t, loss, branch, preds, samples, "bbox_map")
+        value = sample_objective(t, loss, branch, preds, samples, "bbox_map")
         return value.item(), torch.autograd.grad(value, preds)
 
-    assert task.batched_loss_inputs(branch, [s.raw[branch] for s in samples], samples, metric="bbox_map") is not None
+    assert type(task).joint_loss_inputs is not Task.joint_loss_inputs  # det builds them in one call
     v1, g1 = value_and_grads(task)
     v2, g2 = value_and_grads(PerSample())
     assert v1 == pytest.approx(v2, rel=1e-12)

@@ -13,7 +13,7 @@ pytest.importorskip("mmdet", reason="MMDetection is not installed (scripts/setup
 
 from autoloss_worker.graph import loss_from_wire  # noqa: E402
 from autoloss_worker.mmlab.inputs import mask_inputs  # noqa: E402
-from autoloss_worker.rejection import check_branch  # noqa: E402
+from autoloss_worker.fastreject import check_branch  # noqa: E402
 from autoloss_worker.task_jobs import task_info_job, train_loss_job  # noqa: E402
 from autoloss_worker.tasks import get_task  # noqa: E402
 from autoloss_worker.tasks.det import CE, ONE_MINUS_GIOU  # noqa: E402

@@ -14,7 +14,8 @@ pytest.importorskip("mmcv.ops", reason="mmcv with compiled ops is not installed 
 pytest.importorskip("mmpose", reason="MMPose is not installed (scripts/setup-mmlab.sh)")
 
 from autoloss_worker.graph import loss_from_wire  # noqa: E402
-from autoloss_worker.rejection import RejectionConfig, check_loss  # noqa: E402
+from autoloss_worker.fastreject import check_loss  # noqa: E402
+from autoloss_worker.rejection import RejectionConfig  # noqa: E402
 from autoloss_worker.task_jobs import eval_loss_job, task_info_job, train_loss_job  # noqa: E402
 from autoloss_worker.tasks import get_task  # noqa: E402
 from autoloss_worker.tasks.losses import branch_output, compile_loss, training_value  # noqa: E402
@@ -99,7 +100,7 @@ def test_heatmap_mse_passes_rejection_and_its_negation_fails():
 
 
 def test_fast_path_score_equals_the_reference_protocol(task):
-    reference = check_loss(task, loss_from_wire(_wire(PAPER_POSE)), "map", 0, RejectionConfig(fast=False))["loss"]
+    reference = check_loss(task, loss_from_wire(_wire(PAPER_POSE)), "map", 0, RejectionConfig())["loss"]
     fast = eval_loss_job({"task": "mmpose", "loss": _wire(PAPER_POSE)})
     assert fast["passed"] == reference.passed and fast["score"] == pytest.approx(reference.score, abs=1e-9)
 

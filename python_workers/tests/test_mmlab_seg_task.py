@@ -12,7 +12,8 @@ pytest.importorskip("mmcv.ops", reason="mmcv with compiled ops is not installed 
 pytest.importorskip("mmseg", reason="MMSegmentation is not installed (scripts/setup-mmlab.sh)")
 
 from autoloss_worker.graph import loss_from_wire  # noqa: E402
-from autoloss_worker.rejection import RejectionConfig, check_loss  # noqa: E402
+from autoloss_worker.fastreject import check_loss  # noqa: E402
+from autoloss_worker.rejection import RejectionConfig  # noqa: E402
 from autoloss_worker.task_jobs import eval_loss_job, task_info_job, train_loss_job  # noqa: E402
 from autoloss_worker.tasks import get_task  # noqa: E402
 from autoloss_worker.tasks.losses import branch_output, compile_loss, training_value  # noqa: E402
@@ -109,7 +110,7 @@ def test_cross_entropy_passes_rejection_and_its_negation_fails():
 
 
 def test_fast_path_score_equals_the_reference_protocol(task):
-    reference = check_loss(task, loss_from_wire(_wire(CE)), "miou", 0, RejectionConfig(fast=False))["loss"]
+    reference = check_loss(task, loss_from_wire(_wire(CE)), "miou", 0, RejectionConfig())["loss"]
     fast = eval_loss_job({"task": "mmseg", "loss": _wire(CE)})
     assert fast["score"] == pytest.approx(reference.score, abs=1e-9)
     assert fast["gradNorms"] == pytest.approx(reference.grad_norms, rel=1e-9)

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from autoloss_worker.graph import loss_from_wire
-from autoloss_worker.rejection import PAPER_REJECTION, RejectionConfig, check_branch, check_loss
+from autoloss_worker.fastreject import check_branch, check_loss
+from autoloss_worker.rejection import PAPER_REJECTION, RejectionConfig
 from autoloss_worker.task_jobs import eval_loss_job
 from autoloss_worker.tasks import elementwise, get_task
 from autoloss_worker.tasks.base import DENSE, Sample, Task

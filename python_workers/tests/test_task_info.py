@@ -20,3 +20,17 @@ def test_task_info_rejects_unknown_metric_and_task():
         task_info_job({"task": "seg", "metric": "nope"})
     with pytest.raises(ValueError):
         task_info_job({"task": "no-such-task"})
+
+
+def test_task_info_names_the_data_seed_held_out_trainings_replace():
+    import numpy as np
+
+    from autoloss_worker.tasks import get_task
+
+    assert task_info_job({"task": "seg"})["dataSeed"] == 0
+    assert task_info_job({"task": "seg", "options": {"data_seed": 7}})["dataSeed"] == 7
+    assert task_info_job({"task": "pose"})["dataSeed"] == 0
+    # the option really draws other data: held-out trainings see images the search never did
+    a = get_task("seg", train_images=4, eval_images=2)._split("train", 4)
+    b = get_task("seg", train_images=4, eval_images=2, data_seed=101)._split("train", 4)
+    assert not np.array_equal(np.asarray(a.images), np.asarray(b.images))

@@ -3,28 +3,41 @@
  * other programs can follow a run), and a final summary.
  */
 import type { ProgressLine } from "../search/search-run.ts"
+import { estimateEta, formatDuration } from "./eta.ts"
 
 const n = (c: Readonly<Record<string, number>>, k: string): number => c[k] ?? 0
 
-export const describe = (p: ProgressLine): string => {
+/**
+ * Work done and planned, in proxy-training units: the search's own finished trainings (reused
+ * scores cost none) against its budget, then the selection's trainings.
+ */
+export const workUnits = (p: Pick<ProgressLine, "counters" | "budget" | "selection">): { done: number; total: number } => {
+  const c = p.counters
+  const trained = Math.min(p.budget, n(c, "observed") - n(c, "equivalentReuses") - n(c, "duplicateReuses"))
+  return { done: trained + (p.selection?.done ?? 0), total: p.budget + (p.selection?.total ?? 0) }
+}
+
+export const describe = (p: ProgressLine, eta: number | null = null): string => {
   const c = p.counters
   const rate = p.elapsedS > 0 ? (n(c, "proposed") / p.elapsedS) * 60 : 0
-  const trained = n(c, "trained")
-  const eta = trained > 0 && trained < p.budget ? ((p.budget - trained) * p.elapsedS) / trained : null
   const best = p.best === null ? "-" : `${p.best.score.toFixed(4)} ${p.best.text}`
+  const heldOut = p.selection === null || p.selection.done === 0 ? "" : ` | held-out ${p.selection.done}/${p.selection.total}`
   return (
     `generated ${n(c, "proposed")} | static-rejected ${n(c, "staticRejected")} | screened ${n(c, "screened")} | ` +
     `passed ${n(c, "passed")} | equivalent ${n(c, "equivalentReuses") + n(c, "duplicateReuses")} | ` +
-    `trained ${trained}/${p.budget} | invalid ${n(c, "invalid")} | ${rate.toFixed(1)} cand/min | ` +
-    `ETA ${eta === null ? "-" : `${Math.round(eta)}s`} | best ${best}`
+    `trained ${n(c, "trained")}/${p.budget}${heldOut} | invalid ${n(c, "invalid")} | ${rate.toFixed(1)} cand/min | ` +
+    `ETA ${eta === null ? "-" : formatDuration(eta)} | best ${best}`
   )
 }
 
 export const makeSink = (stream: NodeJS.WriteStream) => {
   const tty = stream.isTTY === true
+  let doneAtStart: number | undefined
   return (p: ProgressLine): void => {
     if (tty) {
-      const line = describe(p)
+      const units = workUnits(p)
+      doneAtStart ??= units.done
+      const line = describe(p, estimateEta({ elapsedS: p.elapsedS, doneAtStart, ...units }))
       stream.write(`\r\x1b[K${line.slice(0, (stream.columns ?? 160) - 1)}${p.done ? "\n" : ""}`)
     } else {
       stream.write(JSON.stringify({ event: p.done ? "done" : "progress", ...p }) + "\n")

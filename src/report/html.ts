@@ -6,6 +6,7 @@
  */
 import { lossFormulas } from "./formulas.ts"
 import { katexStyle, renderMath } from "./math.ts"
+import type { Decision } from "../search/selection.ts"
 import { type Funnel, type ReportModel, TOP_MEAN_OF, type TopLoss } from "./model.ts"
 import { escapeXml as esc, lineChart } from "./svg.ts"
 
@@ -17,11 +18,19 @@ const fmtTime = (ms: number | null): string => (ms === null ? "—" : new Date(m
 const fmtMs = (ms: number | null): string => (ms === null ? "—" : ms >= 1000 ? `${(ms / 1000).toFixed(1)} s` : `${ms.toFixed(0)} ms`)
 
 const curveCharts = (m: ReportModel): string => {
-  const scatter = (x: (p: ReportModel["curve"][number]) => number) => [
-    { name: "best", color: COLORS[0]!, points: m.curve.map((p) => [x(p), p.best] as const) },
-    { name: `best-${TOP_MEAN_OF} mean`, color: COLORS[1]!, points: m.curve.map((p) => [x(p), p.topMean] as const) },
-    { name: "each evaluation", color: "#999", markersOnly: true, points: m.curve.map((p) => [x(p), Number.isFinite(p.score) ? p.score : null] as const) }
-  ]
+  const scatter = (x: (p: ReportModel["curve"][number]) => number) => {
+    const series = [
+      { name: "best", color: COLORS[0]!, points: m.curve.map((p) => [x(p), p.best] as const) },
+      { name: `best-${TOP_MEAN_OF} mean`, color: COLORS[1]!, points: m.curve.map((p) => [x(p), p.topMean] as const) },
+      { name: "each evaluation", color: "#999", markersOnly: true, points: m.curve.map((p) => [x(p), Number.isFinite(p.score) ? p.score : null] as const) }
+    ]
+    // The handcrafted baseline on the same proxy (seed and data): a flat reference across the run.
+    if (m.baselineProxy !== null && m.curve.length > 0) {
+      const xs = m.curve.map(x)
+      series.push({ name: "baseline (proxy)", color: COLORS[2]!, points: [[Math.min(...xs), m.baselineProxy], [Math.max(...xs), m.baselineProxy]] as const })
+    }
+    return series
+  }
   const y = m.config?.metric ?? "proxy score"
   return [
     lineChart(scatter((p) => p.evaluations), { title: "Score vs proxy evaluations", xLabel: "proxy evaluations", yLabel: y }),
@@ -108,6 +117,50 @@ ${metricsTable(c.proxyMetrics)}
 </article>`
 }
 
+const signed = (x: number): string => (x >= 0 ? "+" : "") + x.toFixed(4)
+
+/** The chosen loss's held-out runs beside the baseline's, seed by seed, then the finalists. */
+const heldOutTables = (d: Decision): string => {
+  const chosen = d.finalists.find((f) => f.id === d.chosen)!
+  const c = chosen.comparison
+  const head = `<tr><th></th><th>proxy</th>${d.seeds.map((s) => `<th>seed ${s}</th>`).join("")}<th>mean</th><th>sd</th></tr>`
+  const line = (label: string, proxy: string, values: ReadonlyArray<string>, mean: string, sd: string) =>
+    `<tr><th>${label}</th><td class="num">${proxy}</td>${values.map((v) => `<td class="num">${v}</td>`).join("")}` +
+    `<td class="num">${mean}</td><td class="num">${sd}</td></tr>`
+  const seedTable = `<table class="heldout">${head}` +
+    line("chosen", fmtScore(chosen.proxyScore), c.loss.values.map((v) => v.toFixed(4)), c.loss.mean.toFixed(4), c.loss.sd.toFixed(4)) +
+    line("baseline", fmtScore(d.baselineProxy), c.against.values.map((v) => v.toFixed(4)), c.against.mean.toFixed(4), c.against.sd.toFixed(4)) +
+    line("difference", d.baselineProxy === null ? "—" : signed(chosen.proxyScore - d.baselineProxy), c.diff.values.map(signed), signed(c.diff.mean), c.diff.sd.toFixed(4)) +
+    "</table>"
+  const verdict = `<p>${esc(d.metric)}: better than the baseline on ${c.wins} of ${d.seeds.length} held-out seeds ` +
+    `(${c.ties} tie(s), ${c.losses} worse)${c.diff.mean > 0 ? "" : "; no finalist beats the baseline on the held-out mean"}.</p>`
+  const finalists = `<table class="finalists"><tr><th>proxy rank</th><th>candidate</th><th>proxy</th><th>held-out mean</th><th>vs baseline</th><th>wins</th></tr>` +
+    d.finalists.map((f) =>
+      `<tr${f.id === d.chosen ? ' class="chosen"' : ""} data-candidate="${f.id}"><td class="num">${f.rank}</td><td class="num">${f.id}${f.id === d.chosen ? " ★" : ""}</td>` +
+      `<td class="num">${fmtScore(f.proxyScore)}</td><td class="num">${f.comparison.loss.mean.toFixed(4)}</td>` +
+      `<td class="num">${signed(f.comparison.diff.mean)}</td><td class="num">${f.comparison.wins}/${d.seeds.length}</td></tr>`
+    ).join("") + "</table>"
+  return seedTable + verdict + `<h3>Finalists</h3>` + finalists
+}
+
+const answerSection = (m: ReportModel): string => {
+  const a = m.answer
+  if (a === null) return "<p>No loss has been evaluated yet.</p>"
+  const c = a.candidate
+  const how = a.decision === null
+    ? `<p>Candidate ${c.id}, the best proxy score (${fmtScore(c.score)}) of the search. ` +
+      (m.selection === null
+        ? "No held-out selection was made: the score of one training on the search's seed overstates the best of many."
+        : `The held-out selection is running: ${m.selection.done} of ${m.selection.total} trainings done.`) + "</p>"
+    : `<p>Candidate ${c.id}: the best held-out ${esc(a.decision.metric)} of the top ${a.decision.finalists.length} losses by proxy score, ` +
+      `each trained again with the handcrafted baseline from seeds ${a.decision.seeds.join(", ")} (new initialisation and batch order; ` +
+      `tasks whose data is generated from a <code>data_seed</code> option, seg and pose, also get new data).</p>`
+  return `<article class="loss answer" data-candidate="${c.id}">${how}` +
+    `<div class="formula original">${renderMath(lossFormulas(c.wire, m.config?.task).tex)}</div><code>${esc(c.text)}</code>` +
+    (a.decision === null ? metricsTable(c.proxyMetrics) : heldOutTables(a.decision)) +
+    "</article>"
+}
+
 const configSection = (m: ReportModel): string => {
   const c = m.config
   const rows: Array<[string, string]> = [
@@ -129,10 +182,9 @@ const configSection = (m: ReportModel): string => {
 /** The page's `<main>` content; the live view swaps exactly this. */
 export const renderReportBody = (m: ReportModel): string => {
   const task = m.config?.task
-  const best = m.top[0]
   return `<h1>${esc(m.title)}</h1>
 ${configSection(m)}
-<section id="best"><h2>Best loss</h2>${best === undefined ? "<p>No loss has been evaluated yet.</p>" : `<p>candidate ${best.candidate.id}, score ${fmtScore(best.candidate.score)}</p>`}</section>
+<section id="answer"><h2>The answer</h2>${answerSection(m)}</section>
 <section id="curve"><h2>Search curve</h2><div class="charts">${curveCharts(m)}</div></section>
 <section id="funnel"><h2>Candidates</h2>${funnelSection(m.funnel)}</section>
 <section id="throughput"><h2>Throughput per worker</h2>${throughputSection(m)}</section>
@@ -159,7 +211,8 @@ article.loss{background:#fff;border:1px solid #e3e3e3;padding:10px 14px;margin:1
 code{font-size:12px;color:#333;word-break:break-all}
 .metrics{margin-top:8px}.metrics th{font-weight:500;color:#555;border-bottom:1px solid #ddd}
 .lineage{margin:4px 0;padding-left:20px}.lineage li{margin:3px 0}.cid{font-weight:600}.score{color:#1f5f9f}
-.note{color:#8a5a00}#live{position:fixed;top:6px;right:10px;font-size:12px;color:#666}
+.note{color:#8a5a00}.heldout,.finalists{margin-top:8px}.heldout th,.finalists th{color:#555;font-weight:500}
+.finalists tr.chosen td{font-weight:600}#live{position:fixed;top:6px;right:10px;font-size:12px;color:#666}
 `
 
 /** Polls nothing: the server pushes `update` events (SSE) and the page fetches the new body. */

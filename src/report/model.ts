@@ -6,6 +6,7 @@
  * screening and training jobs ran, not when they finished. A job's finish time is estimated as
  * proposal time + screening time (+ training time): a lower bound that ignores queueing.
  */
+import { type Decision, decide, heldOutDone, heldOutValue, rankByFitness } from "../search/selection.ts"
 import type { CandidateRecord, RunData } from "./run-data.ts"
 
 // ---------------------------------------------------------------------------------------------
@@ -256,20 +257,51 @@ export const lineageOf = (
   return { steps, omitted }
 }
 
-/**
- * The best distinct losses by observed score: evaluated candidates that trained themselves (a reused
- * score belongs to the loss it was copied from). Ties keep the earlier candidate first.
- */
+/** The best distinct losses by observed score (`rankByFitness`), with their lineage. */
 export const topLosses = (candidates: ReadonlyArray<CandidateRecord>, n = TOP_LOSSES): TopLoss[] => {
   const byId = new Map(candidates.map((c) => [c.id, c]))
-  return candidates
-    .filter((c) => c.status === "evaluated" && c.reuseKind === null && c.score !== null && Number.isFinite(c.score))
-    .sort((a, b) => (b.score as number) - (a.score as number) || a.id - b.id)
-    .slice(0, n)
-    .map((candidate, i) => {
-      const { steps, omitted } = lineageOf(candidate.id, byId)
-      return { rank: i + 1, candidate, lineage: steps, lineageOmitted: omitted }
-    })
+  return rankByFitness(candidates, n).map((candidate, i) => {
+    const { steps, omitted } = lineageOf(candidate.id, byId)
+    return { rank: i + 1, candidate, lineage: steps, lineageOmitted: omitted }
+  })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The answer: the held-out choice when the selection is complete, else the proxy best
+
+export interface Answer {
+  readonly candidate: CandidateRecord
+  /** The held-out selection that chose it; null: the proxy best (no selection, or not finished). */
+  readonly decision: Decision | null
+}
+
+/** The loss a run answers with (what the report opens with and `export` writes). */
+export const answerOf = (run: Pick<RunData, "candidates" | "selection">): Answer | null => {
+  const decision = run.selection === null ? null : decide(run.selection.plan, run.selection.runs)
+  const chosen = decision === null ? undefined : run.candidates.find((c) => c.id === decision.chosen)
+  if (chosen !== undefined) return { candidate: chosen, decision }
+  const best = rankByFitness(run.candidates, 1)[0]
+  return best === undefined ? null : { candidate: best, decision: null }
+}
+
+export interface SelectionProgress {
+  readonly seeds: ReadonlyArray<number>
+  readonly finalists: number
+  /** Held-out trainings stored, of the planned ones. */
+  readonly done: number
+  readonly total: number
+}
+
+const selectionProgress = (run: Pick<RunData, "selection">): SelectionProgress | null => {
+  if (run.selection === null) return null
+  const { plan, runs } = run.selection
+  return { seeds: plan.seeds, finalists: plan.finalists.length, done: heldOutDone(plan, runs), total: (plan.finalists.length + 1) * plan.seeds.length }
+}
+
+/** The baseline's score on the search's own seed and data (the reference for the search curves). */
+export const baselineProxyOf = (run: Pick<RunData, "selection">): number | null => {
+  const proxy = run.selection?.runs.find((r) => r.subject === "baseline" && r.split === "proxy")
+  return proxy === undefined || run.selection === null ? null : heldOutValue(proxy, run.selection.plan.metric)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -286,6 +318,10 @@ export interface ReportModel {
   readonly curve: ReadonlyArray<CurvePoint>
   readonly throughput: Throughput
   readonly top: ReadonlyArray<TopLoss>
+  readonly answer: Answer | null
+  /** The held-out selection's progress; null: none. */
+  readonly selection: SelectionProgress | null
+  readonly baselineProxy: number | null
   /** What the database cannot tell, said once in the report. */
   readonly caveats: ReadonlyArray<string>
 }
@@ -312,6 +348,9 @@ export const buildReportModel = (run: RunData): ReportModel => {
     curve: searchCurve(run),
     throughput,
     top: topLosses(run.candidates),
+    answer: answerOf(run),
+    selection: selectionProgress(run),
+    baselineProxy: baselineProxyOf(run),
     caveats
   }
 }

@@ -10,7 +10,8 @@ import { RUN_FILE } from "../search/run-config.ts"
 import { existsSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import Database from "better-sqlite3"
-import { type CandidateStatus, DB_FILE, SCHEMA_VERSION } from "../store/schema.ts"
+import { BASE_VERSION, type CandidateStatus, DB_FILE, SCHEMA_VERSION } from "../store/schema.ts"
+import { holdoutFromRow, selectionFromRow, type StoredHoldout, type StoredSelection } from "../store/Store.ts"
 import type { RunConfig } from "../search/run-config.ts"
 
 export interface CandidateRecord {
@@ -30,6 +31,8 @@ export interface CandidateRecord {
   readonly rejectionPassed: boolean | null
   readonly rejectionScore: number | null
   readonly rejectionInvalid: boolean | null
+  /** ‖∂L/∂ŷ‖₂ per rejection sample, branch-major; null: not screened. */
+  readonly gradNorms: ReadonlyArray<number> | null
   readonly equivalenceKey: string | null
   readonly screenMs: number | null
   readonly screenWorker: string | null
@@ -55,6 +58,8 @@ export interface RunData {
   readonly counters: Readonly<Record<string, number>>
   /** When the latest outcome was committed (ms since the epoch); null before the first. */
   readonly lastOutcomeAt: number | null
+  /** The held-out final choice: its plan and the trainings stored so far; null: none (yet). */
+  readonly selection: { readonly plan: StoredSelection; readonly runs: ReadonlyArray<StoredHoldout> } | null
 }
 
 export { RUN_FILE }
@@ -88,6 +93,7 @@ export const candidateFromRow = (r: Record<string, unknown>): CandidateRecord =>
   rejectionPassed: bool(r["rejection_passed"]),
   rejectionScore: num(r["rejection_score"]),
   rejectionInvalid: bool(r["rejection_invalid"]),
+  gradNorms: r["grad_norms"] === null || r["grad_norms"] === undefined ? null : (decodeNumbers(r["grad_norms"] as string) as number[]),
   equivalenceKey: str(r["equivalence_key"]),
   screenMs: num(r["screen_ms"]),
   screenWorker: str(r["screen_worker"]),
@@ -102,18 +108,24 @@ export const candidateFromRow = (r: Record<string, unknown>): CandidateRecord =>
   score: num(r["score"])
 })
 
-/** Opens `DIR/search.db` read-only; the caller closes it. Refuses another schema version. */
+/**
+ * Opens `DIR/search.db` read-only; the caller closes it. Reads every version this build can
+ * migrate (a read-only reader cannot migrate: tables of later steps read as empty when absent).
+ */
 export const openRunDatabase = (dir: string): Database.Database => {
   const path = join(dir, DB_FILE)
   if (!existsSync(path)) throw new RunDataError(`${path} not found: not a search run directory`)
   const db = new Database(path, { readonly: true, fileMustExist: true })
   const version = db.pragma("user_version", { simple: true }) as number
-  if (version !== SCHEMA_VERSION) {
+  if (version < BASE_VERSION || version > SCHEMA_VERSION) {
     db.close()
-    throw new RunDataError(`${path} has schema version ${version}, this build reads ${SCHEMA_VERSION}`)
+    throw new RunDataError(`${path} has schema version ${version}, this build reads ${BASE_VERSION} to ${SCHEMA_VERSION}`)
   }
   return db
 }
+
+const hasTable = (db: Database.Database, name: string): boolean =>
+  db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name) !== undefined
 
 const readConfig = (dir: string): RunConfig | null => {
   const path = join(dir, RUN_FILE)
@@ -127,9 +139,13 @@ export const readRun = (dir: string, db: Database.Database): RunData => {
     const rows = db.prepare("SELECT * FROM candidates ORDER BY id").all() as Array<Record<string, unknown>>
     const counters = db.prepare("SELECT name, value FROM counters").all() as Array<{ name: string; value: number }>
     const checkpoint = db.prepare("SELECT written_at FROM checkpoint WHERE id = 1").get() as { written_at: number } | undefined
-    return { run, rows, counters, checkpoint }
+    const plan = hasTable(db, "selection")
+      ? (db.prepare("SELECT * FROM selection WHERE id = 1").get() as Record<string, unknown> | undefined)
+      : undefined
+    const runs = plan === undefined ? [] : (db.prepare("SELECT * FROM holdout_runs ORDER BY seq").all() as Array<Record<string, unknown>>)
+    return { run, rows, counters, checkpoint, plan, runs }
   })
-  const { run, rows, counters, checkpoint } = read()
+  const { run, rows, counters, checkpoint, plan, runs } = read()
   if (run === undefined) throw new RunDataError(`${join(dir, DB_FILE)} has no run row yet (the search has not started)`)
   return {
     dir,
@@ -137,7 +153,8 @@ export const readRun = (dir: string, db: Database.Database): RunData => {
     createdAt: run.created_at,
     candidates: rows.map(candidateFromRow),
     counters: Object.fromEntries(counters.map((c) => [c.name, c.value])),
-    lastOutcomeAt: checkpoint?.written_at ?? null
+    lastOutcomeAt: checkpoint?.written_at ?? null,
+    selection: plan === undefined ? null : { plan: selectionFromRow(plan), runs: runs.map(holdoutFromRow) }
   }
 }
 

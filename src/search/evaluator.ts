@@ -45,3 +45,34 @@ export interface EvaluatorService {
 }
 
 export class Evaluator extends Context.Tag("@autoloss/Evaluator")<Evaluator, EvaluatorService>() {}
+
+/**
+ * A training outside the search, for the held-out final choice (`selection-run.ts`): a finalist or
+ * the task's handcrafted baseline, from `seed`. `split: "held-out"` trains on held-out data where
+ * the task generates its data from a seed (the same number seeds it); `"proxy"` keeps the search's
+ * data. `iterations` null: the proxy's own.
+ */
+export interface HeldOutJob {
+  readonly subject: { readonly kind: "baseline" } | { readonly kind: "loss"; readonly candidate: Candidate }
+  readonly seed: number
+  readonly split: "held-out" | "proxy"
+  readonly iterations: number | null
+}
+
+export class HeldOutError extends Data.TaggedError("HeldOutError")<{
+  readonly job: HeldOutJob
+  readonly detail: string
+  readonly cause?: unknown
+}> {
+  override get message(): string {
+    const j = this.job
+    const who = j.subject.kind === "baseline" ? "the baseline" : `candidate ${j.subject.candidate.id}`
+    return `training ${who} on ${j.split === "proxy" ? "the search's" : "held-out"} seed ${j.seed} failed: ${this.detail}`
+  }
+}
+
+export interface HeldOutTrainerService {
+  readonly train: (job: HeldOutJob) => Effect.Effect<TrainResult, HeldOutError>
+}
+
+export class HeldOutTrainer extends Context.Tag("@autoloss/HeldOutTrainer")<HeldOutTrainer, HeldOutTrainerService>() {}

@@ -12,8 +12,10 @@ import {
   type Candidate,
   Evaluator,
   EvaluatorError,
+  HeldOutError,
+  type HeldOutJob,
+  HeldOutTrainer,
   type ScreenResult,
-  summariseBranches,
   type TrainResult
 } from "./evaluator.ts"
 
@@ -54,7 +56,11 @@ const decodeBranch = (out: Json, where: string): BranchScreen => ({
   })
 })
 
-/** Decodes an `eval-loss` result for the requested `branches`; throws naming the bad field. */
+/**
+ * Decodes an `eval-loss` result for the requested `branches`; throws naming the bad field. The
+ * worker's whole-loss fields already combine exactly the requested branches (`rejection.combine`),
+ * so they are read as they are.
+ */
 export const decodeScreen = (out: Json, requested: ReadonlyArray<string>): ScreenResult => {
   const perBranch = field(out, "branches", isRecord, "a map of branch results")
   const branches: Record<string, BranchScreen> = {}
@@ -63,7 +69,7 @@ export const decodeScreen = (out: Json, requested: ReadonlyArray<string>): Scree
     if (!isRecord(r)) throw new Error(`result field 'branches.${name}' is missing (asked for ${requested.join(", ")})`)
     branches[name] = decodeBranch(r, `branch ${name}`)
   }
-  return { ...summariseBranches(requested.map((n) => branches[n]!)), branches }
+  return { ...decodeBranch(out, "the whole loss"), branches }
 }
 
 /** Decodes a `train-loss` result; throws naming the bad field. */
@@ -101,6 +107,46 @@ const run = <A>(
         catch: (e) => new EvaluatorError({ reason, candidateId: candidate.id, detail: String(e), cause: e })
       })
     )
+  )
+
+/**
+ * The payload of a held-out training: `seed` initialises the network and orders the batches; on the
+ * held-out split it also replaces the task's `data_seed` when the task has one (`dataSeeded`, from
+ * task-info), so the data is new too; `iterations` overrides the proxy's length.
+ */
+export const heldOutPayload = (job: TaskJobConfig, h: HeldOutJob, dataSeeded: boolean) => ({
+  task: job.task,
+  metric: job.metric,
+  seed: h.seed,
+  options: {
+    ...(job.options ?? {}),
+    ...(h.iterations === null ? {} : { iterations: h.iterations }),
+    ...(dataSeeded && h.split === "held-out" ? { data_seed: h.seed } : {})
+  },
+  ...(h.subject.kind === "loss" ? { loss: toWire(h.subject.candidate.graph) } : {})
+})
+
+/** Held-out trainings as `train-loss` / `baseline` jobs on the pool. */
+export const heldOutLayer = (job: TaskJobConfig, dataSeeded: boolean): Layer.Layer<HeldOutTrainer, never, WorkerPool> =>
+  Layer.effect(
+    HeldOutTrainer,
+    Effect.gen(function* () {
+      const pool = yield* WorkerPool
+      return HeldOutTrainer.of({
+        train: (h) =>
+          pool.submitTraced(h.subject.kind === "loss" ? "train-loss" : "baseline", heldOutPayload(job, h, dataSeeded), {
+            timeoutMs: job.trainTimeoutMs ?? 1_800_000
+          }).pipe(
+            Effect.mapError((e) => new HeldOutError({ job: h, detail: e.message, cause: e })),
+            Effect.flatMap((out) =>
+              Effect.try({
+                try: () => ({ ...decodeTrain(out.payload), workerId: out.workerId, attempt: out.attempt }),
+                catch: (e) => new HeldOutError({ job: h, detail: String(e), cause: e })
+              })
+            )
+          )
+      })
+    })
   )
 
 export const layer = (job: TaskJobConfig): Layer.Layer<Evaluator, never, WorkerPool> =>

@@ -5,6 +5,7 @@
  */
 import { BUILTIN_KINDS, type BranchKind } from "../graph/types.ts"
 import { type EquivalenceMode } from "./equivalence.ts"
+import { DEFAULT_SELECTION, selectionProblems, type SelectionSettings } from "./selection.ts"
 
 /** The run's resolved configuration inside a run directory (beside `search.db`). */
 export const RUN_FILE = "run.json"
@@ -31,6 +32,17 @@ export interface RunConfig {
   readonly maxCandidates: number | null
   /** Task options (`key=value`, values JSON-decoded when they parse), incl. `rejection.*`. */
   readonly options: Readonly<Record<string, unknown>>
+  /** The held-out final choice (`selection.ts`); absent in runs made before it existed: the defaults. */
+  readonly selection?: SelectionSettings
+}
+
+/** The run's selection settings (defaults for runs that predate them). */
+export const selectionOf = (c: Pick<RunConfig, "selection">): SelectionSettings => c.selection ?? DEFAULT_SELECTION
+
+/** The seeds a search uses that the command line shows: its own, and `data_seed` when given as an option. */
+export const knownSearchSeeds = (c: Pick<RunConfig, "seed" | "options">): number[] => {
+  const data = c.options["data_seed"]
+  return typeof data === "number" ? [c.seed, data] : [c.seed]
 }
 
 export const DEFAULT_RUN: Omit<RunConfig, "task"> = {
@@ -90,6 +102,7 @@ export const checkRunConfig = (c: RunConfig): string[] => {
   int("screenWindow", 1)
   int("trainConcurrency", 1)
   if (c.maxCandidates !== null) int("maxCandidates", 1)
+  problems.push(...selectionProblems(selectionOf(c), knownSearchSeeds(c)))
   if (c.populationSize < c.initialPopulation) problems.push(`populationSize (${c.populationSize}) must be ≥ initialPopulation (${c.initialPopulation})`)
   if (!(c.tournamentPercent > 0 && c.tournamentPercent <= 100)) problems.push(`tournamentPercent must be in (0, 100], got ${c.tournamentPercent}`)
   if (!["aging", "random", "naive"].includes(c.scheduler)) problems.push(`scheduler must be aging, random or naive, got '${c.scheduler}'`)

@@ -5,15 +5,17 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { Duration, Effect, Layer, Logger, Schedule } from "effect"
+import { Data, Duration, Effect, Layer, Logger, Schedule } from "effect"
 import { Rng } from "../graph/rng.ts"
 import { layer as storeLayer, Store } from "../store/Store.ts"
 import { WorkerPool, layer as poolLayer, type PoolConfig } from "../workers/WorkerPool.ts"
 import { AgingEvolution, NaiveEvolution } from "./aging-evolution.ts"
 import { runSearch, type SearchResult } from "./engine.ts"
-import { layer as poolEvaluatorLayer } from "./pool-evaluator.ts"
+import { heldOutLayer, layer as poolEvaluatorLayer } from "./pool-evaluator.ts"
 import { RandomSearch } from "./random-search.ts"
-import { kindByName, RUN_FILE, type RunConfig } from "./run-config.ts"
+import { kindByName, RUN_FILE, type RunConfig, selectionOf } from "./run-config.ts"
+import { selectionProblems } from "./selection.ts"
+import { runSelection, type SelectionOutcome } from "./selection-run.ts"
 
 export { RUN_FILE }
 import type { BranchSpec, Scheduler } from "./scheduler.ts"
@@ -33,6 +35,8 @@ export interface ProgressLine {
   readonly counters: Readonly<Record<string, number>>
   readonly budget: number
   readonly best: { readonly id: number; readonly score: number; readonly text: string } | null
+  /** Held-out trainings stored, and planned (an estimate until the finalists are known); null: no selection. */
+  readonly selection: { readonly done: number; readonly total: number } | null
   readonly done: boolean
 }
 
@@ -72,8 +76,16 @@ const makeScheduler = (config: RunConfig, branches: BranchSpec): Scheduler => {
   }
 }
 
-/** Asks a worker for the task's branches (names and kinds), so no task table lives in TS. */
-export const taskBranches = (config: Pick<RunConfig, "task" | "metric" | "options">) =>
+export interface TaskInfo {
+  readonly branches: BranchSpec
+  /** The metric the search maximises (the task's default when none was given). */
+  readonly metric: string
+  /** The `data_seed` option the task's data is generated from; null: its data has no seed option. */
+  readonly dataSeed: number | null
+}
+
+/** Asks a worker what the task is (branches with kinds, metric, data seed), so no task table lives in TS. */
+export const taskInfo = (config: Pick<RunConfig, "task" | "metric" | "options">) =>
   Effect.gen(function* () {
     const pool = yield* WorkerPool
     const info = yield* pool.submit("task-info", { task: config.task, metric: config.metric, options: config.options })
@@ -81,8 +93,20 @@ export const taskBranches = (config: Pick<RunConfig, "task" | "metric" | "option
     if (!Array.isArray(branches) || branches.length === 0) {
       return yield* Effect.dieMessage(`task-info for '${config.task}' returned no branches`)
     }
-    return branches.map((b: { name: string; kind: string }) => ({ name: b.name, kind: kindByName(b.kind) }))
+    const dataSeed = info["dataSeed"]
+    return {
+      branches: branches.map((b: { name: string; kind: string }) => ({ name: b.name, kind: kindByName(b.kind) })),
+      metric: String(info["metric"]),
+      dataSeed: typeof dataSeed === "number" ? dataSeed : null
+    } satisfies TaskInfo
   })
+
+/** A held-out seed the search uses too, found once the task says which data seed it uses. */
+export class SelectionSeedError extends Data.TaggedError("SelectionSeedError")<{ readonly detail: string }> {
+  override get message(): string {
+    return `${this.detail} (choose others with --holdout-seeds)`
+  }
+}
 
 const reportProgress = (config: RunConfig, sink: ProgressSink, started: number, done: boolean) =>
   Effect.gen(function* () {
@@ -96,7 +120,13 @@ const reportProgress = (config: RunConfig, sink: ProgressSink, started: number, 
       const row = (yield* store.candidates()).find((c) => c.id === id)
       best = { ...best, text: row?.text ?? "" }
     }
-    sink({ elapsedS: (Date.now() - started) / 1000, counters, budget: config.budget, best, done })
+    const settings = selectionOf(config)
+    const plan = yield* store.selection()
+    const finalists = plan?.finalists.length ?? settings.top
+    const selection = settings.top === 0
+      ? null
+      : { done: (yield* store.holdoutRuns()).length, total: (finalists + 1) * settings.seeds.length + 1 }
+    sink({ elapsedS: (Date.now() - started) / 1000, counters, budget: config.budget, best, selection, done })
   })
 
 export const searchProgram = (dir: string, config: RunConfig, workers: WorkerSetup, sink: ProgressSink) => {
@@ -109,8 +139,12 @@ export const searchProgram = (dir: string, config: RunConfig, workers: WorkerSet
     const started = Date.now()
     const poolService = yield* WorkerPool
     yield* poolService.awaitWorkers(1, "eval-loss")
-    const branches = yield* taskBranches(config)
-    const scheduler = makeScheduler(config, branches)
+    const info = yield* taskInfo(config)
+    const selection = selectionOf(config)
+    // Checked before searching: a clash found after an hour of search would waste it.
+    const clash = selectionProblems(selection, [config.seed, ...(info.dataSeed === null ? [] : [info.dataSeed])])
+    if (clash.length > 0) return yield* new SelectionSeedError({ detail: clash.join("; ") })
+    const scheduler = makeScheduler(config, info.branches)
     // Progress every 2 s from the store (the single source of truth), off the engine's fiber.
     yield* reportProgress(config, sink, started, false).pipe(
       Effect.catchAll(() => Effect.void),
@@ -128,10 +162,17 @@ export const searchProgram = (dir: string, config: RunConfig, workers: WorkerSet
       },
       run: config
     })
+    // The held-out choice: every worker trains, the search's training limit no longer applies.
+    const selected: SelectionOutcome = yield* runSelection(selection, {
+      metric: info.metric,
+      searchSeed: config.seed,
+      concurrency: Math.max(config.trainConcurrency, workers.devices.length)
+    }).pipe(Effect.provide(heldOutLayer(job, info.dataSeed !== null)))
     yield* reportProgress(config, sink, started, true)
-    return result
+    return { search: result, selection: selected }
   })
-  const evaluator = poolEvaluatorLayer({ task: config.task, metric: config.metric, seed: config.seed, options: config.options })
+  const job = { task: config.task, metric: config.metric, seed: config.seed, options: config.options }
+  const evaluator = poolEvaluatorLayer(job)
   const services = Layer.mergeAll(Layer.provideMerge(evaluator, poolLayer(pool)), storeLayer(dir))
   return Effect.scoped(program).pipe(Effect.provide(services), Effect.provide(logsToStderr))
 }

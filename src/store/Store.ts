@@ -16,7 +16,8 @@ import { join } from "node:path"
 import Database from "better-sqlite3"
 import { Context, Effect, Layer } from "effect"
 import { type BranchScreen, type ScreenResult, summariseBranches, type TrainResult } from "../results/evaluation.ts"
-import { type CandidateStatus, DB_FILE, DDL, LEDGER_DDL, SCHEMA_VERSION } from "./schema.ts"
+import type { Cell, CellResult, Plan, SelectionSettings } from "../search/selection.ts"
+import { BASE_VERSION, type CandidateStatus, DB_FILE, DDL, LEDGER_DDL, MIGRATIONS, SCHEMA_VERSION } from "./schema.ts"
 import { StoreError } from "./StoreError.ts"
 
 export interface ProposalRow {
@@ -111,6 +112,22 @@ export interface LedgerRow {
   readonly pid: number
 }
 
+/** The held-out selection's plan and, once complete, its answer (table `selection`). */
+export interface StoredSelection extends Plan {
+  readonly settings: SelectionSettings
+  readonly chosenId: number | null
+  readonly completedAt: number | null
+}
+
+/** One held-out (or baseline proxy) training (table `holdout_runs`). */
+export interface StoredHoldout extends CellResult {
+  readonly iterations: number | null
+  readonly target: number
+  readonly elapsedMs: number
+  readonly workerId?: string
+  readonly attempt?: number
+}
+
 export interface StoreService {
   readonly path: string
   /** Creates the run, or checks that `config` equals the stored one. `resumed`: the run existed. */
@@ -136,6 +153,13 @@ export interface StoreService {
   readonly counters: () => Effect.Effect<Counters, StoreError>
   /** Every evaluation result ever stored in this run, across processes. */
   readonly ledger: () => Effect.Effect<ReadonlyArray<LedgerRow>, StoreError>
+  readonly selection: () => Effect.Effect<StoredSelection | undefined, StoreError>
+  /** Stores the plan, or checks that it equals the stored one (else `diverged`). */
+  readonly startSelection: (plan: Plan & { readonly settings: SelectionSettings }) => Effect.Effect<void, StoreError>
+  readonly holdoutRuns: () => Effect.Effect<ReadonlyArray<StoredHoldout>, StoreError>
+  /** Inserts one training's result; a second result for the same cell is an error (never replaced). */
+  readonly putHoldoutRun: (cell: Cell, iterations: number | null, stored: StoredTrain) => Effect.Effect<void, StoreError>
+  readonly completeSelection: (chosenId: number) => Effect.Effect<void, StoreError>
 }
 
 export class Store extends Context.Tag("@autoloss/Store")<Store, StoreService>() {}
@@ -159,6 +183,30 @@ const decodeNumbers = <T>(text: string): T =>
   ) as T
 const bool = (v: unknown): boolean | null => (v === null || v === undefined ? null : v === 1)
 
+/** A `selection` row (the report reads the table with these too). */
+export const selectionFromRow = (r: Record<string, unknown>): StoredSelection => ({
+  settings: JSON.parse(r["settings"] as string) as SelectionSettings,
+  metric: r["metric"] as string,
+  seeds: (JSON.parse(r["settings"] as string) as SelectionSettings).seeds,
+  finalists: decodeNumbers<Plan["finalists"]>(r["finalists"] as string),
+  chosenId: r["chosen_id"] as number | null,
+  completedAt: r["completed_at"] as number | null
+})
+
+/** A `holdout_runs` row. */
+export const holdoutFromRow = (r: Record<string, unknown>): StoredHoldout => ({
+  subject: r["candidate_id"] === null ? "baseline" : (r["candidate_id"] as number),
+  seed: r["seed"] as number,
+  split: r["split"] as StoredHoldout["split"],
+  iterations: r["iterations"] as number | null,
+  metrics: decodeNumbers<Record<string, number>>(r["metrics"] as string),
+  target: r["target"] === null ? NaN : (r["target"] as number),
+  invalid: r["invalid"] === 1,
+  elapsedMs: r["elapsed_ms"] as number,
+  ...(r["worker"] === null ? {} : { workerId: r["worker"] as string }),
+  ...(r["attempt"] === null ? {} : { attempt: r["attempt"] as number })
+})
+
 const openDatabase = (dir: string): Database.Database => {
   mkdirSync(dir, { recursive: true })
   const db = new Database(join(dir, DB_FILE))
@@ -171,17 +219,22 @@ const openDatabase = (dir: string): Database.Database => {
 }
 
 const ensureSchema = (db: Database.Database, path: string): void => {
-  const version = db.pragma("user_version", { simple: true }) as number
-  if (version === 0) {
-    const tables = db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get() as { n: number }
-    if (tables.n !== 0) throw new StoreError({ reason: "schema", detail: `${path} has tables but no schema version` })
-    db.transaction(() => {
+  let version = db.pragma("user_version", { simple: true }) as number
+  db.transaction(() => {
+    if (version === 0) {
+      const tables = db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get() as { n: number }
+      if (tables.n !== 0) throw new StoreError({ reason: "schema", detail: `${path} has tables but no schema version` })
       db.exec(DDL)
-      db.pragma(`user_version = ${SCHEMA_VERSION}`)
-    })()
-  } else if (version !== SCHEMA_VERSION) {
-    throw new StoreError({ reason: "schema", detail: `${path} has schema version ${version}, this build reads ${SCHEMA_VERSION}` })
-  }
+      version = BASE_VERSION
+    } else if (version < BASE_VERSION || version > SCHEMA_VERSION) {
+      throw new StoreError({
+        reason: "schema",
+        detail: `${path} has schema version ${version}, this build reads ${BASE_VERSION} to ${SCHEMA_VERSION}`
+      })
+    }
+    for (const m of MIGRATIONS) if (m.version > version) db.exec(m.ddl)
+    db.pragma(`user_version = ${SCHEMA_VERSION}`)
+  })()
   db.exec(LEDGER_DDL)
 }
 
@@ -271,7 +324,17 @@ const make = (dir: string) =>
         `INSERT INTO evaluations (candidate_id, stage, worker, attempt, elapsed_ms, pid, recorded_at)
          VALUES (?, ?, ?, ?, ?, ?, ?)`
       ),
-      ledger: db.prepare("SELECT * FROM evaluations ORDER BY seq")
+      ledger: db.prepare("SELECT * FROM evaluations ORDER BY seq"),
+      selection: db.prepare("SELECT * FROM selection WHERE id = 1"),
+      insertSelection: db.prepare(
+        "INSERT INTO selection (id, settings, metric, finalists, created_at) VALUES (1, @settings, @metric, @finalists, @createdAt)"
+      ),
+      completeSelection: db.prepare("UPDATE selection SET chosen_id = ?, completed_at = ? WHERE id = 1"),
+      holdoutRuns: db.prepare("SELECT * FROM holdout_runs ORDER BY seq"),
+      insertHoldout: db.prepare(
+        `INSERT INTO holdout_runs (candidate_id, seed, split, iterations, metrics, target, invalid, elapsed_ms, worker, attempt, pid, recorded_at)
+         VALUES (@candidateId, @seed, @split, @iterations, @metrics, @target, @invalid, @elapsedMs, @workerId, @attempt, @pid, @recordedAt)`
+      )
     }
 
     const writeCounters = (counters: Counters): void => {
@@ -479,6 +542,56 @@ const make = (dir: string) =>
         }))
       )
 
+    const selection: StoreService["selection"] = () =>
+      sql("selection", () => {
+        const r = stmt.selection.get() as Record<string, unknown> | undefined
+        return r === undefined ? undefined : selectionFromRow(r)
+      })
+
+    const startSelection: StoreService["startSelection"] = (plan) =>
+      sql("startSelection", () => {
+        const row = { settings: stableJson(plan.settings), metric: plan.metric, finalists: JSON.stringify(plan.finalists) }
+        const stored = stmt.selection.get() as Record<string, unknown> | undefined
+        if (stored === undefined) {
+          stmt.insertSelection.run({ ...row, createdAt: Date.now() })
+          return
+        }
+        const same = stored["settings"] === row.settings && stored["metric"] === row.metric && stored["finalists"] === row.finalists
+        if (!same) {
+          throw new StoreError({
+            reason: "diverged",
+            detail: `the stored selection (${String(stored["settings"])}, ${String(stored["metric"])}, finalists ${String(stored["finalists"])}) ` +
+              `differs from the replayed one (${row.settings}, ${row.metric}, finalists ${row.finalists})`
+          })
+        }
+      })
+
+    const holdoutRuns: StoreService["holdoutRuns"] = () =>
+      sql("holdoutRuns", () => (stmt.holdoutRuns.all() as Array<Record<string, unknown>>).map(holdoutFromRow))
+
+    const putHoldoutRun: StoreService["putHoldoutRun"] = (cell, iterations, { result, elapsedMs }) =>
+      sql(`putHoldoutRun(${cell.subject}, seed ${cell.seed}, ${cell.split})`, () => {
+        stmt.insertHoldout.run({
+          candidateId: cell.subject === "baseline" ? null : cell.subject,
+          seed: cell.seed,
+          split: cell.split,
+          iterations,
+          metrics: encodeNumbers(result.metrics),
+          target: result.target,
+          invalid: result.invalid ? 1 : 0,
+          elapsedMs,
+          workerId: orNull(result.workerId),
+          attempt: orNull(result.attempt),
+          pid: process.pid,
+          recordedAt: Date.now()
+        })
+      })
+
+    const completeSelection: StoreService["completeSelection"] = (chosenId) =>
+      sql("completeSelection", () => {
+        stmt.completeSelection.run(chosenId, Date.now())
+      })
+
     return Store.of({
       path,
       openRun,
@@ -494,7 +607,12 @@ const make = (dir: string) =>
       candidates,
       population,
       counters,
-      ledger
+      ledger,
+      selection,
+      startSelection,
+      holdoutRuns,
+      putHoldoutRun,
+      completeSelection
     })
   })
 

@@ -1,11 +1,13 @@
 /**
  * The search database's schema, version `SCHEMA_VERSION` (kept in `PRAGMA user_version`).
  * `docs/store-schema.md` documents every table and column; change both together and bump the
- * version: an older database is refused (no silent migration of a run's history).
+ * version. `DDL` creates a version-`BASE_VERSION` database; each later version is one additive
+ * step of `MIGRATIONS`, applied in order to new databases and to older runs when they are opened
+ * for writing (adding tables never rewrites a run's history). Older than `BASE_VERSION`: refused.
  */
 
 /** 2: per-branch screening (`screen_branches`); the rejection columns hold the candidate's verdict. */
-export const SCHEMA_VERSION = 2
+export const BASE_VERSION = 2
 
 /** The database file inside a run directory. */
 export const DB_FILE = "search.db"
@@ -110,3 +112,46 @@ CREATE TABLE IF NOT EXISTS evaluations (
 );
 CREATE INDEX IF NOT EXISTS evaluations_candidate ON evaluations(candidate_id, stage);
 `
+
+/**
+ * Version 3: the held-out final choice (`src/search/selection.ts`). `selection` holds the plan (the
+ * finalists by fitness, the held-out seeds) and, once every training is stored, the chosen loss;
+ * `holdout_runs` one row per training of a finalist or of the task's baseline (NULL candidate) on a
+ * held-out seed, plus the baseline on the search's own seed and data (`split = 'proxy'`). Rows are
+ * inserted once, never replaced: the table is its own evaluation ledger.
+ */
+const SELECTION_DDL = `
+CREATE TABLE selection (
+  id           INTEGER PRIMARY KEY CHECK (id = 1),
+  settings     TEXT    NOT NULL,
+  metric       TEXT    NOT NULL,
+  finalists    TEXT    NOT NULL,
+  chosen_id    INTEGER REFERENCES candidates(id),
+  created_at   REAL    NOT NULL,
+  completed_at REAL
+);
+
+CREATE TABLE holdout_runs (
+  seq          INTEGER PRIMARY KEY,
+  candidate_id INTEGER REFERENCES candidates(id),
+  seed         INTEGER NOT NULL,
+  split        TEXT    NOT NULL CHECK (split IN ('held-out', 'proxy')),
+  iterations   INTEGER,
+  metrics      TEXT    NOT NULL,
+  target       REAL,
+  invalid      INTEGER NOT NULL,
+  elapsed_ms   REAL    NOT NULL,
+  worker       TEXT,
+  attempt      INTEGER,
+  pid          INTEGER NOT NULL,
+  recorded_at  REAL    NOT NULL
+);
+CREATE UNIQUE INDEX holdout_runs_cell ON holdout_runs(IFNULL(candidate_id, -1), seed, split);
+`
+
+/** Additive steps from `BASE_VERSION` on; `version` is the schema version after the step. */
+export const MIGRATIONS: ReadonlyArray<{ readonly version: number; readonly ddl: string }> = [
+  { version: 3, ddl: SELECTION_DDL }
+]
+
+export const SCHEMA_VERSION = MIGRATIONS.reduce((v, m) => Math.max(v, m.version), BASE_VERSION)

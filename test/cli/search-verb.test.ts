@@ -1,8 +1,10 @@
 /**
  * `autoloss search` and `autoloss resume` end to end with real Python workers on a tiny seg budget:
- * the run directory holds the config and the database, the summary names a trained loss, and a
- * resume of the finished run replays from the store (same best, nothing trained again).
+ * the run directory holds the config and the database, the summary names a trained loss and its
+ * held-out comparison with the baseline, and a resume of the finished run replays from the store
+ * (same best, same selection, nothing trained again).
  */
+import Database from "better-sqlite3"
 import { mkdtempSync, existsSync, readFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -13,8 +15,16 @@ const cli = (args: string[]) => execa("node", ["bin/autoloss.js", ...args], { re
 
 const tiny = [
   "--task", "seg", "--budget", "1", "--population", "1", "--workers", "1", "--seed", "3", "--max-candidates", "300",
-  "--option", "iterations=4", "--option", "train_images=16", "--option", "eval_images=8", "--option", "batch_size=8"
+  "--option", "iterations=4", "--option", "train_images=16", "--option", "eval_images=8", "--option", "batch_size=8",
+  "--holdout-seeds", "5,6"
 ]
+
+const holdoutRows = (dir: string) => {
+  const db = new Database(join(dir, "search.db"), { readonly: true })
+  const rows = db.prepare("SELECT candidate_id, seed, split, pid FROM holdout_runs ORDER BY seq").all()
+  db.close()
+  return rows
+}
 
 t.test("search runs a tiny budget and resume replays it from the store", async (t) => {
   const dir = join(mkdtempSync(join(tmpdir(), "autoloss-search-")), "run")
@@ -31,12 +41,25 @@ t.test("search runs a tiny budget and resume replays it from the store", async (
   // progress went to stderr as JSON lines (not a terminal), ending with a 'done' event
   const events = first.stderr.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l))
   t.equal(events.at(-1).event, "done")
+  // one finalist (one loss trained): it is the answer, compared with cross-entropy on seeds 5 and 6
+  const sel = summary.selection
+  t.equal(sel.chosen.id, summary.best.id)
+  t.same(sel.seeds, [5, 6])
+  t.equal(sel.metric, "miou")
+  t.equal(sel.chosen.heldOut.values.length, 2)
+  t.equal(sel.baseline.heldOut.values.length, 2)
+  t.ok(Math.abs(sel.chosen.vsBaseline.mean - (sel.chosen.heldOut.mean - sel.baseline.heldOut.mean)) < 1e-12)
+  t.type(sel.baseline.proxy, "number")
+  const cells = holdoutRows(dir)
+  t.equal(cells.length, 2 * 2 + 1, "finalist and baseline on each held-out seed, and the baseline's proxy run")
 
   const again = await cli(["resume", dir, "--workers", "1"])
   t.equal(again.exitCode, 0, again.stderr.slice(-2000))
   const resumed = JSON.parse(again.stdout)
   t.same(resumed.best, summary.best, "a finished run resumes to the same result")
   t.same(resumed.counters, summary.counters)
+  t.same(resumed.selection, summary.selection, "the same selection")
+  t.same(holdoutRows(dir), cells, "nothing trained again")
 })
 
 t.test("search reports usage errors with the offending flag", async (t) => {
@@ -49,6 +72,9 @@ t.test("search reports usage errors with the offending flag", async (t) => {
   const unknownTask = await cli(["search", "--task", "segm", "--workers", "1", "--out", join(mkdtempSync(join(tmpdir(), "autoloss-search-")), "run")])
   t.equal(unknownTask.exitCode, 2, "a task the worker does not know is a usage error, as in every verb")
   t.match(unknownTask.stderr, /autoloss search: unknown task 'segm' \(known: det, ins, mmpose, mmseg, pose, seg\)$/, "the worker's words, no stack trace")
+  const reused = await cli(["search", "--task", "seg", "--seed", "101", "--out", join(mkdtempSync(join(tmpdir(), "autoloss-seed-")), "run")])
+  t.equal(reused.exitCode, 2)
+  t.match(reused.stderr, /holdout-seeds 101 was used by the search/)
   const dir = mkdtempSync(join(tmpdir(), "autoloss-resume-"))
   const notRun = await cli(["resume", dir])
   t.equal(notRun.exitCode, 2)

@@ -143,3 +143,31 @@ export const writeSyntheticRun = async (dir: string, specs: ReadonlyArray<Spec> 
   db.prepare("UPDATE run SET created_at = ?").run(CREATED_AT)
   db.close()
 }
+
+/**
+ * A finished held-out selection on top of the synthetic run: finalists 10 (proxy 0.5) and 4 (0.4)
+ * on seeds 101 and 102. Held out, 4 wins (0.33, 0.35: mean 0.34) over 10 (0.28, 0.30) and the
+ * baseline (0.30, 0.32); the baseline scores 0.31 on the search's seed.
+ */
+export const SELECTION = { chosen: 4, finalists: [10, 4], seeds: [101, 102], baselineProxy: 0.31 } as const
+
+export const writeSelection = async (dir: string): Promise<void> => {
+  const held: ReadonlyArray<[number | "baseline", number, number]> = [
+    ["baseline", 101, 0.30], [10, 101, 0.28], [4, 101, 0.33],
+    ["baseline", 102, 0.32], [10, 102, 0.30], [4, 102, 0.35]
+  ]
+  const result = (miou: number) => ({ result: { metrics: { miou, gacc: 0.9 }, target: miou, invalid: false, workerId: "w1" }, elapsedMs: 1000 })
+  const program = Effect.gen(function* () {
+    const s = yield* Store
+    yield* s.startSelection({
+      settings: { top: 2, seeds: [...SELECTION.seeds], iterations: null },
+      metric: "miou",
+      seeds: [...SELECTION.seeds],
+      finalists: [{ id: 10, score: 0.5 }, { id: 4, score: 0.4 }]
+    })
+    for (const [subject, seed, miou] of held) yield* s.putHoldoutRun({ subject, seed, split: "held-out" }, null, result(miou))
+    yield* s.putHoldoutRun({ subject: "baseline", seed: 0, split: "proxy" }, null, result(SELECTION.baselineProxy))
+    yield* s.completeSelection(SELECTION.chosen)
+  })
+  await Effect.runPromise(Effect.scoped(program).pipe(Effect.provide(layer(dir))))
+}

@@ -17,6 +17,9 @@ import {
   type Candidate,
   Evaluator,
   type EvaluatorService,
+  type HeldOutJob,
+  HeldOutTrainer,
+  type HeldOutTrainerService,
   type ScreenResult,
   summariseBranches,
   type TrainResult
@@ -34,23 +37,37 @@ export interface FakeEvaluatorOptions {
   readonly screenMillis?: number
   readonly trainMillis?: number
   readonly timingSeed?: number
+  /**
+   * The target of a held-out training (`HeldOutTrainer`); default: a uniform value from the loss's
+   * hash (the baseline's: a fixed hash) and the seed, unrelated to its proxy score.
+   */
+  readonly heldOut?: (job: HeldOutJob) => number
 }
 
 export interface FakeCall {
-  readonly kind: "screen" | "train"
+  readonly kind: "screen" | "train" | "holdout"
+  /** The candidate; -1 for the baseline (holdout calls). */
   readonly id: number
   readonly hash: string
   /** The branches a screening call was asked for. */
   readonly branches?: ReadonlyArray<string>
+  /** Seed and split of a holdout call. */
+  readonly seed?: number
+  readonly split?: HeldOutJob["split"]
 }
 
 export interface FakeEvaluator extends EvaluatorService {
+  readonly heldOut: HeldOutTrainerService
   /** Every call started, in order. */
   readonly calls: FakeCall[]
   /** Every call finished, in order. */
   readonly done: FakeCall[]
-  readonly layer: Layer.Layer<Evaluator>
+  /** Provides the `Evaluator` and the `HeldOutTrainer`. */
+  readonly layer: Layer.Layer<Evaluator | HeldOutTrainer>
 }
+
+/** The hash the fake gives the task's baseline. */
+const BASELINE_HASH = "ba5e11e0"
 
 /** A uniform [0, 1) value derived from a hash and a salt. */
 const uniform = (hash: string, salt: number): number => {
@@ -76,8 +93,8 @@ export const makeFakeEvaluator = (options: FakeEvaluatorOptions = {}): FakeEvalu
    * times, which still reorders completions (and costs nothing under `TestClock`, whose every
    * processed sleep is slow).
    */
-  const delay = (c: Candidate, mean: number, salt: number) => {
-    const u = uniform(c.hash, (salt ^ Math.imul(o.timingSeed + 1, 7919)) >>> 0)
+  const delay = (hash: string, mean: number, salt: number) => {
+    const u = uniform(hash, (salt ^ Math.imul(o.timingSeed + 1, 7919)) >>> 0)
     return mean > 0
       ? Effect.sleep(Duration.millis(Math.round(mean * (0.5 + u))))
       : Effect.forEach(Array.from({ length: Math.floor(8 * u) }), () => Effect.yieldNow(), { discard: true })
@@ -100,7 +117,7 @@ export const makeFakeEvaluator = (options: FakeEvaluatorOptions = {}): FakeEvalu
   const screen = (c: Candidate, names: ReadonlyArray<string>) =>
     Effect.gen(function* () {
       calls.push({ kind: "screen", id: c.id, hash: c.hash, branches: names })
-      yield* delay(c, o.screenMillis, 1)
+      yield* delay(c.hash, o.screenMillis, 1)
       done.push({ kind: "screen", id: c.id, hash: c.hash, branches: names })
       const branches: Record<string, BranchScreen> = {}
       for (const name of names) {
@@ -115,13 +132,35 @@ export const makeFakeEvaluator = (options: FakeEvaluatorOptions = {}): FakeEvalu
   const train = (c: Candidate) =>
     Effect.gen(function* () {
       calls.push({ kind: "train", id: c.id, hash: c.hash })
-      yield* delay(c, o.trainMillis, 4)
+      yield* delay(c.hash, o.trainMillis, 4)
       done.push({ kind: "train", id: c.id, hash: c.hash })
       const invalid = uniform(c.hash, 5) < o.invalidRate
       const target = invalid ? NaN : uniform(c.hash, 6)
       return { metrics: { miou: target }, target, invalid, workerId: "fake", attempt: 1 } satisfies TrainResult
     })
 
+  const heldOutTarget = o.heldOut ?? ((job: HeldOutJob) =>
+    uniform(job.subject.kind === "baseline" ? BASELINE_HASH : job.subject.candidate.hash, (7 + Math.imul(job.seed + 1, 104729)) >>> 0))
+
+  const heldOut: HeldOutTrainerService = {
+    train: (job) =>
+      Effect.gen(function* () {
+        const c = job.subject.kind === "baseline" ? { id: -1, hash: BASELINE_HASH } : job.subject.candidate
+        const call: FakeCall = { kind: "holdout", id: c.id, hash: c.hash, seed: job.seed, split: job.split }
+        calls.push(call)
+        yield* delay(c.hash, o.trainMillis, 8 + job.seed)
+        done.push(call)
+        const target = heldOutTarget(job)
+        return { metrics: { miou: target }, target, invalid: false, workerId: "fake", attempt: 1 } satisfies TrainResult
+      })
+  }
+
   const service: EvaluatorService = { screen, train }
-  return { ...service, calls, done, layer: Layer.succeed(Evaluator, Evaluator.of(service)) }
+  return {
+    ...service,
+    heldOut,
+    calls,
+    done,
+    layer: Layer.merge(Layer.succeed(Evaluator, Evaluator.of(service)), Layer.succeed(HeldOutTrainer, HeldOutTrainer.of(heldOut)))
+  }
 }

@@ -110,3 +110,42 @@ t.test("an outcome, its checkpoint, the population and counters commit together 
   t.same(after.value.counters, { observed: 1 })
   t.same(after.value.rows.map((r) => r.status), ["evaluated", "proposed"])
 })
+
+t.test("a version-2 run gains the selection tables when opened, its rows untouched", async (t) => {
+  const dir = tempDir(t)
+  // A version-2 database as the previous build wrote it: the base DDL, user_version 2, one proposal.
+  const { DDL, BASE_VERSION } = await import("../../src/store/schema.ts")
+  const old = new Database(join(dir, DB_FILE))
+  old.exec(DDL)
+  old.pragma(`user_version = ${BASE_VERSION}`)
+  old.prepare("INSERT INTO run (id, schema_version, config, created_at) VALUES (1, 2, '{}', 0)").run()
+  old.prepare("INSERT INTO candidates (id, text, wire, hash, how, status, proposed_at) VALUES (0, 't', '{}', 'h0', '\"random\"', 'proposed', 0)").run()
+  old.close()
+  const exit = await withStore(dir, (s) =>
+    Effect.gen(function* () {
+      t.same(yield* s.openRun({}), { resumed: true })
+      t.equal(yield* s.selection(), undefined)
+      t.same(yield* s.holdoutRuns(), [])
+      return (yield* s.candidates()).map((c) => c.hash)
+    })
+  )
+  t.same(Exit.isSuccess(exit) && exit.value, ["h0"])
+  const db = new Database(join(dir, DB_FILE), { readonly: true })
+  t.equal(db.pragma("user_version", { simple: true }), SCHEMA_VERSION)
+  db.close()
+})
+
+t.test("a held-out training is stored once: a second result for the same cell is refused", async (t) => {
+  const dir = tempDir(t)
+  const result = { result: { metrics: { miou: 0.25 }, target: 0.25, invalid: false }, elapsedMs: 5 }
+  const exit = await withStore(dir, (s) =>
+    Effect.gen(function* () {
+      yield* s.openRun({})
+      yield* s.putHoldoutRun({ subject: "baseline", seed: 101, split: "held-out" }, null, result)
+      yield* s.putHoldoutRun({ subject: "baseline", seed: 0, split: "proxy" }, null, result)
+      t.equal((yield* s.holdoutRuns()).length, 2)
+      yield* s.putHoldoutRun({ subject: "baseline", seed: 101, split: "held-out" }, null, result)
+    })
+  )
+  t.match(Exit.isFailure(exit) && JSON.stringify(exit.cause), /"reason":"query".*UNIQUE/)
+})

@@ -34,9 +34,9 @@ def _init(task: str, options: Mapping[str, Any], metric: str | None, seed: int, 
     _worker = Screener(t, metric, seed, config, fast)
 
 
-def _run(graphs: Sequence[LossGraph]) -> list[Verdict]:
+def _run(job: tuple[Sequence[LossGraph], Sequence[str] | None]) -> list[Verdict]:
     assert _worker is not None, "worker not initialised"
-    return _worker.run_protocol(graphs)
+    return _worker.run_protocol(*job)
 
 
 class ParallelScreener(Screener):
@@ -50,9 +50,9 @@ class ParallelScreener(Screener):
         # Wait until every worker has built its samples, so timings exclude start-up.
         self._pool.map(_ready, range(workers), chunksize=1)
 
-    def _spread(self, graphs: Sequence[LossGraph]) -> list[Verdict]:
+    def _spread(self, graphs: Sequence[LossGraph], branches: Sequence[str] | None = None) -> list[Verdict]:
         b = self.fast.batch
-        chunks = [list(graphs[i : i + b]) for i in range(0, len(graphs), b)]
+        chunks = [(list(graphs[i : i + b]), branches) for i in range(0, len(graphs), b)]
         return [v for chunk in self._pool.imap(_run, chunks) for v in chunk]
 
     def close(self) -> None:

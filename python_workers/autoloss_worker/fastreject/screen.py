@@ -1,30 +1,34 @@
-"""The production rejection path: static check → verdict cache → batched protocol with exits.
+"""The production rejection path: static check → verdict cache → the batched protocol with exits.
 
     screener = Screener(task, metric="miou", seed=0)
     verdicts = screener.screen([graph, ...])     # one Verdict per graph, in order
+    verdicts = screener.screen([graph], branches=["rcnn_cls"])   # exactly these branches
 
-Decisions equal the full protocol's (``rejection.check_loss``) except where an empirical early
-reject is switched on (``FastConfig.early_reject``; see ``batched.py`` for every exit and why it
-cannot change a verdict). A multi-branch loss passes iff every branch passes, so the branches are
-checked in the task's order and a loss stops at its first failing branch; its ``score`` is then
-the worst of the branches checked (the full protocol reports the worst of all).
+Decisions equal the full protocol's (``check_loss``) except where an empirical early reject is
+switched on (``FastConfig.early_reject``; see ``core.py`` for every exit and why it cannot change a
+verdict). Every branch is checked with the other branches at ground truth (App. A.2), so its verdict
+depends on its own tree only. A loss passes iff every branch passes: without ``branches`` the
+branches are checked in the task's order and a loss stops at its first failing branch (its
+``score`` is then the worst of the branches checked); with ``branches``, each of them is checked
+whatever the others' verdicts (the search screens branch by branch).
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Optional
 
 import torch
 
 from autoloss_worker.graph import LossGraph, Tree
-from autoloss_worker.rejection import PAPER_REJECTION, RejectionConfig, _torch_threads
-from autoloss_worker.tasks.base import Task
-from autoloss_worker.tasks.losses import compile_loss
+from autoloss_worker.rejection import PAPER_REJECTION, BranchVerdict, RejectionConfig, combine, torch_threads
+from autoloss_worker.tasks.base import Sample, Task
+from autoloss_worker.tasks.losses import BranchLoss, compile_loss
 
-from .batched import NO_EARLY_REJECT, EarlyReject, RowResult, run_batch
-from .cache import VerdictCache, loss_key
+from .batched import run_batch, run_stream
+from .cache import VerdictCache, branch_key, loss_key
+from .core import NO_EARLY_REJECT, EarlyReject
 from .static import static_reason
-from .stream import run_stream
 
 
 @dataclass(frozen=True)
@@ -67,37 +71,35 @@ DEFAULT_FAST = fast_config_for("seg")
 
 
 @dataclass
-class Verdict:
-    """One loss's outcome; ``stage`` says what decided it: static | cache | protocol."""
+class Verdict(BranchVerdict):
+    """One loss's outcome: its branches' verdicts combined (``rejection.combine``), each of them
+    under ``branches``; ``stage`` says what decided it: static | cache | protocol."""
 
-    passed: bool
-    score: float
-    invalid: bool
-    iterations: int
-    stage: str
-    reason: str = ""
-    grad_norms: list[float] = field(default_factory=list)  # B per branch checked, branch-major
-    fingerprint: list[list[float]] = field(default_factory=list)
+    stage: str = "protocol"
+    branches: dict[str, BranchVerdict] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, branches: Mapping[str, BranchVerdict], stage: str = "protocol") -> Verdict:
+        return cls(**combine(list(branches.values())).__dict__, stage=stage, branches=dict(branches))
+
+    def again(self) -> Verdict:
+        """This verdict as a cache hit."""
+        return Verdict(**{**self.__dict__, "stage": "cache"})
 
 
 def _tree(graph: LossGraph, branch: str) -> Tree:
     return next(b.tree for b in graph.branches if b.name == branch)
 
 
-def _combine(rows: Sequence[RowResult]) -> Verdict:
-    return Verdict(
-        passed=all(r.passed for r in rows),
-        score=min(r.score for r in rows),
-        invalid=any(r.invalid for r in rows),
-        iterations=sum(r.iterations for r in rows),
-        stage="protocol",
-        reason="; ".join(r.reason for r in rows if r.reason),
-        grad_norms=[n for r in rows for n in r.grad_norms],
-        fingerprint=[row for r in rows for row in r.fingerprint],
-    )
+def _key(graph: LossGraph, branches: Sequence[str] | None) -> str:
+    """The cache key: the whole loss, or exactly the branches asked for (in that order)."""
+    if branches is None:
+        return loss_key(graph)
+    by_name = {b.name: b for b in graph.branches}
+    return "only " + "; ".join(branch_key(by_name[n]) for n in branches)
 
 
-Runner = Callable[[Sequence[LossGraph]], list[Verdict]]
+Runner = Callable[[Sequence[LossGraph], Optional[Sequence[str]]], list[Verdict]]
 
 
 class Screener:
@@ -114,58 +116,78 @@ class Screener:
         self.cache: VerdictCache[Verdict] = VerdictCache()
         self.static_rejected = 0
 
-    def screen(self, graphs: Sequence[LossGraph]) -> list[Verdict]:
+    def screen(self, graphs: Sequence[LossGraph], branches: Sequence[str] | None = None) -> list[Verdict]:
         out: list[Verdict | None] = [None] * len(graphs)
         first: dict[str, int] = {}  # key -> index of the first graph with it in this call
         todo: list[int] = []
         for i, g in enumerate(graphs):
             reason = None
             if self.fast.static:
-                reason = next((r for b in g.branches if (r := static_reason(b)) is not None), None)
+                checked = g.branches if branches is None else [b for b in g.branches if b.name in branches]
+                reason = next((r for b in checked if (r := static_reason(b)) is not None), None)
             if reason is not None:
                 self.static_rejected += 1
                 out[i] = Verdict(passed=False, score=0.0, invalid=False, iterations=0, stage="static", reason=reason)
                 continue
-            key = loss_key(g)
+            key = _key(g, branches)
             hit = self.cache.get(key)
             if hit is not None:
-                out[i] = Verdict(**{**hit.__dict__, "stage": "cache"})
+                out[i] = hit.again()
             elif key in first:
                 self.cache.hits += 1
             else:
                 first[key] = i
                 todo.append(i)
-        computed = self.runner([graphs[i] for i in todo]) if todo else []
+        computed = self.runner([graphs[i] for i in todo], branches) if todo else []
         for i, v in zip(todo, computed):
             out[i] = v
-            self.cache.put(loss_key(graphs[i]), v)
+            self.cache.put(_key(graphs[i], branches), v)
         for i, g in enumerate(graphs):
             if out[i] is None:  # a repeat within this call
-                out[i] = Verdict(**{**out[first[loss_key(g)]].__dict__, "stage": "cache"})  # type: ignore[union-attr]
+                out[i] = out[first[_key(g, branches)]].again()  # type: ignore[union-attr]
         return out  # type: ignore[return-value]
 
-    def run_protocol(self, graphs: Sequence[LossGraph]) -> list[Verdict]:
+    def run_protocol(self, graphs: Sequence[LossGraph], branches: Sequence[str] | None = None) -> list[Verdict]:
         """The batched protocol in this process, no static check, no cache."""
         task, fast = self.task, self.fast
         samples = task.rejection_samples(self.config.samples, self.seed)
-        compiled = [task.branch_losses(compile_loss(g)) for g in graphs] if fast.engine == "tree" else []
-        rows: list[list[RowResult]] = [[] for _ in graphs]
-        with _torch_threads(self.config.threads):
-            for branch in task.branches:
-                alive = [i for i in range(len(graphs)) if all(r.passed for r in rows[i])]
-                if fast.engine == "levels":  # continuous batching, ``fast.batch`` rows wide
-                    results = run_stream(task, branch, [_tree(graphs[i], branch) for i in alive], samples, self.metric,
-                                         self.config, width=fast.batch, early_reject=fast.early_reject,
-                                         dtype=fast.dtype, device=fast.device)
-                    for i, r in zip(alive, results):
-                        rows[i].append(r)
-                    continue
-                for s in range(0, len(alive), fast.batch):
-                    chunk = alive[s : s + fast.batch]
-                    losses = [compiled[i][branch] for i in chunk] if compiled else None  # engine "tree" only
-                    results = run_batch(task, branch, losses, samples, self.metric, self.config,
-                                        early_reject=fast.early_reject, dtype=fast.dtype, engine=fast.engine,
-                                        device=fast.device, trees=[_tree(graphs[i], branch) for i in chunk])
+        # engine "tree" runs compiled losses (a loss checked on named branches may hold only those)
+        compiled = [compile_loss(g) if branches else task.branch_losses(compile_loss(g)) for g in graphs] \
+            if fast.engine == "tree" else []
+        done: list[dict[str, BranchVerdict]] = [{} for _ in graphs]
+        with torch_threads(self.config.threads):
+            for branch in task.branches if branches is None else branches:
+                alive = [i for i in range(len(graphs)) if branches is not None or all(v.passed for v in done[i].values())]
+                # levels: one stream, ``fast.batch`` rows wide (continuous batching); else chunks of ``fast.batch``
+                step = max(len(alive), 1) if fast.engine == "levels" else fast.batch
+                for chunk in [alive[s : s + step] for s in range(0, len(alive), step)]:
+                    trees = [_tree(graphs[i], branch) for i in chunk]
+                    if fast.engine == "levels":
+                        results = run_stream(task, branch, trees, samples, self.metric, self.config, width=fast.batch,
+                                             early_reject=fast.early_reject, dtype=fast.dtype, device=fast.device)
+                    else:
+                        results = run_batch(task, branch, [compiled[i][branch] for i in chunk] if compiled else None,
+                                            samples, self.metric, self.config, early_reject=fast.early_reject,
+                                            dtype=fast.dtype, engine=fast.engine, device=fast.device, trees=trees)
                     for i, r in zip(chunk, results):
-                        rows[i].append(r)
-        return [_combine(r) for r in rows]
+                        done[i][branch] = r
+        return [Verdict.of(d) for d in done]
+
+
+def check_branch(task: Task, loss: BranchLoss, branch: str, samples: Sequence[Sample], metric: str,
+                 config: RejectionConfig = PAPER_REJECTION) -> BranchVerdict:
+    """The protocol for one branch of one loss as the paper writes it: sample by sample, autograd,
+    every exact exit but no early reject."""
+    return run_batch(task, branch, [loss], samples, metric, config, stacked=False)[0]
+
+
+def check_loss(task: Task, loss: Any, metric: str | None = None, seed: int = 0,
+               config: RejectionConfig = PAPER_REJECTION) -> dict[str, BranchVerdict]:
+    """``check_branch`` for every branch of ``loss`` (a LossGraph or ``{branch: BranchLoss |
+    callable}``), whatever the verdicts. ``seed`` picks the B training samples and initialises the
+    network that predicts them, so every candidate of one search is judged on the same predictions."""
+    metric = task.check_metric(metric)
+    losses = task.branch_losses(loss)
+    samples = task.rejection_samples(config.samples, seed)
+    with torch_threads(config.threads):
+        return {b: check_branch(task, losses[b], b, samples, metric, config) for b in task.branches}

@@ -7,9 +7,10 @@ metrics. Loss candidates arrive as ``branch name -> BranchLoss`` (see ``losses.p
 Lifecycle, for one worker process:
 
 * ``get_task(name, **options)`` builds the task (cheap; data is generated lazily and cached).
-* Rejection (``rejection.check_loss``): ``rejection_samples`` once per seed, then for every
-  optimisation step ``to_loss_inputs`` on the current raw predictions, and ``sample_metric``
-  before and after optimisation.
+* Rejection (``fastreject``): ``rejection_samples`` once per seed, then for every optimisation
+  step the loss inputs of the current raw predictions (``to_loss_inputs``, or
+  ``joint_loss_inputs`` for all B samples at once), and ``sample_metric`` before and after
+  optimisation (and at early-reject checkpoints).
 * Proxy training (``proxy_train``): called once per candidate that passed rejection.
 
 Everything here works on CPU; ``device`` is an option of the concrete tasks.
@@ -21,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from autoloss_worker.tasks.losses import BranchLoss, as_branch_losses
@@ -77,6 +79,14 @@ class Task(ABC):
     #: the hand-designed baseline loss as a wire-form graph (``protocol/README.md``).
     baseline_loss: Mapping[str, Any]
 
+    # Capabilities the rejection protocol relies on, declared here rather than probed:
+    #: Every sample's raw prediction of a branch has one shape, so the protocol stacks the B samples
+    #: of K candidates into one (K, B, ...) tensor and may use the vectorised engines (``closed``,
+    #: ``levels``). False (det: anchors and RoIs per image vary): B tensors (K, 1, ...), engine ``tree``.
+    stackable_samples: bool = True
+    # Multi-branch: a task with more than one entry in ``branches`` implements ``ground_truth_raw``
+    # (the protocol sets the branches not being checked to it); a single-branch task need not.
+
     def check_metric(self, metric: str | None) -> str:
         """Resolve ``None`` to the default metric; raise ``ValueError`` naming the choices."""
         metric = self.default_metric if metric is None else metric
@@ -115,6 +125,14 @@ class Task(ABC):
         ``WEIGHT_KEY`` tensor broadcastable to it. Must be differentiable in ``raw``: rejection
         calls it at every optimisation step.
         """
+
+    def joint_loss_inputs(self, branch: str, preds: Sequence[Tensor], samples: Sequence[Sample], *,
+                          metric: str) -> dict[str, Tensor]:
+        """``to_loss_inputs`` of every sample (``preds[b]`` the raw prediction of ``samples[b]``)
+        concatenated along N: the rejection objective of a loss that keeps samples apart. A task may
+        build them in one go (one autograd graph instead of B); the values must be these."""
+        per_sample = [self.to_loss_inputs(branch, p, s.target, metric=metric) for p, s in zip(preds, samples)]
+        return {key: torch.cat([inputs[key] for inputs in per_sample]) for key in per_sample[0]}
 
     @abstractmethod
     def sample_metric(self, raw: Mapping[str, Tensor], target: Any, metric: str) -> float:

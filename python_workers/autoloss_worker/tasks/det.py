@@ -51,7 +51,7 @@ branch's factor:
   call positive (IoU ≥ 0.5 / 0.7), leaving too little room for the paper's η = 0.6.
 
 The ground-truth raw predictions: logits 10·one-hot(label); offsets that decode exactly to the
-target box. Rejection runs the protocol one sample at a time (``batched_rejection = False``): the
+target box. Rejection keeps each sample's own tensors (``stackable_samples = False``): the
 anchors and RoIs of an image vary in number, and laying them out along H would let the pooling
 operators mix neighbouring RoIs, which they never do in training.
 """
@@ -61,7 +61,6 @@ import copy
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -69,9 +68,9 @@ from torch import Tensor
 
 from autoloss_worker.mmlab.inputs import box_inputs, classification_inputs
 from autoloss_worker.tasks.base import BOX, DENSE, Sample
-from autoloss_worker.tasks.mmlab_proxy import MMLabConfigTask, MMLabOptions
+from autoloss_worker.tasks.mmlab_proxy import SHIPPED_CONFIGS, MMLabConfigTask, MMLabOptions
 
-DEFAULT_CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "det_faster_rcnn_shapes.py")
+DEFAULT_CONFIG = str(SHIPPED_CONFIGS / "det_faster_rcnn_shapes.py")
 DET_METRICS = ("bbox_map", "bbox_map_50")
 EVALUATOR_KEYS = {"bbox_map": "coco/bbox_mAP", "bbox_map_50": "coco/bbox_mAP_50"}
 GT_LOGIT = 10.0  # ground-truth logits: 10 on the label, 0 elsewhere (softmax ≥ 0.998 on the label for C ≤ 21)
@@ -188,7 +187,7 @@ class DetTask(MMLabConfigTask):
     library = "mmdet"
     metric_scale = 1.0
     baseline_loss = baseline_wire()
-    batched_rejection = False  # see the module docstring
+    stackable_samples = False  # see the module docstring
 
     def __init__(self, **options: Any) -> None:
         if isinstance(options.get("branches"), (list, tuple)):
@@ -236,10 +235,9 @@ class DetTask(MMLabConfigTask):
             return box_inputs(decode(raw.reshape(-1, 4), priors), targets)
         raise TypeError(f"{self.name}: branch '{branch}' has no loss inputs for a {type(record).__name__}")
 
-    def batched_loss_inputs(self, branch: str, preds: Sequence[Tensor], samples: Sequence[Sample], *,
-                            metric: str) -> dict[str, Tensor] | None:
-        """``to_loss_inputs`` of every sample concatenated along N, built in one go (the rejection
-        protocol's objective for losses that keep samples apart); None where not supported."""
+    def joint_loss_inputs(self, branch: str, preds: Sequence[Tensor], samples: Sequence[Sample], *,
+                          metric: str) -> dict[str, Tensor]:
+        """``to_loss_inputs`` of every sample concatenated along N, built in one go."""
         from autoloss_worker.mmlab.det_samples import BoxRecord, ClsRecord
 
         records = [s.target.branches[branch] for s in samples]
@@ -250,7 +248,7 @@ class DetTask(MMLabConfigTask):
             offsets = torch.cat([p.reshape(-1, 4) for p in preds])
             priors = torch.cat([r.priors for r in records])
             return box_inputs(decode(offsets, priors), torch.cat([r.targets for r in records]))
-        return None
+        return super().joint_loss_inputs(branch, preds, samples, metric=metric)
 
     def ground_truth_raw(self, branch: str, target: Any) -> Tensor:
         from autoloss_worker.mmlab.det_samples import BoxRecord, ClsRecord

@@ -124,6 +124,13 @@ def _task_job(function_name: str, module: str = "autoloss_worker.task_jobs") -> 
     return handler
 
 
+def slots(payload: dict, ctx: JobContext) -> dict:
+    """The loss slots of an MMLab config and which ones autoloss can search (`mmlab.slots.slots_job`)."""
+    from ..mmlab.slots import slots_job
+
+    return slots_job(payload)
+
+
 def _importable(module: str) -> bool:
     try:
         return importlib.util.find_spec(module) is not None
@@ -143,4 +150,6 @@ def default_registry() -> dict[str, Handler]:
         registry["task-info"] = _task_job("task_info_job")
     if _importable("autoloss_worker.mmlab.export"):
         registry["export-mmlab"] = _task_job("export_mmlab_job", "autoloss_worker.mmlab.export")
+    if _importable("autoloss_worker.mmlab.slots"):
+        registry["slots"] = slots
     return registry

@@ -1,23 +1,27 @@
 /**
- * `autoloss export DIR --format torch|mmdet|mmpose|mmseg`: writes the best loss of the run (or
- * `--candidate ID`) as a standalone PyTorch module (`src/graph/torch-export.ts`, needs only torch)
- * or as an MMLab config fragment, written by the worker's `export-mmlab` job
- * (`autoloss_worker.mmlab.export`, the same edits proxy training makes).
+ * `autoloss export DIR --format torch|mmdet|mmpose|mmseg|csv|jsonl`: writes the run's chosen loss
+ * (the held-out choice, else the best proxy score; or `--candidate ID`) as a standalone PyTorch
+ * module (`src/graph/torch-export.ts`, needs only torch) or as an MMLab config fragment, written by
+ * the worker's `export-mmlab` job (`autoloss_worker.mmlab.export`, the same edits proxy training
+ * makes); csv|jsonl write every candidate of the run (`docs/candidates-export.md`).
  */
 import { writeFileSync } from "node:fs"
 import { join, resolve } from "node:path"
 import { Effect } from "effect"
 import { exportTorchModule, TorchExportError } from "../../graph/torch-export.ts"
 import { fromWire } from "../../graph/wire.ts"
-import { topLosses } from "../../report/model.ts"
-import { type CandidateRecord, loadRun, RunDataError } from "../../report/run-data.ts"
+import { candidateRecords, toCsv, toJsonl } from "../../report/candidates-export.ts"
+import { type Answer, answerOf } from "../../report/model.ts"
+import { type CandidateRecord, loadRun, type RunData, RunDataError } from "../../report/run-data.ts"
 import { UsageError } from "../args.ts"
 import { runWithPool } from "../pool-job.ts"
 import { defineVerb, type Parsed, type VerbOutput } from "../verb.ts"
 
 export const MMLAB_FORMATS = ["mmdet", "mmpose", "mmseg"] as const
 export type MmlabFormat = (typeof MMLAB_FORMATS)[number]
-export const FORMATS = ["torch", ...MMLAB_FORMATS] as const
+export const DATA_FORMATS = ["csv", "jsonl"] as const
+export type DataFormat = (typeof DATA_FORMATS)[number]
+export const FORMATS = ["torch", ...MMLAB_FORMATS, ...DATA_FORMATS] as const
 export const DEFAULT_EXPORT_FILE = "found_loss.py"
 export const defaultMmlabFile = (format: MmlabFormat): string => `found_loss_${format}.py`
 
@@ -39,6 +43,7 @@ const parseWeights = (pairs: ReadonlyArray<string>): Record<string, number> => {
 type Request =
   | { readonly format: "torch"; readonly className: string; readonly weights: Record<string, number> }
   | { readonly format: MmlabFormat; readonly base: string | undefined }
+  | { readonly format: DataFormat }
 
 interface Request0 {
   readonly dir: string
@@ -61,6 +66,12 @@ const parse = ({ values, positionals }: Parsed<typeof flags>): Request0 => {
       dir, candidateId, out: values.out ?? join(dir, DEFAULT_EXPORT_FILE),
       request: { format, className: values["class-name"] ?? "FoundLoss", weights: parseWeights(values.weight ?? []) }
     }
+  }
+  const data = DATA_FORMATS.find((f) => f === format)
+  if (data !== undefined) {
+    const other = (["candidate", "class-name", "weight", "base"] as const).find((k) => values[k] !== undefined)
+    if (other !== undefined) throw new UsageError(`--${other} does not apply to --format ${data}: it writes every candidate of the run`)
+    return { dir, candidateId: undefined, out: values.out ?? join(dir, `candidates.${data}`), request: { format: data } }
   }
   const mmlab = MMLAB_FORMATS.find((f) => f === format)
   if (mmlab === undefined) throw new UsageError(`unknown --format '${format}' (supported: ${FORMATS.join(", ")})`)
@@ -103,10 +114,32 @@ const writeMmlab = (
   })), io)
 }
 
+const isData = (r: Request): r is Extract<Request, { format: DataFormat }> => (DATA_FORMATS as ReadonlyArray<string>).includes(r.format)
+
+const writeData = (run: RunData, out: string, format: DataFormat, io: VerbOutput): number => {
+  const records = candidateRecords(run)
+  writeFileSync(out, format === "csv" ? toCsv(records) : toJsonl(records))
+  io.stdout(`exported ${records.length} candidates as ${format} to ${out} (columns: docs/candidates-export.md)\n`)
+  return 0
+}
+
+/** Which loss was written and why (null answer: the one `--candidate` named). */
+export const whichLoss = (answer: Answer | null): string => {
+  if (answer === null) return "the candidate --candidate named"
+  const d = answer.decision
+  if (d === null) return "the best proxy score: this run made no held-out selection (or it has not finished)"
+  const f = d.finalists.find((x) => x.id === d.chosen)!
+  return `the held-out choice: ${d.metric} ${f.comparison.loss.mean.toFixed(4)} on seeds ${d.seeds.join(",")} ` +
+    `(the baseline ${d.baseline.mean.toFixed(4)}), best of the top ${d.finalists.length} by proxy score`
+}
+
 const flags = {
-  format: { type: "string", required: true, value: "torch|mmdet|mmpose|mmseg", help: "a PyTorch module, or an MMLab config fragment for that library (the run's task decides which fits)" },
-  out: { type: "string", value: "FILE", help: "where to write", defaultText: `DIR/${DEFAULT_EXPORT_FILE} (torch), DIR/found_loss_<format>.py (MMLab)` },
-  candidate: { type: "string", value: "ID", help: "export this candidate instead of the best", defaultText: "the best scored loss" },
+  format: {
+    type: "string", required: true, value: "torch|mmdet|mmpose|mmseg|csv|jsonl",
+    help: "a PyTorch module, an MMLab config fragment for that library (the run's task decides which fits), or every candidate as a table"
+  },
+  out: { type: "string", value: "FILE", help: "where to write", defaultText: `DIR/${DEFAULT_EXPORT_FILE} (torch), DIR/found_loss_<format>.py (MMLab), DIR/candidates.<format>` },
+  candidate: { type: "string", value: "ID", help: "export this candidate instead of the run's answer", defaultText: "the held-out choice, else the best proxy score" },
   "class-name": { type: "string", value: "NAME", help: "torch: the nn.Module's class name", defaultText: "FoundLoss" },
   weight: { type: "string", multiple: true, value: "BRANCH=W", help: "torch: a branch's weight in the total loss", defaultText: "1.0 each" },
   base: { type: "string", value: "CONFIG", help: "MMLab: the config the fragment builds on", defaultText: "the config the run searched with" }
@@ -114,7 +147,7 @@ const flags = {
 
 export const { spec, summary, run } = defineVerb({
   name: "export",
-  summary: "export the best loss of a run as a PyTorch module or an MMLab config fragment",
+  summary: "export the run's chosen loss as a PyTorch module or an MMLab config fragment",
   positionals: "DIR",
   positionalNoun: "run directory",
   positionalCount: 1,
@@ -125,24 +158,35 @@ export const { spec, summary, run } = defineVerb({
   _base_ = the config the run searched with (or --base), custom_imports for autoloss's registry,
   and AutoLossGraph at each branch's key with the task's loss weights and head settings. The
   format must be the library of the run's task (det, ins: mmdet; mmpose: mmpose; mmseg: mmseg).
+--format csv|jsonl: every candidate of the run (formula per branch, hash, provenance, verdicts,
+  proxy and held-out metrics; columns in docs/candidates-export.md).
 Exit: 0 ok, 1 nothing to export / unreadable run / the loss does not fit the config, 2 usage error
 (incl. a format that does not match the run's task).`,
   examples: [
     "autoloss export runs/seg-1 --format torch",
     "autoloss export runs/det-1 --format torch --weight rpn_cls=1 --weight rpn_reg=1 --class-name DetLoss",
-    "autoloss export runs/det-1 --format mmdet --out found_loss_mmdet.py"
+    "autoloss export runs/det-1 --format mmdet --out found_loss_mmdet.py",
+    "autoloss export runs/seg-1 --format csv"
   ]
 }, async (args, io) => {
   const { dir, out, candidateId, request } = parse(args)
   try {
-    const { candidates, config } = loadRun(dir)
-    const chosen = candidateId === undefined ? topLosses(candidates, 1)[0]?.candidate : candidates.find((c) => c.id === candidateId)
+    const run = loadRun(dir)
+    if (isData(request)) return writeData(run, out, request.format, io)
+    const loss = request
+    const answer = candidateId === undefined ? answerOf(run) : null
+    const chosen = candidateId === undefined ? answer?.candidate : run.candidates.find((c) => c.id === candidateId)
     if (chosen === undefined) {
       throw new RunDataError(candidateId === undefined ? `${dir}: no loss has a finite score yet, nothing to export` : `${dir} has no candidate ${candidateId}`)
     }
-    if (request.format === "torch") return writeTorch(chosen, out, request, io)
-    if (config === null) throw new RunDataError(`${dir} has no run.json: the run's task (and its config) is unknown`)
-    return await writeMmlab(dir, config.task, config.options, chosen, out, request, io)
+    if (loss.format !== "torch" && run.config === null) {
+      throw new RunDataError(`${dir} has no run.json: the run's task (and its config) is unknown`)
+    }
+    const code = loss.format === "torch"
+      ? writeTorch(chosen, out, loss, io)
+      : await writeMmlab(dir, run.config!.task, run.config!.options, chosen, out, loss, io)
+    if (code === 0) io.stdout(`  ${whichLoss(answer)}\n`)
+    return code
   } catch (e) {
     if (!(e instanceof RunDataError || e instanceof TorchExportError)) throw e
     io.stderr(`autoloss export: ${e.message}\n`)

@@ -6,12 +6,19 @@
 import { writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { renderReportPage } from "../../report/html.ts"
-import { buildReportModel } from "../../report/model.ts"
+import { buildReportModel, type ReportModel } from "../../report/model.ts"
 import { loadRun, RunDataError } from "../../report/run-data.ts"
 import { writeSearchEvents } from "../../report/tensorboard.ts"
 import { defineVerb } from "../verb.ts"
 
 export const REPORT_FILE = "report.html"
+
+/** Writes the run's report (`DIR/report.html` unless `out`); returns its path. */
+export const writeReport = (dir: string, out?: string, model: ReportModel = buildReportModel(loadRun(dir))): string => {
+  const path = out ?? join(dir, REPORT_FILE)
+  writeFileSync(path, renderReportPage(model))
+  return path
+}
 
 export const { spec, summary, run } = defineVerb({
   name: "report",
@@ -29,8 +36,7 @@ export const { spec, summary, run } = defineVerb({
   const dir = positionals[0]!
   try {
     const model = buildReportModel(loadRun(dir))
-    const path = values.out ?? join(dir, REPORT_FILE)
-    writeFileSync(path, renderReportPage(model))
+    const path = writeReport(dir, values.out, model)
     io.stdout(`report      ${path}\n`)
     if (!values["no-tensorboard"]) io.stdout(`tensorboard ${writeSearchEvents(dir, model)}\n`)
     return 0

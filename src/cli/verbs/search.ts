@@ -1,6 +1,8 @@
 /**
  * `autoloss search --task T --out DIR`: searches a loss for the task (aging evolution + rejection +
- * equivalence) on local and/or remote workers, writing the run directory as it goes.
+ * equivalence) on local and/or remote workers, writing the run directory as it goes. At the end the
+ * top K losses and the task's baseline are trained from held-out seeds and the best held-out mean is
+ * the run's answer (`src/search/selection.ts`; `--select-top 0` skips it).
  */
 import { runReported } from "../pool-job.ts"
 import { checkRunConfig, DEFAULT_RUN, type RunConfig, type SchedulerName } from "../../search/run-config.ts"
@@ -8,15 +10,24 @@ import { searchProgram, writeRunFile } from "../../search/search-run.ts"
 import type { EquivalenceMode } from "../../search/equivalence.ts"
 import { UsageError } from "../args.ts"
 import { CONNECT_FLAG, OPTION_FLAGS, parseConnect, parseJobOptions, parseWorkerDevices, WORKER_FLAGS } from "../job-flags.ts"
+import { DEFAULT_SELECTION, parseSeedList } from "../../search/selection.ts"
 import { makeSink } from "../progress.ts"
+import { printSummary } from "../summary.ts"
 import { TASKS_HELP } from "../task-job.ts"
 import { defineVerb } from "../verb.ts"
-import { printSummary } from "./resume.ts"
 
 const intFlag = (name: string, v: string | undefined, fallback: number): number => {
   if (v === undefined) return fallback
   if (!/^\d+$/.test(v)) throw new UsageError(`--${name} wants a non-negative integer, got '${v}'`)
   return Number(v)
+}
+
+const seedList = (flag: string, text: string): number[] => {
+  try {
+    return parseSeedList(flag, text)
+  } catch (e) {
+    throw new UsageError((e as Error).message)
+  }
 }
 
 export const { spec, summary, run } = defineVerb({
@@ -38,11 +49,17 @@ export const { spec, summary, run } = defineVerb({
     "screen-window": { type: "string", value: "N", help: "candidates screened ahead of training", defaultText: `max(${DEFAULT_RUN.screenWindow}, 2 × workers)` },
     "train-concurrency": { type: "string", value: "N", help: "proxy trainings at once", defaultText: String(DEFAULT_RUN.trainConcurrency) },
     "max-candidates": { type: "string", value: "N", help: "stop after this many candidates were generated", defaultText: "no limit" },
-    ...OPTION_FLAGS
+    ...OPTION_FLAGS,
+    "select-top": { type: "string", value: "K", help: "finalists trained again from the held-out seeds (0: the proxy best is the answer)", defaultText: String(DEFAULT_SELECTION.top) },
+    "holdout-seeds": { type: "string", value: "S,S,...", help: "the held-out seeds (new ones: not the search's)", defaultText: DEFAULT_SELECTION.seeds.join(",") },
+    "select-iterations": { type: "string", value: "N", help: "training iterations of each held-out run", defaultText: "the task's (or the run's) full proxy" },
+    json: { type: "boolean", default: false, help: "print the end-of-run summary as JSON (also when stdout is not a terminal)" }
   },
   description: `
 The paper's full search is --budget 500 --population 20. Progress goes to stderr (JSON lines when not
-a terminal); at the end the best loss and the counters are printed as JSON on stdout.
+a terminal). At the end the top K losses and the task's baseline are trained from the held-out seeds
+and the best held-out mean is the run's answer; the summary is readable on a terminal, JSON with
+--json or when stdout is not a terminal.
 Exit: 0 done, 1 failed (message printed), 2 usage error; 130/143 after SIGINT/SIGTERM (resume it).`,
   examples: [
     "autoloss search --task seg --budget 60 --population 12 --workers 2 --out runs/seg-1",
@@ -67,7 +84,12 @@ Exit: 0 done, 1 failed (message printed), 2 usage error; 130/143 after SIGINT/SI
     screenWindow: intFlag("screen-window", values["screen-window"], Math.max(DEFAULT_RUN.screenWindow, 2 * devices.length)),
     trainConcurrency: intFlag("train-concurrency", values["train-concurrency"], DEFAULT_RUN.trainConcurrency),
     maxCandidates: values["max-candidates"] === undefined ? null : intFlag("max-candidates", values["max-candidates"], 0),
-    options: parseJobOptions(values)
+    options: parseJobOptions(values),
+    selection: {
+      top: intFlag("select-top", values["select-top"], DEFAULT_SELECTION.top),
+      seeds: values["holdout-seeds"] === undefined ? DEFAULT_SELECTION.seeds : seedList("--holdout-seeds", values["holdout-seeds"]),
+      iterations: values["select-iterations"] === undefined ? DEFAULT_SELECTION.iterations : intFlag("select-iterations", values["select-iterations"], 0)
+    }
   }
   const problems = checkRunConfig(config)
   if (problems.length > 0) throw new UsageError(problems.join("; "))
@@ -78,6 +100,6 @@ Exit: 0 done, 1 failed (message printed), 2 usage error; 130/143 after SIGINT/SI
   }
   process.stderr.write(`autoloss search: run directory ${out} (resume with 'autoloss resume ${out}')\n`)
   const code = await runReported("search", searchProgram(out, config, { devices, endpoint }, makeSink(process.stderr)), io)
-  if (code === 0) await printSummary(out)
+  if (code === 0) await printSummary(out, { json: values.json })
   return code
 })

@@ -1,12 +1,14 @@
-"""The loss-rejection protocol written the obvious way: the baseline of ``bench/rejection.py``.
+"""The loss-rejection protocol written the obvious way: the independent oracle of the tests and
+the baseline of ``bench/rejection.py`` (kept out of the package: nothing in production uses it).
 
 One candidate at a time, eager PyTorch autograd, ``torch.optim.SGD`` (momentum 0.9, lr 1e-3), all
 500 iterations whatever happens, no static filtering, no caches, no early exit. A non-finite loss
 value or gradient at any iteration makes the candidate invalid (g = −1, rejected), as in
-``rejection.py``; the objective is the same (``rejection._objective``: Σ o unnormalised, samples
-independent), so both implementations judge the same function.
+``rejection.py``. The objective is written out here (Σ o unnormalised over each sample's own loss
+inputs; samples independent: one batch of B unless the loss mixes samples, then one by one), so
+it shares nothing with ``fastreject`` but the task.
 
-    from autoloss_worker.rejection_reference import reference_check
+    from rejection_reference import reference_check
     passed, score, invalid = reference_check(task, graph, metric="miou", seed=0)
 """
 from __future__ import annotations
@@ -15,9 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import Tensor
 
-from autoloss_worker.rejection import PAPER_REJECTION, RejectionConfig, _objective
-from autoloss_worker.tasks.base import Task
+from autoloss_worker.rejection import PAPER_REJECTION, RejectionConfig
+from autoloss_worker.tasks.base import Sample, Task
+from autoloss_worker.tasks.losses import BranchLoss, branch_output
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,14 @@ class ReferenceVerdict:
     passed: bool
     score: float  # g, or −1.0 when invalid
     invalid: bool
+
+
+def objective(task: Task, loss: BranchLoss, branch: str, preds: list[Tensor], samples: list[Sample], metric: str) -> Tensor:
+    """Σ_b Σ o_b of one candidate, each sample's loss inputs built by itself."""
+    per_sample = [task.to_loss_inputs(branch, p, s.target, metric=metric) for p, s in zip(preds, samples)]
+    if loss.mixes_samples:
+        return sum(branch_output(loss, inputs).sum() for inputs in per_sample)  # type: ignore[return-value]
+    return branch_output(loss, {key: torch.cat([inputs[key] for inputs in per_sample]) for key in per_sample[0]}).sum()
 
 
 def reference_check(
@@ -42,7 +54,7 @@ def reference_check(
         invalid = False
         for _ in range(config.iterations):
             opt.zero_grad()
-            value = _objective(task, fn, branch, preds, samples, metric)
+            value = objective(task, fn, branch, preds, samples, metric)
             if value.requires_grad:
                 value.backward()
             grads_finite = all(p.grad is None or bool(torch.isfinite(p.grad).all()) for p in preds)

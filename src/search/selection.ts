@@ -1,0 +1,176 @@
+/**
+ * The held-out final choice, as pure bookkeeping (no I/O, no Effect; `selection-run.ts` performs it).
+ *
+ * A search ranks losses by one proxy training each, on the search's seed: with tens of noisy
+ * scores the best of them overstates itself (winner's curse). So at the end the top `top` losses by
+ * fitness and the task's handcrafted baseline are trained again from held-out seeds (a new
+ * initialisation and batch order and, for tasks whose data is generated from a seed, new data),
+ * and the run's answer is the finalist with the best held-out mean. Ties go to the finalist with
+ * the better proxy rank. The answer is always a searched loss; whether it beats the baseline is
+ * what the paired comparison (`src/report/compare.ts`) says.
+ *
+ * The baseline is also trained once on the search's own seed and data (`split: "proxy"`): its
+ * proxy score, the reference the search's scores are read against.
+ */
+import { type Comparison, compareRuns, type SeedRun, type Spread, spread } from "../report/compare.ts"
+
+export interface SelectionSettings {
+  /** Finalists: the best losses by fitness; 0 skips the selection. */
+  readonly top: number
+  /** Held-out seeds, each used for initialisation, batch order and (where the task has it) data. */
+  readonly seeds: ReadonlyArray<number>
+  /** Training iterations of each held-out run; null: the task's (or the run's) full proxy. */
+  readonly iterations: number | null
+}
+
+export const DEFAULT_SELECTION: SelectionSettings = { top: 5, seeds: [101, 102, 103], iterations: null }
+
+/** `101,102,103` → [101, 102, 103]; throws naming the problem. */
+export const parseSeedList = (flag: string, text: string): number[] => {
+  if (!/^\d+(,\d+)*$/.test(text)) throw new Error(`${flag} wants comma-separated non-negative integers, got '${text}'`)
+  const seeds = text.split(",").map(Number)
+  if (new Set(seeds).size !== seeds.length) throw new Error(`${flag} repeats a seed: '${text}'`)
+  return seeds
+}
+
+/**
+ * Problems with `s` for a search that used `searchSeeds` (its seed, and the data seed where known):
+ * a held-out seed the search used would not be held out.
+ */
+export const selectionProblems = (s: SelectionSettings, searchSeeds: ReadonlyArray<number>): string[] => {
+  const problems: string[] = []
+  if (!Number.isInteger(s.top) || s.top < 0) problems.push(`select-top must be an integer ≥ 0, got ${s.top}`)
+  if (s.iterations !== null && !(Number.isInteger(s.iterations) && s.iterations >= 1)) {
+    problems.push(`select-iterations must be an integer ≥ 1, got ${s.iterations}`)
+  }
+  if (s.top > 0 && s.seeds.length === 0) problems.push("holdout-seeds is empty")
+  const used = s.seeds.filter((x) => searchSeeds.includes(x))
+  if (s.top > 0 && used.length > 0) {
+    problems.push(`holdout-seeds ${used.join(",")} ${used.length === 1 ? "was" : "were"} used by the search (its seeds: ${[...new Set(searchSeeds)].join(",")}); held-out seeds must be new`)
+  }
+  return problems
+}
+
+/** What ranking needs of a candidate row (the store's and the report's rows both have it). */
+export interface Ranked {
+  readonly id: number
+  readonly status: string
+  readonly reuseKind: string | null
+  readonly score: number | null
+}
+
+/**
+ * The best `n` distinct losses by observed score: evaluated candidates that trained themselves (a
+ * reused score belongs to the loss it was copied from), finite scores only; ties keep the earlier
+ * candidate first.
+ */
+export const rankByFitness = <T extends Ranked>(rows: ReadonlyArray<T>, n: number): T[] =>
+  rows
+    .filter((c) => c.status === "evaluated" && c.reuseKind === null && c.score !== null && Number.isFinite(c.score))
+    .sort((a, b) => (b.score as number) - (a.score as number) || a.id - b.id)
+    .slice(0, n)
+
+/** A finalist's candidate id, or the task's handcrafted baseline. */
+export type Subject = number | "baseline"
+
+export interface Cell {
+  readonly subject: Subject
+  readonly seed: number
+  readonly split: "held-out" | "proxy"
+}
+
+export const cellKey = (c: Cell): string => `${c.subject}/${c.seed}/${c.split}`
+
+/**
+ * Every training of the selection, in the order they are started: seed by seed (the baseline,
+ * then the finalists by fitness), so an interrupted selection holds whole seeds first; then the
+ * baseline on the search's seed.
+ */
+export const planCells = (finalists: ReadonlyArray<number>, seeds: ReadonlyArray<number>, searchSeed: number): Cell[] => [
+  ...seeds.flatMap((seed) => (["baseline", ...finalists] as Subject[]).map((subject) => ({ subject, seed, split: "held-out" as const }))),
+  { subject: "baseline", seed: searchSeed, split: "proxy" }
+]
+
+export interface CellResult extends Cell {
+  readonly metrics: Readonly<Record<string, number>>
+  readonly invalid: boolean
+}
+
+/**
+ * A run's value of `metric` for the comparison. Tasks report every metric as 0 (the worst on their
+ * 0–1 scale) when training stops on NaN/Inf; a missing or non-finite value is read the same way.
+ */
+export const heldOutValue = (r: Pick<CellResult, "metrics">, metric: string): number => {
+  const v = r.metrics[metric]
+  return typeof v === "number" && Number.isFinite(v) ? v : 0
+}
+
+export interface FinalistResult {
+  readonly id: number
+  /** 1 = the search's best by proxy score. */
+  readonly rank: number
+  readonly proxyScore: number
+  /** Held-out runs of this finalist against the baseline's, paired by seed. */
+  readonly comparison: Comparison
+}
+
+export interface Decision {
+  readonly metric: string
+  readonly seeds: ReadonlyArray<number>
+  readonly chosen: number
+  /** In fitness order. */
+  readonly finalists: ReadonlyArray<FinalistResult>
+  readonly baseline: Spread
+  /** The baseline's score on the search's own seed and data; null until trained. */
+  readonly baselineProxy: number | null
+}
+
+export interface Plan {
+  readonly metric: string
+  readonly seeds: ReadonlyArray<number>
+  /** Candidate ids in fitness order, with their proxy scores. */
+  readonly finalists: ReadonlyArray<{ readonly id: number; readonly score: number }>
+}
+
+const seedRun = (r: CellResult, metric: string): SeedRun => ({ seed: r.seed, metrics: { [metric]: heldOutValue(r, metric) }, invalid: r.invalid })
+
+/** How many of the plan's held-out trainings are stored. */
+export const heldOutDone = (plan: Plan, cells: ReadonlyArray<CellResult>): number => {
+  const wanted = new Set(plan.seeds.flatMap((seed) => (["baseline", ...plan.finalists.map((f) => f.id)] as Subject[]).map((subject) => cellKey({ subject, seed, split: "held-out" }))))
+  return cells.filter((c) => wanted.has(cellKey(c))).length
+}
+
+/** The choice, once every held-out training of the plan is stored; null before (or with no finalist). */
+export const decide = (plan: Plan, cells: ReadonlyArray<CellResult>): Decision | null => {
+  if (plan.finalists.length === 0) return null
+  const byKey = new Map(cells.map((c) => [cellKey(c), c]))
+  const runsOf = (subject: Subject): SeedRun[] | null => {
+    const runs: SeedRun[] = []
+    for (const seed of plan.seeds) {
+      const r = byKey.get(cellKey({ subject, seed, split: "held-out" }))
+      if (r === undefined) return null
+      runs.push(seedRun(r, plan.metric))
+    }
+    return runs
+  }
+  const baselineRuns = runsOf("baseline")
+  if (baselineRuns === null) return null
+  const finalists: FinalistResult[] = []
+  for (const [i, f] of plan.finalists.entries()) {
+    const runs = runsOf(f.id)
+    if (runs === null) return null
+    finalists.push({ id: f.id, rank: i + 1, proxyScore: f.score, comparison: compareRuns(plan.metric, runs, baselineRuns) })
+  }
+  // Strictly better only: a tie keeps the finalist with the better proxy rank.
+  let chosen = finalists[0]!
+  for (const f of finalists) if (f.comparison.loss.mean > chosen.comparison.loss.mean) chosen = f
+  const proxy = cells.find((c) => c.subject === "baseline" && c.split === "proxy")
+  return {
+    metric: plan.metric,
+    seeds: plan.seeds,
+    chosen: chosen.id,
+    finalists,
+    baseline: spread(baselineRuns.map((r) => r.metrics[plan.metric]!)),
+    baselineProxy: proxy === undefined ? null : heldOutValue(proxy, plan.metric)
+  }
+}

@@ -1,0 +1,65 @@
+import t from "tap"
+import { Effect, Layer } from "effect"
+import { formatSummary, loadSummary, type Summary } from "../../src/cli/summary.ts"
+import { makeFakeEvaluator } from "../search/fake-evaluator.ts"
+import { runSelection } from "../../src/search/selection-run.ts"
+import { layer } from "../../src/store/Store.ts"
+import { evolution, run, SMALL, tempDir } from "../search/harness.ts"
+
+const SUMMARY: Summary = {
+  best: { id: 3, loss: "neg(mul(y, y_hat))", score: 0.29, metrics: { miou: 0.29 } },
+  top5: [{ id: 3, loss: "neg(mul(y, y_hat))", score: 0.29 }, { id: 8, loss: "exp(y_hat)", score: 0.27 }],
+  counters: { trained: 60, proposed: 143, passed: 23 },
+  selection: {
+    metric: "miou",
+    seeds: [101, 102],
+    chosen: {
+      id: 8, loss: "exp(y_hat)", score: 0.27, proxyMetrics: { miou: 0.27 },
+      heldOut: { values: [0.28, 0.26], mean: 0.27, sd: 0.0141 },
+      vsBaseline: { diffs: [0.03, -0.01], mean: 0.01, sd: 0.0283, wins: 1, ties: 0, losses: 1 }
+    },
+    baseline: { heldOut: { values: [0.25, 0.27], mean: 0.26, sd: 0.0141 }, proxy: 0.2634, proxyMetrics: { miou: 0.2634 } },
+    finalists: [
+      { id: 3, loss: "neg(mul(y, y_hat))", score: 0.29, heldOutMean: 0.25, diffMean: -0.01, wins: 0 },
+      { id: 8, loss: "exp(y_hat)", score: 0.27, heldOutMean: 0.27, diffMean: 0.01, wins: 1 }
+    ]
+  }
+}
+
+t.test("the terminal summary: the answer beside the baseline, seed by seed, and the finalists", async (t) => {
+  const text = formatSummary(SUMMARY, { dir: "runs/s", report: "runs/s/report.html" })
+  t.match(text, /^Search finished: 60 proxy trainings, 143 losses generated, 23 passed screening\./)
+  t.match(text, /The answer: candidate 8, the best held-out miou of the top 2 \(seeds 101, 102\)\n  exp\(y_hat\)\n/)
+  t.match(text, /\n  chosen +0\.2700 +0\.2700 ± 0\.0141 +0\.2800 +0\.2600\n/)
+  t.match(text, /\n  baseline +0\.2634 +0\.2600 ± 0\.0141 +0\.2500 +0\.2700\n/)
+  // proxy: 0.27 − 0.2634 = +0.0066
+  t.match(text, /\n  difference +\+0\.0066 +\+0\.0100 ± 0\.0283 +\+0\.0300 +-0\.0100\n/)
+  t.match(text, /better than the baseline on 1 of 2 held-out seeds \(0 tie\(s\), 1 worse\)\n/)
+  t.match(text, /\n  1 +3 +0\.2900 +0\.2500 +-0\.0100 +neg\(mul\(y, y_hat\)\)\n  2 +8 +0\.2700 +0\.2700 +\+0\.0100 +\* +exp\(y_hat\)\n/)
+  t.match(text, /Report: +runs\/s\/report\.html\nExport: +npx autoloss export runs\/s --format torch +\(the chosen loss;/)
+})
+
+t.test("without a selection the proxy best is the answer, and the summary says so", async (t) => {
+  const text = formatSummary({ ...SUMMARY, selection: null }, { dir: "runs/s", report: null })
+  t.match(text, /The answer \(best proxy score; no held-out selection was made\): candidate 3, 0\.2900\n  neg\(mul\(y, y_hat\)\)/)
+  t.match(text, /Top 2 by proxy score:\n  1\. candidate 3 +0\.2900/)
+  t.notMatch(text, /Report:/)
+  t.match(text, /\(the proxy best;/)
+})
+
+t.test("the stored run's summary carries the selection the store holds", async (t) => {
+  const dir = tempDir(t)
+  const fake = makeFakeEvaluator({ invalidRate: 0 })
+  await run(dir, evolution(8), fake, { ...SMALL, budget: 12 })
+  const settings = { top: 3, seeds: [101, 102], iterations: null }
+  const { decision } = await Effect.runPromise(
+    runSelection(settings, { metric: "miou", searchSeed: 0, concurrency: 2 }).pipe(Effect.provide(Layer.merge(layer(dir), fake.layer)))
+  )
+  const s = await loadSummary(dir)
+  t.equal(s.selection?.chosen.id, decision!.chosen)
+  t.same(s.selection?.finalists.map((f) => f.id), decision!.finalists.map((f) => f.id))
+  t.same(s.top5.slice(0, 3).map((x) => x.id), decision!.finalists.map((f) => f.id), "the finalists are the top of the proxy ranking")
+  t.equal(s.best?.id, s.top5[0]?.id)
+  t.same(s.selection?.chosen.heldOut.values, decision!.finalists.find((f) => f.id === decision!.chosen)!.comparison.loss.values)
+  t.ok(typeof s.selection?.baseline.proxy === "number")
+})

@@ -1,0 +1,76 @@
+import t from "tap"
+import {
+  type CellResult,
+  decide,
+  heldOutDone,
+  heldOutValue,
+  parseSeedList,
+  planCells,
+  rankByFitness,
+  selectionProblems
+} from "../../src/search/selection.ts"
+
+const row = (id: number, score: number | null, extra: { status?: string; reuseKind?: string | null } = {}) =>
+  ({ id, score, status: extra.status ?? "evaluated", reuseKind: extra.reuseKind ?? null })
+
+t.test("finalists: own finite scores only, best first, ties to the earlier candidate", async (t) => {
+  const rows = [
+    row(0, 0.3), row(1, 0.5, { reuseKind: "equivalent" }), row(2, 0.4), row(3, -Infinity), row(4, 0.4),
+    row(5, 0.9, { status: "trained" }), row(6, null), row(7, 0.35)
+  ]
+  t.same(rankByFitness(rows, 3).map((r) => r.id), [2, 4, 7])
+  t.same(rankByFitness(rows, 10).map((r) => r.id), [2, 4, 7, 0])
+})
+
+t.test("flags: seed lists and held-out seeds the search used", async (t) => {
+  t.same(parseSeedList("--holdout-seeds", "101,102,7"), [101, 102, 7])
+  t.throws(() => parseSeedList("--holdout-seeds", "101,x"), /--holdout-seeds wants comma-separated non-negative integers, got '101,x'/)
+  t.throws(() => parseSeedList("--holdout-seeds", "1,1"), /repeats a seed/)
+  const ok = { top: 5, seeds: [101, 102], iterations: null }
+  t.same(selectionProblems(ok, [0]), [])
+  t.match(selectionProblems({ ...ok, seeds: [0, 102] }, [0, 0]).join(), /holdout-seeds 0 was used by the search \(its seeds: 0\)/)
+  t.match(selectionProblems({ ...ok, seeds: [3, 7] }, [3, 7]).join(), /holdout-seeds 3,7 were used/)
+  t.same(selectionProblems({ ...ok, top: 0, seeds: [0] }, [0]), [], "no selection: the seeds do not matter")
+  t.match(selectionProblems({ ...ok, iterations: 0 }, [0]).join(), /select-iterations must be an integer ≥ 1/)
+})
+
+t.test("cells: seed by seed, baseline first, then the baseline on the search's seed", async (t) => {
+  t.same(planCells([4, 2], [101, 102], 0), [
+    { subject: "baseline", seed: 101, split: "held-out" }, { subject: 4, seed: 101, split: "held-out" }, { subject: 2, seed: 101, split: "held-out" },
+    { subject: "baseline", seed: 102, split: "held-out" }, { subject: 4, seed: 102, split: "held-out" }, { subject: 2, seed: 102, split: "held-out" },
+    { subject: "baseline", seed: 0, split: "proxy" }
+  ])
+})
+
+const cell = (subject: number | "baseline", seed: number, miou: number, invalid = false): CellResult =>
+  ({ subject, seed, split: "held-out", metrics: { miou }, invalid })
+
+t.test("decision: best held-out mean, paired differences against the baseline, worked by hand", async (t) => {
+  const plan = { metric: "miou", seeds: [101, 102], finalists: [{ id: 4, score: 0.30 }, { id: 2, score: 0.28 }] }
+  const cells = [
+    cell("baseline", 101, 0.25), cell("baseline", 102, 0.27),
+    cell(4, 101, 0.24), cell(4, 102, 0.26),
+    cell(2, 101, 0.28), cell(2, 102, 0.26)
+  ]
+  t.equal(decide(plan, cells.slice(0, 5)), null, "undecided until every held-out training is stored")
+  t.equal(heldOutDone(plan, cells.slice(0, 5)), 5)
+  const d = decide(plan, cells)!
+  t.equal(d.chosen, 2, "0.27 held out beats 0.25 although its proxy score is lower")
+  const two = d.finalists[1]!.comparison
+  // diffs +0.03, −0.01: mean 0.01, sd |0.04|/√2
+  t.ok(Math.abs(two.diff.mean - 0.01) < 1e-12 && Math.abs(two.diff.sd - 0.04 / Math.SQRT2) < 1e-12)
+  t.same([two.wins, two.ties, two.losses], [1, 0, 1])
+  t.ok(Math.abs(d.baseline.mean - 0.26) < 1e-12)
+  t.equal(d.baselineProxy, null, "no proxy run of the baseline yet")
+  const withProxy = decide(plan, [...cells, { subject: "baseline", seed: 0, split: "proxy", metrics: { miou: 0.2634 }, invalid: false }])!
+  t.equal(withProxy.baselineProxy, 0.2634)
+})
+
+t.test("decision: a tie goes to the better proxy rank; a NaN training counts as 0", async (t) => {
+  const plan = { metric: "miou", seeds: [101], finalists: [{ id: 9, score: 0.3 }, { id: 3, score: 0.2 }, { id: 5, score: 0.1 }] }
+  const cells = [cell("baseline", 101, 0.2), cell(9, 101, 0.25), cell(3, 101, 0.25), cell(5, 101, NaN, true)]
+  const d = decide(plan, cells)!
+  t.equal(d.chosen, 9)
+  t.equal(d.finalists[2]!.comparison.loss.mean, 0)
+  t.equal(heldOutValue({ metrics: {} }, "miou"), 0)
+})

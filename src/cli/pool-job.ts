@@ -22,12 +22,12 @@ const CLI_JOB_TIMEOUT_MS = 7 * 24 * 3600 * 1000
 export const isRefusal = (e: unknown): boolean =>
   e instanceof JobError && e.reason === "job-raised" && REFUSALS.has(e.attempts.at(-1)?.excType ?? "")
 
-/** What to tell the user: a job that raised in its own words (the exception, without the pool's
- * framing of job ids and attempts; its type too unless it is a refusal), anything else in full. */
+/** What to tell the user: a job that raised in its own words (the exception's message, without the
+ * pool's framing of job ids and attempts; then its type unless it is a refusal), anything else in full. */
 const failureText = (e: unknown): string => {
   const last = e instanceof JobError && e.reason === "job-raised" ? e.attempts.at(-1) : undefined
   if (!(e instanceof JobError) || last === undefined) return (e as Error).message
-  return isRefusal(e) ? last.message : `${last.excType ?? "error"} in the ${e.kind} job: ${last.message}`
+  return isRefusal(e) ? last.message : `${last.message} (${last.excType ?? "error"} in the ${e.kind} job)`
 }
 
 /**

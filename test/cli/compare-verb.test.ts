@@ -43,5 +43,5 @@ t.test("an option the task does not know is refused (exit 2); a training job tha
   t.equal(refused.exitCode, 2)
   t.match(refused.stderr, /autoloss compare: .*no_such_option/)
   t.equal(failed.exitCode, 1, failed.stderr)
-  t.match(failed.stderr, /autoloss compare: \w+ in the (baseline|train-loss) job: /)
+  t.match(failed.stderr, /autoloss compare: \S.* \(\w+ in the (baseline|train-loss) job\)/)
 })

@@ -90,7 +90,7 @@ t.test("an unknown task or option: the worker's refusal, exit 2; a job that fail
   t.equal(option.exitCode, 2)
   t.match(option.stderr, /autoloss train-loss: .*no_such_option/)
   t.equal(failed.exitCode, 1, failed.stderr)
-  t.match(failed.stderr, /^autoloss baseline: \w+ in the baseline job: \S/m, "the worker's exception, in its words")
+  t.match(failed.stderr, /^autoloss baseline: \S.* \(\w+ in the baseline job\)$/m, "the worker's exception, in its words")
 })
 
 t.test("eval-loss --json: cross-entropy passes the protocol at the paper's constants", async (t) => {

@@ -16,7 +16,7 @@ import { join } from "node:path"
 import Database from "better-sqlite3"
 import { Context, Effect, Layer } from "effect"
 import { type BranchScreen, type ScreenResult, summariseBranches, type TrainResult } from "../results/evaluation.ts"
-import type { Cell, CellResult, Plan, SelectionSettings } from "../search/selection.ts"
+import type { Cell, CellResult, Plan, SelectionSettings } from "../results/selection.ts"
 import { BASE_VERSION, type CandidateStatus, DB_FILE, DDL, LEDGER_DDL, MIGRATIONS, SCHEMA_VERSION } from "./schema.ts"
 import { StoreError } from "./StoreError.ts"
 

@@ -21,7 +21,7 @@ import { Rng } from "../src/graph/rng.ts"
 import { DENSE, type LossGraph } from "../src/graph/types.ts"
 import { fromWire, toWire } from "../src/graph/wire.ts"
 import { type EngineConfig, type SearchResult, runSearch } from "../src/search/engine.ts"
-import { makeFakeEvaluator } from "../src/search/fake-evaluator.ts"
+import { makeFakeEvaluator } from "../test/search/fake-evaluator.ts" // the tests' stand-in for workers
 import {
   type BranchSpec,
   FULL_PIPELINE,

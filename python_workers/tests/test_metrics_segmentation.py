@@ -78,9 +78,13 @@ def reference_bf1(pred, target, num_classes, tol, ignore=IGNORE):
 
 
 def reference_trimap(pred, target, num_classes, radius, ignore=IGNORE):
-    # Band via the identity "within r of an edge pixel" == "another label within r + 1" (no ignore here).
-    band = boundaries(target, width=radius + 1) if radius > 0 else reference_edges(target)
-    ignored = np.where(band, target, ignore)
+    """The band by its definition: the valid pixels within chessboard distance `radius` of a valid
+    target edge pixel (edges from the pixel loop above), painted square by square."""
+    valid = target != ignore
+    band = np.zeros(target.shape, dtype=bool)
+    for b, y, x in zip(*np.nonzero(reference_edges(target) & valid)):
+        band[b, max(0, y - radius) : y + radius + 1, max(0, x - radius) : x + radius + 1] = True
+    ignored = np.where(band & valid, target, ignore)
     return reference_region(pred, ignored, num_classes)["miou"]
 
 
@@ -252,6 +256,8 @@ def test_boundary_metrics_perfect_and_bf1_with_ignore():
     assert m["biou"] == 1.0 and m["bf1"] == 1.0
     target[:, 0, :] = IGNORE
     assert boundary_f1(pred, target, 2, tolerance=1) == pytest.approx(reference_bf1(pred, target, 2, 1))
+    for radius in (0, 1, 2):
+        assert trimap_biou(pred, target, 2, radius=radius) == pytest.approx(reference_trimap(pred, target, 2, radius))
 
 
 def test_default_tolerance_follows_the_diagonal():

@@ -24,7 +24,7 @@ from autoloss_worker.mmlab.export import ExportError, ExportUsageError, export_f
 from autoloss_worker.mmlab.rewrite import FASTER_RCNN, rewrite_config  # noqa: E402
 
 torch.set_num_threads(1)
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "det_faster_rcnn_shapes.py"
+CONFIG = Path(__file__).resolve().parents[1] / "autoloss_worker" / "configs" / "det_faster_rcnn_shapes.py"
 TRAIN_PY = Path(mmdet.__file__).parent / ".mim" / "tools" / "train.py"
 DENSE, BOX = ["y_hat", "y", "one"], ["i", "u", "e", "one"]
 CE = ["neg", ["mul", "y", ["log", "y_hat"]]]

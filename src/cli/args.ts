@@ -1,5 +1,4 @@
 /** Shared bits of the verbs' argument handling. */
-import { parseArgs, type ParseArgsConfig } from "node:util"
 import { BUILTIN_KINDS, type BranchKind } from "../graph/types.ts"
 import { DEFAULT_PYTHON } from "../workers/internal/localWorkers.ts"
 
@@ -9,27 +8,14 @@ export const firstSentence = (message: string): string => message.split(/\.\s/)[
 /** The expression on its own line with a caret under `column` (1-based): where a syntax error is. */
 export const pointAt = (text: string, column: number): string => `\n  ${text}\n  ${" ".repeat(column - 1)}^`
 
-/** A command-line mistake: the verb prints it with its usage line and exits 2. */
+/** A command-line mistake: the verb prints it with its synopsis and exits 2 (`defineVerb`). */
 export class UsageError extends Error {}
 
-/** Runs a verb's body; a `UsageError` from it is printed with the usage line and exits 2. */
-export const withUsage = async (verb: string, usage: string, body: () => Promise<number>): Promise<number> => {
-  try {
-    return await body()
-  } catch (e) {
-    if (!(e instanceof UsageError)) throw e
-    process.stderr.write(`autoloss ${verb}: ${e.message}\n${usage}\n`)
-    return 2
-  }
-}
-
-/** node:util's `parseArgs`, its errors (unknown flag, missing value) as a `UsageError`. */
-export const parseFlags = <T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> => {
-  try {
-    return parseArgs(config)
-  } catch (e) {
-    throw new UsageError(firstSentence((e as Error).message))
-  }
+/** A non-negative integer flag value (a safe integer), or a `UsageError` naming the flag. */
+export const nonNegativeInt = (flag: string, value: string): number => {
+  const n = Number(value)
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n)) throw new UsageError(`${flag} wants an integer ≥ 0, got '${value}'`)
+  return n
 }
 
 /** The interpreter the verbs run Python jobs with: the project's venv, unless AUTOLOSS_PYTHON names another. */
@@ -45,7 +31,7 @@ export const parseKinds = (pairs: ReadonlyArray<string>): Record<string, BranchK
     const m = /^([A-Za-z_][A-Za-z0-9_]*)=(.+)$/.exec(pair)
     const kind = BUILTIN_KINDS.find((k) => k.name === m?.[2])
     if (m === null || kind === undefined) {
-      throw new Error(`--kind wants BRANCH=${BUILTIN_KINDS.map((k) => k.name).join("|")}, got '${pair}'`)
+      throw new UsageError(`--kind wants BRANCH=${BUILTIN_KINDS.map((k) => k.name).join("|")}, got '${pair}'`)
     }
     kinds[m[1]!] = kind
   }

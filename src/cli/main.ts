@@ -1,45 +1,36 @@
 /**
- * `autoloss <verb> [args]`: each verb lives in its own module `./verbs/<verb>.ts` exporting
- * `run(argv: string[]): Promise<number>` (the exit code) and a one-line `summary`.
- * Verbs are loaded on demand so that `autoloss parse` never pays for ZeroMQ or SQLite.
+ * `autoloss <verb> [args]`: each verb lives in its own module `./verbs/<verb>.ts` and exports what
+ * `defineVerb` (`./verb.ts`) builds from its declared command line: `spec`, `summary` and
+ * `run(argv)` (the exit code). `autoloss help VERB` and `autoloss VERB --help` print its full usage.
  */
-import { readdirSync } from "node:fs"
-import { fileURLToPath } from "node:url"
-import { dirname, join } from "node:path"
-
-export interface Verb {
-  readonly summary: string
-  readonly run: (argv: ReadonlyArray<string>) => Promise<number>
-}
-
-const verbsDir = join(dirname(fileURLToPath(import.meta.url)), "verbs")
-
-const verbNames = (): string[] =>
-  readdirSync(verbsDir)
-    .filter((f) => f.endsWith(".ts") && !f.startsWith("_"))
-    .map((f) => f.slice(0, -3))
-    .sort()
+import { loadVerb, verbNames, type VerbModule } from "./registry.ts"
+import { formatHelp, wantsHelp } from "./verb.ts"
 
 const usage = async (): Promise<string> => {
-  const lines = ["usage: autoloss <verb> [options]", "", "verbs:"]
-  for (const name of verbNames()) {
-    const verb = (await import(join(verbsDir, `${name}.ts`))) as Verb
-    lines.push(`  ${name.padEnd(12)} ${verb.summary}`)
-  }
+  const lines = ["usage: autoloss <verb> [options]       autoloss help <verb> (or autoloss <verb> --help)", "", "verbs:"]
+  for (const name of verbNames()) lines.push(`  ${name.padEnd(12)} ${(await loadVerb(name)).summary}`)
   return lines.join("\n")
 }
 
+const help = (name: string, verb: VerbModule): string =>
+  verb.spec !== undefined ? formatHelp(verb.spec) : `autoloss ${name}: ${verb.summary}\n`
+
 const main = async (argv: ReadonlyArray<string>): Promise<number> => {
   const [name, ...rest] = argv
-  if (name === undefined || name === "help" || name === "--help" || name === "-h") {
+  if (name === undefined || name === "--help" || name === "-h" || (name === "help" && rest.length === 0)) {
     process.stdout.write((await usage()) + "\n")
     return name === undefined ? 2 : 0
   }
-  if (!verbNames().includes(name)) {
-    process.stderr.write(`autoloss: unknown verb '${name}'\n\n${await usage()}\n`)
+  const verbName = name === "help" ? rest[0]! : name
+  if (!verbNames().includes(verbName)) {
+    process.stderr.write(`autoloss: unknown verb '${verbName}'\n\n${await usage()}\n`)
     return 2
   }
-  const verb = (await import(join(verbsDir, `${name}.ts`))) as Verb
+  const verb = await loadVerb(verbName)
+  if (name === "help" || (verb.spec === undefined && wantsHelp(rest))) {
+    process.stdout.write(help(verbName, verb))
+    return 0
+  }
   return verb.run(rest)
 }
 

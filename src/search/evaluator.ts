@@ -6,6 +6,10 @@
  */
 import { Context, Data, type Effect } from "effect"
 import type { LossGraph } from "../graph/types.ts"
+import type { ScreenResult, TrainResult } from "../results/evaluation.ts"
+
+// The result types live below both the search and the store; re-exported for the engine's callers.
+export { type BranchScreen, type ScreenResult, summariseBranches, type TrainResult } from "../results/evaluation.ts"
 
 /** A candidate as the evaluator sees it: `id` is the engine's proposal index, stable across resumes. */
 export interface Candidate {
@@ -15,56 +19,6 @@ export interface Candidate {
   readonly hash: string
   /** The loss in the text syntax, for logs. */
   readonly text: string
-}
-
-/** Outcome of the rejection protocol (paper §3.2) for one branch, on the B fixed rejection samples. */
-export interface BranchScreen {
-  /** g(L; ξ) ≥ η (η = 0.6) and no NaN/Inf during the optimisation. */
-  readonly passed: boolean
-  /** g(L; ξ): mean metric improvement of the optimised predictions. */
-  readonly score: number
-  /** ‖∂L/∂ŷ_b‖₂ per sample. */
-  readonly gradNorms: ReadonlyArray<number>
-  /** Gradient projected on fixed random unit directions, one row (4 numbers) per sample. */
-  readonly fingerprint: ReadonlyArray<ReadonlyArray<number>>
-  /** The loss or its gradient became NaN/Inf. */
-  readonly invalid: boolean
-}
-
-/**
- * Outcome of one screening job: the protocol run on each requested branch (paper App. A.2: a
- * branch is checked with the other branches' predictions at their ground truth, so its verdict
- * does not depend on the other branches), and their summary (`summariseBranches`).
- */
-export interface ScreenResult extends BranchScreen {
-  readonly branches: Readonly<Record<string, BranchScreen>>
-  readonly workerId?: string
-  readonly attempt?: number
-}
-
-/**
- * One verdict for several branches, in the order given: passes iff every branch passes; score is
- * the worst branch's g; norms and fingerprint rows are concatenated branch-major (what the
- * equivalence key of a multi-branch loss is built from). The worker's `summarise` does the same.
- */
-export const summariseBranches = (branches: ReadonlyArray<BranchScreen>): BranchScreen => ({
-  passed: branches.every((b) => b.passed),
-  score: branches.reduce((m, b) => Math.min(m, b.score), Infinity),
-  gradNorms: branches.flatMap((b) => b.gradNorms),
-  fingerprint: branches.flatMap((b) => b.fingerprint),
-  invalid: branches.some((b) => b.invalid)
-})
-
-/** Outcome of the proxy training. */
-export interface TrainResult {
-  /** Every metric the task reports, 0–1 scale. */
-  readonly metrics: Readonly<Record<string, number>>
-  /** The metric the search maximises. */
-  readonly target: number
-  /** Training stopped because the loss became NaN/Inf; `target` is then meaningless. */
-  readonly invalid: boolean
-  readonly workerId?: string
-  readonly attempt?: number
 }
 
 /** A job that could not produce a result at all (worker lost for good, bad payload): ends the run. */

@@ -13,15 +13,10 @@
  * proxy score, the reference the search's scores are read against.
  */
 import { type Comparison, compareRuns, type SeedRun, type Spread, spread } from "../report/compare.ts"
+import type { Cell, CellResult, Plan, SelectionSettings, Subject } from "../results/selection.ts"
 
-export interface SelectionSettings {
-  /** Finalists: the best losses by fitness; 0 skips the selection. */
-  readonly top: number
-  /** Held-out seeds, each used for initialisation, batch order and (where the task has it) data. */
-  readonly seeds: ReadonlyArray<number>
-  /** Training iterations of each held-out run; null: the task's (or the run's) full proxy. */
-  readonly iterations: number | null
-}
+// The records the store keeps live below both the search and the store; re-exported for callers.
+export type { Cell, CellResult, Plan, SelectionSettings, Subject } from "../results/selection.ts"
 
 export const DEFAULT_SELECTION: SelectionSettings = { top: 5, seeds: [101, 102, 103], iterations: null }
 
@@ -70,15 +65,6 @@ export const rankByFitness = <T extends Ranked>(rows: ReadonlyArray<T>, n: numbe
     .sort((a, b) => (b.score as number) - (a.score as number) || a.id - b.id)
     .slice(0, n)
 
-/** A finalist's candidate id, or the task's handcrafted baseline. */
-export type Subject = number | "baseline"
-
-export interface Cell {
-  readonly subject: Subject
-  readonly seed: number
-  readonly split: "held-out" | "proxy"
-}
-
 export const cellKey = (c: Cell): string => `${c.subject}/${c.seed}/${c.split}`
 
 /**
@@ -90,11 +76,6 @@ export const planCells = (finalists: ReadonlyArray<number>, seeds: ReadonlyArray
   ...seeds.flatMap((seed) => (["baseline", ...finalists] as Subject[]).map((subject) => ({ subject, seed, split: "held-out" as const }))),
   { subject: "baseline", seed: searchSeed, split: "proxy" }
 ]
-
-export interface CellResult extends Cell {
-  readonly metrics: Readonly<Record<string, number>>
-  readonly invalid: boolean
-}
 
 /**
  * A run's value of `metric` for the comparison. Tasks report every metric as 0 (the worst on their
@@ -123,13 +104,6 @@ export interface Decision {
   readonly baseline: Spread
   /** The baseline's score on the search's own seed and data; null until trained. */
   readonly baselineProxy: number | null
-}
-
-export interface Plan {
-  readonly metric: string
-  readonly seeds: ReadonlyArray<number>
-  /** Candidate ids in fitness order, with their proxy scores. */
-  readonly finalists: ReadonlyArray<{ readonly id: number; readonly score: number }>
 }
 
 const seedRun = (r: CellResult, metric: string): SeedRun => ({ seed: r.seed, metrics: { [metric]: heldOutValue(r, metric) }, invalid: r.invalid })

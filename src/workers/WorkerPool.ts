@@ -16,7 +16,7 @@ import { HEARTBEAT_INTERVAL_MS, HEARTBEAT_LIVENESS, MAX_FRAME_BYTES, PROTOCOL_VE
 import { decodeMessage, encodeMessage, MessageDecodeError } from "../protocol/codec.ts"
 import type { Hello, Message } from "../protocol/messages.ts"
 import { type Action, DispatchState, type Payload } from "./internal/dispatch.ts"
-import { checkPython, DEFAULT_PYTHON, killProcess, superviseLocalWorker } from "./internal/localWorkers.ts"
+import { checkPython, DEFAULT_PYTHON, DEVICE_PATTERN, killProcess, superviseLocalWorker } from "./internal/localWorkers.ts"
 import { applyConcurrentMarking, type ConcurrentMarking } from "./internal/gcPolicy.ts"
 import { makeSender, openRouter, startReader } from "./internal/router.ts"
 import { JobError, PoolError } from "./PoolError.ts"
@@ -137,7 +137,7 @@ export const make = (config: PoolConfig = {}): Effect.Effect<WorkerPoolService, 
     if (local && local.devices.length > 0) {
       const problem = checkPython(python)
       if (problem) return yield* new PoolError({ reason: "spawn", detail: problem })
-      const bad = local.devices.find((d) => !/^(cpu|cuda:\d+)$/.test(d))
+      const bad = local.devices.find((d) => !DEVICE_PATTERN.test(d))
       if (bad !== undefined) return yield* new PoolError({ reason: "config", detail: `device must be cpu or cuda:N, got ${bad}` })
     }
 

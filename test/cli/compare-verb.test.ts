@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url"
 
 const bin = fileURLToPath(new URL("../../bin/autoloss.js", import.meta.url))
 const autoloss = (...args: string[]) => execa("node", [bin, "compare", ...args], { reject: false })
-const TINY = JSON.stringify({ train_images: 16, eval_images: 4, threads: 1, iterations: 2, batch_size: 8 })
+const TINY = ["--option", "train_images=16", "--option", "eval_images=4", "--option", "threads=1", "--option", "iterations=2", "--option", "batch_size=8"]
 const CE = "neg(mul(y, log(y_hat)))"
 
 t.test("usage errors exit 2 and name the problem", async (t) => {
@@ -21,7 +21,7 @@ t.test("usage errors exit 2 and name the problem", async (t) => {
 })
 
 t.test("the task's baseline against itself ties on every seed; --json pairs runs by seed", async (t) => {
-  const r = await autoloss("--task", "seg", "--loss", CE, "--seeds", "3,5", "--options", TINY, "--workers", "2", "--json")
+  const r = await autoloss("--task", "seg", "--loss", CE, "--seeds", "3,5", ...TINY, "--workers", "2", "--json")
   t.equal(r.exitCode, 0, r.stderr)
   const out = JSON.parse(r.stdout)
   t.equal(out.metric, "miou", "the task's default metric")
@@ -35,8 +35,13 @@ t.test("the task's baseline against itself ties on every seed; --json pairs runs
   t.match(r.stderr, /seed 3 loss: miou \d\.\d{4}/)
 })
 
-t.test("a training job that fails exits 1 with the worker's reason", async (t) => {
-  const r = await autoloss("--task", "seg", "--loss", CE, "--seeds", "1", "--options", JSON.stringify({ iterations: 2, no_such_option: 1 }), "--workers", "1")
-  t.equal(r.exitCode, 1)
-  t.match(r.stderr, /no_such_option/)
+t.test("an option the task does not know is refused (exit 2); a training job that fails exits 1 with the worker's reason", async (t) => {
+  const [refused, failed] = await Promise.all([
+    autoloss("--task", "seg", "--loss", CE, "--seeds", "1", "--options", JSON.stringify({ iterations: 2, no_such_option: 1 }), "--workers", "1"),
+    autoloss("--task", "seg", "--loss", CE, "--seeds", "1", "--option", "iterations=1", "--option", "train_images=8", "--option", "device=cuda:99", "--workers", "1")
+  ])
+  t.equal(refused.exitCode, 2)
+  t.match(refused.stderr, /autoloss compare: .*no_such_option/)
+  t.equal(failed.exitCode, 1, failed.stderr)
+  t.match(failed.stderr, /autoloss compare: \S.* \(\w+ in the (baseline|train-loss) job\)/)
 })

@@ -26,12 +26,12 @@ t.test("parse --json: canonical form, hash, depth, size, LaTeX", async (t) => {
   })
 })
 
-t.test("parse errors: exit 1 with the column; bad flags: exit 2", async (t) => {
+t.test("parse errors and bad flags: exit 2, a syntax error with its column", async (t) => {
   const bad = await autoloss("parse", "neg(lgo(y))", "--json")
-  t.equal(bad.exitCode, 1)
+  t.equal(bad.exitCode, 2)
   t.same(JSON.parse(bad.stdout), { ok: false, error: "unknown operator 'lgo' at column 5", column: 5 })
   const human = await autoloss("parse", "add(y)")
-  t.equal(human.exitCode, 1)
+  t.equal(human.exitCode, 2)
   t.match(human.stderr, /operator 'add' takes 2 arguments, got 1 at column 1\n  add\(y\)\n  \^/)
   const flag = await autoloss("random", "--seed", "1", "--colour")
   t.equal(flag.exitCode, 2)

@@ -10,7 +10,7 @@ import { formatSlots } from "../../src/cli/verbs/slots.ts"
 
 const bin = fileURLToPath(new URL("../../bin/autoloss.js", import.meta.url))
 const autoloss = (...args: string[]) => execa("node", [bin, "slots", ...args], { reject: false })
-const shippedDet = fileURLToPath(new URL("../../python_workers/configs/det_faster_rcnn_shapes.py", import.meta.url))
+const shippedDet = fileURLToPath(new URL("../../python_workers/autoloss_worker/configs/det_faster_rcnn_shapes.py", import.meta.url))
 
 const hasMmdet = (await execa(process.env["AUTOLOSS_PYTHON"] ?? ".venv/bin/python", ["-c", "import mmdet.models"], { reject: false })).exitCode === 0
 

@@ -1,7 +1,7 @@
 import t from "tap"
 import { Effect, Layer } from "effect"
 import { formatSummary, loadSummary, type Summary } from "../../src/cli/summary.ts"
-import { makeFakeEvaluator } from "../../src/search/fake-evaluator.ts"
+import { makeFakeEvaluator } from "../search/fake-evaluator.ts"
 import { runSelection } from "../../src/search/selection-run.ts"
 import { layer } from "../../src/store/Store.ts"
 import { evolution, run, SMALL, tempDir } from "../search/harness.ts"

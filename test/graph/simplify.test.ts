@@ -277,7 +277,7 @@ t.test("verb: simplify --json", async (t) => {
   t.equal(JSON.parse(ranged.stdout).simplified, "y_hat")
 
   const bad = await autoloss("simplify", "neg(lgo(y))", "--json")
-  t.equal(bad.exitCode, 1)
+  t.equal(bad.exitCode, 2, "an expression that does not parse is a usage error, in every verb")
   t.same(JSON.parse(bad.stdout), { input: "neg(lgo(y))", error: "unknown operator 'lgo' at column 5" })
   t.match(bad.stderr, /invalid expression: unknown operator 'lgo' at column 5\n  neg\(lgo\(y\)\)\n      \^/)
 })

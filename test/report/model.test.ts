@@ -98,7 +98,7 @@ t.test("the whole model carries the timing caveat and no unknown-worker note whe
 })
 
 t.test("on a run the real engine wrote (fake evaluator), the funnel from rows equals the engine's counters", async (t) => {
-  const { makeFakeEvaluator } = await import("../../src/search/fake-evaluator.ts")
+  const { makeFakeEvaluator } = await import("../search/fake-evaluator.ts")
   const { evolution, runOnTestClock } = await import("../search/harness.ts")
   const dir = tempDir(t)
   const evaluator = makeFakeEvaluator({ passRate: 0.5, invalidRate: 0.2, equivalenceClasses: 10, screenMillis: 1000, trainMillis: 5000 })

@@ -174,3 +174,30 @@ def export_fragment(loss: Any, task: str, fmt: str, out: str, *, options: Mappin
     if _plain_model(written) != _plain_model(expected):
         raise AssertionError(f"{out}: the fragment's model differs from rewrite_config's (a bug in mmlab.export)")
     return {"path": os.path.abspath(out), "base": base, "format": fmt, "branches": [s.name for s in slots]}
+
+
+def export_mmlab_job(payload: Any) -> dict[str, Any]:
+    """The `export-mmlab` job kind (what `autoloss export --format mmdet|mmpose|mmseg` submits).
+    Payload: ``{"task", "format", "loss": <wire>, "out": path, "options"?: {...}, "base"?: path,
+    "header"?: [line, ...]}``; result: `export_fragment`'s. Bad requests raise ExportUsageError
+    (a ValueError), a loss that does not fit the config ExportError."""
+    if not isinstance(payload, dict):
+        raise ExportUsageError(f"job payload must be a map, got {type(payload).__name__}")
+    unknown = sorted(set(payload) - {"task", "format", "loss", "out", "options", "base", "header"})
+    if unknown:
+        raise ExportUsageError(f"job payload has unknown key(s) {', '.join(unknown)}")
+    for key in ("task", "format", "out"):
+        if not isinstance(payload.get(key), str):
+            raise ExportUsageError(f"export-mmlab needs '{key}' (a string)")
+    options = payload.get("options") or {}
+    header = payload.get("header") or []
+    base = payload.get("base")
+    if not isinstance(options, dict):
+        raise ExportUsageError("'options' must be a map")
+    if not isinstance(header, list) or not all(isinstance(line, str) for line in header):
+        raise ExportUsageError("'header' must be a list of strings")
+    if base is not None and not isinstance(base, str):
+        raise ExportUsageError("'base' must be a path")
+    loss = payload.get("loss")
+    loss_from_wire(loss)  # a GraphError (a ValueError) before anything is written
+    return export_fragment(loss, payload["task"], payload["format"], payload["out"], options=options, base=base, header=header)

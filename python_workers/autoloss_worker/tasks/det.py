@@ -60,7 +60,6 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from torch import Tensor
@@ -68,9 +67,9 @@ from torch import Tensor
 from autoloss_worker.mmlab.det_records import DetRecord
 from autoloss_worker.mmlab.det_samples import record_det_samples
 from autoloss_worker.tasks.base import BOX, DENSE, Sample
-from autoloss_worker.tasks.mmlab_proxy import MMLabConfigTask, MMLabOptions
+from autoloss_worker.tasks.mmlab_proxy import SHIPPED_CONFIGS, MMLabConfigTask, MMLabOptions
 
-DEFAULT_CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "det_faster_rcnn_shapes.py")
+DEFAULT_CONFIG = str(SHIPPED_CONFIGS / "det_faster_rcnn_shapes.py")
 DET_METRICS = ("bbox_map", "bbox_map_50")
 EVALUATOR_KEYS = {"bbox_map": "coco/bbox_mAP", "bbox_map_50": "coco/bbox_mAP_50"}
 

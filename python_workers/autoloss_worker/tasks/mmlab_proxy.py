@@ -27,6 +27,8 @@ from autoloss_worker.graph.wire import loss_to_wire
 from autoloss_worker.tasks.base import Sample, Task, TrainResult
 from autoloss_worker.tasks.training import parse_options, set_threads
 
+# The shipped MMLab configs, package data (pyproject), so an installed worker finds them too.
+SHIPPED_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 @dataclass(frozen=True)
 class MMLabOptions:

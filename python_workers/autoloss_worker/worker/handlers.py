@@ -111,13 +111,11 @@ def _tensor_map(obj: Any, where: str) -> dict:
     return obj
 
 
-def _task_job(function_name: str) -> Handler:
-    """Adapts `autoloss_worker.task_jobs.<function_name>(payload)`; passes `device`/`progress` when accepted."""
+def _task_job(function_name: str, module: str = "autoloss_worker.task_jobs") -> Handler:
+    """Adapts `<module>.<function_name>(payload)`; passes `device`/`progress` when accepted."""
 
     def handler(payload: dict, ctx: JobContext) -> dict:
-        from .. import task_jobs
-
-        fn = getattr(task_jobs, function_name)
+        fn = getattr(importlib.import_module(module), function_name)
         accepted = inspect.signature(fn).parameters
         extra = {k: v for k, v in (("device", ctx.device), ("progress", ctx.progress)) if k in accepted}
         return fn(payload, **extra)
@@ -150,6 +148,8 @@ def default_registry() -> dict[str, Handler]:
         registry["train-loss"] = _task_job("train_loss_job")
         registry["baseline"] = _task_job("baseline_job")
         registry["task-info"] = _task_job("task_info_job")
+    if _importable("autoloss_worker.mmlab.export"):
+        registry["export-mmlab"] = _task_job("export_mmlab_job", "autoloss_worker.mmlab.export")
     if _importable("autoloss_worker.mmlab.slots"):
         registry["slots"] = slots
     return registry

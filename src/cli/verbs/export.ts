@@ -1,41 +1,21 @@
 /**
- * `autoloss export DIR --format torch|mmdet|mmpose|mmseg [--out FILE] [--candidate ID] ...`: writes
- * the run's answer (`answerOf`: the held-out choice when the run made one, else the best proxy
- * score), or candidate ID, and says which it wrote.
- *
- * - `--format torch [--class-name NAME] [--weight BRANCH=W ...]`: a standalone PyTorch `nn.Module`
- *   file that needs only torch (`src/graph/torch-export.ts`). Default output `DIR/found_loss.py`.
- * - `--format mmdet|mmpose|mmseg [--base FILE]`: an MMLab config fragment that an unmodified
- *   checkout's `tools/train.py` trains: `_base_` = the config the run searched with (or FILE),
- *   `custom_imports` for autoloss's registry, and `AutoLossGraph` at each branch's key with the
- *   task's loss weights and head settings. Written by `python -m autoloss_worker.cli export-mmlab`
- *   (`autoloss_worker.mmlab.export`), the same edits proxy training makes. The format must be the
- *   library of the run's task (det, ins: mmdet). Default output `DIR/found_loss_<format>.py`.
- *
- * - `--format csv|jsonl`: every candidate of the run with its provenance, rejection, proxy and
- *   held-out results (`src/report/candidates-export.ts`, columns in `docs/candidates-export.md`).
- *   Default output `DIR/candidates.<format>`.
- *
- * Exit 0 ok, 1 nothing to export / unreadable run / loss does not fit the config, 2 usage error
- * (incl. a format that does not match the run's task).
+ * `autoloss export DIR --format torch|mmdet|mmpose|mmseg|csv|jsonl`: writes the run's chosen loss
+ * (the held-out choice, else the best proxy score; or `--candidate ID`) as a standalone PyTorch
+ * module (`src/graph/torch-export.ts`, needs only torch) or as an MMLab config fragment, written by
+ * the worker's `export-mmlab` job (`autoloss_worker.mmlab.export`, the same edits proxy training
+ * makes); csv|jsonl write every candidate of the run (`docs/candidates-export.md`).
  */
 import { writeFileSync } from "node:fs"
 import { join, resolve } from "node:path"
-import { execa } from "execa"
+import { Effect } from "effect"
 import { exportTorchModule, TorchExportError } from "../../graph/torch-export.ts"
-import { encodeLoss, fromWire } from "../../graph/wire.ts"
+import { fromWire } from "../../graph/wire.ts"
 import { candidateRecords, toCsv, toJsonl } from "../../report/candidates-export.ts"
 import { type Answer, answerOf } from "../../report/model.ts"
 import { type CandidateRecord, loadRun, type RunData, RunDataError } from "../../report/run-data.ts"
-import { parseFlags, UsageError, verbPython as python, withUsage } from "../args.ts"
-
-export const summary = "export the run's chosen loss as a PyTorch module or an MMLab config fragment"
-
-const USAGE = [
-  "usage: autoloss export DIR --format torch [--out FILE] [--candidate ID] [--class-name NAME] [--weight BRANCH=W ...]",
-  "       autoloss export DIR --format mmdet|mmpose|mmseg [--out FILE] [--candidate ID] [--base CONFIG]",
-  "       autoloss export DIR --format csv|jsonl [--out FILE]"
-].join("\n")
+import { UsageError } from "../args.ts"
+import { runWithPool } from "../pool-job.ts"
+import { defineVerb, type Parsed, type VerbOutput } from "../verb.ts"
 
 export const MMLAB_FORMATS = ["mmdet", "mmpose", "mmseg"] as const
 export type MmlabFormat = (typeof MMLAB_FORMATS)[number]
@@ -65,31 +45,16 @@ type Request =
   | { readonly format: MmlabFormat; readonly base: string | undefined }
   | { readonly format: DataFormat }
 
-interface Parsed {
+interface Request0 {
   readonly dir: string
   readonly out: string
   readonly candidateId: number | undefined
   readonly request: Request
 }
 
-const parse = (argv: ReadonlyArray<string>): Parsed => {
-  const { values, positionals } = parseFlags({
-    args: [...argv],
-    strict: true,
-    allowPositionals: true,
-    options: {
-      format: { type: "string" },
-      out: { type: "string" },
-      candidate: { type: "string" },
-      "class-name": { type: "string" },
-      weight: { type: "string", multiple: true },
-      base: { type: "string" }
-    }
-  })
-  if (positionals.length !== 1) throw new UsageError(`want exactly one run directory, got ${positionals.length}`)
+const parse = ({ values, positionals }: Parsed<typeof flags>): Request0 => {
   const dir = positionals[0]!
   const format = values.format
-  if (format === undefined) throw new UsageError(`--format is required (${FORMATS.join(", ")})`)
   let candidateId: number | undefined
   if (values.candidate !== undefined) {
     if (!/^\d+$/.test(values.candidate)) throw new UsageError(`--candidate wants a candidate id, got '${values.candidate}'`)
@@ -116,58 +81,45 @@ const parse = (argv: ReadonlyArray<string>): Parsed => {
   return { dir, candidateId, out: values.out ?? join(dir, defaultMmlabFile(mmlab)), request: { format: mmlab, base: values.base } }
 }
 
-const writeTorch = (chosen: CandidateRecord, out: string, request: Extract<Request, { format: "torch" }>): number => {
+const writeTorch = (chosen: CandidateRecord, out: string, request: Extract<Request, { format: "torch" }>, io: VerbOutput): number => {
   const graph = fromWire(chosen.wire)
   if (graph.branches.length > 1 && Object.keys(request.weights).length === 0) {
-    process.stderr.write("autoloss export: note: every branch weight is 1.0; give the task's weights with --weight BRANCH=W\n")
+    io.stderr("autoloss export: note: every branch weight is 1.0; give the task's weights with --weight BRANCH=W\n")
   }
   writeFileSync(out, exportTorchModule(graph, { className: request.className, weights: request.weights }))
-  process.stdout.write(`exported candidate ${chosen.id} (score ${chosen.score}) as ${request.className} to ${out}\n`)
+  io.stdout(`exported candidate ${chosen.id} (score ${chosen.score}) as ${request.className} to ${out}\n`)
   return 0
 }
 
-/** Writes the fragment through the worker package (one source of truth for keys, kinds and weights). */
-const writeMmlab = async (
+/** Writes the fragment as an `export-mmlab` job on a one-worker pool (one source of truth for keys, kinds and weights). */
+const writeMmlab = (
   dir: string, task: string, options: Readonly<Record<string, unknown>>, chosen: CandidateRecord, out: string,
-  request: Extract<Request, { format: MmlabFormat }>
+  request: Extract<Request, { format: MmlabFormat }>, io: VerbOutput
 ): Promise<number> => {
   const header = [
     `autoloss export: candidate ${chosen.id} (score ${chosen.score}) of the '${task}' run ${resolve(dir)}`,
     `Train with ${LIBRARY[request.format]}'s own tools: python tools/train.py ${resolve(out)}`
   ]
-  const args = [
-    "-u", "-m", "autoloss_worker.cli", "export-mmlab", "--task", task, "--format", request.format,
-    "--loss-wire-b64", Buffer.from(encodeLoss(fromWire(chosen.wire))).toString("base64"),
-    "--out", resolve(out), "--options", JSON.stringify(options), ...header.flatMap((line) => ["--header", line])
-  ]
-  if (request.base !== undefined) args.push("--base", resolve(request.base))
-  const child = await execa(python(), args, { reject: false, stdin: "ignore" })
-  if (child.exitCode === undefined) {
-    process.stderr.write(`autoloss export: could not run ${python()}: ${child.shortMessage}\n`)
-    return 1
+  const payload = {
+    task, format: request.format, loss: chosen.wire, out: resolve(out), options, header,
+    ...(request.base === undefined ? {} : { base: resolve(request.base) })
   }
-  if (child.exitCode !== 0) {
-    process.stderr.write((child.stderr || child.stdout).replace(/^error: /m, "autoloss export: ") + "\n")
-    if (child.exitCode === 2) process.stderr.write(`${USAGE}\n`)
-    return child.exitCode
-  }
-  // Libraries may print while the config loads; the result is the last line.
-  const last = child.stdout.trim().split("\n").pop() ?? ""
-  const result = JSON.parse(last) as { path: string; base: string; branches: string[] }
-  process.stdout.write(
-    `exported candidate ${chosen.id} (score ${chosen.score}) as an ${request.format} config fragment to ${result.path}\n` +
-      `  base ${result.base}; branches ${result.branches.join(", ")}\n` +
-      `  train it with ${LIBRARY[request.format]}'s tools/train.py ${result.path}\n`
-  )
-  return 0
+  return runWithPool("export", ["cpu"], (pool) => pool.submit("export-mmlab", payload).pipe(Effect.map((r) => {
+    const result = r as { path: string; base: string; branches: string[] }
+    io.stdout(
+      `exported candidate ${chosen.id} (score ${chosen.score}) as an ${request.format} config fragment to ${result.path}\n` +
+        `  base ${result.base}; branches ${result.branches.join(", ")}\n` +
+        `  train it with ${LIBRARY[request.format]}'s tools/train.py ${result.path}\n`
+    )
+  })), io)
 }
 
 const isData = (r: Request): r is Extract<Request, { format: DataFormat }> => (DATA_FORMATS as ReadonlyArray<string>).includes(r.format)
 
-const writeData = (run: RunData, out: string, format: DataFormat): number => {
+const writeData = (run: RunData, out: string, format: DataFormat, io: VerbOutput): number => {
   const records = candidateRecords(run)
   writeFileSync(out, format === "csv" ? toCsv(records) : toJsonl(records))
-  process.stdout.write(`exported ${records.length} candidates as ${format} to ${out} (columns: docs/candidates-export.md)\n`)
+  io.stdout(`exported ${records.length} candidates as ${format} to ${out} (columns: docs/candidates-export.md)\n`)
   return 0
 }
 
@@ -181,11 +133,46 @@ export const whichLoss = (answer: Answer | null): string => {
     `(the baseline ${d.baseline.mean.toFixed(4)}), best of the top ${d.finalists.length} by proxy score`
 }
 
-export const run = (argv: ReadonlyArray<string>): Promise<number> => withUsage("export", USAGE, async () => {
-  const { dir, out, candidateId, request } = parse(argv)
+const flags = {
+  format: {
+    type: "string", required: true, value: "torch|mmdet|mmpose|mmseg|csv|jsonl",
+    help: "a PyTorch module, an MMLab config fragment for that library (the run's task decides which fits), or every candidate as a table"
+  },
+  out: { type: "string", value: "FILE", help: "where to write", defaultText: `DIR/${DEFAULT_EXPORT_FILE} (torch), DIR/found_loss_<format>.py (MMLab), DIR/candidates.<format>` },
+  candidate: { type: "string", value: "ID", help: "export this candidate instead of the run's answer", defaultText: "the held-out choice, else the best proxy score" },
+  "class-name": { type: "string", value: "NAME", help: "torch: the nn.Module's class name", defaultText: "FoundLoss" },
+  weight: { type: "string", multiple: true, value: "BRANCH=W", help: "torch: a branch's weight in the total loss", defaultText: "1.0 each" },
+  base: { type: "string", value: "CONFIG", help: "MMLab: the config the fragment builds on", defaultText: "the config the run searched with" }
+} as const
+
+export const { spec, summary, run } = defineVerb({
+  name: "export",
+  summary: "export the run's chosen loss as a PyTorch module or an MMLab config fragment",
+  positionals: "DIR",
+  positionalNoun: "run directory",
+  positionalCount: 1,
+  flags,
+  description: `
+--format torch: a standalone PyTorch nn.Module file that needs only torch.
+--format mmdet|mmpose|mmseg: a config fragment an unmodified checkout's tools/train.py trains:
+  _base_ = the config the run searched with (or --base), custom_imports for autoloss's registry,
+  and AutoLossGraph at each branch's key with the task's loss weights and head settings. The
+  format must be the library of the run's task (det, ins: mmdet; mmpose: mmpose; mmseg: mmseg).
+--format csv|jsonl: every candidate of the run (formula per branch, hash, provenance, verdicts,
+  proxy and held-out metrics; columns in docs/candidates-export.md).
+Exit: 0 ok, 1 nothing to export / unreadable run / the loss does not fit the config, 2 usage error
+(incl. a format that does not match the run's task).`,
+  examples: [
+    "autoloss export runs/seg-1 --format torch",
+    "autoloss export runs/det-1 --format torch --weight rpn_cls=1 --weight rpn_reg=1 --class-name DetLoss",
+    "autoloss export runs/det-1 --format mmdet --out found_loss_mmdet.py",
+    "autoloss export runs/seg-1 --format csv"
+  ]
+}, async (args, io) => {
+  const { dir, out, candidateId, request } = parse(args)
   try {
     const run = loadRun(dir)
-    if (isData(request)) return writeData(run, out, request.format)
+    if (isData(request)) return writeData(run, out, request.format, io)
     const loss = request
     const answer = candidateId === undefined ? answerOf(run) : null
     const chosen = candidateId === undefined ? answer?.candidate : run.candidates.find((c) => c.id === candidateId)
@@ -196,13 +183,13 @@ export const run = (argv: ReadonlyArray<string>): Promise<number> => withUsage("
       throw new RunDataError(`${dir} has no run.json: the run's task (and its config) is unknown`)
     }
     const code = loss.format === "torch"
-      ? writeTorch(chosen, out, loss)
-      : await writeMmlab(dir, run.config!.task, run.config!.options, chosen, out, loss)
-    if (code === 0) process.stdout.write(`  ${whichLoss(answer)}\n`)
+      ? writeTorch(chosen, out, loss, io)
+      : await writeMmlab(dir, run.config!.task, run.config!.options, chosen, out, loss, io)
+    if (code === 0) io.stdout(`  ${whichLoss(answer)}\n`)
     return code
   } catch (e) {
     if (!(e instanceof RunDataError || e instanceof TorchExportError)) throw e
-    process.stderr.write(`autoloss export: ${e.message}\n`)
+    io.stderr(`autoloss export: ${e.message}\n`)
     return 1
   }
 })

@@ -1,74 +1,42 @@
 /**
- * `autoloss mutate "<expr>" --seed S [--count N] [--kind BRANCH=dense|box ...] [--json]`: offspring of a loss under the paper's
- * pipeline (copy 10% / re-init 45% / two mutations 45%, per branch), one per line in text syntax;
- * `--json` prints `{"loss", "hash", "how"}` per line with what happened to each branch.
- * Exit 0 ok, 1 invalid parent, 2 usage error.
+ * `autoloss mutate "<expr>" --seed S`: offspring of a loss under the paper's pipeline (copy 10% /
+ * re-init 45% / two mutations 45%, per branch), one per line in text syntax.
  */
-import { parseArgs } from "node:util"
 import { Rng } from "../../graph/rng.ts"
 import { offspring } from "../../graph/mutate.ts"
 import { GraphSyntaxError, parseLoss, printLoss } from "../../graph/syntax.ts"
 import { GraphValidationError, validateLoss } from "../../graph/validate.ts"
 import { hashLoss } from "../../graph/canonical.ts"
-import type { BranchKind } from "../../graph/types.ts"
-import { firstSentence, parseKinds, UsageError } from "../args.ts"
+import { nonNegativeInt, parseKinds, pointAt } from "../args.ts"
+import { defineVerb } from "../verb.ts"
 
-export const summary = "print offspring of a loss (copy / re-init / two mutations per branch) for a seed"
-
-const USAGE = 'usage: autoloss mutate "<expr>" --seed S [--count N] [--kind BRANCH=dense|box ...] [--json]'
-
-const nonNegativeInt = (flag: string, value: string): number => {
-  const n = Number(value)
-  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n)) throw new UsageError(`${flag} wants an integer ≥ 0, got '${value}'`)
-  return n
-}
-
-
-export const run = async (argv: ReadonlyArray<string>): Promise<number> => {
-  let text: string
-  let seed: number
-  let count: number
-  let json: boolean
-  let kinds: Record<string, BranchKind>
-  try {
-    const { values, positionals } = parseArgs({
-      args: [...argv],
-      options: {
-        seed: { type: "string" },
-        count: { type: "string", default: "1" },
-        json: { type: "boolean", default: false },
-        kind: { type: "string", multiple: true }
-      },
-      allowPositionals: true,
-      strict: true
-    })
-    if (positionals.length !== 1) throw new UsageError(`want exactly one expression, got ${positionals.length}`)
-    if (values.seed === undefined) throw new UsageError("--seed is required")
-    text = positionals[0] as string
-    seed = nonNegativeInt("--seed", values.seed)
-    count = nonNegativeInt("--count", values.count)
-    json = values.json
-    try {
-      kinds = parseKinds(values.kind ?? [])
-    } catch (e) {
-      throw new UsageError((e as Error).message)
-    }
-  } catch (e) {
-    if (e instanceof UsageError || (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS") === true) {
-      const message = e instanceof UsageError ? e.message : firstSentence((e as Error).message)
-      process.stderr.write(`autoloss mutate: ${message}\n${USAGE}\n`)
-      return 2
-    }
-    throw e
-  }
+export const { spec, summary, run } = defineVerb({
+  name: "mutate",
+  summary: "print offspring of a loss (copy / re-init / two mutations per branch) for a seed",
+  positionals: '"<expr>"',
+  positionalNoun: "expression",
+  positionalCount: 1,
+  flags: {
+    seed: { type: "string", required: true, value: "S", help: "random seed (same seed, same offspring)" },
+    count: { type: "string", default: "1", value: "N", help: "how many offspring" },
+    kind: { type: "string", multiple: true, value: "BRANCH=dense|box", help: "the kind of a branch whose leaves do not tell it" },
+    json: { type: "boolean", default: false, help: 'print {"loss", "hash", "how"} per line, "how" saying what happened to each branch' }
+  },
+  description: "Exit: 0 ok, 2 usage error (incl. a parent expression that does not parse or validate).",
+  examples: ['autoloss mutate "neg(mul(y, log(y_hat)))" --seed 4 --count 5', 'autoloss mutate "reg: exp(one)" --kind reg=box --seed 2 --json']
+}, async ({ values, positionals }, out) => {
+  const text = positionals[0]!
+  const seed = nonNegativeInt("--seed", values.seed)
+  const count = nonNegativeInt("--count", values.count)
+  const kinds = parseKinds(values.kind ?? [])
   let parent
   try {
     parent = parseLoss(text, { kinds })
     validateLoss(parent)
   } catch (e) {
     if (e instanceof GraphSyntaxError || e instanceof GraphValidationError) {
-      process.stderr.write(`autoloss mutate: ${e.message}\n`)
-      return 1
+      out.stderr(`autoloss mutate: ${e.message}${e instanceof GraphSyntaxError ? pointAt(text, e.column) : ""}\n`)
+      return 2
     }
     throw e
   }
@@ -76,8 +44,8 @@ export const run = async (argv: ReadonlyArray<string>): Promise<number> => {
   const lines: Array<string> = []
   for (let i = 0; i < count; i++) {
     const { graph, how } = offspring(parent, rng)
-    lines.push(json ? JSON.stringify({ loss: printLoss(graph), hash: hashLoss(graph), how }) : printLoss(graph))
+    lines.push(values.json ? JSON.stringify({ loss: printLoss(graph), hash: hashLoss(graph), how }) : printLoss(graph))
   }
-  process.stdout.write(lines.map((l) => l + "\n").join(""))
+  out.stdout(lines.map((l) => l + "\n").join(""))
   return 0
-}
+})

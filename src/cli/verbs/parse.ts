@@ -1,41 +1,33 @@
 /**
- * `autoloss parse "<expr>" [--kind BRANCH=dense|box ...] [--json]`: check a loss expression and show its canonical form, hash,
- * depth, size and LaTeX. Multi-branch: `depth` is the max and `size` the sum over branches
- * (per-branch values under `branches`). Exit 0 ok, 1 invalid loss, 2 usage error.
+ * `autoloss parse "<expr>"`: check a loss expression and show its canonical form, hash, depth,
+ * size and LaTeX. Multi-branch: `depth` is the max and `size` the sum over branches (per-branch
+ * values under `branches`).
  */
-import { parseArgs } from "node:util"
 import { GraphSyntaxError, parseLoss, printLoss } from "../../graph/syntax.ts"
 import { GraphValidationError, depthOf, sizeOf, validateLoss } from "../../graph/validate.ts"
 import { canonicalLoss, hashLoss } from "../../graph/canonical.ts"
 import { toLatex } from "../../graph/latex.ts"
-import { firstSentence, parseKinds, pointAt } from "../args.ts"
+import { parseKinds, pointAt } from "../args.ts"
+import { defineVerb } from "../verb.ts"
 
-export const summary = "check a loss expression; print canonical form, hash, depth, size, LaTeX"
-
-const USAGE = 'usage: autoloss parse "<expr>" [--kind BRANCH=dense|box ...] [--json]'
-
-
-export const run = async (argv: ReadonlyArray<string>): Promise<number> => {
-  let args
-  let kinds
-  try {
-    args = parseArgs({
-      args: [...argv],
-      options: { json: { type: "boolean", default: false }, kind: { type: "string", multiple: true } },
-      allowPositionals: true,
-      strict: true
-    })
-    kinds = parseKinds(args.values.kind ?? [])
-  } catch (e) {
-    process.stderr.write(`autoloss parse: ${firstSentence((e as Error).message)}\n${USAGE}\n`)
-    return 2
-  }
-  const [text, ...extra] = args.positionals
-  if (text === undefined || extra.length > 0) {
-    process.stderr.write(`autoloss parse: want exactly one expression, got ${args.positionals.length}\n${USAGE}\n`)
-    return 2
-  }
-  const json = args.values.json
+export const { spec, summary, run } = defineVerb({
+  name: "parse",
+  summary: "check a loss expression; print canonical form, hash, depth, size, LaTeX",
+  positionals: '"<expr>"',
+  positionalNoun: "expression",
+  positionalCount: 1,
+  flags: {
+    kind: { type: "string", multiple: true, value: "BRANCH=dense|box", help: "the kind of a branch whose leaves do not tell it (a box branch built only from `one`)" },
+    json: { type: "boolean", default: false, help: "print one JSON object ({ok, canonical, hash, depth, size, latex, branches} or {ok: false, error, column|branch,path})" }
+  },
+  description: `
+Multi-branch losses ("name: expr; name: expr"): depth is the max and size the sum over branches.
+Exit: 0 valid, 2 invalid expression (the column of a syntax error is marked; as in every verb,
+an expression that does not parse or validate is a usage error) or another usage error.`,
+  examples: ['autoloss parse "neg(mul(y, log(y_hat)))"', 'autoloss parse "rpn_cls: neg(mul(y, log(y_hat))); rpn_reg: abs(sub(i, u))" --json']
+}, async ({ values, positionals }, out) => {
+  const text = positionals[0]!
+  const kinds = parseKinds(values.kind ?? [])
   try {
     const g = parseLoss(text, { kinds })
     validateLoss(g)
@@ -49,8 +41,8 @@ export const run = async (argv: ReadonlyArray<string>): Promise<number> => {
       latex: toLatex(g),
       branches
     }
-    if (json) {
-      process.stdout.write(JSON.stringify(report) + "\n")
+    if (values.json) {
+      out.stdout(JSON.stringify(report) + "\n")
     } else {
       const lines = [
         `canonical  ${report.canonical}`,
@@ -59,20 +51,20 @@ export const run = async (argv: ReadonlyArray<string>): Promise<number> => {
         `size       ${report.size}${g.branches.length > 1 ? " (sum over branches)" : ""}`,
         `latex      ${report.latex}`
       ]
-      process.stdout.write(lines.join("\n") + "\n")
+      out.stdout(lines.join("\n") + "\n")
     }
     return 0
   } catch (e) {
     if (e instanceof GraphSyntaxError) {
-      if (json) process.stdout.write(JSON.stringify({ ok: false, error: e.message, column: e.column }) + "\n")
-      else process.stderr.write(`autoloss parse: ${e.message}${pointAt(text, e.column)}\n`)
-      return 1
+      if (values.json) out.stdout(JSON.stringify({ ok: false, error: e.message, column: e.column }) + "\n")
+      else out.stderr(`autoloss parse: ${e.message}${pointAt(text, e.column)}\n`)
+      return 2
     }
     if (e instanceof GraphValidationError) {
-      if (json) process.stdout.write(JSON.stringify({ ok: false, error: e.message, branch: e.branch, path: e.path }) + "\n")
-      else process.stderr.write(`autoloss parse: ${e.message}\n`)
-      return 1
+      if (values.json) out.stdout(JSON.stringify({ ok: false, error: e.message, branch: e.branch, path: e.path }) + "\n")
+      else out.stderr(`autoloss parse: ${e.message}\n`)
+      return 2
     }
     throw e
   }
-}
+})

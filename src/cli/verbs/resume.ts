@@ -1,46 +1,44 @@
 /**
- * `autoloss resume DIR [--workers N | --devices LIST] [--connect tcp://HOST:PORT] [--json]`: continues a
- * search that was stopped or killed, from its `run.json` and `search.db`, and its held-out final
- * choice. Completed evaluations and held-out trainings are served from the store, in-flight ones
- * are redone once (see `src/search/engine.ts`, `src/search/selection-run.ts`).
+ * `autoloss resume DIR`: continues a search that was stopped or killed, from its `run.json` and
+ * `search.db`, and its held-out final choice. Completed evaluations and held-out trainings are
+ * served from the store, in-flight ones are redone once (see `src/search/engine.ts`,
+ * `src/search/selection-run.ts`).
  */
-import { parseArgs } from "node:util"
-import { runMain } from "../../workers/runMain.ts"
+import { runReported } from "../pool-job.ts"
 import { readRunFile, searchProgram } from "../../search/search-run.ts"
+import { UsageError } from "../args.ts"
+import { CONNECT_FLAG, parseConnect, parseWorkerDevices, WORKER_FLAGS } from "../job-flags.ts"
 import { makeSink } from "../progress.ts"
 import { printSummary } from "../summary.ts"
+import { defineVerb } from "../verb.ts"
 
-export const summary = "continue a stopped or killed search from its run directory"
-
-const USAGE = "usage: autoloss resume DIR [--workers N | --devices cpu,cuda:0,...] [--connect tcp://HOST:PORT] [--json]"
-
-export const run = async (argv: ReadonlyArray<string>): Promise<number> => {
-  let dir: string
-  let devices: string[]
-  let endpoint: string | undefined
-  let json = false
+export const { spec, summary, run } = defineVerb({
+  name: "resume",
+  summary: "continue a stopped or killed search from its run directory",
+  positionals: "DIR",
+  positionalNoun: "run directory",
+  positionalCount: 1,
+  flags: {
+    ...WORKER_FLAGS,
+    ...CONNECT_FLAG,
+    json: { type: "boolean", default: false, help: "print the end-of-run summary as JSON (also when stdout is not a terminal)" }
+  },
+  description: `
+Reads DIR/run.json and DIR/search.db: completed evaluations are served from the store, in-flight
+ones are redone once. The workers may differ from the first run's.
+Exit: 0 done, 1 failed, 2 usage error (incl. DIR not a run directory); 130/143 after SIGINT/SIGTERM.`,
+  examples: ["autoloss resume runs/seg-1", "autoloss resume runs/det-1 --devices cuda:0,cuda:1,cuda:2,cuda:3"]
+}, async ({ values, positionals }, io) => {
+  const dir = positionals[0]!
+  let config
   try {
-    const { values, positionals } = parseArgs({
-      args: [...argv],
-      strict: true,
-      allowPositionals: true,
-      options: { workers: { type: "string" }, devices: { type: "string" }, connect: { type: "string" }, json: { type: "boolean", default: false } }
-    })
-    if (positionals.length !== 1) throw new Error("give exactly one run directory")
-    dir = positionals[0]!
-    json = values.json
-    readRunFile(dir)
-    endpoint = values.connect
-    if (values.workers !== undefined && !/^\d+$/.test(values.workers)) throw new Error(`--workers wants an integer, got '${values.workers}'`)
-    devices = values.devices !== undefined
-      ? values.devices.split(",").map((d) => d.trim())
-      : Array.from({ length: Number(values.workers ?? 2) }, () => "cpu")
+    config = readRunFile(dir)
   } catch (e) {
-    process.stderr.write(`autoloss resume: ${(e as Error).message}\n${USAGE}\n`)
-    return 2
+    throw new UsageError((e as Error).message)
   }
-  const config = readRunFile(dir)
-  const code = await runMain(searchProgram(dir, config, { devices, endpoint }, makeSink(process.stderr)))
-  if (code === 0) await printSummary(dir, { json })
+  const endpoint = parseConnect(values.connect)
+  const devices = parseWorkerDevices(values, 2, endpoint !== undefined)
+  const code = await runReported("resume", searchProgram(dir, config, { devices, endpoint }, makeSink(process.stderr)), io)
+  if (code === 0) await printSummary(dir, { json: values.json })
   return code
-}
+})

@@ -1,18 +1,9 @@
-/**
- * `autoloss simplify "<expr>" [--ranges probabilities|areas|name=lo:hi,...] [--exact-only] [--json]`:
- * rewrite a loss to a smaller equivalent one and check numerically (value and finite-difference
- * gradients on random inputs in the declared ranges) that nothing changed.
- * Exit 0 ok, 1 invalid expression or a verification disagreement, 2 usage error.
- */
-import { parseArgs } from "node:util"
+/** `autoloss simplify "<expr>"`: rewrite a loss to a smaller equivalent one and verify it numerically. */
 import { GraphSyntaxError, parseLoss, printLoss } from "../../graph/syntax.ts"
 import { GraphValidationError, validateLoss } from "../../graph/validate.ts"
 import { RANGE_PRESETS, type Range, type Ranges, simplifyLoss, verifySimplification } from "../../graph/simplify.ts"
-import { firstSentence, pointAt, UsageError } from "../args.ts"
-
-export const summary = "simplify a loss expression and verify value and gradients numerically"
-
-const USAGE = 'usage: autoloss simplify "<expr>" [--ranges probabilities|areas|name=lo:hi,...] [--exact-only] [--json]'
+import { pointAt, UsageError } from "../args.ts"
+import { defineVerb } from "../verb.ts"
 
 /** Presets by name, or `name=lo:hi` pairs (`inf` allowed), comma separated; later entries win. */
 export const parseRanges = (spec: string): Ranges => {
@@ -36,43 +27,43 @@ export const parseRanges = (spec: string): Ranges => {
   return ranges
 }
 
-export const run = async (argv: ReadonlyArray<string>): Promise<number> => {
-  let args
-  let ranges: Ranges
-  try {
-    args = parseArgs({
-      args: [...argv],
-      options: {
-        json: { type: "boolean", default: false },
-        ranges: { type: "string", default: "" },
-        "exact-only": { type: "boolean", default: false }
-      },
-      allowPositionals: true,
-      strict: true
-    })
-    ranges = parseRanges(args.values.ranges)
-  } catch (e) {
-    process.stderr.write(`autoloss simplify: ${firstSentence((e as Error).message)}\n${USAGE}\n`)
-    return 2
-  }
-  const [text, ...extra] = args.positionals
-  if (text === undefined || extra.length > 0) {
-    process.stderr.write(`autoloss simplify: want exactly one expression, got ${args.positionals.length}\n${USAGE}\n`)
-    return 2
-  }
-  const json = args.values.json
+export const { spec, summary, run } = defineVerb({
+  name: "simplify",
+  summary: "simplify a loss expression and verify value and gradients numerically",
+  positionals: '"<expr>"',
+  positionalNoun: "expression",
+  positionalCount: 1,
+  flags: {
+    ranges: {
+      type: "string", default: "", value: "PRESET|NAME=LO:HI,...",
+      help: `input ranges the rewrites may assume and the check samples from: presets (${Object.keys(RANGE_PRESETS).join(", ")}) or name=lo:hi pairs (inf allowed), later entries win`,
+      defaultText: "none"
+    },
+    "exact-only": { type: "boolean", default: false, help: "apply only rewrites that are exact in floating point" },
+    json: { type: "boolean", default: false, help: "print {input, simplified, verified, exact, steps, failures?, inconclusive?}" }
+  },
+  description: `
+Rewrites the loss to a smaller equivalent one, then checks numerically (value and finite-difference
+gradients on random inputs in the declared ranges) that nothing changed.
+Exit: 0 ok, 1 a verification disagreement (a rewrite rule is wrong), 2 usage error (incl. an
+expression that does not parse or validate).`,
+  examples: ['autoloss simplify "neg(neg(abs(square(y_hat))))"', 'autoloss simplify "log(exp(y_hat))" --ranges probabilities --json']
+}, async ({ values, positionals }, out) => {
+  const ranges = parseRanges(values.ranges)
+  const text = positionals[0]!
+  const json = values.json
   let g
   try {
     g = parseLoss(text)
     validateLoss(g)
   } catch (e) {
     if (!(e instanceof GraphSyntaxError || e instanceof GraphValidationError)) throw e
-    if (json) process.stdout.write(JSON.stringify({ input: text, error: e.message }) + "\n")
+    if (json) out.stdout(JSON.stringify({ input: text, error: e.message }) + "\n")
     const caret = e instanceof GraphSyntaxError ? pointAt(text, e.column) : ""
-    process.stderr.write(`autoloss simplify: invalid expression: ${e.message}${caret}\n`)
-    return 1
+    out.stderr(`autoloss simplify: invalid expression: ${e.message}${caret}\n`)
+    return 2
   }
-  const { graph, steps, exact } = simplifyLoss(g, { ranges, exactOnly: args.values["exact-only"] })
+  const { graph, steps, exact } = simplifyLoss(g, { ranges, exactOnly: values["exact-only"] })
   const check = verifySimplification(g, graph, { ranges })
   const report = {
     input: text,
@@ -84,7 +75,7 @@ export const run = async (argv: ReadonlyArray<string>): Promise<number> => {
     ...(check.inconclusive !== undefined ? { inconclusive: check.inconclusive } : {})
   }
   if (json) {
-    process.stdout.write(JSON.stringify(report) + "\n")
+    out.stdout(JSON.stringify(report) + "\n")
   } else {
     const lines = [
       `input       ${report.input}`,
@@ -94,8 +85,8 @@ export const run = async (argv: ReadonlyArray<string>): Promise<number> => {
       ...steps.map((s, i) => `${i === 0 ? "steps       " : "            "}${s}`),
       ...check.failures.map((f) => `FAILED      ${f}`)
     ]
-    process.stdout.write(lines.join("\n") + "\n")
+    out.stdout(lines.join("\n") + "\n")
   }
   // A disagreement means a rewrite rule is wrong: never let it pass silently.
   return check.failures.length > 0 ? 1 : 0
-}
+})

@@ -9,6 +9,9 @@ import { fileURLToPath } from "node:url"
 import { Duration, Effect, Schedule, type Scope } from "effect"
 import { execa } from "execa"
 
+/** A device a local worker can run on: "cpu" or "cuda:N" (the pool and the CLI check with this one pattern). */
+export const DEVICE_PATTERN = /^(cpu|cuda:\d+)$/
+
 export const DEFAULT_PYTHON = fileURLToPath(new URL("../../../.venv/bin/python", import.meta.url))
 const REPO_ROOT = fileURLToPath(new URL("../../../", import.meta.url))
 

@@ -2,7 +2,7 @@ import t from "tap"
 import { execa } from "execa"
 import { fileURLToPath } from "node:url"
 
-const fixture = fileURLToPath(new URL("./fixtures/poolMain.ts", import.meta.url))
+const fixture = fileURLToPath(new URL("../workers/fixtures/poolMain.ts", import.meta.url))
 const alive = (pid: number): boolean => {
   try { process.kill(pid, 0); return true } catch { return false }
 }

@@ -1,5 +1,5 @@
 /**
- * A deterministic stand-in for the worker pool, for tests, examples and dry runs: every result is
+ * A deterministic stand-in for the worker pool (a test double; `examples/` uses it to run without workers): every result is
  * a pure function of a structural hash (a screened branch's, a trained candidate's), so identical
  * losses get identical results wherever and whenever they are evaluated; each branch passes with
  * probability `passRate` on its own, like the real per-branch protocol. Delays (in the Effect clock, so `TestClock` drives
@@ -10,8 +10,8 @@
  * structurally different losses of one class are gradient-equivalent and exercise score reuse.
  */
 import { Duration, Effect, Layer } from "effect"
-import { hashBranch } from "../graph/canonical.ts"
-import { Rng } from "../graph/rng.ts"
+import { hashBranch } from "../../src/graph/canonical.ts"
+import { Rng } from "../../src/graph/rng.ts"
 import {
   type BranchScreen,
   type Candidate,
@@ -23,7 +23,7 @@ import {
   type ScreenResult,
   summariseBranches,
   type TrainResult
-} from "./evaluator.ts"
+} from "../../src/search/evaluator.ts"
 
 export interface FakeEvaluatorOptions {
   /** Probability that a branch passes the rejection protocol. */

@@ -1,14 +1,17 @@
 /**
  * Runs a control-plane program so that SIGINT/SIGTERM interrupt it: its scopes close (workers get
  * SIGTERM then SIGKILL, sockets close) before the process exits. A second signal exits at once.
- * Returns the exit code: 0 success, 1 failure (printed), 128 + signal number after a signal.
+ * Logs go to stderr. Returns the exit code: 0 success, 1 failure (printed), 128 + signal number after a signal.
  */
-import { Cause, Effect, Exit, Fiber } from "effect"
+import { Cause, Effect, Exit, Fiber, Logger } from "effect"
+
+/** Logs (a worker lost, a job re-dispatched) go to stderr: stdout carries only the verb's result. */
+const logsToStderr = Logger.replace(Logger.defaultLogger, Logger.withConsoleError(Logger.logfmtLogger))
 
 const SIGNAL_CODES = { SIGINT: 2, SIGTERM: 15 } as const
 
 export const runMain = async <A, E>(program: Effect.Effect<A, E>): Promise<number> => {
-  const fiber = Effect.runFork(program)
+  const fiber = Effect.runFork(program.pipe(Effect.provide(logsToStderr)))
   let received: keyof typeof SIGNAL_CODES | undefined
   const handlers = (Object.keys(SIGNAL_CODES) as Array<keyof typeof SIGNAL_CODES>).map((signal) => {
     const handler = () => {

@@ -10,8 +10,10 @@ export const PROTOCOL_VERSION = 2
 
 /** Heartbeat period in both directions, in ms. The pool tells workers its value in `welcome`. */
 export const HEARTBEAT_INTERVAL_MS = 1000
-/** Missed heartbeats before a peer is declared dead (3-5 is reasonable: zguide ch. 4). */
-export const HEARTBEAT_LIVENESS = 3
+/** Missed heartbeats before a peer is declared dead. The zguide's 3-5 assumes peers that answer
+ * promptly; a Python worker's heartbeat thread shares the GIL with a job that imports torch/MMLab,
+ * and on a loaded 2-core machine (load 12) that starved it past 3 s, so healthy workers were killed. */
+export const HEARTBEAT_LIVENESS = 10
 /** Worker reconnect backoff after losing the pool: initial delay, doubled up to the max (ms). */
 export const RECONNECT_INITIAL_MS = 1000
 export const RECONNECT_MAX_MS = 32000

@@ -5,7 +5,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { Data, Duration, Effect, Layer, Logger, Schedule } from "effect"
+import { Data, Duration, Effect, Layer, Schedule } from "effect"
 import { Rng } from "../graph/rng.ts"
 import { layer as storeLayer, Store } from "../store/Store.ts"
 import { WorkerPool, layer as poolLayer, type PoolConfig } from "../workers/WorkerPool.ts"
@@ -174,8 +174,6 @@ export const searchProgram = (dir: string, config: RunConfig, workers: WorkerSet
   const job = { task: config.task, metric: config.metric, seed: config.seed, options: config.options }
   const evaluator = poolEvaluatorLayer(job)
   const services = Layer.mergeAll(Layer.provideMerge(evaluator, poolLayer(pool)), storeLayer(dir))
-  return Effect.scoped(program).pipe(Effect.provide(services), Effect.provide(logsToStderr))
+  return Effect.scoped(program).pipe(Effect.provide(services))
 }
 
-/** Pool warnings (a worker lost, a job re-dispatched) go to stderr: stdout carries only the summary. */
-const logsToStderr = Logger.replace(Logger.defaultLogger, Logger.withConsoleError(Logger.logfmtLogger))

@@ -6,8 +6,9 @@ PROTOCOL_VERSION = 2
 
 # Heartbeat period in ms, both directions. The pool's `welcome` overrides it for this connection.
 HEARTBEAT_INTERVAL_MS = 1000
-# Silent heartbeat periods before the peer is presumed dead (3-5 is reasonable, zguide ch. 4).
-HEARTBEAT_LIVENESS = 3
+# Silent heartbeat periods before the peer is presumed dead (the zguide's 3-5 starved healthy
+# workers whose heartbeat thread waited on the GIL during torch/MMLab imports on a loaded machine).
+HEARTBEAT_LIVENESS = 10
 # Reconnect backoff after losing the pool: initial delay in ms, doubled per failure up to the max.
 RECONNECT_INITIAL_MS = 1000
 RECONNECT_MAX_MS = 32000

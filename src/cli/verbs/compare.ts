@@ -7,34 +7,17 @@
  * 2 usage error (a bad expression names its column).
  */
 import { Effect } from "effect"
-import { GraphSyntaxError, parseLoss } from "../../graph/syntax.ts"
 import type { LossGraph } from "../../graph/types.ts"
-import { GraphValidationError, validateLoss } from "../../graph/validate.ts"
-import { toWire } from "../../graph/wire.ts"
 import { compareRuns, formatComparison, type SeedRun } from "../../report/compare.ts"
-import { decodeTrain } from "../../search/pool-evaluator.ts"
 import { runMain } from "../../workers/runMain.ts"
-import { layer, WorkerPool } from "../../workers/WorkerPool.ts"
-import { parseFlags, pointAt, UsageError, withUsage } from "../args.ts"
+import { WorkerPool } from "../../workers/WorkerPool.ts"
+import { parseFlags, UsageError, withUsage } from "../args.ts"
+import { localPool, parseExpression, parsePositiveInt, parseSeeds, parseTaskOptions, trainOnPool } from "../pool-training.ts"
 
 export const summary = "proxy-train a loss and the task's baseline (or another loss) on several seeds and compare them"
 
 const USAGE = 'usage: autoloss compare --task T --loss "<expr>" [--against "<expr>"] [--seeds 1,2,3] [--metric M]\n' +
   "         [--options JSON] [--workers N] [--json]"
-
-const parseExpression = (flag: string, text: string): LossGraph => {
-  try {
-    const g = parseLoss(text)
-    validateLoss(g)
-    return g
-  } catch (e) {
-    if (e instanceof GraphSyntaxError) {
-      throw new UsageError(`${flag}: ${e.message}${pointAt(text, e.column)}`)
-    }
-    if (e instanceof GraphValidationError) throw new UsageError(`${flag}: ${e.message}`)
-    throw e
-  }
-}
 
 interface Parsed {
   readonly task: string
@@ -59,25 +42,12 @@ const parse = (argv: ReadonlyArray<string>): Parsed => {
   })
   if (values.task === undefined) throw new UsageError("--task is required")
   if (values.loss === undefined) throw new UsageError("--loss is required")
-  if (!/^\d+(,\d+)*$/.test(values.seeds)) throw new UsageError(`--seeds wants comma-separated non-negative integers, got '${values.seeds}'`)
-  const seeds = values.seeds.split(",").map(Number)
-  if (new Set(seeds).size !== seeds.length) throw new UsageError(`--seeds repeats a seed: '${values.seeds}'`)
-  if (!/^[1-9]\d*$/.test(values.workers)) throw new UsageError(`--workers wants a positive integer, got '${values.workers}'`)
-  let options: Record<string, unknown> = {}
-  if (values.options !== undefined) {
-    try {
-      options = JSON.parse(values.options) as Record<string, unknown>
-    } catch (e) {
-      throw new UsageError(`--options is not JSON: ${(e as Error).message}`)
-    }
-    if (typeof options !== "object" || options === null || Array.isArray(options)) throw new UsageError("--options must be a JSON object")
-  }
   return {
     task: values.task,
     metric: values.metric ?? null,
     loss: { text: values.loss, graph: parseExpression("--loss", values.loss) },
     against: values.against === undefined ? undefined : { text: values.against, graph: parseExpression("--against", values.against) },
-    seeds, options, workers: Number(values.workers), json: values.json
+    seeds: parseSeeds(values.seeds), options: parseTaskOptions(values.options), workers: parsePositiveInt("--workers", values.workers), json: values.json
   }
 }
 
@@ -88,12 +58,8 @@ const program = (p: Parsed) => Effect.gen(function* () {
   const metric = String(info["metric"])
   const train = (side: "loss" | "reference", seed: number) => {
     const graph = side === "loss" ? p.loss.graph : p.against?.graph
-    const job = graph === undefined ? pool.submit("baseline", { ...base, seed }) : pool.submit("train-loss", { ...base, seed, loss: toWire(graph) })
-    return job.pipe(
-      Effect.map((out): SeedRun => {
-        const r = decodeTrain(out)
-        return { seed, metrics: r.metrics, invalid: r.invalid }
-      }),
+    return trainOnPool({ ...base, seed, ...(graph === undefined ? {} : { loss: graph }) }).pipe(
+      Effect.map(({ elapsedMs: _, ...run }): SeedRun => run),
       Effect.tap((r) => Effect.sync(() => {
         process.stderr.write(`autoloss compare: seed ${seed} ${side}: ${metric} ${r.metrics[metric]?.toFixed(4)}${r.invalid ? " (stopped: non-finite loss)" : ""}\n`)
       }))
@@ -116,7 +82,7 @@ const program = (p: Parsed) => Effect.gen(function* () {
   } else {
     process.stdout.write(formatComparison(comparison, p.loss.text, againstText) + "\n")
   }
-}).pipe(Effect.provide(layer({ local: { devices: Array.from({ length: p.workers }, () => "cpu") } })))
+}).pipe(Effect.provide(localPool(p.workers)))
 
 export const run = (argv: ReadonlyArray<string>): Promise<number> => withUsage("compare", USAGE, async () => {
   const parsed = parse(argv)

@@ -181,7 +181,7 @@ def baseline_job(payload: Any, device: str | None = None, progress: Progress | N
 
 def task_info_job(payload: Any, device: str | None = None, progress: Progress | None = None) -> dict[str, Any]:
     """What the control plane needs to search a task: its branches (name, kind), metrics and the
-    default metric, and the metric this payload resolves to. Payload: ``{task, metric?, options?}``."""
+    default metric, the metric this payload resolves to and the proxy's iterations. Payload: ``{task, metric?, options?}``."""
     if not isinstance(payload, dict):
         raise ValueError(f"job payload must be a map, got {type(payload).__name__}")
     job = _job({k: v for k, v in payload.items() if k != "loss"}, device=device, train=False)
@@ -191,4 +191,6 @@ def task_info_job(payload: Any, device: str | None = None, progress: Progress | 
         "metrics": list(job.task.metrics),
         "defaultMetric": job.task.default_metric,
         "metric": job.metric,
+        # the proxy budget these options give (a fidelity measurement trains at multiples of it)
+        "iterations": getattr(job.task.options, "iterations", None),
     }

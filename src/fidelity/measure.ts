@@ -93,11 +93,17 @@ export const formatSummary = (s: Summary): string => {
   ].join("\n")
 }
 
+/** The handcrafted baseline's proxy and long means and their ratio (the issue's ≥ 60% target), if in the panel. */
+export const baselineRatio = (s: Summary) => {
+  const b = s.losses.find((l) => l.origin === "baseline")
+  return b === undefined ? null : { name: b.name, proxy: b.proxy.mean, long: b.long.mean, proxy_over_long: b.proxy.mean / b.long.mean }
+}
+
 /** The summary as the bench and `--json` write it (snake_case statistics, per-loss scores and seeds). */
 export const summaryJson = (task: string, s: Summary) => ({
   task, metric: s.metric, proxy_iterations: s.proxyIterations, long_iterations: s.longIterations,
   n: s.n, kendall_tau: s.kendallTau, spearman: s.spearman, k: s.k, top_k_retrieval: s.topKRetrieval, regret: s.regret,
-  proxy_pick: s.losses[s.proxyPick]!.name, long_best: s.losses[s.longBest]!.name,
+  proxy_pick: s.losses[s.proxyPick]!.name, long_best: s.losses[s.longBest]!.name, baseline: baselineRatio(s),
   panel: s.losses.map((l) => ({
     name: l.name, origin: l.origin, loss: l.loss, seeds: l.seeds,
     proxy: l.proxy, long: l.long, proxy_invalid_seeds: l.proxyInvalid, long_invalid_seeds: l.longInvalid,

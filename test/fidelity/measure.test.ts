@@ -89,6 +89,7 @@ t.test("summary: means and sds per loss, statistics over the means, the page sho
   t.equal(s.topKRetrieval, 0)
   t.equal(s.regret.toFixed(4), "0.3000")
   t.match(summaryJson("pose", s), { proxy_pick: "l1", long_best: "a<b", proxy_iterations: 10, long_iterations: 50 })
+  t.equal(summaryJson("pose", s).baseline?.proxy_over_long.toFixed(4), "0.4000", "mse: 0.2 / 0.5")
   t.match(formatSummary(s), /l1 .*← proxy's pick/)
   const html = renderFidelityPage("pose", s)
   t.equal(html.match(/<circle class="point"/g)?.length, 3, "one point per loss")

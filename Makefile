@@ -103,7 +103,9 @@ bench-ablation: setup
 # and at FIDELITY_FLAGS' --long-factor times it -> bench/results/fidelity-$(TASK).json (TASK as for
 # `make search`: pose = MMPose, native-pose = the native pose task). Resumable: the run directory
 # runs/bench-fidelity-$(TASK) keeps every finished training. Per-task defaults fit the 2-core machine.
-FIDELITY_FLAGS_seg := --seeds 1 --long-factor 3
+# One torch thread per worker: on a loaded 2-core machine two threads per worker spin against each other.
+FIDELITY_FLAGS_native-pose := --seeds 1 --long-factor 5 --options '{"threads":1}'
+FIDELITY_FLAGS_seg := --seeds 1 --long-factor 3 --options '{"threads":1}'
 FIDELITY_FLAGS_det := --seeds 1 --long-factor 5
 FIDELITY_FLAGS_default := --seeds 1,2 --long-factor 5
 FIDELITY_FLAGS ?= $(or $(FIDELITY_FLAGS_$(TASK)),$(FIDELITY_FLAGS_default))

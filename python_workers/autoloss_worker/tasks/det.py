@@ -206,7 +206,7 @@ class DetTask(MMLabConfigTask):
             from autoloss_worker.mmlab.det_samples import record_det_samples
 
             samples = []
-            for record in record_det_samples(self.config, B, seed):
+            for record in record_det_samples(self.rejection_config, B, seed):
                 raw = {n: self._leaf(r)[None] for n, r in record.branches.items()}
                 samples.append(Sample(raw=raw, target=record))
             self._samples[key] = samples
@@ -285,7 +285,7 @@ class DetTask(MMLabConfigTask):
     # ------------------------------------------------------------------ proxy training
 
     def proxy_config(self) -> Any:
-        cfg = self.config
+        cfg = super().proxy_config()
         if self.options.val_images > 0:
             cfg = copy.deepcopy(cfg)
             cfg.merge_from_dict({"val_dataloader.dataset.indices": self.options.val_images})

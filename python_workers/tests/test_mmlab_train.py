@@ -17,7 +17,7 @@ from mmengine.config import Config  # noqa: E402
 from autoloss_worker.mmlab.rewrite import FASTER_RCNN, ProxySchedule, rewrite_config, train_proxy  # noqa: E402
 
 torch.set_num_threads(1)
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "det_faster_rcnn_shapes.py"
+CONFIG = Path(__file__).resolve().parents[1] / "autoloss_worker" / "configs" / "det_faster_rcnn_shapes.py"
 DENSE, BOX = ["y_hat", "y", "one"], ["i", "u", "e", "one"]
 CE = ["neg", ["mul", "y", ["log", "y_hat"]]]
 
@@ -39,7 +39,9 @@ PAPER_DET = _loss(
 
 @pytest.fixture(scope="module")
 def base_cfg():
-    return Config.fromfile(str(CONFIG))
+    from autoloss_worker.pretrain import resolve_pretrained
+
+    return resolve_pretrained(Config.fromfile(str(CONFIG)), "mmdet", enabled=False)  # random init: no pretraining here
 
 
 def test_rewrite_puts_each_branch_at_its_key(base_cfg):

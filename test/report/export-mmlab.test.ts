@@ -21,7 +21,7 @@ const capture = async (f: () => Promise<number>) => {
   }
 }
 
-const SHIPPED_CONFIG = resolve("python_workers/configs/det_faster_rcnn_shapes.py")
+const SHIPPED_CONFIG = resolve("python_workers/autoloss_worker/configs/det_faster_rcnn_shapes.py")
 const CE = "neg(mul(y, log(y_hat)))"
 const detLoss = (rpnReg: string, rcnnReg: string) => `rpn_cls: ${CE}; rpn_reg: ${rpnReg}; rcnn_cls: ${CE}; rcnn_reg: ${rcnnReg}`
 const trained = (score: number) => ({ kind: "trained" as const, score, trainMs: 1000, trainWorker: "w1" })

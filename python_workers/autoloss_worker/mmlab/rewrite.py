@@ -1,6 +1,6 @@
 """Put a searched loss into an unchanged MMLab config and train it as a proxy task, in-process.
 
-    cfg = Config.fromfile("python_workers/configs/det_faster_rcnn_shapes.py")
+    cfg = Config.fromfile("python_workers/autoloss_worker/configs/det_faster_rcnn_shapes.py")
     cfg = rewrite_config(cfg, loss_wire, FASTER_RCNN, ProxySchedule(max_iters=200))
     result = train_proxy(cfg, "runs/det/0001")
     # {"metric": "coco/bbox_mAP", "value": 0.21, "invalid": False, "iterations": 200, ...}

@@ -61,7 +61,6 @@ import copy
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -69,9 +68,9 @@ from torch import Tensor
 
 from autoloss_worker.mmlab.inputs import box_inputs, classification_inputs
 from autoloss_worker.tasks.base import BOX, DENSE, Sample
-from autoloss_worker.tasks.mmlab_proxy import MMLabConfigTask, MMLabOptions
+from autoloss_worker.tasks.mmlab_proxy import SHIPPED_CONFIGS, MMLabConfigTask, MMLabOptions
 
-DEFAULT_CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "det_faster_rcnn_shapes.py")
+DEFAULT_CONFIG = str(SHIPPED_CONFIGS / "det_faster_rcnn_shapes.py")
 DET_METRICS = ("bbox_map", "bbox_map_50")
 EVALUATOR_KEYS = {"bbox_map": "coco/bbox_mAP", "bbox_map_50": "coco/bbox_mAP_50"}
 GT_LOGIT = 10.0  # ground-truth logits: 10 on the label, 0 elsewhere (softmax ≥ 0.998 on the label for C ≤ 21)
@@ -207,7 +206,7 @@ class DetTask(MMLabConfigTask):
             from autoloss_worker.mmlab.det_samples import record_det_samples
 
             samples = []
-            for record in record_det_samples(self.config, B, seed):
+            for record in record_det_samples(self.rejection_config, B, seed):
                 raw = {n: self._leaf(r)[None] for n, r in record.branches.items()}
                 samples.append(Sample(raw=raw, target=record))
             self._samples[key] = samples
@@ -286,7 +285,7 @@ class DetTask(MMLabConfigTask):
     # ------------------------------------------------------------------ proxy training
 
     def proxy_config(self) -> Any:
-        cfg = self.config
+        cfg = super().proxy_config()
         if self.options.val_images > 0:
             cfg = copy.deepcopy(cfg)
             cfg.merge_from_dict({"val_dataloader.dataset.indices": self.options.val_images})

@@ -12,7 +12,7 @@ weight 1. The baseline's mask branch is CE over those two channels, i.e. mmdet's
 
 Metrics: the config's CocoMetric with ``metric=['bbox', 'segm']``: ``segm_map`` (default) =
 ``coco/segm_mAP``, ``segm_map_50`` = ``coco/segm_mAP_50``, ``bbox_map`` = ``coco/bbox_mAP``. Default
-config: the shipped ``configs/ins_mask_rcnn_shapes.py``; ``config=`` takes any MMDetection 3 Mask
+config: the shipped ``autoloss_worker/configs/ins_mask_rcnn_shapes.py``; ``config=`` takes any MMDetection 3 Mask
 R-CNN-style config (a ``StandardRoIHead`` with its own mask RoI extractor); ``branches=`` searches a
 subset, as in det.
 
@@ -30,7 +30,6 @@ random network already scores IoU₀ ≈ 0.5-0.8 on these objects, leaving too l
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from torch import Tensor
@@ -39,8 +38,9 @@ from autoloss_worker.mmlab.inputs import mask_inputs
 from autoloss_worker.tasks.base import DENSE
 from autoloss_worker.tasks.det import BRANCHES as DET_BRANCHES
 from autoloss_worker.tasks.det import GT_LOGIT, DetOptions, DetTask, baseline_wire
+from autoloss_worker.tasks.mmlab_proxy import SHIPPED_CONFIGS
 
-DEFAULT_CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "ins_mask_rcnn_shapes.py")
+DEFAULT_CONFIG = str(SHIPPED_CONFIGS / "ins_mask_rcnn_shapes.py")
 BRANCHES = {**DET_BRANCHES, "mask": DENSE}
 EVALUATOR_KEYS = {"segm_map": "coco/segm_mAP", "segm_map_50": "coco/segm_mAP_50", "bbox_map": "coco/bbox_mAP"}
 

@@ -6,7 +6,7 @@
 Branch ``loss`` = the config's ``head.loss`` (``AutoLossGraph`` of ``mmlab.mmpose_loss``):
 y_hat = the predicted heatmaps as they are, y = the target heatmaps; only joints with a target
 weight > 0 count (paper: loss only on visible joints). The default config is the shipped
-``configs/pose_topdown_shapes.py``; ``config=`` swaps in any MMPose 1.x top-down heatmap config
+``autoloss_worker/configs/pose_topdown_shapes.py``; ``config=`` swaps in any MMPose 1.x top-down heatmap config
 unchanged.
 
 Metric ``map``: the config's ``CocoMetric`` ``coco/AP`` (OKS AP over thresholds 0.50:0.05:0.95)
@@ -26,7 +26,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,10 +34,10 @@ from torch import Tensor
 from autoloss_worker.metrics.keypoints import oks
 from autoloss_worker.tasks.base import DENSE, Sample
 from autoloss_worker.tasks.losses import WEIGHT_KEY
-from autoloss_worker.tasks.mmlab_proxy import MMLabConfigTask, MMLabOptions
+from autoloss_worker.tasks.mmlab_proxy import SHIPPED_CONFIGS, MMLabConfigTask, MMLabOptions
 from autoloss_worker.tasks.pose import single_object_ap
 
-DEFAULT_CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "pose_topdown_shapes.py")
+DEFAULT_CONFIG = str(SHIPPED_CONFIGS / "pose_topdown_shapes.py")
 BRANCH = "loss"
 EVALUATOR_KEYS = {"map": "coco/AP"}
 SQUARED_ERROR = ["square", ["add", "y_hat", ["neg", "y"]]]
@@ -98,7 +97,7 @@ class MMPoseTask(MMLabConfigTask):
                 Sample(raw={BRANCH: r.heatmaps},
                        target=PoseTarget(heatmaps=r.target, weight=r.weights[..., None, None], keypoints=r.keypoints,
                                          area=r.area, sigmas=r.sigmas))
-                for r in record_pose_samples(self.config, B, seed)
+                for r in record_pose_samples(self.rejection_config, B, seed)
             ]
         return self._samples[key]
 

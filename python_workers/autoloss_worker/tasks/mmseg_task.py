@@ -6,7 +6,7 @@
 Branch ``loss`` = the config's ``decode_head.loss_decode`` (``AutoLossGraph`` of
 ``mmlab.mmseg_loss``): y_hat = softmax over the classes per pixel, y = one-hot labels, pixels with
 ``ignore_index`` contribute nothing (paper, App. A.1). The default config is the shipped
-``configs/seg_mmseg_shapes.py``; ``config=`` swaps in any MMSegmentation 1.x config unchanged.
+``autoloss_worker/configs/seg_mmseg_shapes.py``; ``config=`` swaps in any MMSegmentation 1.x config unchanged.
 
 Metrics: the config's ``IoUMetric`` after the proxy schedule, divided by 100: ``miou`` = ``mIoU``
 (default), ``macc`` = ``mAcc``, ``gacc`` = ``aAcc``.
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -32,9 +31,9 @@ from autoloss_worker.metrics.segmentation import confusion_matrix, region_metric
 from autoloss_worker.mmlab.inputs import segmentation_inputs
 from autoloss_worker.tasks.base import DENSE, Sample
 from autoloss_worker.tasks.losses import WEIGHT_KEY
-from autoloss_worker.tasks.mmlab_proxy import MMLabConfigTask, MMLabOptions
+from autoloss_worker.tasks.mmlab_proxy import SHIPPED_CONFIGS, MMLabConfigTask, MMLabOptions
 
-DEFAULT_CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "seg_mmseg_shapes.py")
+DEFAULT_CONFIG = str(SHIPPED_CONFIGS / "seg_mmseg_shapes.py")
 BRANCH = "loss"
 EVALUATOR_KEYS = {"miou": "mIoU", "macc": "mAcc", "gacc": "aAcc"}  # IoUMetric's keys, in percent
 CE = ["neg", ["mul", "y", ["log", "y_hat"]]]
@@ -80,7 +79,7 @@ class MMSegTask(MMLabConfigTask):
             from autoloss_worker.mmlab.mmseg_samples import record_seg_samples
 
             self._samples[key] = [Sample(raw={BRANCH: r.logits}, target=_target(r.logits, r.labels, r.ignore_index))
-                                  for r in record_seg_samples(self.config, B, seed)]
+                                  for r in record_seg_samples(self.rejection_config, B, seed)]
         return self._samples[key]
 
     def to_loss_inputs(self, branch: str, raw: Tensor, target: SegTarget, *, metric: str) -> dict[str, Tensor]:

@@ -1,0 +1,53 @@
+"""python -m autoloss_worker.pretrain [--config CFG ...] [--quiet]
+
+Builds (or finds in the cache) the shapes-pretrained checkpoint of each config's backbone and
+prints `<config>: <checkpoint path>` per config. Without --config: every shipped MMLab config
+(det and ins share one backbone, so one checkpoint). The library whose registry builds the
+backbone is the config's `default_scope`. A config of your own works too: set its backbone's
+`init_cfg=dict(type='Pretrained', checkpoint=<printed path>)` to start from these weights.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+SHIPPED = ("det_faster_rcnn_shapes.py", "ins_mask_rcnn_shapes.py", "seg_mmseg_shapes.py", "pose_topdown_shapes.py")
+LIBRARIES = ("mmdet", "mmseg", "mmpose")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m autoloss_worker.pretrain", description=__doc__.split("\n\n", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", action="append", default=[], metavar="CFG",
+                        help="an MMLab 1.x config (repeatable; default: the shipped configs)")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    args = parser.parse_args(argv)
+
+    from mmengine.config import Config
+
+    from autoloss_worker.pretrain import ensure_checkpoint, pretrained_spec
+    from autoloss_worker.tasks.mmlab_proxy import SHIPPED_CONFIGS
+
+    configs = args.config or [str(SHIPPED_CONFIGS / name) for name in SHIPPED]
+    for config in configs:
+        if not Path(config).is_file():
+            print(f"pretrain: config file '{config}' does not exist", file=sys.stderr)
+            return 2
+    for config in configs:
+        try:
+            cfg = Config.fromfile(config)
+        except Exception as err:  # mmengine raises many kinds; all mean the config cannot be read
+            print(f"pretrain: cannot load config '{config}': {err}", file=sys.stderr)
+            return 2
+        library = cfg.get("default_scope")
+        if library not in LIBRARIES or "backbone" not in cfg.get("model", {}):
+            print(f"pretrain: {config}: needs default_scope in {', '.join(LIBRARIES)} and a model.backbone "
+                  f"(default_scope {library!r})", file=sys.stderr)
+            return 2
+        print(f"{config}: {ensure_checkpoint(pretrained_spec(cfg, library), quiet=args.quiet)}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""Pretrained checkpoints cached outside the repository, built once, safe under concurrency.
+
+    spec = Spec.of("mmdet", cfg.model.backbone, cfg.model.data_preprocessor)
+    path = ensure_checkpoint(spec)   # ~/.cache/autoloss/pretrained/mmdet-ResNet-<hash>.pth
+
+The file name's hash covers everything the weights depend on: the library, the backbone config
+(without ``init_cfg``), the input normalisation, the recipe, the pretraining code and data
+generator (their source) and the torch and library versions; change any and a new checkpoint is
+built beside the old one. Builders take an exclusive lock on ``<name>.lock``, look again, train,
+write a temporary file and rename it into place, so two workers starting at once train once and
+nobody ever reads a half-written checkpoint. ``AUTOLOSS_PRETRAIN_CACHE`` moves the directory.
+"""
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import hashlib
+import importlib
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from autoloss_worker.mmlab.branch import plain
+from autoloss_worker.pretrain.data import Normalisation
+from autoloss_worker.pretrain.recipe import DEFAULT_RECIPE, Recipe
+
+# The modules whose source decides the weights: edit one and every checkpoint is rebuilt.
+CODE_MODULES = ("autoloss_worker.pretrain.recipe", "autoloss_worker.pretrain.data", "autoloss_worker.pretrain.train",
+                "autoloss_worker.data.shapes")
+
+
+def cache_dir() -> Path:
+    default = Path.home() / ".cache" / "autoloss" / "pretrained"
+    return Path(os.environ.get("AUTOLOSS_PRETRAIN_CACHE", default))
+
+
+def code_version() -> str:
+    digest = hashlib.sha256()
+    for name in CODE_MODULES:
+        module = importlib.import_module(name)
+        digest.update(Path(module.__file__).read_bytes())  # type: ignore[arg-type]
+    return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One checkpoint: which backbone, seeing which inputs, trained how."""
+
+    library: str  # "mmdet", "mmseg", "mmpose": the registry that builds the backbone
+    backbone: Mapping[str, Any]  # plain dict, init_cfg removed
+    norm: Normalisation
+    recipe: Recipe = DEFAULT_RECIPE
+
+    @classmethod
+    def of(cls, library: str, backbone: Mapping[str, Any], preprocessor: Mapping[str, Any] | None,
+           recipe: Recipe = DEFAULT_RECIPE) -> Spec:
+        kept = {k: v for k, v in plain(backbone).items() if k not in ("init_cfg", "pretrained")}
+        return cls(library, kept, Normalisation.of(plain(preprocessor)), recipe)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"library": self.library, "backbone": self.backbone, "norm": dataclasses.asdict(self.norm),
+                "recipe": dataclasses.asdict(self.recipe)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Spec:
+        norm = data["norm"]
+        return cls(data["library"], data["backbone"],
+                   Normalisation(tuple(norm["mean"]), tuple(norm["std"]), norm["bgr_to_rgb"]), Recipe(**data["recipe"]))
+
+    def name(self) -> str:
+        """``<library>-<backbone type>-<hash>``: the checkpoint's file stem."""
+        import torch
+
+        library = importlib.import_module(self.library)
+        keyed = {**self.to_json(), "code": code_version(), "torch": torch.__version__,
+                 "library_version": getattr(library, "__version__", "")}
+        digest = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:16]
+        kind = str(self.backbone.get("type", "backbone")).replace("/", "_").replace(".", "_")
+        return f"{self.library}-{kind}-{digest}"
+
+
+def checkpoint_path(name: str) -> Path:
+    return cache_dir() / f"{name}.pth"
+
+
+def write_spec(spec: Spec) -> str:
+    """Record ``spec`` beside where its checkpoint goes (a loader in another process builds from
+    it); returns the checkpoint's name. Cheap: no training."""
+    name = spec.name()
+    path = cache_dir() / f"{name}.json"
+    if not path.is_file():
+        _atomic_write(path, json.dumps(spec.to_json(), indent=1, sort_keys=True).encode())
+    return name
+
+
+def read_spec(name: str) -> Spec:
+    path = cache_dir() / f"{name}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no pretraining spec {path}: resolve the config's backbone again "
+                                "(autoloss_worker.pretrain.resolve_pretrained, or python -m autoloss_worker.pretrain --config CFG)")
+    return Spec.from_json(json.loads(path.read_text()))
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide a shared cache from other users
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def ensure_checkpoint(spec: Spec, *, quiet: bool = False) -> Path:
+    """The checkpoint of ``spec``, trained now (one line on stderr) unless cached."""
+    name = write_spec(spec)
+    path = checkpoint_path(name)
+    if path.is_file():
+        return path
+    with open(cache_dir() / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another builder of the same checkpoint: wait for it
+        if path.is_file():
+            return path
+        _build(spec, path, quiet)
+    return path
+
+
+def _build(spec: Spec, path: Path, quiet: bool) -> None:
+    import io
+
+    import torch
+
+    from autoloss_worker.pretrain.train import pretrain_backbone
+
+    r = spec.recipe
+    start = time.monotonic()
+    if not quiet:
+        print(f"autoloss: pretraining the {spec.library} {spec.backbone.get('type')} backbone on generated shapes "
+              f"({r.iterations} iterations, once; cached as {path}) ...", file=sys.stderr, flush=True)
+    state = pretrain_backbone(spec.library, spec.backbone, spec.norm, r)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    _atomic_write(path, buffer.getvalue())
+    if not quiet:
+        print(f"autoloss: pretrained {path.name} in {time.monotonic() - start:.0f} s", file=sys.stderr, flush=True)

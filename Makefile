@@ -39,7 +39,7 @@ SEED ?= 0
 OUT ?= runs/$(TASK)-$(shell date +%Y%m%d-%H%M%S)
 RESULTS := test-results
 
-.PHONY: setup setup-node setup-python setup-mmlab test-deps test test-ts test-py typecheck pretrain search bench bench-fabric bench-rejection bench-ablation clean
+.PHONY: setup setup-node setup-python setup-mmlab test-deps test test-ts test-py typecheck pretrain search bench bench-fabric bench-rejection bench-ablation bench-fidelity clean
 
 setup: setup-node setup-python setup-mmlab
 
@@ -111,6 +111,19 @@ bench-rejection: setup
 # (~12 min on 2 CPU cores; larger: ABLATION_FLAGS="--wall-s 1800 --population 20 --option iterations=300 --option train_images=512")
 bench-ablation: setup
 	npx tsx bench/ablation.ts $(ABLATION_FLAGS)
+
+# Proxy fidelity (issue 14): trains the task's shipped panel (src/fidelity/panels/) at the proxy budget
+# and at FIDELITY_FLAGS' --long-factor times it -> bench/results/fidelity-$(TASK).json (TASK as for
+# `make search`: pose = MMPose, native-pose = the native pose task). Resumable: the run directory
+# runs/bench-fidelity-$(TASK) keeps every finished training. Per-task defaults fit the 2-core machine.
+# One torch thread per worker: on a loaded 2-core machine two threads per worker spin against each other.
+FIDELITY_FLAGS_native-pose := --seeds 1 --long-factor 5 --options '{"threads":1}'
+FIDELITY_FLAGS_seg := --seeds 1 --long-factor 3 --options '{"threads":1}'
+FIDELITY_FLAGS_det := --seeds 1 --long-factor 5
+FIDELITY_FLAGS_default := --seeds 1,2 --long-factor 5
+FIDELITY_FLAGS ?= $(or $(FIDELITY_FLAGS_$(TASK)),$(FIDELITY_FLAGS_default))
+bench-fidelity: setup
+	npx tsx bench/fidelity.ts --task $(or $(TASK_NAME_$(TASK)),$(TASK)) --name $(TASK) -- $(FIDELITY_FLAGS) --workers $(WORKERS)
 
 # Round-trip overhead, throughput and payload bandwidth of the worker fabric -> bench/results/fabric.json
 bench-fabric: setup

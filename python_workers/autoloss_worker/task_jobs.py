@@ -144,9 +144,10 @@ def baseline_job(payload: Any, device: str | None = None, progress: Progress | N
 
 def task_info_job(payload: Any, device: str | None = None, progress: Progress | None = None) -> dict[str, Any]:
     """What the control plane needs to search a task: its branches (name, kind), metrics and the
-    default metric, the metric this payload resolves to, and ``dataSeed``: the ``data_seed`` option
-    the task generates its data from (null when its data is not drawn from a seed option, e.g. an
-    MMLab config's dataset), which held-out trainings replace. Payload: ``{task, metric?, options?}``."""
+    default metric, the metric this payload resolves to, the proxy's ``iterations``, and ``dataSeed``:
+    the ``data_seed`` option the task generates its data from (null when its data is not drawn from a
+    seed option, e.g. an MMLab config's dataset), which held-out trainings replace.
+    Payload: ``{task, metric?, options?}``."""
     if not isinstance(payload, dict):
         raise ValueError(f"job payload must be a map, got {type(payload).__name__}")
     job = _job({k: v for k, v in payload.items() if k != "loss"}, device=device, train=False)
@@ -157,4 +158,6 @@ def task_info_job(payload: Any, device: str | None = None, progress: Progress | 
         "defaultMetric": job.task.default_metric,
         "metric": job.metric,
         "dataSeed": getattr(getattr(job.task, "options", None), "data_seed", None),
+        # the proxy budget these options give (a fidelity measurement trains at multiples of it)
+        "iterations": getattr(getattr(job.task, "options", None), "iterations", None),
     }

@@ -97,7 +97,7 @@ def test_eval_loss_job_checks_all_four_branches(samples):
 
 def test_four_branch_train_loss_returns_a_finite_bbox_map():
     out = train_loss_job({"task": "det", "loss": baseline_wire(),
-                          "options": {"iterations": 2, "warmup_iters": 1, "val_images": 4}})
+                          "options": {"iterations": 2, "warmup_iters": 1, "val_images": 4, "pretrained": False}})
     assert not out["invalid"] and out["iterations"] == 2
     assert math.isfinite(out["metrics"]["bbox_map"]) and 0.0 <= out["target"] <= 1.0
 

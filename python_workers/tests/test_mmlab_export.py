@@ -77,7 +77,7 @@ def test_det_fragment_trains_with_mmdetections_own_train_py(tmp_path):
     iterations, no validation) in a fresh process."""
     assert TRAIN_PY.is_file(), f"the installed mmdet wheel has no {TRAIN_PY}"
     fragment = tmp_path / "found_loss_mmdet.py"
-    info = export_fragment(PAPER_DET, "det", "mmdet", str(fragment), options={"iterations": 150},
+    info = export_fragment(PAPER_DET, "det", "mmdet", str(fragment), options={"iterations": 150, "pretrained": False},
                            header=["exported by test_mmlab_export"])
     assert info == {"path": str(fragment), "base": str(CONFIG), "format": "mmdet",
                     "branches": ["rpn_cls", "rpn_reg", "rcnn_cls", "rcnn_reg"]}
@@ -86,6 +86,7 @@ def test_det_fragment_trains_with_mmdetections_own_train_py(tmp_path):
     assert "custom_imports = dict(imports=['autoloss_worker.mmlab.registry'], allow_failed_imports=False)" in text
     assert "        # rpn_reg: mul(e, inv(add(i, u)))\n        loss_bbox=dict(\n" in text  # readable: text form above each
     assert text.count("type='AutoLossGraph'") == 4 and text.count("reg_decoded_bbox=True") == 2
+    assert "    backbone=dict(\n        init_cfg=None,\n    ),\n" in text, "the run trained from random init (pretrained=false)"
 
     # The shipped config imports autoloss_worker for its data; the registry must not come with it.
     probe = "import sys, autoloss_worker.mmlab.shapes_data; print('autoloss_worker.mmlab.registry' in sys.modules)"
@@ -130,6 +131,8 @@ def test_a_users_base_keeps_its_imports_and_loses_the_replaced_losses_extra_keys
         type="AutoLossGraph", graph=_branch(subset, "rcnn_reg"), branch_kind="box", loss_weight=10.0,
         use_sigmoid=False, use_mask=False)
     assert cfg.model.rpn_head.loss_cls.type == "CrossEntropyLoss", "branches the run did not search keep the config's loss"
+    # The inherited pretrained-backbone placeholder, resolved for this backbone as proxy training resolves it.
+    assert cfg.model.backbone.init_cfg.checkpoint.startswith("autoloss://shapes-pretrained/mmdet-ResNet-")
     assert "rpn_head" not in out.read_text()
 
 

@@ -101,7 +101,7 @@ def test_five_branch_train_loss_reports_segm_map():
     task = get_task("ins")
     assert [b["tree"] for b in task.baseline_loss["branches"]][-1] == CE  # binary CE over fg/bg
     out = train_loss_job({"task": "ins", "loss": task.baseline_loss,
-                          "options": {"iterations": 2, "warmup_iters": 1, "val_images": 4}})
+                          "options": {"iterations": 2, "warmup_iters": 1, "val_images": 4, "pretrained": False}})
     assert not out["invalid"] and out["iterations"] == 2
     assert set(out["metrics"]) == {"segm_map", "segm_map_50", "bbox_map"}
     assert all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in out["metrics"].values())

@@ -117,7 +117,7 @@ def test_fast_path_score_equals_the_reference_protocol(task):
 
 
 def test_two_iteration_proxy_with_a_searched_loss_reports_the_evaluators_metrics():
-    out = train_loss_job({"task": "mmseg", "loss": _wire(PAPER_MIOU), "options": {"iterations": 2, "warmup_iters": 1}})
+    out = train_loss_job({"task": "mmseg", "loss": _wire(PAPER_MIOU), "options": {"iterations": 2, "warmup_iters": 1, "pretrained": False}})
     assert not out["invalid"] and out["iterations"] == 2
     assert set(out["metrics"]) == {"miou", "macc", "gacc"}
     assert all(0.0 <= v <= 1.0 for v in out["metrics"].values())
@@ -125,6 +125,6 @@ def test_two_iteration_proxy_with_a_searched_loss_reports_the_evaluators_metrics
 
 
 def test_an_exploding_loss_stops_proxy_training_at_once():
-    out = train_loss_job({"task": "mmseg", "loss": _wire(EXPLODES), "options": {"iterations": 50}})
+    out = train_loss_job({"task": "mmseg", "loss": _wire(EXPLODES), "options": {"iterations": 50, "pretrained": False}})
     assert out["invalid"] and out["iterations"] == 1
     assert out["metrics"] == {"miou": 0.0, "macc": 0.0, "gacc": 0.0}

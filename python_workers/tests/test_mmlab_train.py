@@ -39,7 +39,9 @@ PAPER_DET = _loss(
 
 @pytest.fixture(scope="module")
 def base_cfg():
-    return Config.fromfile(str(CONFIG))
+    from autoloss_worker.pretrain import resolve_pretrained
+
+    return resolve_pretrained(Config.fromfile(str(CONFIG)), "mmdet", enabled=False)  # random init: no pretraining here
 
 
 def test_rewrite_puts_each_branch_at_its_key(base_cfg):

@@ -192,7 +192,7 @@ ${configSection(m)}
 <section id="notes"><h2>Notes</h2><ul>${m.caveats.map((c) => `<li>${esc(c)}</li>`).join("")}</ul></section>`
 }
 
-const PAGE_CSS = `
+export const PAGE_CSS = `
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;color:#222;background:#fafafa}
 main{max-width:1340px;margin:0 auto;padding:16px 24px}
 h1{font-size:22px;margin:8px 0 12px}h2{font-size:18px;border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:28px}

@@ -30,7 +30,10 @@ model = dict(
         type='ResNet', depth=18, base_channels=16, stem_channels=16, num_stages=3, strides=(1, 2, 2),
         dilations=(1, 1, 1), out_indices=(0, 1, 2),
         frozen_stages=-1, norm_cfg=dict(type='BN', requires_grad=True), norm_eval=False, style='pytorch',
-        init_cfg=None),  # no pretrained weights: nothing can be downloaded here
+        # Nothing can be downloaded here: autoloss pretrains this backbone on generated shapes data
+        # (autoloss_worker.pretrain; the task resolves the placeholder). Your own weights:
+        # checkpoint='path.pth'; random initialisation: init_cfg=None or the task option pretrained=false.
+        init_cfg=dict(type='Pretrained', checkpoint='autoloss://shapes-pretrained')),
     neck=dict(type='FPN', in_channels=[16, 32, 64], out_channels=64, num_outs=3),
     rpn_head=dict(
         type='RPNHead', in_channels=64, feat_channels=64,

@@ -49,7 +49,8 @@ model = dict(
     backbone=dict(
         type='ResNet', depth=18, stem_channels=16, base_channels=16, num_stages=3, strides=(1, 2, 2),
         dilations=(1, 1, 1), out_indices=(2,), norm_cfg=dict(type='BN', requires_grad=True), norm_eval=False,
-        init_cfg=None),  # no pretrained weights: nothing can be downloaded here
+        # Pretrained on generated shapes data by autoloss (see det_faster_rcnn_shapes.py).
+        init_cfg=dict(type='Pretrained', checkpoint='autoloss://shapes-pretrained')),
     head=dict(
         type='HeatmapHead', in_channels=64, out_channels=5, deconv_out_channels=(32, 32), deconv_kernel_sizes=(4, 4),
         loss=dict(type='KeypointMSELoss', use_target_weight=True), decoder=codec),

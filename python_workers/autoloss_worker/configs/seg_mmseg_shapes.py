@@ -29,7 +29,9 @@ model = dict(
     backbone=dict(
         type='ResNetV1c', depth=18, stem_channels=16, base_channels=16, num_stages=3,
         strides=(1, 2, 1), dilations=(1, 1, 2), out_indices=(0, 1, 2),  # strides 4, 8, 8
-        norm_cfg=norm_cfg, norm_eval=False, style='pytorch', contract_dilation=True),
+        norm_cfg=norm_cfg, norm_eval=False, style='pytorch', contract_dilation=True,
+        # Pretrained on generated shapes data by autoloss (see det_faster_rcnn_shapes.py).
+        init_cfg=dict(type='Pretrained', checkpoint='autoloss://shapes-pretrained')),
     decode_head=dict(
         type='DepthwiseSeparableASPPHead', in_channels=64, in_index=2, channels=32,
         dilations=(1, 2, 3, 4),  # an 8 x 8 feature map: the paper's (1, 12, 24, 36) would only see padding

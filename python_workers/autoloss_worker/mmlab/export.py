@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from autoloss_worker.graph import loss_from_wire, to_text
+from autoloss_worker.pretrain import resolve_pretrained
 
 from .branch import plain
 from .rewrite import SLOTS_BY_TASK, BranchSlot, rewrite_config, slot_edits
@@ -95,10 +96,14 @@ def _dict_lines(node: Mapping[str, Any], depth: int) -> list[str]:
 
 
 def fragment_text(loss: Any, slots: Sequence[BranchSlot], base: str, custom_imports: Mapping[str, Any],
-                  scope: str | None = None, header: Sequence[str] = ()) -> str:
+                  scope: str | None = None, header: Sequence[str] = (), backbone: Mapping[str, Any] | None = None) -> str:
     """The config fragment (Python source) that puts `loss`'s branches at `slots` on top of `base`
     (whose default_scope is `scope`); `custom_imports` is the merged one (the base's own imports
-    plus the registry)."""
+    plus the registry); `backbone`: settings written under `model.backbone` (the resolved
+    pretrained-backbone placeholder)."""
+    tree = _override_tree(slot_edits(loss, slots, scope))
+    if backbone:
+        tree = {"backbone": {k: ("setting", v) for k, v in backbone.items()}, **tree}
     return "\n".join([
         *(f"# {line}" for line in header),
         f"_base_ = [{os.path.abspath(base)!r}]",
@@ -107,7 +112,7 @@ def fragment_text(loss: Any, slots: Sequence[BranchSlot], base: str, custom_impo
         f"custom_imports = dict(imports={list(custom_imports['imports'])!r}, allow_failed_imports=False)",
         "",
         "model = dict(",
-        *_dict_lines(_override_tree(slot_edits(loss, slots, scope)), 1),
+        *_dict_lines(tree, 1),
         ")",
         "",
     ])
@@ -162,11 +167,14 @@ def export_fragment(loss: Any, task: str, fmt: str, out: str, *, options: Mappin
     except Exception as err:  # mmengine raises many kinds; all mean the same here
         raise ExportError(f"cannot load base config '{base}': {err}") from err
     _check_format(fmt, task, base, base_cfg.get("default_scope"))
+    # The placeholder of a shipped config's backbone, resolved as the run's proxy training resolved it.
+    resolved = resolve_pretrained(base_cfg, fmt, enabled=bool((options or {}).get("pretrained", True)))
+    backbone = {"init_cfg": plain(resolved.model.backbone.init_cfg)} if resolved is not base_cfg else None
     try:
-        expected = rewrite_config(base_cfg, loss, slots, proxy=None)  # raises naming a missing key
+        expected = rewrite_config(resolved, loss, slots, proxy=None)  # raises naming a missing key
     except (KeyError, ValueError) as err:
         raise ExportError(f"{base}: {err.args[0] if err.args else err}") from err
-    text = fragment_text(loss, slots, base, expected.custom_imports, base_cfg.get("default_scope"), header)
+    text = fragment_text(loss, slots, base, expected.custom_imports, base_cfg.get("default_scope"), header, backbone)
     with open(out, "w", encoding="utf-8") as f:
         f.write(text)
     # Read back as tools/train.py will (importing the registry is left to training).

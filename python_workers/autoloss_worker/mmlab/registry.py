@@ -129,3 +129,4 @@ def self_check(reg: Registration) -> None:
 
 
 REGISTERED = register_all()
+import autoloss_worker.pretrain.resolve  # noqa: E402,F401  the autoloss:// checkpoint scheme (pretrained backbones)

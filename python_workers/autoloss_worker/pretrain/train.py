@@ -11,8 +11,10 @@ loads. Same recipe, same library versions and thread count: the same tensors.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -33,7 +35,8 @@ def build_backbone(library: str, backbone: Mapping[str, Any]) -> nn.Module:
     cfg["init_cfg"] = None
     cfg.pop("pretrained", None)
     module = models.build(cfg)
-    module.init_weights()
+    with contextlib.redirect_stdout(sys.stderr):  # mmengine prints each parameter's init; stdout may carry JSON
+        module.init_weights()
     return module
 
 
@@ -62,8 +65,9 @@ def pretrain_backbone(library: str, backbone: Mapping[str, Any], norm: Normalisa
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(recipe.seed)
         net = build_backbone(library, backbone)
+        net.eval()  # (mmdet's ResNet.train returns None: no chaining)
         with torch.no_grad():
-            channels = [f.shape[1] for f in _levels(net.eval()(images[:1]))]
+            channels = [f.shape[1] for f in _levels(net(images[:1]))]
         head = DenseHead(channels, recipe.num_classes + 1)
     net.train()
     params = [*net.parameters(), *head.parameters()]

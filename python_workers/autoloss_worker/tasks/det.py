@@ -143,7 +143,7 @@ class DetTask(MMLabConfigTask):
         key = (B, seed)
         if key not in self._samples:
             # recorded with every branch in the searched layout (softmax RPN, decoded boxes)
-            records = record_det_samples(self.config, B, seed, layout=baseline_wire())
+            records = record_det_samples(self.rejection_config, B, seed, layout=baseline_wire())
             self._samples[key] = [Sample(raw={n: r.leaf[None] for n, r in record.branches.items()}, target=record)
                                   for record in records]
         return self._samples[key]
@@ -171,7 +171,7 @@ class DetTask(MMLabConfigTask):
     # ------------------------------------------------------------------ proxy training
 
     def proxy_config(self) -> Any:
-        cfg = self.config
+        cfg = super().proxy_config()
         if self.options.val_images > 0:
             cfg = copy.deepcopy(cfg)
             cfg.merge_from_dict({"val_dataloader.dataset.indices": self.options.val_images})

@@ -43,6 +43,10 @@ class MMLabOptions:
     # torch intra-op threads while training (0: leave torch's choice). 1 by default: with two
     # workers on a 2-core machine (make search's default) two threads each ran a step 15x slower.
     threads: int = 1
+    # Proxy training starts from the shapes-pretrained backbone where the config asks for it (the
+    # shipped configs' 'autoloss://shapes-pretrained' placeholder; autoloss_worker.pretrain).
+    # false: random initialisation instead. A config's own checkpoint is loaded either way.
+    pretrained: bool = True
 
 
 def build_config_model(config: Any, seed: int, library: str) -> Any:
@@ -110,14 +114,27 @@ class MMLabConfigTask(Task):
 
         return Config.fromfile(self.options.config)
 
+    @functools.cached_property
+    def rejection_config(self) -> Any:
+        """The config rejection samples predictions from: the shapes-pretrained placeholder
+        dropped, so the network is randomly initialised, as in the paper's protocol (a config's
+        own checkpoint stays)."""
+        from autoloss_worker.pretrain import resolve_pretrained
+
+        return resolve_pretrained(self.config, self.library, enabled=False)
+
     def build_model(self, seed: int) -> Any:
         """The config's model with its own losses, initialised from ``seed`` (proxy training builds
         its model through mmengine's Runner, rejection through the task's sample recorder)."""
-        return build_config_model(self.config, seed, self.library)
+        return build_config_model(self.rejection_config, seed, self.library)
 
     def proxy_config(self) -> Any:
-        """The config proxy training starts from (before the searched losses go in)."""
-        return self.config
+        """The config proxy training starts from (before the searched losses go in): the
+        placeholder backbone checkpoint resolved (built on first load, then cached) or dropped
+        (option ``pretrained``)."""
+        from autoloss_worker.pretrain import resolve_pretrained
+
+        return resolve_pretrained(self.config, self.library, enabled=self.options.pretrained)
 
     def proxy_train(self, loss: Any, seed: int, *, metric: str, budget: int | None = None,
                     progress: Callable[[float], None] | None = None) -> TrainResult:

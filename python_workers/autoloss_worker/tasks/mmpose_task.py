@@ -97,7 +97,7 @@ class MMPoseTask(MMLabConfigTask):
                 Sample(raw={BRANCH: r.heatmaps},
                        target=PoseTarget(heatmaps=r.target, weight=r.weights[..., None, None], keypoints=r.keypoints,
                                          area=r.area, sigmas=r.sigmas))
-                for r in record_pose_samples(self.config, B, seed)
+                for r in record_pose_samples(self.rejection_config, B, seed)
             ]
         return self._samples[key]
 

@@ -79,7 +79,7 @@ class MMSegTask(MMLabConfigTask):
             from autoloss_worker.mmlab.mmseg_samples import record_seg_samples
 
             self._samples[key] = [Sample(raw={BRANCH: r.logits}, target=_target(r.logits, r.labels, r.ignore_index))
-                                  for r in record_seg_samples(self.config, B, seed)]
+                                  for r in record_seg_samples(self.rejection_config, B, seed)]
         return self._samples[key]
 
     def to_loss_inputs(self, branch: str, raw: Tensor, target: SegTarget, *, metric: str) -> dict[str, Tensor]:

@@ -17,9 +17,9 @@ import { printLoss } from "../src/graph/syntax.ts"
 import type { LossGraph } from "../src/graph/types.ts"
 import { toWire } from "../src/graph/wire.ts"
 import { decodeScreen } from "../src/search/pool-evaluator.ts"
-import { taskBranches } from "../src/search/search-run.ts"
+import { taskInfo } from "../src/search/search-run.ts"
 import { staticCheck } from "../src/search/static-check.ts"
-import { runMain } from "../src/workers/runMain.ts"
+import { runMain } from "../src/cli/runMain.ts"
 import { layer, WorkerPool } from "../src/workers/WorkerPool.ts"
 
 const { values } = parseArgs({
@@ -34,7 +34,7 @@ const want = Number(values.want), max = Number(values.max), workers = Number(val
 
 const program = Effect.gen(function* () {
   const pool = yield* WorkerPool
-  const branches = yield* taskBranches({ task, metric: null, options: {} })
+  const { branches } = yield* taskInfo({ task, metric: null, options: {} })
   const rng = new Rng(Number(values.seed))
   const seen = new Set<string>()
   const kept: Array<{ index: number; text: string; score: number }> = []

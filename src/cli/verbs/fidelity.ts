@@ -1,6 +1,6 @@
 /**
  * `autoloss fidelity --task T [--metric M] [--panel FILE] [--seeds 1,2] [--long-factor 5]
- *   [--iterations N] [--options JSON] [--workers N] [--out DIR] [--json]`: how faithfully the task's
+ *   [--iterations N] [--option K=V] [--workers N] [--out DIR] [--json]`: how faithfully the task's
  * proxy ranks losses. Trains every loss of a calibration panel at the proxy budget and at
  * long-factor × its iterations (same recipe otherwise: only the task option `iterations` differs),
  * from each seed, on local workers, and reports per loss the proxy and long scores (mean ± sd) and
@@ -15,30 +15,17 @@ import { join } from "node:path"
 import { Effect, Either } from "effect"
 import { formatSummary, missingCells, planCells, summarise, summaryJson } from "../../fidelity/measure.ts"
 import { defaultPanelPath, loadPanel, type Panel, PanelError } from "../../fidelity/panel.ts"
-import { FidelityStoreError, openFidelityStore } from "../../fidelity/store.ts"
+import { openFidelityStore } from "../../fidelity/store.ts"
+import { toWire } from "../../graph/wire.ts"
 import { renderFidelityPage } from "../../report/fidelity-page.ts"
-import { runMain } from "../../workers/runMain.ts"
-import { WorkerPool } from "../../workers/WorkerPool.ts"
-import { parseFlags, UsageError, withUsage } from "../args.ts"
-import { localPool, parsePositiveInt, parseSeeds, parseTaskOptions, trainOnPool } from "../pool-training.ts"
-
-export const summary = "measure how well a task's proxy ranks a panel of losses against longer training (Kendall τ, top-k, regret)"
-
-const USAGE = "usage: autoloss fidelity --task T [--metric M] [--panel FILE] [--seeds 1,2] [--long-factor 5] [--iterations N]\n" +
-  "         [--options JSON] [--workers N] [--out DIR] [--json]"
-
-const HELP = `${USAGE}
-
-Trains every loss of the panel at the proxy budget (the task's iterations, or --iterations) and at
---long-factor times as many iterations, from each seed, and compares the two rankings.
-  --task T          seg, pose (the native pose task), det, ins, mmpose, mmseg
-  --panel FILE      the losses (default: the task's shipped panel, src/fidelity/panels/T.json)
-  --options JSON    task options shared by every training (iterations is set per budget)
-  --out DIR         run directory (default runs/fidelity-T-<time>); rerun with the same DIR to resume
-  --json            print the summary as JSON (also written to DIR/fidelity.json)
-Statistics: Kendall τ-b and Spearman ρ between the proxy-mean and long-mean rankings; top-k retrieval
-(k = ⌈panel/4⌉: of the k best by the long score, the fraction the proxy also ranks top k); regret
-(best long score minus the long score of the proxy's best). Ties go to the loss listed first.`
+import { decodeTrain } from "../../search/pool-evaluator.ts"
+import { parseSeedList } from "../../search/selection.ts"
+import type { WorkerPoolService } from "../../workers/WorkerPool.ts"
+import { UsageError } from "../args.ts"
+import { OPTION_FLAGS, parseJobOptions, parseWorkerDevices, WORKER_FLAGS } from "../job-flags.ts"
+import { runWithPool } from "../pool-job.ts"
+import { TASK_FLAG, TASK_JOB_FLAGS } from "../task-job.ts"
+import { defineVerb, type VerbOutput } from "../verb.ts"
 
 interface Parsed {
   readonly task: string
@@ -48,51 +35,51 @@ interface Parsed {
   readonly longFactor: number
   readonly iterations: number | undefined
   readonly options: Readonly<Record<string, unknown>>
-  readonly workers: number
   readonly out: string
   readonly json: boolean
 }
 
 const stamp = (): string => new Date().toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15)
 
-const parse = (argv: ReadonlyArray<string>): Parsed | "help" => {
-  const { values, positionals } = parseFlags({
-    args: [...argv],
-    strict: true,
-    allowPositionals: true,
-    options: {
-      task: { type: "string" }, metric: { type: "string" }, panel: { type: "string" }, seeds: { type: "string", default: "1,2" },
-      "long-factor": { type: "string", default: "5" }, iterations: { type: "string" }, options: { type: "string" },
-      workers: { type: "string", default: "2" }, out: { type: "string" }, json: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false }
-    }
-  })
-  if (values.help) return "help"
-  if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`)
-  if (values.task === undefined) throw new UsageError("--task is required")
-  const options = parseTaskOptions(values.options)
-  if ("iterations" in options) throw new UsageError("--options sets iterations per budget itself: use --iterations for the proxy's")
-  const longFactor = parsePositiveInt("--long-factor", values["long-factor"])
-  if (longFactor < 2) throw new UsageError("--long-factor must be at least 2 (the long run must be longer than the proxy)")
-  let panel: Panel
+const positiveInt = (flag: string, text: string): number => {
+  if (!/^[1-9]\d*$/.test(text)) throw new UsageError(`${flag} wants a positive integer, got '${text}'`)
+  return Number(text)
+}
+
+const seedList = (text: string): number[] => {
   try {
-    panel = loadPanel(values.panel ?? defaultPanelPath(values.task), values.task)
+    return parseSeedList("--seeds", text)
+  } catch (e) {
+    throw new UsageError((e as Error).message)
+  }
+}
+
+const panelFor = (file: string | undefined, task: string): Panel => {
+  try {
+    return loadPanel(file ?? defaultPanelPath(task), task)
   } catch (e) {
     if (e instanceof PanelError) throw new UsageError(`--panel: ${e.message}`)
     throw e
   }
-  return {
-    task: values.task, metric: values.metric ?? null, panel, seeds: parseSeeds(values.seeds), longFactor,
-    iterations: values.iterations === undefined ? undefined : parsePositiveInt("--iterations", values.iterations),
-    options, workers: parsePositiveInt("--workers", values.workers),
-    out: values.out ?? join("runs", `fidelity-${values.task}-${stamp()}`), json: values.json
-  }
 }
 
-const say = (line: string) => Effect.sync(() => process.stderr.write(`autoloss fidelity: ${line}\n`))
+/** One proxy training on the pool (`train-loss`, or `baseline` for the panel's baseline entry). */
+const train = (pool: WorkerPoolService, job: {
+  readonly task: string; readonly metric: string; readonly options: Readonly<Record<string, unknown>>
+  readonly seed: number; readonly cell: ReturnType<typeof planCells>[number]; readonly timeoutMs: number
+}) => {
+  const base = { task: job.task, metric: job.metric, options: job.options, seed: job.seed }
+  return pool.submit("train-loss", { ...base, loss: toWire(job.cell.loss.graph) }, { timeoutMs: job.timeoutMs }).pipe(
+    Effect.map((out) => {
+      const r = decodeTrain(out)
+      const elapsed = out["elapsedMs"]
+      return { metrics: r.metrics, invalid: r.invalid, elapsedMs: typeof elapsed === "number" ? elapsed : NaN }
+    })
+  )
+}
 
-const program = (p: Parsed) => Effect.gen(function* () {
-  const pool = yield* WorkerPool
+const program = (p: Parsed, io: VerbOutput) => (pool: WorkerPoolService) => Effect.gen(function* () {
+  const say = (line: string) => Effect.sync(() => io.stderr(`autoloss fidelity: ${line}\n`))
   const info = yield* pool.submit("task-info", { task: p.task, metric: p.metric, options: p.options })
   const metric = String(info["metric"])
   const proxyIterations = p.iterations ?? Number(info["iterations"])
@@ -110,8 +97,8 @@ const program = (p: Parsed) => Effect.gen(function* () {
     `${cells.length - todo.length} of ${cells.length} trainings already stored in ${store.path}, ${todo.length} to train`)
   let done = 0
   const results = yield* Effect.forEach(todo, (cell) =>
-    trainOnPool({
-      task: p.task, metric, options: { ...p.options, iterations: cell.iterations }, seed: cell.seed, loss: cell.loss.graph,
+    train(pool, {
+      task: p.task, metric, options: { ...p.options, iterations: cell.iterations }, seed: cell.seed, cell,
       // a long training takes long-factor times the proxy's time; the pool's default would cut it
       timeoutMs: 3_600_000 * (cell.budget === "long" ? p.longFactor : 1)
     }).pipe(
@@ -133,21 +120,46 @@ const program = (p: Parsed) => Effect.gen(function* () {
   const json = { ...summaryJson(p.task, s), panel_file: p.panel.path, long_factor: p.longFactor, options: p.options, trained_now: todo.length, out: p.out }
   writeFileSync(join(p.out, "fidelity.json"), JSON.stringify(json, null, 2) + "\n")
   writeFileSync(join(p.out, "fidelity.html"), renderFidelityPage(p.task, s))
-  process.stdout.write(p.json ? JSON.stringify(json, null, 2) + "\n" : formatSummary(s) + `\n(written: ${join(p.out, "fidelity.json")}, ${join(p.out, "fidelity.html")})\n`)
-}).pipe(Effect.scoped, Effect.provide(localPool(p.workers)))
+  io.stdout(p.json ? JSON.stringify(json, null, 2) + "\n" : formatSummary(s) + `\n(written: ${join(p.out, "fidelity.json")}, ${join(p.out, "fidelity.html")})\n`)
+}).pipe(Effect.scoped)
 
-export const run = (argv: ReadonlyArray<string>): Promise<number> => withUsage("fidelity", USAGE, async () => {
-  const parsed = parse(argv)
-  if (parsed === "help") {
-    process.stdout.write(HELP + "\n")
-    return 0
+export const { spec, summary, run } = defineVerb({
+  name: "fidelity",
+  summary: "measure how well a task's proxy ranks a panel of losses against longer training (Kendall τ, top-k, regret)",
+  flags: {
+    ...TASK_FLAG,
+    metric: TASK_JOB_FLAGS.metric,
+    panel: { type: "string", value: "FILE", help: "the calibration panel (JSON: {task, losses: [{name, origin, loss}]})", defaultText: "the task's shipped panel, src/fidelity/panels/T.json" },
+    seeds: { type: "string", default: "1,2", value: "S,S,...", help: "seeds every loss is trained from at both budgets" },
+    "long-factor": { type: "string", default: "5", value: "F", help: "the long budget is F times the proxy's iterations (F ≥ 2)" },
+    iterations: { type: "string", value: "N", help: "the proxy's iterations", defaultText: "the task's (or --option iterations is refused: set it here)" },
+    ...WORKER_FLAGS,
+    ...OPTION_FLAGS,
+    out: { type: "string", value: "DIR", help: "run directory; rerun with the same DIR to resume", defaultText: "runs/fidelity-T-<time>" },
+    json: { type: "boolean", default: false, help: "print the summary as JSON (also written to DIR/fidelity.json)" }
+  },
+  description: `
+Trains every loss of the panel at the proxy budget (the task's iterations, or --iterations) and at
+--long-factor times as many iterations, from each seed, on local workers, and compares the two
+rankings: Kendall τ-b and Spearman ρ between the proxy-mean and long-mean rankings; top-k retrieval
+(k = ⌈panel/4⌉: of the k best by the long score, the fraction the proxy also ranks top k); regret
+(best long score minus the long score of the proxy's best). Ties go to the loss listed first.
+Every finished training is stored in DIR/fidelity.db at once: rerun after an interruption and only
+the missing trainings run. Writes DIR/fidelity.json and DIR/fidelity.html.
+Exit: 0 done, 1 a training or the store failed, 2 usage error.`,
+  examples: [
+    "autoloss fidelity --task seg --seeds 1 --long-factor 3 --workers 2 --out runs/fid-seg",
+    "autoloss fidelity --task pose --panel my-panel.json --iterations 100 --option threads=1 --json"
+  ]
+}, async ({ values }, io) => {
+  const options = parseJobOptions(values)
+  if ("iterations" in options) throw new UsageError("--option/--options set iterations per budget themselves: use --iterations for the proxy's")
+  const longFactor = positiveInt("--long-factor", values["long-factor"])
+  if (longFactor < 2) throw new UsageError("--long-factor must be at least 2 (the long run must be longer than the proxy)")
+  const parsed: Parsed = {
+    task: values.task, metric: values.metric ?? null, panel: panelFor(values.panel, values.task), seeds: seedList(values.seeds), longFactor,
+    iterations: values.iterations === undefined ? undefined : positiveInt("--iterations", values.iterations),
+    options, out: values.out ?? join("runs", `fidelity-${values.task}-${stamp()}`), json: values.json
   }
-  let failed = false
-  const code = await runMain(program(parsed).pipe(
-    Effect.catchAll((e) => Effect.sync(() => {
-      failed = true
-      process.stderr.write(`autoloss fidelity: ${e instanceof FidelityStoreError ? e.message : (e as Error).message}\n`)
-    }))
-  ))
-  return failed ? 1 : code
+  return runWithPool("fidelity", parseWorkerDevices(values, 2), program(parsed, io), io)
 })

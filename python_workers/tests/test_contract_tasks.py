@@ -26,10 +26,11 @@ torch.set_num_threads(1)
 CHEAP: dict[str, tuple[dict[str, Any], str | None]] = {
     "seg": (dict(train_images=32, eval_images=8, threads=1, rejection_size=16), None),
     "pose": (dict(train_images=24, eval_images=8, threads=1), None),
-    "det": ({}, "mmdet"),
-    "ins": ({}, "mmdet"),
-    "mmseg": ({}, "mmseg"),
-    "mmpose": ({}, "mmpose"),
+    # random initialisation: a shapes-pretrained backbone would be built (minutes) on first use
+    "det": (dict(pretrained=False), "mmdet"),
+    "ins": (dict(pretrained=False), "mmdet"),
+    "mmseg": (dict(pretrained=False), "mmseg"),
+    "mmpose": (dict(pretrained=False), "mmpose"),
 }
 GT_LOGIT = 10.0
 # A loss that is NaN at the first step on every kind: exp(exp(·)) overflows (inv(0) = 1e12 where

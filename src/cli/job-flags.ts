@@ -4,6 +4,7 @@
  * (`--option KEY=VALUE`, repeatable; `--options JSON` is the same map at once).
  */
 import { parseOptionPairs } from "../search/run-config.ts"
+import { parseSeedList } from "../search/selection.ts"
 import { DEVICE_PATTERN } from "../workers/internal/localWorkers.ts"
 import { UsageError } from "./args.ts"
 import type { FlagSpec } from "./verb.ts"
@@ -12,6 +13,15 @@ import type { FlagSpec } from "./verb.ts"
 export const parseDevice = (flag: string, text: string): string => {
   if (!DEVICE_PATTERN.test(text)) throw new UsageError(`${flag} wants cpu or cuda:N entries, got '${text}'`)
   return text
+}
+
+/** `--seeds 1,2,3` (or `--holdout-seeds`): distinct non-negative integers, or a `UsageError` naming the flag. */
+export const parseSeedsFlag = (flag: string, text: string): number[] => {
+  try {
+    return parseSeedList(flag, text)
+  } catch (e) {
+    throw new UsageError((e as Error).message)
+  }
 }
 
 export const WORKER_FLAGS = {

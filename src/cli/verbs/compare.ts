@@ -9,8 +9,7 @@ import { toWire } from "../../graph/wire.ts"
 import { compareRuns, formatComparison, type SeedRun } from "../../report/compare.ts"
 import { decodeTrain } from "../../search/pool-evaluator.ts"
 import type { WorkerPoolService } from "../../workers/WorkerPool.ts"
-import { UsageError } from "../args.ts"
-import { OPTION_FLAGS, parseJobOptions, parseWorkerDevices, WORKER_FLAGS } from "../job-flags.ts"
+import { OPTION_FLAGS, parseJobOptions, parseSeedsFlag, parseWorkerDevices, WORKER_FLAGS } from "../job-flags.ts"
 import { runWithPool } from "../pool-job.ts"
 import { LOSS_FLAG, parseExpression, TASK_FLAG, TASK_JOB_FLAGS } from "../task-job.ts"
 import { defineVerb, type VerbOutput } from "../verb.ts"
@@ -84,9 +83,7 @@ task, metric or option).`,
     'autoloss compare --task seg --loss "neg(mul(y_hat, y))" --against "neg(mul(y, log(y_hat)))" --option iterations=200 --json'
   ]
 }, async ({ values }, io) => {
-  if (!/^\d+(,\d+)*$/.test(values.seeds)) throw new UsageError(`--seeds wants comma-separated non-negative integers, got '${values.seeds}'`)
-  const seeds = values.seeds.split(",").map(Number)
-  if (new Set(seeds).size !== seeds.length) throw new UsageError(`--seeds repeats a seed: '${values.seeds}'`)
+  const seeds = parseSeedsFlag("--seeds", values.seeds)
   const parsed: Parsed = {
     task: values.task,
     metric: values.metric ?? null,

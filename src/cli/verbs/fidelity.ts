@@ -19,10 +19,9 @@ import { openFidelityStore } from "../../fidelity/store.ts"
 import { toWire } from "../../graph/wire.ts"
 import { renderFidelityPage } from "../../report/fidelity-page.ts"
 import { decodeTrain } from "../../search/pool-evaluator.ts"
-import { parseSeedList } from "../../search/selection.ts"
 import type { WorkerPoolService } from "../../workers/WorkerPool.ts"
 import { UsageError } from "../args.ts"
-import { OPTION_FLAGS, parseJobOptions, parseWorkerDevices, WORKER_FLAGS } from "../job-flags.ts"
+import { OPTION_FLAGS, parseJobOptions, parseSeedsFlag, parseWorkerDevices, WORKER_FLAGS } from "../job-flags.ts"
 import { runWithPool } from "../pool-job.ts"
 import { TASK_FLAG, TASK_JOB_FLAGS } from "../task-job.ts"
 import { defineVerb, type VerbOutput } from "../verb.ts"
@@ -44,14 +43,6 @@ const stamp = (): string => new Date().toISOString().replace(/[-:]/g, "").replac
 const positiveInt = (flag: string, text: string): number => {
   if (!/^[1-9]\d*$/.test(text)) throw new UsageError(`${flag} wants a positive integer, got '${text}'`)
   return Number(text)
-}
-
-const seedList = (text: string): number[] => {
-  try {
-    return parseSeedList("--seeds", text)
-  } catch (e) {
-    throw new UsageError((e as Error).message)
-  }
 }
 
 const panelFor = (file: string | undefined, task: string): Panel => {
@@ -157,7 +148,7 @@ Exit: 0 done, 1 a training or the store failed, 2 usage error.`,
   const longFactor = positiveInt("--long-factor", values["long-factor"])
   if (longFactor < 2) throw new UsageError("--long-factor must be at least 2 (the long run must be longer than the proxy)")
   const parsed: Parsed = {
-    task: values.task, metric: values.metric ?? null, panel: panelFor(values.panel, values.task), seeds: seedList(values.seeds), longFactor,
+    task: values.task, metric: values.metric ?? null, panel: panelFor(values.panel, values.task), seeds: parseSeedsFlag("--seeds", values.seeds), longFactor,
     iterations: values.iterations === undefined ? undefined : positiveInt("--iterations", values.iterations),
     options, out: values.out ?? join("runs", `fidelity-${values.task}-${stamp()}`), json: values.json
   }

@@ -9,8 +9,8 @@ import { checkRunConfig, DEFAULT_RUN, type RunConfig, type SchedulerName } from 
 import { searchProgram, writeRunFile } from "../../search/search-run.ts"
 import type { EquivalenceMode } from "../../search/equivalence.ts"
 import { UsageError } from "../args.ts"
-import { CONNECT_FLAG, OPTION_FLAGS, parseConnect, parseJobOptions, parseWorkerDevices, WORKER_FLAGS } from "../job-flags.ts"
-import { DEFAULT_SELECTION, parseSeedList } from "../../search/selection.ts"
+import { CONNECT_FLAG, OPTION_FLAGS, parseConnect, parseJobOptions, parseSeedsFlag, parseWorkerDevices, WORKER_FLAGS } from "../job-flags.ts"
+import { DEFAULT_SELECTION } from "../../search/selection.ts"
 import { makeSink } from "../progress.ts"
 import { printSummary } from "../summary.ts"
 import { TASKS_HELP } from "../task-job.ts"
@@ -20,14 +20,6 @@ const intFlag = (name: string, v: string | undefined, fallback: number): number 
   if (v === undefined) return fallback
   if (!/^\d+$/.test(v)) throw new UsageError(`--${name} wants a non-negative integer, got '${v}'`)
   return Number(v)
-}
-
-const seedList = (flag: string, text: string): number[] => {
-  try {
-    return parseSeedList(flag, text)
-  } catch (e) {
-    throw new UsageError((e as Error).message)
-  }
 }
 
 export const { spec, summary, run } = defineVerb({
@@ -87,7 +79,7 @@ Exit: 0 done, 1 failed (message printed), 2 usage error; 130/143 after SIGINT/SI
     options: parseJobOptions(values),
     selection: {
       top: intFlag("select-top", values["select-top"], DEFAULT_SELECTION.top),
-      seeds: values["holdout-seeds"] === undefined ? DEFAULT_SELECTION.seeds : seedList("--holdout-seeds", values["holdout-seeds"]),
+      seeds: values["holdout-seeds"] === undefined ? DEFAULT_SELECTION.seeds : parseSeedsFlag("--holdout-seeds", values["holdout-seeds"]),
       iterations: values["select-iterations"] === undefined ? DEFAULT_SELECTION.iterations : intFlag("select-iterations", values["select-iterations"], 0)
     }
   }

@@ -163,7 +163,13 @@ t.test("1,000 jobs while workers are SIGKILLed: every job gets exactly one resul
   t.ok(after.redispatched > before.redispatched, "some in-flight jobs were re-dispatched")
 })
 
+/** Resolves once `n` workers are registered: a worker killed by an earlier test restarts with backoff. */
+const untilWorkers = async (n: number): Promise<void> => {
+  while ((await run(pool.workers)).length < n) await new Promise((r) => setTimeout(r, 10))
+}
+
 t.test("a hello with another protocol version is refused naming both versions", async (t) => {
+  await untilWorkers(2)
   const dealer = new Dealer({ linger: 0 })
   dealer.connect(pool.endpoint)
   try {
@@ -200,6 +206,7 @@ t.test("a hello with another protocol version is refused naming both versions", 
 })
 
 t.test("closing the scope cancels running jobs, stops every local worker and removes the socket directory", async (t) => {
+  await untilWorkers(2)
   const pids = (await run(pool.workers)).flatMap((w) => (w.pid !== undefined ? [w.pid] : []))
   t.equal(pids.length, 2)
   const socketPath = pool.endpoint.replace(/^ipc:\/\//, "")

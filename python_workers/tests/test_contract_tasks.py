@@ -91,17 +91,40 @@ def test_samples_hold_every_branch_and_inputs_of_the_kinds_shape(task: Task):
             assert torch.allclose(joint[key], torch.cat([d[key] for d in per_sample]), rtol=1e-12, atol=0), (branch, key)
 
 
-def test_ground_truth_scores_one_and_recorded_predictions_score_in_range(task: Task, request: pytest.FixtureRequest):
-    if task.name == "mmpose":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "mmpose: its codec decodes the target heatmaps to the heatmap grid; on the shipped data a sample "
-            "then scores OKS AP 0.6 (seen here): the target heatmaps do not reach ξ = 1 (the task has no "
-            "ground_truth_raw)")))
+def test_ground_truth_scores_one_and_recorded_predictions_score_in_range(task: Task):
     for s in task.rejection_samples(5, 0):
         gt = {b: ground_truth(task, b, s) for b in task.branches}
         assert task.sample_metric(gt, s.target, task.default_metric) == pytest.approx(1.0, abs=1e-5)
         for metric in task.metrics:
             assert 0.0 <= task.sample_metric(s.raw, s.target, metric) <= 1.0
+
+
+def test_declared_fast_paths_equal_the_tasks_own_functions(task: Task):
+    """``softmax_dense_inputs`` and ``confusion_metrics`` let the protocol bypass ``to_loss_inputs``
+    and ``sample_metric``; where a task declares them, the bypass must give the task's own numbers
+    (on perturbed predictions of every sample, several rows at once)."""
+    from autoloss_worker.fastreject.metrics import exact_gain, metric_gain
+
+    assert task.confusion_metrics <= {"miou", "fwiou", "gacc", "macc"} and task.confusion_metrics <= set(task.metrics)
+    if task.softmax_dense_inputs or task.confusion_metrics:
+        assert len(task.branches) == 1 and task.stackable_samples, "the fast paths stack one dense branch"
+    samples = task.rejection_samples(5, 0)
+    (branch,) = task.branches if len(task.branches) == 1 else (None,)
+    generator = torch.Generator().manual_seed(0)
+    for metric in task.metrics:
+        if task.softmax_dense_inputs:
+            for s in samples:
+                raw = s.raw[branch] + torch.randn(s.raw[branch].shape, generator=generator, dtype=s.raw[branch].dtype)
+                own = task.to_loss_inputs(branch, raw, s.target, metric=metric)
+                assert set(own) - {"one"} == {"y_hat", "y"}
+                torch.testing.assert_close(own["y_hat"], torch.softmax(raw, dim=1), rtol=0, atol=0)
+                torch.testing.assert_close(own["y"], s.target.y[metric], rtol=0, atol=0)
+        if metric in task.confusion_metrics:
+            raw = torch.stack([s.raw[branch][0] for s in samples])[None]  # (1, B, C, H, W)
+            rows = raw + 3 * torch.randn((4, *raw.shape[1:]), generator=generator, dtype=raw.dtype)
+            before = [task.sample_metric(s.raw, s.target, metric) for s in samples]
+            assert metric_gain(task, branch, rows, samples, metric, before) == pytest.approx(
+                exact_gain(task, branch, rows, samples, metric, before), abs=1e-12)
 
 
 def test_baseline_passes_rejection_at_the_papers_constants(task: Task):

@@ -26,7 +26,6 @@ from torch import Tensor
 from autoloss_worker.graph import Tree
 from autoloss_worker.tasks.base import Sample, Task
 from autoloss_worker.tasks.losses import WEIGHT_KEY, BranchLoss, branch_output
-from autoloss_worker.tasks.seg import SegTask
 
 from . import levels
 from .closed import ClosedForm
@@ -45,8 +44,8 @@ def _stacked_inputs(
     """Loss inputs for all rows: key -> (K, B, C, H, W), plus ``one``. Inputs that do not depend on
     the predictions (targets) are stacked once and reused (``constant``, keyed by K)."""
     K = P.shape[0]
-    if type(task) is SegTask:
-        # SegTask.to_loss_inputs for all rows at once: y_hat = softmax over C, y = the target.
+    if task.softmax_dense_inputs:
+        # to_loss_inputs for all rows at once: y_hat = softmax over C, y = the target.
         y = constant.get("y")
         if y is None or y.shape[0] != K:
             y = constant["y"] = torch.stack([s.target.y[metric].expand(K, *s.target.y[metric].shape[1:]) for s in samples],
@@ -174,7 +173,7 @@ class Closed:
     def __init__(self, task: Task, branch: str, samples: Sequence[Sample], metric: str, dtype: torch.dtype,
                  trees: Sequence[Tree]) -> None:
         self.task, self.branch, self.samples, self.metric, self.dtype, self.trees = task, branch, samples, metric, dtype, trees
-        self.seg = type(task) is SegTask
+        self.seg = task.softmax_dense_inputs
         self.constant: dict[str, Tensor] = {}
         self.engine: ClosedForm | None = None
 

@@ -1,7 +1,7 @@
 """g for many candidates at once, on the predictions' device.
 
 ``gains(..., exact=False)`` is the protocol's g for every row of P (blocks, see ``core.py``). For
-the seg task's region metrics (mIoU, FWIoU, gAcc, mAcc) on stacked samples it builds all K·B
+a task's ``confusion_metrics`` (seg's region metrics: mIoU, FWIoU, gAcc, mAcc) on stacked samples it builds all K·B
 confusion matrices with one ``bincount`` and evaluates ``metrics.segmentation.region_metrics`` in
 torch (float64, same formulas; the sums run in another order, so values may differ from numpy's in
 the last bits). Every other task/metric, and ``exact=True``, goes through the task's own
@@ -19,9 +19,6 @@ from torch import Tensor
 
 from autoloss_worker.rejection import with_ground_truth
 from autoloss_worker.tasks.base import Sample, Task
-from autoloss_worker.tasks.seg import SegTask
-
-REGION = frozenset({"miou", "fwiou", "gacc", "macc"})
 
 Blocks = Sequence[Tensor]
 
@@ -70,7 +67,7 @@ def _region(cm: Tensor, metric: str) -> Tensor:
 
 
 def _vectorised(task: Task, P: Blocks, samples: Sequence[Sample], metric: str) -> bool:
-    return type(task) is SegTask and metric in REGION and len(task.branches) == 1 and len(P) == 1
+    return metric in task.confusion_metrics and len(task.branches) == 1 and len(P) == 1
 
 
 def gains(task: Task, branch: str, P: Blocks, samples: Sequence[Sample], metric: str, before: Sequence[float],

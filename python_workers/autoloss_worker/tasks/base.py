@@ -84,6 +84,14 @@ class Task(ABC):
     #: of K candidates into one (K, B, ...) tensor and may use the vectorised engines (``closed``,
     #: ``levels``). False (det: anchors and RoIs per image vary): B tensors (K, 1, ...), engine ``tree``.
     stackable_samples: bool = True
+    #: The (single) dense branch's loss inputs are exactly ``y_hat = softmax(raw, dim=1)`` and
+    #: ``y = target.y[metric]`` (seg): engine ``closed`` then builds them for all rows without
+    #: autograd and pulls adjoints back with the softmax kernel. The contract suite checks the claim.
+    softmax_dense_inputs: bool = False
+    #: Metrics (among ``miou``, ``fwiou``, ``gacc``, ``macc``) whose ξ is a function of the confusion
+    #: matrix of ``argmax(raw, dim=1)`` against ``target.labels`` over ``raw.shape[1]`` classes (seg's
+    #: region metrics): the protocol scores all rows with one ``bincount`` (``fastreject/metrics.py``).
+    confusion_metrics: frozenset[str] = frozenset()
     # Multi-branch: a task with more than one entry in ``branches`` implements ``ground_truth_raw``
     # (the protocol sets the branches not being checked to it); a single-branch task need not.
 

@@ -16,10 +16,18 @@ Loss rejection (the generic protocol; samples from ``mmlab.mmpose_samples``): on
 training instance through the config's training pipeline, its raw prediction the heatmaps
 (1, K, h, w) that ``head.loss`` gets; the loss inputs weight each joint by its keypoint weight.
 ξ of a sample is COCO keypoint AP of that one instance, computed as the evaluator does: the
-heatmaps decoded by the config's codec (``head.decoder``), OKS with the dataset's sigmas against
-the labelled joints, AP = the share of the 10 OKS thresholds cleared (one ground truth, one
-prediction). It is evaluated in the crop's coordinates, which is exact for OKS (see
-``mmpose_samples``). Crops share one size, so the batched fast path applies.
+heatmaps decoded by the config's codec (``head.decoder``), OKS with the dataset's sigmas, AP = the
+share of the 10 OKS thresholds cleared (one ground truth, one prediction). It is evaluated in the
+crop's coordinates, which is exact for OKS (see ``mmpose_samples``). Crops share one size, so the
+batched fast path applies.
+
+One deviation, so that ξ = 1 at the ground truth as the protocol requires: the OKS reference is
+the labelled joints *as the target heatmaps encode them* (the codec's decoding of the target), not
+the labelled joints themselves. A heatmap codec places a joint only on its grid (the shipped
+config: 16×16 for a 64×64 crop, quarter-cell refinement), and against the labelled joints the
+target heatmaps themselves scored OKS AP 0.6 on a shipped sample: ξ would then measure the codec's
+resolution rather than how well a loss pulls the prediction to its target. The visibility of each
+joint is the labelled one; the proxy training's metric is the evaluator's, unchanged.
 """
 from __future__ import annotations
 
@@ -56,7 +64,7 @@ class PoseTarget:
 
     heatmaps: Tensor  # (1, K, h, w)
     weight: Tensor  # (1, K, 1, 1) keypoint weights
-    keypoints: np.ndarray  # (K, 3): x, y, labelled (0/1)
+    keypoints: np.ndarray  # (K, 3): x, y as the target heatmaps encode them, labelled (0/1)
     area: float
     sigmas: np.ndarray  # (K,)
 
@@ -95,11 +103,18 @@ class MMPoseTask(MMLabConfigTask):
 
             self._samples[key] = [
                 Sample(raw={BRANCH: r.heatmaps},
-                       target=PoseTarget(heatmaps=r.target, weight=r.weights[..., None, None], keypoints=r.keypoints,
-                                         area=r.area, sigmas=r.sigmas))
+                       target=PoseTarget(heatmaps=r.target, weight=r.weights[..., None, None],
+                                         keypoints=self._encoded_joints(r.target, r.keypoints), area=r.area,
+                                         sigmas=r.sigmas))
                 for r in record_pose_samples(self.rejection_config, B, seed)
             ]
         return self._samples[key]
+
+    def _encoded_joints(self, target_heatmaps: Tensor, labelled: np.ndarray) -> np.ndarray:
+        """The labelled joints (K, 3) as the target heatmaps encode them: x, y decoded by the codec
+        (see the module docstring), the labelled flag kept."""
+        xy, _ = self.codec.decode(target_heatmaps[0].detach().cpu().float().numpy())  # (1, K, 2)
+        return np.concatenate([xy[0].astype(np.float64), labelled[:, 2:3]], axis=1)
 
     def to_loss_inputs(self, branch: str, raw: Tensor, target: PoseTarget, *, metric: str) -> dict[str, Tensor]:
         return {"y_hat": raw, "y": target.heatmaps, WEIGHT_KEY: target.weight}

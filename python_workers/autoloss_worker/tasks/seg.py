@@ -153,6 +153,9 @@ class SegTask(Task):
     baseline_loss = {"v": 1, "branches": [{"name": BRANCH, "kind": DENSE, "inputs": ["y_hat", "y", "one"],
                                            "tree": ["neg", ["mul", "y", ["log", "y_hat"]]]}]}
 
+    softmax_dense_inputs = True  # to_loss_inputs below
+    confusion_metrics = frozenset(SEG_METRICS) - BOUNDARY_METRICS
+
     def __init__(self, **options: Any) -> None:
         self.options = parse_options(SegOptions, options)
         self.classes = self.options.num_classes + 1

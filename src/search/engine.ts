@@ -29,18 +29,23 @@
  * that was in flight at the kill is evaluated once more, and the stored checkpoint is compared
  * with the replayed one when the replay passes it (a mismatch means the code or the seed changed).
  * Replay costs only proposal generation (fast next to any screening).
+ *
+ * Every decision above (branch owners, reuse, counters, cursors, the verdict records, the best
+ * outcome) is made by the pure `EngineLedger` (`ledger.ts`, unit-tested without fibers); this file
+ * keeps the fibers, Deferreds, and the store, evaluator and scheduler calls.
  */
 import { Clock, Data, Deferred, Effect, type Scope } from "effect"
-import { hashBranch, hashLoss } from "../graph/canonical.ts"
+import { hashLoss } from "../graph/canonical.ts"
 import { printLoss } from "../graph/syntax.ts"
 import type { LossGraph } from "../graph/types.ts"
 import { toWire } from "../graph/wire.ts"
 import { type Checkpoint, type Counters, Store, stableJson } from "../store/Store.ts"
 import { StoreError } from "../store/StoreError.ts"
-import { DEFAULT_EQUIVALENCE_MODE, type EquivalenceMode, equivalenceKey } from "./equivalence.ts"
-import { type BranchScreen, type Candidate, Evaluator, type EvaluatorError, summariseBranches } from "./evaluator.ts"
-import { DEPENDENCE_ROLES, type DependenceRoles, staticBranchReason } from "./static-check.ts"
-import { type BranchVerdict, type Outcome, type Scheduler, type ScreenVerdict, WAIT, WORST_SCORE } from "./scheduler.ts"
+import { DEFAULT_EQUIVALENCE_MODE, type EquivalenceMode } from "./equivalence.ts"
+import { type BranchScreen, type Candidate, Evaluator, type EvaluatorError } from "./evaluator.ts"
+import { type Best, EngineLedger, ownedBranches, type Planned, type Reuse, type Screened, type SearchCounters } from "./ledger.ts"
+import { type Outcome, type Scheduler, WAIT, WORST_SCORE } from "./scheduler.ts"
+import { DEPENDENCE_ROLES, type DependenceRoles } from "./static-check.ts"
 
 export interface EngineConfig {
   /** Proxy evaluations (trainings started) after which the search stops; the paper uses 500. */
@@ -86,51 +91,11 @@ export class EngineError extends Data.TaggedError("EngineError")<{
 
 export type SearchError = EngineError | EvaluatorError | StoreError
 
-/** Deterministic bookkeeping (equal between an interrupted-and-resumed run and an uninterrupted one). */
-export interface SearchCounters {
-  proposed: number
-  staticRejected: number
-  /** Verdicts copied from an earlier identical loss (no screening job). */
-  duplicateVerdicts: number
-  /** Verdicts that came from the rejection protocol. */
-  screened: number
-  /** Branch verdicts computed by a screening job of the candidate itself... */
-  branchesScreened: number
-  /** ...or taken from an earlier candidate with the same branch (no job). */
-  branchesReused: number
-  rejected: number
-  passed: number
-  admitted: number
-  discarded: number
-  /** Proxy trainings started: what the budget counts. */
-  trained: number
-  duplicateReuses: number
-  equivalentReuses: number
-  invalid: number
-  observed: number
-}
-
-const zeroCounters = (): SearchCounters => ({
-  proposed: 0,
-  staticRejected: 0,
-  duplicateVerdicts: 0,
-  screened: 0,
-  branchesScreened: 0,
-  branchesReused: 0,
-  rejected: 0,
-  passed: 0,
-  admitted: 0,
-  discarded: 0,
-  trained: 0,
-  duplicateReuses: 0,
-  equivalentReuses: 0,
-  invalid: 0,
-  observed: 0
-})
+export type { SearchCounters } from "./ledger.ts"
 
 export interface SearchResult {
   readonly counters: SearchCounters
-  readonly best: { readonly id: number; readonly score: number; readonly text: string } | null
+  readonly best: Best | null
   /** Whether the store already held this run (a resume). */
   readonly resumed: boolean
   /** Evaluator calls made by this process (the rest were served from the store). */
@@ -144,18 +109,6 @@ export interface SearchOptions {
   readonly roles?: Readonly<Record<string, DependenceRoles>>
 }
 
-interface Screened {
-  readonly verdict: ScreenVerdict
-  readonly key: string | null
-  /** The protocol's verdict over the screened (not statically rejected) branches, for the store. */
-  readonly summary: BranchScreen | null
-}
-
-/** How one branch of a proposal gets its verdict: statically, or from the job of `owner`. */
-type BranchPlan =
-  | { readonly name: string; readonly staticReason: string }
-  | { readonly name: string; readonly owner: number }
-
 interface Trained {
   readonly score: number
   readonly invalid: boolean
@@ -165,11 +118,9 @@ interface Trained {
 
 interface Live {
   readonly candidate: Candidate
-  readonly duplicateOf: number | null
+  readonly planned: Planned
   /** The stored run finished without needing this verdict; replaying it must not need it either. */
   readonly abandoned: boolean
-  /** Empty when the scheduler needs no rejection. */
-  readonly plan: ReadonlyArray<BranchPlan>
   /** The branch verdicts of this candidate's own screening job (branches it owns). */
   readonly owned: Deferred.Deferred<Readonly<Record<string, BranchScreen>>, SearchError>
   readonly screened: Deferred.Deferred<Screened, SearchError>
@@ -201,27 +152,18 @@ export const runSearch = (
 ): Effect.Effect<SearchResult, SearchError, Store | Evaluator> =>
   Effect.gen(function* () {
     const config = yield* checkConfig({ ...DEFAULT_ENGINE_CONFIG, ...options.config })
-    const roles = options.roles ?? DEPENDENCE_ROLES
     const store = yield* Store
     const evaluator = yield* Evaluator
     const { resumed } = yield* store.openRun({ scheduler: scheduler.name, flags: scheduler.flags, engine: config, run: options.run ?? null })
     const prior = yield* store.checkpoint()
     const trainSlots = yield* Effect.makeSemaphore(config.trainConcurrency)
-    const flags = scheduler.flags
-
-    const counters = zeroCounters()
+    const ledger = new EngineLedger(scheduler.flags, {
+      budget: config.budget,
+      equivalence: config.equivalence,
+      roles: options.roles ?? DEPENDENCE_ROLES
+    })
     const calls = { screen: 0, train: 0 }
     const live = new Map<number, Live>()
-    const firstByHash = new Map<string, number>()
-    /** `name/hash` of a branch → the candidate whose job screens it. */
-    const branchOwner = new Map<string, number>()
-    const firstAdmittedByHash = new Map<string, number>()
-    const firstAdmittedByKey = new Map<string, number>()
-    const admittedIds: number[] = []
-    let nextId = 0
-    let screenCursor = 0
-    let trainCursor = 0
-    let best: SearchResult["best"] = null
 
     const liveOf = (id: number): Live => {
       const l = live.get(id)
@@ -234,9 +176,7 @@ export const runSearch = (
         const value = yield* eff
         return { value, elapsedMs: (yield* Clock.currentTimeMillis) - start }
       })
-    const budgetSpent = () => counters.trained >= config.budget
-    const engineState = () => ({ nextId, screenCursor, trainCursor, counters: { ...counters }, best })
-    const storedCounters = (): Counters => ({ ...counters })
+    const storedCounters = (): Counters => ({ ...ledger.counters })
 
     // ---- stages run in their own fibers; results go through the candidate's Deferreds ----
 
@@ -244,7 +184,7 @@ export const runSearch = (
     const ownStage = (l: Live): Effect.Effect<Readonly<Record<string, BranchScreen>>, SearchError> =>
       Effect.gen(function* () {
         const c = l.candidate
-        const mine = l.plan.flatMap((p) => ("owner" in p && p.owner === c.id ? [p.name] : []))
+        const mine = ownedBranches(l.planned)
         if (mine.length === 0) return {}
         let stored = yield* store.screenResult(c.id)
         if (stored === undefined && l.abandoned) {
@@ -268,33 +208,15 @@ export const runSearch = (
         return results
       })
 
+    /** Awaits the jobs that screen `l`'s branches (its own and earlier owners'), then judges. */
     const screenStage = (l: Live): Effect.Effect<Screened, SearchError> =>
       Effect.gen(function* () {
         yield* Deferred.complete(l.owned, ownStage(l))
-        if (!flags.needsRejection) return { verdict: { kind: "unscreened" }, key: null, summary: null }
-        const branches: Record<string, BranchVerdict> = {}
-        const screened: BranchScreen[] = []
-        for (const p of l.plan) {
-          if ("staticReason" in p) {
-            branches[p.name] = { kind: "static_rejected", reason: p.staticReason }
-            continue
-          }
-          const r = (yield* Deferred.await(liveOf(p.owner).owned))[p.name]!
-          screened.push(r)
-          branches[p.name] = r.passed && !r.invalid
-            ? { kind: "passed", score: r.score }
-            : { kind: "rejected", score: r.score, invalid: r.invalid }
+        const results: Record<string, BranchScreen> = {}
+        for (const p of l.planned.plan) {
+          if ("owner" in p) results[p.name] = (yield* Deferred.await(liveOf(p.owner).owned))[p.name]!
         }
-        const summary = screened.length > 0 ? summariseBranches(screened) : null
-        const firstStatic = l.plan.find((p) => "staticReason" in p)
-        if (firstStatic !== undefined && "staticReason" in firstStatic) {
-          const reason = `branch '${firstStatic.name}' ${firstStatic.staticReason}`
-          return { verdict: { kind: "static_rejected", branch: firstStatic.name, reason, branches }, key: null, summary }
-        }
-        const r = summary!
-        if (!r.passed || r.invalid) return { verdict: { kind: "rejected", score: r.score, invalid: r.invalid, branches }, key: null, summary }
-        const key = flags.useEquivalence ? equivalenceKey(r, config.equivalence) : null
-        return { verdict: { kind: "passed", score: r.score, branches }, key, summary }
+        return ledger.screened(l.planned, results)
       })
 
     const trainStage = (l: Live): Effect.Effect<Trained, SearchError> =>
@@ -312,7 +234,7 @@ export const runSearch = (
         return { score: invalid ? WORST_SCORE : r.target, invalid, reused: "no", reusedFrom: null }
       })
 
-    const reuseStage = (from: number, kind: "duplicate" | "equivalent"): Effect.Effect<Trained, SearchError> =>
+    const reuseStage = ({ from, kind }: Reuse): Effect.Effect<Trained, SearchError> =>
       Effect.gen(function* () {
         const source = liveOf(from).trained
         if (source === undefined) throw new Error(`engine invariant: reuse source ${from} was never admitted`)
@@ -324,27 +246,12 @@ export const runSearch = (
 
     const propose = (scope: Scope.Scope) =>
       Effect.gen(function* () {
-        const id = nextId
+        const id = ledger.nextId
         const p = yield* call(`propose(${id})`, () => scheduler.propose({ id }))
         if (p === WAIT) return false
         const graph: LossGraph = p.graph
         const candidate: Candidate = { id, graph, hash: hashLoss(graph), text: printLoss(graph) }
-        const duplicateOf = firstByHash.get(candidate.hash) ?? null
-        if (duplicateOf === null) firstByHash.set(candidate.hash, id)
-        const plan: BranchPlan[] = []
-        if (flags.needsRejection) {
-          for (const b of graph.branches) {
-            const staticReason = staticBranchReason(b, roles)
-            if (staticReason !== undefined) {
-              plan.push({ name: b.name, staticReason })
-              continue
-            }
-            const key = `${b.name}/${hashBranch(b)}`
-            const owner = flags.reuseDuplicates ? (branchOwner.get(key) ?? id) : id
-            if (owner === id) branchOwner.set(key, id)
-            plan.push({ name: b.name, owner })
-          }
-        }
+        const planned = ledger.propose(graph, candidate.hash)
         const { stored } = yield* store.putProposal({
           id,
           text: candidate.text,
@@ -353,109 +260,47 @@ export const runSearch = (
           parentId: p.provenance.parentId,
           how: p.provenance.how,
           proposedAt: yield* Clock.currentTimeMillis,
-          duplicateOf
+          duplicateOf: planned.duplicateOf
         })
         const l: Live = {
           candidate,
-          duplicateOf,
+          planned,
           abandoned: stored === "abandoned",
-          plan,
           owned: yield* Deferred.make<Readonly<Record<string, BranchScreen>>, SearchError>(),
           screened: yield* Deferred.make<Screened, SearchError>()
         }
         live.set(id, l)
-        nextId++
-        counters.proposed++
         yield* Effect.forkIn(Deferred.complete(l.screened, screenStage(l)), scope)
         return true
       })
 
     const deliverVerdict = (scope: Scope.Scope) =>
       Effect.gen(function* () {
-        const l = liveOf(screenCursor)
+        const l = liveOf(ledger.nextVerdictId())
         const c = l.candidate
         const s = yield* Deferred.await(l.screened)
-        const v = s.verdict
-        const admitted = yield* call(`admit(${c.id})`, () => scheduler.admit({ id: c.id, graph: c.graph, verdict: v }))
-        for (const p of l.plan) {
-          if ("owner" in p) {
-            if (p.owner === c.id) counters.branchesScreened++
-            else counters.branchesReused++
-          }
-        }
-        switch (v.kind) {
-          case "static_rejected":
-            counters.staticRejected++
-            break
-          case "rejected":
-          case "passed":
-            if (flags.reuseDuplicates && l.duplicateOf !== null) counters.duplicateVerdicts++
-            else counters.screened++
-            if (v.kind === "rejected") counters.rejected++
-            else counters.passed++
-            break
-          case "unscreened":
-            break
-        }
-        if (admitted && (v.kind === "static_rejected" || v.kind === "rejected")) {
-          return yield* new EngineError({ reason: "scheduler", detail: `admit(${c.id}) admitted a ${v.kind} candidate` })
-        }
-        let reuse: { from: number; kind: "duplicate" | "equivalent" } | undefined
-        if (admitted) {
-          counters.admitted++
-          const byHash = flags.reuseDuplicates ? firstAdmittedByHash.get(c.hash) : undefined
-          const byKey = s.key !== null ? firstAdmittedByKey.get(s.key) : undefined
-          if (byHash !== undefined) {
-            reuse = { from: byHash, kind: "duplicate" }
-            counters.duplicateReuses++
-          } else if (byKey !== undefined) {
-            reuse = { from: byKey, kind: "equivalent" }
-            counters.equivalentReuses++
-          } else {
-            counters.trained++
-          }
-          if (!firstAdmittedByHash.has(c.hash)) firstAdmittedByHash.set(c.hash, c.id)
-          if (s.key !== null && !firstAdmittedByKey.has(s.key)) firstAdmittedByKey.set(s.key, c.id)
-        } else if (v.kind === "passed" || v.kind === "unscreened") {
-          counters.discarded++
-        }
-        yield* store.commitVerdict(
-          {
-            id: c.id,
-            status: v.kind === "static_rejected" ? "static_rejected" : v.kind === "rejected" ? "rejected" : admitted ? "admitted" : "discarded",
-            staticBranch: v.kind === "static_rejected" ? v.branch : null,
-            staticReason: v.kind === "static_rejected" ? v.reason : null,
-            equivalenceKey: s.key,
-            admissionIndex: admitted ? admittedIds.length : null,
-            rejection: s.summary
-          },
-          storedCounters()
-        )
-        screenCursor++
-        if (admitted) {
-          admittedIds.push(c.id)
+        const admitted = yield* call(`admit(${c.id})`, () => scheduler.admit({ id: c.id, graph: c.graph, verdict: s.verdict }))
+        const d = ledger.deliverVerdict(s, admitted)
+        if (!d.ok) return yield* new EngineError({ reason: "scheduler", detail: d.detail })
+        yield* store.commitVerdict(d.update, storedCounters())
+        if (d.admitted) {
           const trained = yield* Deferred.make<Trained, SearchError>()
           l.trained = trained
-          const stage = reuse === undefined ? trainStage(l) : reuseStage(reuse.from, reuse.kind)
-          yield* Effect.forkIn(Deferred.complete(trained, stage), scope)
+          yield* Effect.forkIn(Deferred.complete(trained, d.reuse === null ? trainStage(l) : reuseStage(d.reuse)), scope)
         }
       })
 
     const deliverOutcome = Effect.gen(function* () {
-      const id = admittedIds[trainCursor]!
-      const l = liveOf(id)
-      const trained = l.trained
-      if (trained === undefined) throw new Error(`engine invariant: admitted candidate ${id} has no training`)
-      const t = yield* Deferred.await(trained)
+      const l = liveOf(ledger.nextOutcomeId())
       const c = l.candidate
-      yield* call(`observe(${id})`, () =>
-        scheduler.observe({ id, graph: c.graph, score: t.score, invalid: t.invalid, reused: t.reused })
+      const trained = l.trained
+      if (trained === undefined) throw new Error(`engine invariant: admitted candidate ${c.id} has no training`)
+      const t = yield* Deferred.await(trained)
+      yield* call(`observe(${c.id})`, () =>
+        scheduler.observe({ id: c.id, graph: c.graph, score: t.score, invalid: t.invalid, reused: t.reused })
       )
-      trainCursor++
-      counters.observed++
-      if (t.invalid) counters.invalid++
-      if (best === null || t.score > best.score) best = { id, score: t.score, text: c.text }
-      const checkpoint: Checkpoint = { observations: counters.observed, scheduler: scheduler.snapshot(), engine: engineState() }
+      ledger.deliverOutcome(t.score, t.invalid, c.text)
+      const checkpoint: Checkpoint = { observations: ledger.counters.observed, scheduler: scheduler.snapshot(), engine: ledger.engineState() }
       if (prior !== undefined && prior.observations === checkpoint.observations) {
         if (stableJson(prior.scheduler) !== stableJson(checkpoint.scheduler)) {
           return yield* new StoreError({
@@ -465,39 +310,36 @@ export const runSearch = (
         }
       }
       yield* store.commitOutcome(
-        { id, score: t.score, reusedFrom: t.reusedFrom, reuseKind: t.reused === "no" ? null : t.reused },
+        { id: c.id, score: t.score, reusedFrom: t.reusedFrom, reuseKind: t.reused === "no" ? null : t.reused },
         checkpoint,
         scheduler.population(),
         storedCounters()
       )
     })
 
-    const screensPending = () => nextId - screenCursor
-    const outcomesPending = () => admittedIds.length - trainCursor
-
     const loop = (scope: Scope.Scope) =>
       Effect.gen(function* () {
         for (;;) {
-          while (screensPending() >= config.screenWindow && !budgetSpent()) yield* deliverVerdict(scope)
-          if (budgetSpent()) break
-          while (outcomesPending() > config.trainLag) yield* deliverOutcome
-          if (config.maxCandidates !== null && nextId >= config.maxCandidates) break
+          while (ledger.screensPending() >= config.screenWindow && !ledger.budgetSpent()) yield* deliverVerdict(scope)
+          if (ledger.budgetSpent()) break
+          while (ledger.outcomesPending() > config.trainLag) yield* deliverOutcome
+          if (config.maxCandidates !== null && ledger.nextId >= config.maxCandidates) break
           if (yield* propose(scope)) continue
-          if (screensPending() > 0) yield* deliverVerdict(scope)
-          else if (outcomesPending() > 0) yield* deliverOutcome
+          if (ledger.screensPending() > 0) yield* deliverVerdict(scope)
+          else if (ledger.outcomesPending() > 0) yield* deliverOutcome
           else {
             return yield* new EngineError({
               reason: "deadlock",
-              detail: `${scheduler.name} returned WAIT at proposal ${nextId} with no verdict or outcome pending`
+              detail: `${scheduler.name} returned WAIT at proposal ${ledger.nextId} with no verdict or outcome pending`
             })
           }
         }
         // Budget spent or proposals capped: finish what was admitted; unneeded verdicts are dropped.
-        while (screensPending() > 0 && !budgetSpent()) yield* deliverVerdict(scope)
-        while (outcomesPending() > 0) yield* deliverOutcome
+        while (ledger.screensPending() > 0 && !ledger.budgetSpent()) yield* deliverVerdict(scope)
+        while (ledger.outcomesPending() > 0) yield* deliverOutcome
       })
 
     yield* Effect.scoped(Effect.flatMap(Effect.scope, loop))
-    yield* store.markAbandoned(screenCursor, storedCounters())
-    return { counters: { ...counters }, best, resumed, evaluatorCalls: { ...calls } } satisfies SearchResult
+    yield* store.markAbandoned(ledger.nextVerdictId(), storedCounters())
+    return { counters: { ...ledger.counters }, best: ledger.best, resumed, evaluatorCalls: { ...calls } } satisfies SearchResult
   })

@@ -26,6 +26,41 @@ export type Fidelity =
 export const FULL_FIDELITY: Fidelity = { kind: "full" }
 export const DEFAULT_ASHA = { eta: 3, minFraction: 1 / 9 } as const
 
+/** The `--fidelity` text of `f` (what `parseFidelity` reads back). */
+export const showFidelity = (f: Fidelity): string =>
+  f.kind === "full" ? "full" : `asha:eta=${f.eta},min=1/${Math.round(1 / f.minFraction)}`
+
+/**
+ * `full`, `asha`, or `asha:eta=E,min=F` (F a fraction `1/9` or a decimal; defaults eta=3,
+ * min=1/9); throws naming the problem.
+ */
+export const parseFidelity = (text: string): Fidelity => {
+  if (text === "full") return FULL_FIDELITY
+  const m = /^asha(?::(.*))?$/.exec(text)
+  if (m === null) throw new Error(`--fidelity wants full or asha[:eta=E,min=F], got '${text}'`)
+  let eta: number = DEFAULT_ASHA.eta
+  let minFraction: number = DEFAULT_ASHA.minFraction
+  for (const part of m[1] === undefined || m[1] === "" ? [] : m[1].split(",")) {
+    const [key, value, ...rest] = part.split("=")
+    if (value === undefined || rest.length > 0) throw new Error(`--fidelity asha: '${part}' is not KEY=VALUE (keys: eta, min)`)
+    if (key === "eta") {
+      if (!/^\d+$/.test(value)) throw new Error(`--fidelity asha: eta wants an integer ≥ 2, got '${value}'`)
+      eta = Number(value)
+    } else if (key === "min") {
+      const frac = /^(\d+)\/(\d+)$/.exec(value)
+      const parsed = frac !== null ? Number(frac[1]) / Number(frac[2]) : /^\d*\.?\d+$/.test(value) ? Number(value) : NaN
+      if (!Number.isFinite(parsed)) throw new Error(`--fidelity asha: min wants a fraction such as 1/9, got '${value}'`)
+      minFraction = parsed
+    } else {
+      throw new Error(`--fidelity asha: unknown key '${key}' (keys: eta, min)`)
+    }
+  }
+  const f: Fidelity = { kind: "asha", eta, minFraction }
+  const problem = fidelityProblem(f)
+  if (problem !== undefined) throw new Error(`--${problem}`)
+  return f
+}
+
 /** The rungs of a fidelity: `top` = R, costs in units of 1/eta^R of a full proxy training. */
 export interface Ladder {
   readonly eta: number

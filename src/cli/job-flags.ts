@@ -4,6 +4,7 @@
  * (`--option KEY=VALUE`, repeatable; `--options JSON` is the same map at once).
  */
 import { parseOptionPairs } from "../search/run-config.ts"
+import { type Fidelity, parseFidelity } from "../search/fidelity.ts"
 import { parseSeedList } from "../search/selection.ts"
 import { DEVICE_PATTERN } from "../workers/internal/localWorkers.ts"
 import { UsageError } from "./args.ts"
@@ -19,6 +20,20 @@ export const parseDevice = (flag: string, text: string): string => {
 export const parseSeedsFlag = (flag: string, text: string): number[] => {
   try {
     return parseSeedList(flag, text)
+  } catch (e) {
+    throw new UsageError((e as Error).message)
+  }
+}
+
+/**
+ * `--fidelity full|asha[:eta=E,min=F]` as the run config's field: absent for full (so run.json of a
+ * full-fidelity search is what it was before the option existed), or a `UsageError`.
+ */
+export const parseFidelityFlag = (text: string | undefined): { readonly fidelity?: Fidelity } => {
+  if (text === undefined) return {}
+  try {
+    const fidelity = parseFidelity(text)
+    return fidelity.kind === "full" ? {} : { fidelity }
   } catch (e) {
     throw new UsageError((e as Error).message)
   }

@@ -13,8 +13,22 @@ const n = (c: Readonly<Record<string, number>>, k: string): number => c[k] ?? 0
  */
 export const workUnits = (p: Pick<ProgressLine, "counters" | "budget" | "selection">): { done: number; total: number } => {
   const c = p.counters
-  const trained = Math.min(p.budget, n(c, "observed") - n(c, "equivalentReuses") - n(c, "duplicateReuses"))
+  const cost = fullEquivalents(c)
+  // With asha the budget is spent when a training starts: an estimate that runs a little ahead.
+  const trained = Math.min(p.budget, cost ?? n(c, "observed") - n(c, "equivalentReuses") - n(c, "duplicateReuses"))
   return { done: trained + (p.selection?.done ?? 0), total: p.budget + (p.selection?.total ?? 0) }
+}
+
+/** Budget spent in full-proxy equivalents by an asha search; null for a full-fidelity one. */
+const fullEquivalents = (c: Readonly<Record<string, number>>): number | null =>
+  c["unitsPerFull"] === undefined ? null : n(c, "spentUnits") / n(c, "unitsPerFull")
+
+/** `trained N/budget`, or with asha the trainings per rung and the cost in full-proxy equivalents. */
+const trainedText = (c: Readonly<Record<string, number>>, budget: number): string => {
+  const cost = fullEquivalents(c)
+  if (cost === null) return `trained ${n(c, "trained")}/${budget}`
+  const rungs = Object.keys(c).filter((k) => /^trainedRung\d+$/.test(k)).sort((a, b) => Number(a.slice(11)) - Number(b.slice(11)))
+  return `rungs ${rungs.map((k) => n(c, k)).join("/")} (promoted ${n(c, "promoted")}) | cost ${cost.toFixed(1)}/${budget}`
 }
 
 export const describe = (p: ProgressLine, eta: number | null = null): string => {
@@ -25,7 +39,7 @@ export const describe = (p: ProgressLine, eta: number | null = null): string => 
   return (
     `generated ${n(c, "proposed")} | static-rejected ${n(c, "staticRejected")} | screened ${n(c, "screened")} | ` +
     `passed ${n(c, "passed")} | equivalent ${n(c, "equivalentReuses") + n(c, "duplicateReuses")} | ` +
-    `trained ${n(c, "trained")}/${p.budget}${heldOut} | invalid ${n(c, "invalid")} | ${rate.toFixed(1)} cand/min | ` +
+    `${trainedText(c, p.budget)}${heldOut} | invalid ${n(c, "invalid")} | ${rate.toFixed(1)} cand/min | ` +
     `ETA ${eta === null ? "-" : formatDuration(eta)} | best ${best}`
   )
 }

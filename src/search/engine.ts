@@ -43,12 +43,16 @@ import { type Checkpoint, type Counters, Store, stableJson } from "../store/Stor
 import { StoreError } from "../store/StoreError.ts"
 import { DEFAULT_EQUIVALENCE_MODE, type EquivalenceMode } from "./equivalence.ts"
 import { type BranchScreen, type Candidate, Evaluator, type EvaluatorError } from "./evaluator.ts"
-import { type Best, EngineLedger, ownedBranches, type Planned, type Reuse, type Screened, type SearchCounters } from "./ledger.ts"
+import { FULL_FIDELITY, type Fidelity, fidelityProblem, ladderOf, type RungFidelity, rungIterations } from "./fidelity.ts"
+import { type Best, EngineLedger, type Job, type LadderState, ownedBranches, type Planned, type Reuse, type Screened, type SearchCounters } from "./ledger.ts"
 import { type Outcome, type Scheduler, WAIT, WORST_SCORE } from "./scheduler.ts"
 import { DEPENDENCE_ROLES, type DependenceRoles } from "./static-check.ts"
 
 export interface EngineConfig {
-  /** Proxy evaluations (trainings started) after which the search stops; the paper uses 500. */
+  /**
+   * Full-proxy equivalents after which the search stops (with full fidelity: proxy trainings
+   * started); the paper uses 500.
+   */
   readonly budget: number
   /** Proposals that may await their verdict at once: the screening concurrency. */
   readonly screenWindow: number
@@ -59,6 +63,10 @@ export interface EngineConfig {
   readonly equivalence: EquivalenceMode
   /** Stop proposing after this many candidates (a safety net for schedulers that never pass); null: none. */
   readonly maxCandidates: number | null
+  /** Full proxy for every admitted loss (default), or successive halving over proxy iterations (`fidelity.ts`). */
+  readonly fidelity?: Fidelity
+  /** The task's full proxy iterations (I_full): needed by asha fidelity, unused otherwise. */
+  readonly proxyIterations?: number | null
 }
 
 export const DEFAULT_ENGINE_CONFIG: EngineConfig = {
@@ -96,6 +104,8 @@ export type { SearchCounters } from "./ledger.ts"
 export interface SearchResult {
   readonly counters: SearchCounters
   readonly best: Best | null
+  /** The rung ladder with asha fidelity (absent with full). */
+  readonly ladder?: LadderState
   /** Whether the store already held this run (a resume). */
   readonly resumed: boolean
   /** Evaluator calls made by this process (the rest were served from the store). */
@@ -124,7 +134,10 @@ interface Live {
   /** The branch verdicts of this candidate's own screening job (branches it owns). */
   readonly owned: Deferred.Deferred<Readonly<Record<string, BranchScreen>>, SearchError>
   readonly screened: Deferred.Deferred<Screened, SearchError>
+  /** Its rung-0 (with full fidelity: its only) training, or the score it reuses. */
   trained?: Deferred.Deferred<Trained, SearchError>
+  /** Promoted trainings by rung (asha fidelity). */
+  readonly promoted: Map<number, Deferred.Deferred<Trained, SearchError>>
 }
 
 const checkConfig = (c: EngineConfig): Effect.Effect<EngineConfig, EngineError> => {
@@ -134,8 +147,33 @@ const checkConfig = (c: EngineConfig): Effect.Effect<EngineConfig, EngineError> 
   }
   const problems = [positive("budget"), positive("screenWindow"), positive("trainConcurrency"), positive("trainLag")]
   if (c.maxCandidates !== null) problems.push(positive("maxCandidates"))
+  problems.push(fidelityConfigProblem(c))
   const problem = problems.find((p) => p !== undefined)
   return problem === undefined ? Effect.succeed(c) : Effect.fail(new EngineError({ reason: "config", detail: problem }))
+}
+
+const fidelityConfigProblem = (c: EngineConfig): string | undefined => {
+  const f = c.fidelity ?? FULL_FIDELITY
+  if (f.kind === "full") return fidelityProblem(f)
+  const problem = fidelityProblem(f)
+  if (problem !== undefined) return problem
+  const full = c.proxyIterations
+  if (full === undefined || full === null || !Number.isInteger(full) || full < 1) {
+    return `fidelity asha needs the task's proxy iterations (the task reports none; got ${String(full)})`
+  }
+  try {
+    rungIterations(ladderOf(f), full)
+  } catch (e) {
+    return (e as Error).message
+  }
+  return undefined
+}
+
+/** What the store keeps of the engine's configuration: without the fidelity when it is full (as runs before fidelities). */
+const storedEngineConfig = (c: EngineConfig): unknown => {
+  if ((c.fidelity ?? FULL_FIDELITY).kind !== "full") return c
+  const { fidelity: _f, proxyIterations: _i, ...rest } = c
+  return rest
 }
 
 /** Calls into user code: a throw becomes a typed `scheduler` error instead of a defect. */
@@ -154,14 +192,19 @@ export const runSearch = (
     const config = yield* checkConfig({ ...DEFAULT_ENGINE_CONFIG, ...options.config })
     const store = yield* Store
     const evaluator = yield* Evaluator
-    const { resumed } = yield* store.openRun({ scheduler: scheduler.name, flags: scheduler.flags, engine: config, run: options.run ?? null })
+    const { resumed } = yield* store.openRun({ scheduler: scheduler.name, flags: scheduler.flags, engine: storedEngineConfig(config), run: options.run ?? null })
     const prior = yield* store.checkpoint()
     const trainSlots = yield* Effect.makeSemaphore(config.trainConcurrency)
     const ledger = new EngineLedger(scheduler.flags, {
       budget: config.budget,
       equivalence: config.equivalence,
-      roles: options.roles ?? DEPENDENCE_ROLES
+      roles: options.roles ?? DEPENDENCE_ROLES,
+      fidelity: config.fidelity ?? FULL_FIDELITY
     })
+    /** Iterations per rung (asha); null: every training is the full proxy, as the task defines it. */
+    const iterations = ledger.ladder.top === 0 ? null : rungIterations(ledger.ladder, config.proxyIterations!)
+    const fidelityOf = (rung: number): RungFidelity | undefined =>
+      iterations === null ? undefined : { rung, iterations: iterations[rung]!, of: iterations[iterations.length - 1]! }
     const calls = { screen: 0, train: 0 }
     const live = new Map<number, Live>()
 
@@ -176,7 +219,7 @@ export const runSearch = (
         const value = yield* eff
         return { value, elapsedMs: (yield* Clock.currentTimeMillis) - start }
       })
-    const storedCounters = (): Counters => ({ ...ledger.counters })
+    const storedCounters = (): Counters => ledger.storedCounters()
 
     // ---- stages run in their own fibers; results go through the candidate's Deferreds ----
 
@@ -219,15 +262,18 @@ export const runSearch = (
         return ledger.screened(l.planned, results)
       })
 
-    const trainStage = (l: Live): Effect.Effect<Trained, SearchError> =>
+    /** Trains `l` at `rung` (or reads the stored result back); rung > 0 continues the rung below. */
+    const trainStage = (l: Live, rung: number): Effect.Effect<Trained, SearchError> =>
       Effect.gen(function* () {
         const c = l.candidate
-        let stored = yield* store.trainResult(c.id)
+        const fidelity = fidelityOf(rung)
+        let stored = rung === 0 ? yield* store.trainResult(c.id) : yield* store.rungResult(c.id, rung)
         if (stored === undefined) {
           calls.train++
-          const { value, elapsedMs } = yield* trainSlots.withPermits(1)(timed(evaluator.train(c)))
+          const { value, elapsedMs } = yield* trainSlots.withPermits(1)(timed(evaluator.train(c, fidelity)))
           stored = { result: value, elapsedMs }
-          yield* store.putTrainResult(c.id, stored)
+          if (rung === 0) yield* store.putTrainResult(c.id, stored)
+          else yield* store.putRungResult(c.id, rung, fidelity!.iterations, stored)
         }
         const r = stored.result
         const invalid = r.invalid || !Number.isFinite(r.target)
@@ -267,7 +313,8 @@ export const runSearch = (
           planned,
           abandoned: stored === "abandoned",
           owned: yield* Deferred.make<Readonly<Record<string, BranchScreen>>, SearchError>(),
-          screened: yield* Deferred.make<Screened, SearchError>()
+          screened: yield* Deferred.make<Screened, SearchError>(),
+          promoted: new Map()
         }
         live.set(id, l)
         yield* Effect.forkIn(Deferred.complete(l.screened, screenStage(l)), scope)
@@ -286,47 +333,62 @@ export const runSearch = (
         if (d.admitted) {
           const trained = yield* Deferred.make<Trained, SearchError>()
           l.trained = trained
-          yield* Effect.forkIn(Deferred.complete(trained, d.reuse === null ? trainStage(l) : reuseStage(d.reuse)), scope)
+          yield* Effect.forkIn(Deferred.complete(trained, d.reuse === null ? trainStage(l, 0) : reuseStage(d.reuse)), scope)
         }
       })
 
-    const deliverOutcome = Effect.gen(function* () {
-      const l = liveOf(ledger.nextOutcomeId())
-      const c = l.candidate
-      const trained = l.trained
-      if (trained === undefined) throw new Error(`engine invariant: admitted candidate ${c.id} has no training`)
-      const t = yield* Deferred.await(trained)
-      yield* call(`observe(${c.id})`, () =>
-        scheduler.observe({ id: c.id, graph: c.graph, score: t.score, invalid: t.invalid, reused: t.reused })
-      )
-      ledger.deliverOutcome(t.score, t.invalid, c.text)
-      const checkpoint: Checkpoint = { observations: ledger.counters.observed, scheduler: scheduler.snapshot(), engine: ledger.engineState() }
-      if (prior !== undefined && prior.observations === checkpoint.observations) {
-        if (stableJson(prior.scheduler) !== stableJson(checkpoint.scheduler)) {
-          return yield* new StoreError({
-            reason: "diverged",
-            detail: `the scheduler state after ${checkpoint.observations} outcomes differs from the stored checkpoint`
-          })
+    const startPromotion = (job: Job, scope: Scope.Scope) =>
+      Effect.gen(function* () {
+        const l = liveOf(job.id)
+        const trained = yield* Deferred.make<Trained, SearchError>()
+        l.promoted.set(job.rung, trained)
+        yield* Effect.forkIn(Deferred.complete(trained, trainStage(l, job.rung)), scope)
+      })
+
+    /** Delivers the next training job: an admission's outcome (observed, committed with the checkpoint) or a promotion's result. */
+    const deliverOutcome = (scope: Scope.Scope) =>
+      Effect.gen(function* () {
+        const job = ledger.nextOutcome()
+        const l = liveOf(job.id)
+        const c = l.candidate
+        const trained = job.rung === 0 ? l.trained : l.promoted.get(job.rung)
+        if (trained === undefined) throw new Error(`engine invariant: candidate ${c.id} has no training at rung ${job.rung}`)
+        const t = yield* Deferred.await(trained)
+        if (job.rung === 0) {
+          yield* call(`observe(${c.id})`, () =>
+            scheduler.observe({ id: c.id, graph: c.graph, score: t.score, invalid: t.invalid, reused: t.reused })
+          )
         }
-      }
-      yield* store.commitOutcome(
-        { id: c.id, score: t.score, reusedFrom: t.reusedFrom, reuseKind: t.reused === "no" ? null : t.reused },
-        checkpoint,
-        scheduler.population(),
-        storedCounters()
-      )
-    })
+        const { promotions } = ledger.deliverOutcome({ score: t.score, invalid: t.invalid, reused: t.reused !== "no" }, c.text)
+        for (const p of promotions) yield* startPromotion(p, scope)
+        if (job.rung > 0) return
+        const checkpoint: Checkpoint = { observations: ledger.counters.observed, scheduler: scheduler.snapshot(), engine: ledger.engineState() }
+        if (prior !== undefined && prior.observations === checkpoint.observations) {
+          if (stableJson(prior.scheduler) !== stableJson(checkpoint.scheduler)) {
+            return yield* new StoreError({
+              reason: "diverged",
+              detail: `the scheduler state after ${checkpoint.observations} outcomes differs from the stored checkpoint`
+            })
+          }
+        }
+        yield* store.commitOutcome(
+          { id: c.id, score: t.score, reusedFrom: t.reusedFrom, reuseKind: t.reused === "no" ? null : t.reused },
+          checkpoint,
+          scheduler.population(),
+          storedCounters()
+        )
+      })
 
     const loop = (scope: Scope.Scope) =>
       Effect.gen(function* () {
         for (;;) {
           while (ledger.screensPending() >= config.screenWindow && !ledger.budgetSpent()) yield* deliverVerdict(scope)
           if (ledger.budgetSpent()) break
-          while (ledger.outcomesPending() > config.trainLag) yield* deliverOutcome
+          while (ledger.outcomesPending() > config.trainLag) yield* deliverOutcome(scope)
           if (config.maxCandidates !== null && ledger.nextId >= config.maxCandidates) break
           if (yield* propose(scope)) continue
           if (ledger.screensPending() > 0) yield* deliverVerdict(scope)
-          else if (ledger.outcomesPending() > 0) yield* deliverOutcome
+          else if (ledger.outcomesPending() > 0) yield* deliverOutcome(scope)
           else {
             return yield* new EngineError({
               reason: "deadlock",
@@ -336,10 +398,17 @@ export const runSearch = (
         }
         // Budget spent or proposals capped: finish what was admitted; unneeded verdicts are dropped.
         while (ledger.screensPending() > 0 && !ledger.budgetSpent()) yield* deliverVerdict(scope)
-        while (ledger.outcomesPending() > 0) yield* deliverOutcome
+        while (ledger.outcomesPending() > 0) yield* deliverOutcome(scope)
       })
 
     yield* Effect.scoped(Effect.flatMap(Effect.scope, loop))
     yield* store.markAbandoned(ledger.nextVerdictId(), storedCounters())
-    return { counters: { ...ledger.counters }, best: ledger.best, resumed, evaluatorCalls: { ...calls } } satisfies SearchResult
+    const ladder = ledger.ladderState()
+    return {
+      counters: { ...ledger.counters },
+      best: ledger.best,
+      ...(ladder === null ? {} : { ladder }),
+      resumed,
+      evaluatorCalls: { ...calls }
+    } satisfies SearchResult
   })

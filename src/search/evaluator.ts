@@ -7,6 +7,7 @@
 import { Context, Data, type Effect } from "effect"
 import type { LossGraph } from "../graph/types.ts"
 import type { ScreenResult, TrainResult } from "../results/evaluation.ts"
+import type { RungFidelity } from "./fidelity.ts"
 
 // The result types live below both the search and the store; re-exported for the engine's callers.
 export { type BranchScreen, type ScreenResult, summariseBranches, type TrainResult } from "../results/evaluation.ts"
@@ -41,7 +42,11 @@ export class EvaluatorError extends Data.TaggedError("EvaluatorError")<{
 export interface EvaluatorService {
   /** Runs the rejection protocol on `branches` of the candidate (each with the others at ground truth). */
   readonly screen: (candidate: Candidate, branches: ReadonlyArray<string>) => Effect.Effect<ScreenResult, EvaluatorError>
-  readonly train: (candidate: Candidate) => Effect.Effect<TrainResult, EvaluatorError>
+  /**
+   * Trains the candidate on the proxy task; `fidelity` (asha) stops after `iterations` of the full
+   * schedule of `of`, continuing the rung below where the worker can. Absent: the full proxy.
+   */
+  readonly train: (candidate: Candidate, fidelity?: RungFidelity) => Effect.Effect<TrainResult, EvaluatorError>
 }
 
 export class Evaluator extends Context.Tag("@autoloss/Evaluator")<Evaluator, EvaluatorService>() {}

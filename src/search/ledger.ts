@@ -16,13 +16,19 @@
  * - `deliverVerdict(screened, admitted)`: in proposal order, with the scheduler's admission; counts
  *   the verdict, decides reuse (an identical admitted loss first, then a gradient-equivalent one;
  *   the first admitted loss of a hash or key is the source) and returns the store's verdict record.
- * - `deliverOutcome(score, invalid, text)`: in admission order; counts it and tracks the best.
+ * - `deliverOutcome(result, text)`: in the order training jobs were created (admissions, and with
+ *   asha fidelity promotions too, `fidelity.ts`); counts it, tracks the best, and returns the
+ *   promotions it triggers, whose jobs the engine starts.
+ *
+ * With full fidelity (the default) there are no promotions and every record equals the one the
+ * engine kept before fidelities existed (checkpoints of older runs compare equal).
  */
 import { hashBranch } from "../graph/canonical.ts"
 import type { LossGraph } from "../graph/types.ts"
 import type { VerdictUpdate } from "../store/Store.ts"
 import { type EquivalenceMode, equivalenceKey } from "./equivalence.ts"
 import { type BranchScreen, summariseBranches } from "./evaluator.ts"
+import { FULL_FIDELITY, type Fidelity, type Ladder, ladderOf, rungCost, RungTable } from "./fidelity.ts"
 import type { BranchVerdict, SearchFlags, ScreenVerdict } from "./scheduler.ts"
 import { type DependenceRoles, staticBranchReason } from "./static-check.ts"
 
@@ -103,9 +109,38 @@ export type Delivered =
   | { readonly ok: false; readonly id: number; readonly detail: string }
 
 export interface LedgerConfig {
+  /** Full-proxy equivalents (with full fidelity: proxy trainings started). */
   readonly budget: number
   readonly equivalence: EquivalenceMode
   readonly roles: Readonly<Record<string, DependenceRoles>>
+  /** Default: full. */
+  readonly fidelity?: Fidelity
+}
+
+/** A training result as the ledger needs it (reused: the score was copied, no training of its own). */
+export interface TrainedScore {
+  readonly score: number
+  readonly invalid: boolean
+  readonly reused: boolean
+}
+
+/** A training job to deliver: an admission (rung 0) or a promotion (rung ≥ 1). */
+export interface Job {
+  readonly id: number
+  readonly rung: number
+}
+
+/** The ladder's bookkeeping (asha only), in the checkpoint and the counters. */
+export interface LadderState {
+  /** Budget spent, in units of 1/`unitsPerFull` of a full proxy training. */
+  readonly spentUnits: number
+  readonly unitsPerFull: number
+  /** Trainings started per rung (rung 0: admissions that train; higher: promotions). */
+  readonly trainedPerRung: ReadonlyArray<number>
+  /** Results delivered per rung: [id, score] in delivery order (invalid: score null). */
+  readonly results: ReadonlyArray<ReadonlyArray<readonly [number, number | null]>>
+  /** The rung of `best`. */
+  readonly bestRung: number
 }
 
 /** The branches of `planned` whose screening job is its own. */
@@ -123,15 +158,28 @@ export class EngineLedger {
   private screenCursor = 0
   private trainCursor = 0
   private best_: Best | null = null
+  private bestRung = 0
   private readonly records = new Map<number, Record_>()
   private readonly firstByHash = new Map<string, number>()
   /** `name/hash` of a branch → the candidate whose job screens it. */
   private readonly branchOwner = new Map<string, number>()
   private readonly firstAdmittedByHash = new Map<string, number>()
   private readonly firstAdmittedByKey = new Map<string, number>()
-  private readonly admittedIds: number[] = []
+  /** Training jobs in creation order: admissions (rung 0) and promotions; `trainCursor` walks it. */
+  private readonly jobs: Job[] = []
+  private admittedCount = 0
+  readonly ladder: Ladder
+  /** Null with full fidelity. */
+  private readonly rungs: RungTable | null
+  private spentUnits = 0
+  private readonly trainedPerRung: number[]
 
-  constructor(private readonly flags: SearchFlags, private readonly config: LedgerConfig) {}
+  constructor(private readonly flags: SearchFlags, private readonly config: LedgerConfig) {
+    const fidelity = config.fidelity ?? FULL_FIDELITY
+    this.ladder = ladderOf(fidelity)
+    this.rungs = fidelity.kind === "asha" ? new RungTable(this.ladder) : null
+    this.trainedPerRung = this.ladder.fractions.map(() => 0)
+  }
 
   /** The id the next proposal gets (proposal index, from 0). */
   get nextId(): number {
@@ -142,9 +190,19 @@ export class EngineLedger {
     return this.best_
   }
 
-  /** Budget: proxy trainings started. Once spent, no verdict is delivered anymore. */
+  /** Budget: no rung-0 training fits anymore (full fidelity: `budget` trainings started). Once spent, no verdict is delivered anymore. */
   budgetSpent(): boolean {
-    return this.counters.trained >= this.config.budget
+    return !this.fits(0)
+  }
+
+  private fits(rung: number): boolean {
+    return this.spentUnits + rungCost(this.ladder, rung) <= this.config.budget * this.ladder.unitsPerFull
+  }
+
+  private startTraining(job: Job): void {
+    this.spentUnits += rungCost(this.ladder, job.rung)
+    this.trainedPerRung[job.rung]!++
+    this.jobs.push(job)
   }
 
   /** Proposals awaiting their verdict. */
@@ -152,9 +210,9 @@ export class EngineLedger {
     return this.nextId_ - this.screenCursor
   }
 
-  /** Admitted candidates awaiting their outcome. */
+  /** Training jobs (admissions, promotions) awaiting delivery. */
   outcomesPending(): number {
-    return this.admittedIds.length - this.trainCursor
+    return this.jobs.length - this.trainCursor
   }
 
   /** The next proposal whose verdict is delivered (the first that has none yet). */
@@ -162,11 +220,11 @@ export class EngineLedger {
     return this.screenCursor
   }
 
-  /** The admitted candidate whose outcome is delivered next. */
-  nextOutcomeId(): number {
-    const id = this.admittedIds[this.trainCursor]
-    if (id === undefined) throw new Error("engine ledger: no outcome is pending")
-    return id
+  /** The training job delivered next: an admitted candidate's (rung 0) or a promotion. */
+  nextOutcome(): Job {
+    const job = this.jobs[this.trainCursor]
+    if (job === undefined) throw new Error("engine ledger: no outcome is pending")
+    return job
   }
 
   /** Registers the next proposal and plans its screening. */
@@ -274,6 +332,8 @@ export class EngineLedger {
       } else {
         c.trained++
       }
+      if (reuse === null) this.startTraining({ id, rung: 0 })
+      else this.jobs.push({ id, rung: 0 })
       if (!this.firstAdmittedByHash.has(hash)) this.firstAdmittedByHash.set(hash, id)
       if (s.key !== null && !this.firstAdmittedByKey.has(s.key)) this.firstAdmittedByKey.set(s.key, id)
     } else if (v.kind === "passed" || v.kind === "unscreened") {
@@ -285,27 +345,71 @@ export class EngineLedger {
       staticBranch: v.kind === "static_rejected" ? v.branch : null,
       staticReason: v.kind === "static_rejected" ? v.reason : null,
       equivalenceKey: s.key,
-      admissionIndex: admitted ? this.admittedIds.length : null,
+      admissionIndex: admitted ? this.admittedCount : null,
       rejection: s.summary
     }
     this.screenCursor++
-    if (admitted) this.admittedIds.push(id)
+    if (admitted) this.admittedCount++
     this.records.delete(id)
     return { ok: true, id, update, admitted, reuse }
   }
 
-  /** Delivers the outcome of `nextOutcomeId()`; returns its id. */
-  deliverOutcome(score: number, invalid: boolean, text: string): number {
-    const id = this.nextOutcomeId()
+  /**
+   * Delivers the result of `nextOutcome()`: a rung-0 result is the candidate's outcome (observed by
+   * the scheduler); with asha fidelity every trained result is recorded at its rung and may promote
+   * candidates, returned as new jobs (already counted and charged) for the engine to start.
+   */
+  deliverOutcome(t: TrainedScore, text: string): { readonly job: Job; readonly promotions: ReadonlyArray<Job> } {
+    const job = this.nextOutcome()
+    const { id, rung } = job
     this.trainCursor++
-    this.counters.observed++
-    if (invalid) this.counters.invalid++
-    if (this.best_ === null || score > this.best_.score) this.best_ = { id, score, text }
-    return id
+    if (rung === 0) {
+      this.counters.observed++
+      if (t.invalid) this.counters.invalid++
+    }
+    const best = this.best_
+    // Highest rung first, then the higher score; a tie keeps the earlier best.
+    if (best === null || rung > this.bestRung || (rung === this.bestRung && t.score > best.score)) {
+      this.best_ = { id, score: t.score, text }
+      this.bestRung = rung
+    }
+    const promotions: Job[] = []
+    if (this.rungs !== null && !t.reused) {
+      for (const candidate of this.rungs.record(rung, { id, score: t.score, invalid: t.invalid })) {
+        if (!this.fits(rung + 1)) continue
+        this.rungs.markPromoted(rung, candidate)
+        const promotion = { id: candidate, rung: rung + 1 }
+        this.startTraining(promotion)
+        promotions.push(promotion)
+      }
+    }
+    return { job, promotions }
+  }
+
+  /** The ladder (asha fidelity; null with full). */
+  ladderState(): LadderState | null {
+    if (this.rungs === null) return null
+    return {
+      spentUnits: this.spentUnits,
+      unitsPerFull: this.ladder.unitsPerFull,
+      trainedPerRung: [...this.trainedPerRung],
+      results: this.rungs.entries().map((at) => at.map((e) => [e.id, e.invalid ? null : e.score] as const)),
+      bestRung: this.bestRung
+    }
+  }
+
+  /** The counters as stored: the search's, plus per-rung trainings and the budget spent with asha. */
+  storedCounters(): Record<string, number> {
+    const l = this.ladderState()
+    if (l === null) return { ...this.counters }
+    const perRung = Object.fromEntries(l.trainedPerRung.map((n, r) => [`trainedRung${r}`, n]))
+    return { ...this.counters, ...perRung, promoted: l.trainedPerRung.slice(1).reduce((a, b) => a + b, 0), spentUnits: l.spentUnits, unitsPerFull: l.unitsPerFull }
   }
 
   /** The engine's part of the checkpoint (its JSON is compared on resume: keep keys and order). */
-  engineState(): { nextId: number; screenCursor: number; trainCursor: number; counters: SearchCounters; best: Best | null } {
-    return { nextId: this.nextId_, screenCursor: this.screenCursor, trainCursor: this.trainCursor, counters: { ...this.counters }, best: this.best_ }
+  engineState(): { nextId: number; screenCursor: number; trainCursor: number; counters: SearchCounters; best: Best | null; ladder?: LadderState } {
+    const state = { nextId: this.nextId_, screenCursor: this.screenCursor, trainCursor: this.trainCursor, counters: { ...this.counters }, best: this.best_ }
+    const ladder = this.ladderState()
+    return ladder === null ? state : { ...state, ladder }
   }
 }

@@ -7,6 +7,7 @@
 import { Effect, Layer } from "effect"
 import { toWire } from "../graph/wire.ts"
 import { type TracedResult, WorkerPool } from "../workers/WorkerPool.ts"
+import type { RungFidelity } from "./fidelity.ts"
 import {
   type BranchScreen,
   type Candidate,
@@ -93,6 +94,16 @@ const payloadFor = (job: TaskJobConfig, candidate: Candidate, branches?: Readonl
   ...(branches === undefined ? {} : { branches })
 })
 
+/**
+ * The payload of a search training: a lower rung (asha) asks the worker to train the task's full
+ * schedule but stop after `stop_at` iterations and evaluate; the top rung is the full proxy, sent
+ * exactly as a training without fidelity.
+ */
+export const trainPayload = (job: TaskJobConfig, candidate: Candidate, fidelity?: RungFidelity) => ({
+  ...payloadFor(job, candidate),
+  ...(fidelity === undefined || fidelity.iterations >= fidelity.of ? {} : { fidelity: { stop_at: fidelity.iterations } })
+})
+
 const run = <A>(
   reason: "screen" | "train",
   candidate: Candidate,
@@ -162,11 +173,11 @@ export const layer = (job: TaskJobConfig): Layer.Layer<Evaluator, never, WorkerP
             pool.submitTraced("eval-loss", payloadFor(job, candidate, branches), { timeoutMs: job.screenTimeoutMs ?? 120_000 }),
             (out) => decodeScreen(out, branches)
           ),
-        train: (candidate) =>
+        train: (candidate, fidelity) =>
           run(
             "train",
             candidate,
-            pool.submitTraced("train-loss", payloadFor(job, candidate), { timeoutMs: job.trainTimeoutMs ?? 1_800_000 }),
+            pool.submitTraced("train-loss", trainPayload(job, candidate, fidelity), { timeoutMs: job.trainTimeoutMs ?? 1_800_000 }),
             decodeTrain
           )
       })

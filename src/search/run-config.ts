@@ -5,6 +5,7 @@
  */
 import { BUILTIN_KINDS, type BranchKind } from "../graph/types.ts"
 import { type EquivalenceMode } from "./equivalence.ts"
+import { type Fidelity, FULL_FIDELITY, fidelityProblem } from "./fidelity.ts"
 import { DEFAULT_SELECTION, selectionProblems, type SelectionSettings } from "./selection.ts"
 
 /** The run's resolved configuration inside a run directory (beside `search.db`). */
@@ -34,7 +35,12 @@ export interface RunConfig {
   readonly options: Readonly<Record<string, unknown>>
   /** The held-out final choice (`selection.ts`); absent in runs made before it existed: the defaults. */
   readonly selection?: SelectionSettings
+  /** Successive halving over proxy iterations (`fidelity.ts`); absent: full (every run before it). */
+  readonly fidelity?: Fidelity
 }
+
+/** The run's fidelity (full for runs that predate the option). */
+export const fidelityOf = (c: Pick<RunConfig, "fidelity">): Fidelity => c.fidelity ?? FULL_FIDELITY
 
 /** The run's selection settings (defaults for runs that predate them). */
 export const selectionOf = (c: Pick<RunConfig, "selection">): SelectionSettings => c.selection ?? DEFAULT_SELECTION
@@ -103,6 +109,8 @@ export const checkRunConfig = (c: RunConfig): string[] => {
   int("trainConcurrency", 1)
   if (c.maxCandidates !== null) int("maxCandidates", 1)
   problems.push(...selectionProblems(selectionOf(c), knownSearchSeeds(c)))
+  const fidelity = fidelityProblem(fidelityOf(c))
+  if (fidelity !== undefined) problems.push(fidelity)
   if (c.populationSize < c.initialPopulation) problems.push(`populationSize (${c.populationSize}) must be ≥ initialPopulation (${c.initialPopulation})`)
   if (!(c.tournamentPercent > 0 && c.tournamentPercent <= 100)) problems.push(`tournamentPercent must be in (0, 100], got ${c.tournamentPercent}`)
   if (!["aging", "random", "naive"].includes(c.scheduler)) problems.push(`scheduler must be aging, random or naive, got '${c.scheduler}'`)

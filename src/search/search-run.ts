@@ -13,7 +13,7 @@ import { AgingEvolution, NaiveEvolution } from "./aging-evolution.ts"
 import { runSearch, type SearchResult } from "./engine.ts"
 import { heldOutLayer, layer as poolEvaluatorLayer } from "./pool-evaluator.ts"
 import { RandomSearch } from "./random-search.ts"
-import { kindByName, RUN_FILE, type RunConfig, selectionOf } from "./run-config.ts"
+import { fidelityOf, kindByName, RUN_FILE, type RunConfig, selectionOf } from "./run-config.ts"
 import { selectionProblems } from "./selection.ts"
 import { runSelection, type SelectionOutcome } from "./selection-run.ts"
 
@@ -82,6 +82,8 @@ export interface TaskInfo {
   readonly metric: string
   /** The `data_seed` option the task's data is generated from; null: its data has no seed option. */
   readonly dataSeed: number | null
+  /** The proxy's training iterations (with the run's options); null: the task does not say. */
+  readonly iterations: number | null
 }
 
 /** Asks a worker what the task is (branches with kinds, metric, data seed), so no task table lives in TS. */
@@ -94,10 +96,12 @@ export const taskInfo = (config: Pick<RunConfig, "task" | "metric" | "options">)
       return yield* Effect.dieMessage(`task-info for '${config.task}' returned no branches`)
     }
     const dataSeed = info["dataSeed"]
+    const iterations = info["iterations"]
     return {
       branches: branches.map((b: { name: string; kind: string }) => ({ name: b.name, kind: kindByName(b.kind) })),
       metric: String(info["metric"]),
-      dataSeed: typeof dataSeed === "number" ? dataSeed : null
+      dataSeed: typeof dataSeed === "number" ? dataSeed : null,
+      iterations: typeof iterations === "number" ? iterations : null
     } satisfies TaskInfo
   })
 
@@ -158,7 +162,9 @@ export const searchProgram = (dir: string, config: RunConfig, workers: WorkerSet
         trainConcurrency: config.trainConcurrency,
         trainLag: config.trainConcurrency,
         equivalence: config.equivalence,
-        maxCandidates: config.maxCandidates
+        maxCandidates: config.maxCandidates,
+        fidelity: fidelityOf(config),
+        proxyIterations: info.iterations
       },
       run: config
     })

@@ -43,6 +43,13 @@ export interface StoredTrain {
   readonly elapsedMs: number
 }
 
+/** One promoted training (table `rung_results`). */
+export interface StoredRung extends StoredTrain {
+  readonly candidateId: number
+  readonly rung: number
+  readonly iterations: number
+}
+
 /** The verdict of the screening stage, written when the scheduler has seen it. */
 export interface VerdictUpdate {
   readonly id: number
@@ -138,6 +145,12 @@ export interface StoreService {
   readonly putScreenResult: (id: number, stored: StoredScreen) => Effect.Effect<void, StoreError>
   readonly trainResult: (id: number) => Effect.Effect<StoredTrain | undefined, StoreError>
   readonly putTrainResult: (id: number, stored: StoredTrain) => Effect.Effect<void, StoreError>
+  /** A promoted training's result (asha fidelity, rung ≥ 1). */
+  readonly rungResult: (id: number, rung: number) => Effect.Effect<StoredTrain | undefined, StoreError>
+  /** Stores a promoted training's result once; a second one for the same candidate and rung is an error. */
+  readonly putRungResult: (id: number, rung: number, iterations: number, stored: StoredTrain) => Effect.Effect<void, StoreError>
+  /** Every promoted training's result, by candidate then rung. */
+  readonly rungResults: () => Effect.Effect<ReadonlyArray<StoredRung>, StoreError>
   readonly commitVerdict: (v: VerdictUpdate, counters: Counters) => Effect.Effect<void, StoreError>
   readonly commitOutcome: (
     o: OutcomeUpdate,
@@ -331,6 +344,12 @@ const make = (dir: string) =>
       ),
       completeSelection: db.prepare("UPDATE selection SET chosen_id = ?, completed_at = ? WHERE id = 1"),
       holdoutRuns: db.prepare("SELECT * FROM holdout_runs ORDER BY seq"),
+      rung: db.prepare("SELECT * FROM rung_results WHERE candidate_id = ? AND rung = ?"),
+      rungs: db.prepare("SELECT * FROM rung_results ORDER BY candidate_id, rung"),
+      insertRung: db.prepare(
+        `INSERT INTO rung_results (candidate_id, rung, iterations, metrics, target, invalid, elapsed_ms, worker, attempt, pid, recorded_at)
+         VALUES (@candidateId, @rung, @iterations, @metrics, @target, @invalid, @elapsedMs, @workerId, @attempt, @pid, @recordedAt)`
+      ),
       insertHoldout: db.prepare(
         `INSERT INTO holdout_runs (candidate_id, seed, split, iterations, metrics, target, invalid, elapsed_ms, worker, attempt, pid, recorded_at)
          VALUES (@candidateId, @seed, @split, @iterations, @metrics, @target, @invalid, @elapsedMs, @workerId, @attempt, @pid, @recordedAt)`
@@ -587,6 +606,46 @@ const make = (dir: string) =>
         })
       })
 
+    const rungFromRow = (r: Record<string, unknown>): StoredRung => ({
+      candidateId: r["candidate_id"] as number,
+      rung: r["rung"] as number,
+      iterations: r["iterations"] as number,
+      result: {
+        metrics: decodeNumbers<Record<string, number>>(r["metrics"] as string),
+        target: r["target"] === null ? NaN : (r["target"] as number),
+        invalid: r["invalid"] === 1,
+        ...(r["worker"] === null ? {} : { workerId: r["worker"] as string }),
+        ...(r["attempt"] === null ? {} : { attempt: r["attempt"] as number })
+      },
+      elapsedMs: r["elapsed_ms"] as number
+    })
+
+    const rungResult: StoreService["rungResult"] = (id, rung) =>
+      sql(`rungResult(${id}, ${rung})`, () => {
+        const r = stmt.rung.get(id, rung) as Record<string, unknown> | undefined
+        return r === undefined ? undefined : rungFromRow(r)
+      })
+
+    const putRungResult: StoreService["putRungResult"] = (id, rung, iterations, { result, elapsedMs }) =>
+      sql(`putRungResult(${id}, ${rung})`, () => {
+        stmt.insertRung.run({
+          candidateId: id,
+          rung,
+          iterations,
+          metrics: encodeNumbers(result.metrics),
+          target: Number.isFinite(result.target) ? result.target : null,
+          invalid: result.invalid ? 1 : 0,
+          elapsedMs,
+          workerId: orNull(result.workerId),
+          attempt: orNull(result.attempt),
+          pid: process.pid,
+          recordedAt: Date.now()
+        })
+      })
+
+    const rungResults: StoreService["rungResults"] = () =>
+      sql("rungResults", () => (stmt.rungs.all() as Array<Record<string, unknown>>).map(rungFromRow))
+
     const completeSelection: StoreService["completeSelection"] = (chosenId) =>
       sql("completeSelection", () => {
         stmt.completeSelection.run(chosenId, Date.now())
@@ -611,6 +670,9 @@ const make = (dir: string) =>
       selection,
       startSelection,
       holdoutRuns,
+      rungResult,
+      putRungResult,
+      rungResults,
       putHoldoutRun,
       completeSelection
     })

@@ -149,9 +149,32 @@ CREATE TABLE holdout_runs (
 CREATE UNIQUE INDEX holdout_runs_cell ON holdout_runs(IFNULL(candidate_id, -1), seed, split);
 `
 
+/**
+ * Version 4: multi-fidelity searches (`src/search/fidelity.ts`). One row per promoted training
+ * (rung ≥ 1; rung 0 is the candidate's own training, in `candidates`), inserted once when the
+ * result arrives and never replaced: a stored rung result is never trained again on resume.
+ */
+const RUNGS_DDL = `
+CREATE TABLE rung_results (
+  candidate_id INTEGER NOT NULL REFERENCES candidates(id),
+  rung         INTEGER NOT NULL CHECK (rung >= 1),
+  iterations   INTEGER NOT NULL,
+  metrics      TEXT    NOT NULL,
+  target       REAL,
+  invalid      INTEGER NOT NULL,
+  elapsed_ms   REAL    NOT NULL,
+  worker       TEXT,
+  attempt      INTEGER,
+  pid          INTEGER NOT NULL,
+  recorded_at  REAL    NOT NULL,
+  PRIMARY KEY (candidate_id, rung)
+);
+`
+
 /** Additive steps from `BASE_VERSION` on; `version` is the schema version after the step. */
 export const MIGRATIONS: ReadonlyArray<{ readonly version: number; readonly ddl: string }> = [
-  { version: 3, ddl: SELECTION_DDL }
+  { version: 3, ddl: SELECTION_DDL },
+  { version: 4, ddl: RUNGS_DDL }
 ]
 
 export const SCHEMA_VERSION = MIGRATIONS.reduce((v, m) => Math.max(v, m.version), BASE_VERSION)

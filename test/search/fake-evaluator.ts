@@ -24,6 +24,7 @@ import {
   summariseBranches,
   type TrainResult
 } from "../../src/search/evaluator.ts"
+import type { RungFidelity } from "../../src/search/fidelity.ts"
 
 export interface FakeEvaluatorOptions {
   /** Probability that a branch passes the rejection protocol. */
@@ -51,6 +52,9 @@ export interface FakeCall {
   readonly hash: string
   /** The branches a screening call was asked for. */
   readonly branches?: ReadonlyArray<string>
+  /** Rung and iterations of a training with a fidelity (asha). */
+  readonly rung?: number
+  readonly iterations?: number
   /** Seed and split of a holdout call. */
   readonly seed?: number
   readonly split?: HeldOutJob["split"]
@@ -129,13 +133,22 @@ export const makeFakeEvaluator = (options: FakeEvaluatorOptions = {}): FakeEvalu
       return { ...summary, branches, workerId: "fake", attempt: 1 } satisfies ScreenResult
     })
 
-  const train = (c: Candidate) =>
+  /**
+   * The full proxy's score is a uniform value of the hash; a shorter training (`fidelity`) reaches
+   * `full · fraction^speed`, with a per-loss learning speed in [0.2, 1], so rankings at low rungs
+   * differ from those at the top (which equals the full proxy's).
+   */
+  const train = (c: Candidate, fidelity?: RungFidelity) =>
     Effect.gen(function* () {
-      calls.push({ kind: "train", id: c.id, hash: c.hash })
-      yield* delay(c.hash, o.trainMillis, 4)
-      done.push({ kind: "train", id: c.id, hash: c.hash })
+      const call: FakeCall = fidelity === undefined
+        ? { kind: "train", id: c.id, hash: c.hash }
+        : { kind: "train", id: c.id, hash: c.hash, rung: fidelity.rung, iterations: fidelity.iterations }
+      calls.push(call)
+      yield* delay(c.hash, o.trainMillis, fidelity === undefined ? 4 : 4 + 11 * fidelity.rung)
+      done.push(call)
       const invalid = uniform(c.hash, 5) < o.invalidRate
-      const target = invalid ? NaN : uniform(c.hash, 6)
+      const full = uniform(c.hash, 6)
+      const target = invalid ? NaN : fidelity === undefined ? full : full * (fidelity.iterations / fidelity.of) ** (0.2 + 0.8 * uniform(c.hash, 9))
       return { metrics: { miou: target }, target, invalid, workerId: "fake", attempt: 1 } satisfies TrainResult
     })
 

@@ -2,7 +2,7 @@ import t from "tap"
 import { parseLoss } from "../../src/graph/syntax.ts"
 import { hashLoss } from "../../src/graph/canonical.ts"
 import { toWire } from "../../src/graph/wire.ts"
-import { heldOutPayload } from "../../src/search/pool-evaluator.ts"
+import { heldOutPayload, trainPayload } from "../../src/search/pool-evaluator.ts"
 
 const job = { task: "seg", metric: null, seed: 3, options: { iterations: 300, data_seed: 0, train_images: 64 } }
 const graph = parseLoss("neg(mul(y, log(y_hat)))")
@@ -25,4 +25,11 @@ t.test("the proxy reference keeps the search's data; a task without a data seed 
   const det = heldOutPayload({ task: "det", metric: null, seed: 0 }, { subject: loss, seed: 101, split: "held-out", iterations: null }, false)
   t.same(det.options, {}, "no data_seed option is invented for a task that has none")
   t.equal(det.seed, 101)
+})
+
+t.test("a search training below the top rung asks the worker to stop early; the top rung is the full proxy", async (t) => {
+  const full = trainPayload(job, loss.candidate)
+  t.same(full, { task: "seg", metric: null, seed: 3, loss: toWire(graph), options: job.options })
+  t.same(trainPayload(job, loss.candidate, { rung: 0, iterations: 33, of: 300 }), { ...full, fidelity: { stop_at: 33 } })
+  t.same(trainPayload(job, loss.candidate, { rung: 2, iterations: 300, of: 300 }), full, "the top rung sends no fidelity")
 })

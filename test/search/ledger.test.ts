@@ -131,10 +131,10 @@ t.test("a hand-worked sequence: counters, statuses, cursors, budget, outcomes, e
   const s2 = l.screened(p[2]!, { a: screen(true, 0.9, 1), b: screen(true, 0.6, 5) })
   t.match(l.deliverVerdict(s2, false), { ok: true, update: { status: "discarded" } })
   t.equal(l.outcomesPending(), 1)
-  t.equal(l.nextOutcomeId(), 0)
-  t.equal(l.deliverOutcome(0.5, false, "zero"), 0)
+  t.same(l.nextOutcome(), { id: 0, rung: 0 })
+  t.same(l.deliverOutcome({ score: 0.5, invalid: false, reused: false }, "zero"), { job: { id: 0, rung: 0 }, promotions: [] })
   t.equal(l.outcomesPending(), 0)
-  t.throws(() => l.nextOutcomeId(), /no outcome is pending/)
+  t.throws(() => l.nextOutcome(), /no outcome is pending/)
   // 3 duplicates 0 (identical hash): admitted, reuses 0's score, spends no budget.
   t.match(l.deliverVerdict(l.screened(p[3]!, { a: screen(true, 0.9, 1), b: screen(true, 0.8, 2) }), true), { reuse: { from: 0, kind: "duplicate" }, update: { admissionIndex: 1 } })
   t.notOk(l.budgetSpent())
@@ -143,8 +143,8 @@ t.test("a hand-worked sequence: counters, statuses, cursors, budget, outcomes, e
   t.equal(l.screensPending(), 0)
   t.equal(l.nextVerdictId(), 5)
   t.equal(l.outcomesPending(), 2)
-  l.deliverOutcome(0.5, false, "three")
-  l.deliverOutcome(-Infinity, true, "four")
+  l.deliverOutcome({ score: 0.5, invalid: false, reused: true }, "three")
+  l.deliverOutcome({ score: -Infinity, invalid: true, reused: false }, "four")
   t.same(l.best, { id: 0, score: 0.5, text: "zero" }, "ties keep the earlier best")
   const want = {
     nextId: 5,

@@ -9,7 +9,7 @@ import { checkRunConfig, DEFAULT_RUN, type RunConfig, type SchedulerName } from 
 import { searchProgram, writeRunFile } from "../../search/search-run.ts"
 import type { EquivalenceMode } from "../../search/equivalence.ts"
 import { UsageError } from "../args.ts"
-import { CONNECT_FLAG, OPTION_FLAGS, parseConnect, parseJobOptions, parseSeedsFlag, parseWorkerDevices, WORKER_FLAGS } from "../job-flags.ts"
+import { CONNECT_FLAG, OPTION_FLAGS, parseConnect, parseFidelityFlag, parseJobOptions, parseSeedsFlag, parseWorkerDevices, WORKER_FLAGS } from "../job-flags.ts"
 import { DEFAULT_SELECTION } from "../../search/selection.ts"
 import { makeSink } from "../progress.ts"
 import { printSummary } from "../summary.ts"
@@ -29,7 +29,13 @@ export const { spec, summary, run } = defineVerb({
     task: { type: "string", required: true, value: "T", help: TASKS_HELP },
     out: { type: "string", required: true, value: "DIR", help: "the run directory (run.json, search.db; resume it with `autoloss resume DIR`)" },
     metric: { type: "string", value: "M", help: "the metric the search maximises", defaultText: "the task's" },
-    budget: { type: "string", value: "N", help: "losses to proxy-train", defaultText: String(DEFAULT_RUN.budget) },
+    budget: { type: "string", value: "N", help: "losses to proxy-train (with asha: full-proxy equivalents)", defaultText: String(DEFAULT_RUN.budget) },
+    fidelity: {
+      type: "string",
+      value: "full|asha[:eta=E,min=F]",
+      help: "full: every admitted loss gets the full proxy; asha: successive halving over proxy iterations (rungs min·eta^r of the proxy; asha alone = eta=3,min=1/9)",
+      defaultText: "full"
+    },
     population: { type: "string", value: "K", help: "initial population (losses that passed rejection)", defaultText: String(DEFAULT_RUN.initialPopulation) },
     tournament: { type: "string", value: "PCT", help: "tournament size, percent of the population", defaultText: String(DEFAULT_RUN.tournamentPercent) },
     "max-population": { type: "string", value: "P", help: "population cap (aging evolution drops the oldest)", defaultText: String(DEFAULT_RUN.populationSize) },
@@ -56,7 +62,8 @@ Exit: 0 done, 1 failed (message printed), 2 usage error; 130/143 after SIGINT/SI
   examples: [
     "autoloss search --task seg --budget 60 --population 12 --workers 2 --out runs/seg-1",
     "autoloss search --task det --devices cuda:0,cuda:1 --option branches=rpn_cls,rcnn_cls --out runs/det-1",
-    "autoloss search --task seg --option iterations=300 --option rejection.samples=5 --out runs/seg-2"
+    "autoloss search --task seg --option iterations=300 --option rejection.samples=5 --out runs/seg-2",
+    "autoloss search --task seg --budget 60 --fidelity asha:eta=3,min=1/9 --out runs/seg-asha"
   ]
 }, async ({ values }, io) => {
   const out = values.out
@@ -77,6 +84,7 @@ Exit: 0 done, 1 failed (message printed), 2 usage error; 130/143 after SIGINT/SI
     trainConcurrency: intFlag("train-concurrency", values["train-concurrency"], DEFAULT_RUN.trainConcurrency),
     maxCandidates: values["max-candidates"] === undefined ? null : intFlag("max-candidates", values["max-candidates"], 0),
     options: parseJobOptions(values),
+    ...parseFidelityFlag(values.fidelity),
     selection: {
       top: intFlag("select-top", values["select-top"], DEFAULT_SELECTION.top),
       seeds: values["holdout-seeds"] === undefined ? DEFAULT_SELECTION.seeds : parseSeedsFlag("--holdout-seeds", values["holdout-seeds"]),

@@ -201,6 +201,7 @@ def test_task_info_says_which_tasks_continue():
 
 
 def test_mmlab_stop_at_keeps_the_full_warm_up():
+    pytest.importorskip("mmengine", reason="MMEngine is not installed (scripts/setup-mmlab.sh)")
     from mmengine.config import Config
 
     from autoloss_worker.mmlab.rewrite import ProxySchedule, apply_proxy_schedule
@@ -215,3 +216,16 @@ def test_mmlab_stop_at_keeps_the_full_warm_up():
     assert schedule(max_iters=90, warmup_iters=20) == schedule(max_iters=90, warmup_iters=20, stop_at=90)
     with warnings.catch_warnings(), pytest.raises(AssertionError, match="stop_at"):
         schedule(max_iters=90, stop_at=91)
+
+
+def test_mmlab_stop_at_trains_the_first_steps_of_the_longer_run(cache_dir):
+    """mmseg without warm-up has a constant rate, so the first 2 steps of a 3-step schedule are a
+    2-step training: same metrics. No state is cached (MMLab tasks do not continue)."""
+    pytest.importorskip("mmcv.ops", reason="mmcv with compiled ops is not installed (scripts/setup-mmlab.sh)")
+    pytest.importorskip("mmseg", reason="MMSegmentation is not installed (scripts/setup-mmlab.sh)")
+    job = {"task": "mmseg", "loss": CE, "options": {"warmup_iters": 0, "pretrained": False}}
+    stopped = train_loss_job({**job, "options": {**job["options"], "iterations": 3}, "fidelity": {"stop_at": 2}})
+    short = train_loss_job({**job, "options": {**job["options"], "iterations": 2}})
+    assert (stopped["iterations"], stopped["resumedFrom"]) == (2, None)
+    assert stopped["metrics"] == short["metrics"]
+    assert not cache_dir.exists()

@@ -18,7 +18,13 @@ keys raise. Results are exactly what ``autoloss eval-loss|train-loss --json`` pr
     eval-loss:  {"passed", "score", "gradNorms": [B per branch], "fingerprint": [B rows per branch],
                  "iterations", "invalid", "elapsedMs",
                  "branches": {name: {"passed", "score", "gradNorms", "fingerprint", "iterations", "invalid"}}}
-    train-loss: {"metrics": {name: 0-1}, "target", "invalid", "iterations", "elapsedMs"}
+    train-loss: {"metrics": {name: 0-1}, "target", "invalid", "iterations", "resumedFrom", "elapsedMs"}
+
+train-loss also takes ``"fidelity": {"stop_at": k}`` (1 <= k <= ``options.iterations``): the full
+schedule, stopped and evaluated after step k (successive halving's lower rungs). A task that
+``continues`` (task-info) continues from the largest cached step below k of the same payload and
+device and caches its state at k (``tasks/train_state.py``); ``resumedFrom`` is that step or null,
+``iterations`` the steps done counted from 0. The result equals a training from step 0 to k.
 
 Every branch entry and the whole-loss fields are ``rejection.BranchVerdict.wire()``; the
 whole-loss one is the branches' ``combine``. ``gradNorms`` entries are null where non-finite (JSON
@@ -38,6 +44,7 @@ from autoloss_worker.fastreject.jobs import eval_loss
 from autoloss_worker.graph import LossGraph, loss_from_wire
 from autoloss_worker.rejection import RejectionConfig
 from autoloss_worker.tasks import Task, get_task
+from autoloss_worker.tasks.train_state import Continuation, StateCache, state_key
 from autoloss_worker.tasks.training import parse_options
 
 Progress = Callable[[float], None]
@@ -54,7 +61,7 @@ class Job:
 def _job(payload: Any, *, device: str | None, train: bool) -> Job:
     if not isinstance(payload, dict):
         raise ValueError(f"job payload must be a map, got {type(payload).__name__}")
-    unknown = sorted(set(payload) - {"task", "metric", "loss", "seed", "options", "branches"})
+    unknown = sorted(set(payload) - {"task", "metric", "loss", "seed", "options", "branches", "fidelity"})
     if unknown:
         raise ValueError(f"job payload has unknown key(s) {', '.join(unknown)}")
     name = payload.get("task")
@@ -124,14 +131,39 @@ def train_loss_job(payload: Any, device: str | None = None, progress: Progress |
     start = time.perf_counter()
     job = _job(payload, device=device, train=True)
     graph = loss_for_task(job.task, payload.get("loss"))
-    result = job.task.proxy_train(graph, job.seed, metric=job.metric, progress=progress)
+    stop_at = _stop_at(payload.get("fidelity"), getattr(job.task.options, "iterations", None))  # type: ignore[attr-defined]
+    if stop_at is None:
+        result = job.task.proxy_train(graph, job.seed, metric=job.metric, progress=progress)
+    else:
+        states = None
+        if job.task.continues:
+            key = state_key(payload, str(getattr(job.task.options, "device", device)))  # type: ignore[attr-defined]
+            states = Continuation(StateCache.from_env(), key)
+        result = job.task.proxy_train(graph, job.seed, metric=job.metric, progress=progress, stop_at=stop_at,
+                                      states=states)
     return {
         "metrics": result.metrics,
         "target": result.target,
         "invalid": result.invalid,
         "iterations": result.iterations,
+        "resumedFrom": result.resumed_from,
         "elapsedMs": (time.perf_counter() - start) * 1000,
     }
+
+
+def _stop_at(fidelity: Any, iterations: int | None) -> int | None:
+    """``payload["fidelity"]`` = ``{"stop_at": k}``, 1 <= k <= the task's ``iterations`` (None: absent)."""
+    if fidelity is None:
+        return None
+    if not isinstance(fidelity, dict):
+        raise ValueError(f"'fidelity' must be a map such as {{\"stop_at\": 100}}, got {fidelity!r}")
+    unknown = sorted(set(fidelity) - {"stop_at"})
+    if unknown:
+        raise ValueError(f"'fidelity' has unknown key(s) {', '.join(map(str, unknown))} (known: stop_at)")
+    k = fidelity.get("stop_at")
+    if not isinstance(k, int) or isinstance(k, bool) or iterations is None or not 1 <= k <= iterations:
+        raise ValueError(f"'fidelity.stop_at' must be an integer from 1 to the task's iterations ({iterations}), got {k!r}")
+    return k
 
 
 def baseline_job(payload: Any, device: str | None = None, progress: Progress | None = None) -> dict[str, Any]:
@@ -160,4 +192,6 @@ def task_info_job(payload: Any, device: str | None = None, progress: Progress | 
         "dataSeed": getattr(getattr(job.task, "options", None), "data_seed", None),
         # the proxy budget these options give (a fidelity measurement trains at multiples of it)
         "iterations": getattr(getattr(job.task, "options", None), "iterations", None),
+        # a train-loss job with fidelity.stop_at continues from a lower rung's cached state
+        "continues": job.task.continues,
     }

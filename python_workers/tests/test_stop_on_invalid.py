@@ -32,8 +32,8 @@ def _loop(values: list[float], stop_on_invalid: bool) -> tuple[tuple[bool, int],
         calls.append(i)
         return values[i] * model.weight.sum()
 
-    result = guarded_training(model, optimizer, len(values), step_loss, lambda _: 0.1, stop_on_invalid=stop_on_invalid)
-    return result, len(calls), model
+    invalid, done, _ = guarded_training(model, optimizer, len(values), step_loss, lambda _: 0.1, stop_on_invalid=stop_on_invalid)
+    return (invalid, done), len(calls), model
 
 
 def test_default_stops_at_the_first_non_finite_loss_before_touching_weights():

@@ -109,7 +109,8 @@ def test_train_and_baseline_jobs_report_the_cli_shape():
                                   "tree": ["neg", ["mul", "y", ["log", "y_hat"]]]}]}
     options = {**SMALL, "iterations": 3}
     r = train_loss_job({"task": "seg", "metric": "bf1", "loss": wire, "seed": 1, "options": options})
-    assert set(r) == {"metrics", "target", "invalid", "iterations", "elapsedMs"}
+    assert set(r) == {"metrics", "target", "invalid", "iterations", "resumedFrom", "elapsedMs"}
+    assert r["resumedFrom"] is None
     assert r["iterations"] == 3 and r["target"] == r["metrics"]["bf1"] and set(r["metrics"]) == set(SEG_METRICS)
     # The baseline is the same cross-entropy: same seed, metric and options give the same numbers.
     assert baseline_job({"task": "seg", "metric": "bf1", "seed": 1, "options": options})["metrics"] == r["metrics"]

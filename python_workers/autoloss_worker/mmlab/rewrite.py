@@ -88,6 +88,9 @@ class ProxySchedule:
 
     max_iters: int = 150  # shipped det config: ≈ 1 CPU-minute at 1 thread, baseline bbox mAP ≈ 0.07 (docs/mmlab.md)
     warmup_iters: int = 50
+    # Train only the first stop_at of the max_iters steps, then validate (successive halving's lower
+    # rungs). Exact: after the warm-up, which keeps its full-schedule length, the rate is constant.
+    stop_at: int | None = None
     lr: float | None = None  # None: keep the config's optimizer lr
     batch_size: int | None = None  # None: keep the config's
     log_interval: int = 50
@@ -183,11 +186,13 @@ def add_custom_imports(cfg: Any) -> Any:
 
 
 def apply_proxy_schedule(cfg: Any, proxy: ProxySchedule) -> Any:
-    n = proxy.max_iters
-    assert n >= 1, f"max_iters must be >= 1, got {n}"
+    full = proxy.max_iters
+    assert full >= 1, f"max_iters must be >= 1, got {full}"
+    n = full if proxy.stop_at is None else proxy.stop_at
+    assert 1 <= n <= full, f"stop_at must be within 1..{full}, got {n}"
     cfg.train_cfg = dict(type="IterBasedTrainLoop", max_iters=n, val_interval=n)
     cfg.val_cfg = dict(type="ValLoop")
-    warmup = min(proxy.warmup_iters, n)
+    warmup = min(proxy.warmup_iters, full)
     cfg.param_scheduler = [dict(type="LinearLR", start_factor=0.001, by_epoch=False, begin=0, end=warmup)] if warmup else []
     if proxy.lr is not None:
         cfg.optim_wrapper.optimizer.lr = proxy.lr

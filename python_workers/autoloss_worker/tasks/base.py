@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from autoloss_worker.tasks.losses import BranchLoss, as_branch_losses
+from autoloss_worker.tasks.train_state import Continuation
 
 # Branch kinds a task may declare (mirror of src/graph/types.ts).
 DENSE = "dense"
@@ -59,6 +60,8 @@ class TrainResult:
     invalid: bool
     iterations: int
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the cached step this training continued from (``stop_at`` with a state cache), else None
+    resumed_from: int | None = None
 
 
 class Task(ABC):
@@ -92,6 +95,9 @@ class Task(ABC):
     #: matrix of ``argmax(raw, dim=1)`` against ``target.labels`` over ``raw.shape[1]`` classes (seg's
     #: region metrics): the protocol scores all rows with one ``bincount`` (``fastreject/metrics.py``).
     confusion_metrics: frozenset[str] = frozenset()
+    #: ``proxy_train`` continues from a cached lower-rung state (``states``); False: every
+    #: ``stop_at`` job trains from step 0 (it still stops early on the full schedule).
+    continues: bool = False
     # Multi-branch: a task with more than one entry in ``branches`` implements ``ground_truth_raw``
     # (the protocol sets the branches not being checked to it); a single-branch task need not.
 
@@ -155,10 +161,15 @@ class Task(ABC):
         metric: str,
         budget: int | None = None,
         progress: Callable[[float], None] | None = None,
+        stop_at: int | None = None,
+        states: Continuation | None = None,
     ) -> TrainResult:
         """Train a network initialised from ``seed`` with ``loss`` (a LossGraph or branch losses)
         for ``budget`` iterations (None: the task's default) and evaluate every metric on the eval
-        split. Stops at the first non-finite loss or gradient. ``progress`` gets the done fraction."""
+        split. Stops at the first non-finite loss or gradient. ``progress`` gets the done fraction.
+
+        ``stop_at`` k: the same schedule (over ``budget`` steps), stopped and evaluated after step k.
+        ``states``: where a task that ``continues`` resumes from and keeps its state at k."""
 
     def ground_truth_raw(self, branch: str, target: Any) -> Tensor:
         """A raw prediction of ``branch`` equal to the ground truth. Multi-branch tasks implement it:

@@ -5,7 +5,8 @@ and ``MMLabConfigTask``, what those tasks share besides it (options, config, mod
                                evaluator_keys={"miou": "mIoU"}, scale=0.01)
 
 The searched loss goes into the config's slots (``mmlab.rewrite.rewrite_config``), the schedule is
-shortened to ``options.iterations`` with ``options.warmup_iters`` of linear warm-up, mmengine's
+shortened to ``options.iterations`` with ``options.warmup_iters`` of linear warm-up (``stop_at``:
+stopped after that many of them), mmengine's
 Runner trains in this process (``train_proxy``), and the config's own evaluator is read back:
 ``evaluator_keys`` maps the task's metric names to the evaluator's keys, ``scale`` brings them to
 0-1 (mmseg reports percent). A NaN/Inf loss stops training at once and scores every metric 0.
@@ -25,6 +26,7 @@ from typing import Any, ClassVar
 from autoloss_worker.graph import LossGraph, loss_from_wire
 from autoloss_worker.graph.wire import loss_to_wire
 from autoloss_worker.tasks.base import Sample, Task, TrainResult
+from autoloss_worker.tasks.train_state import Continuation
 from autoloss_worker.tasks.training import parse_options, set_threads
 
 # The shipped MMLab configs, package data (pyproject), so an installed worker finds them too.
@@ -65,12 +67,12 @@ def build_config_model(config: Any, seed: int, library: str) -> Any:
 
 def mmlab_proxy_train(config: Any, wire: Mapping[str, Any], slots: Sequence[Any], options: MMLabOptions, *, metric: str,
                       seed: int, budget: int | None, evaluator_keys: Mapping[str, str], scale: float,
-                      progress: Callable[[float], None] | None = None) -> TrainResult:
+                      progress: Callable[[float], None] | None = None, stop_at: int | None = None) -> TrainResult:
     from autoloss_worker.mmlab.rewrite import ProxySchedule, rewrite_config, train_proxy
 
     o = options
     schedule = ProxySchedule(max_iters=o.iterations if budget is None else budget, warmup_iters=o.warmup_iters,
-                             lr=o.lr or None, seed=seed)
+                             lr=o.lr or None, seed=seed, stop_at=stop_at)
     cfg = rewrite_config(config, wire, slots, schedule)
     headline = evaluator_keys[metric]
     set_threads(o.threads)
@@ -137,7 +139,12 @@ class MMLabConfigTask(Task):
         return resolve_pretrained(self.config, self.library, enabled=self.options.pretrained)
 
     def proxy_train(self, loss: Any, seed: int, *, metric: str, budget: int | None = None,
-                    progress: Callable[[float], None] | None = None) -> TrainResult:
+                    progress: Callable[[float], None] | None = None, stop_at: int | None = None,
+                    states: Continuation | None = None) -> TrainResult:
+        """``stop_at`` is supported (the schedule's warm-up keeps its full length); ``states`` is
+        ignored (``continues`` is False): mmengine's resume does not restore the RNG states that
+        augmentation and RoI sampling draw from, so a continued run would not equal a fresh one.
+        Every rung trains from step 0."""
         from autoloss_worker.mmlab.rewrite import SLOTS_BY_TASK
 
         metric = self.check_metric(metric)
@@ -146,7 +153,7 @@ class MMLabConfigTask(Task):
         slots = [s for s in SLOTS_BY_TASK[self.name] if s.name in self.branches]  # the others keep the config's losses
         return mmlab_proxy_train(self.proxy_config(), wire, slots, self.options, metric=metric, seed=seed,
                                  budget=budget, evaluator_keys=self.evaluator_keys, scale=self.metric_scale,
-                                 progress=progress)
+                                 progress=progress, stop_at=stop_at)
 
 
 class _device:

@@ -47,7 +47,8 @@ from autoloss_worker.data.shapes import NUM_KEYPOINTS, ShapesSplit
 from autoloss_worker.metrics.keypoints import keypoint_map, oks
 from autoloss_worker.tasks.base import DENSE, Sample, Task, TrainResult
 from autoloss_worker.tasks.losses import WEIGHT_KEY, branch_output, training_value
-from autoloss_worker.tasks.training import batches, cosine_lr, guarded_training, parse_options, set_threads, shapes_split
+from autoloss_worker.tasks.train_state import Continuation
+from autoloss_worker.tasks.training import BatchOrder, cosine_lr, guarded_training, parse_options, set_threads, shapes_split
 
 BRANCH = "loss"
 STRIDE = 4  # heatmap resolution is crop / STRIDE
@@ -203,6 +204,7 @@ def single_object_ap(oks_value: float) -> float:
 class PoseTask(Task):
     name = "pose"
     branches = {BRANCH: DENSE}
+    continues = True
     metrics = ("map",)
     default_metric = "map"
     # Heatmap MSE: Σ (ŷ − y)², the SimpleBaseline / MMPose baseline.
@@ -280,6 +282,8 @@ class PoseTask(Task):
         metric: str,
         budget: int | None = None,
         progress: Callable[[float], None] | None = None,
+        stop_at: int | None = None,
+        states: Continuation | None = None,
     ) -> TrainResult:
         metric = self.check_metric(metric)
         losses = self.branch_losses(loss)
@@ -293,21 +297,21 @@ class PoseTask(Task):
 
         model = self.build_model(seed).to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=o.lr)
-        order = batches(len(images), min(o.batch_size, len(images)), seed)
+        order = BatchOrder(len(images), min(o.batch_size, len(images)), seed)
 
-        def step_loss(_: int) -> Tensor:
-            idx = torch.from_numpy(next(order)).to(device)
+        def step_loss(i: int) -> Tensor:
+            idx = torch.from_numpy(order(i)).to(device)
             inputs = {"y_hat": model(images[idx]), "y": heatmaps[idx], WEIGHT_KEY: weights[idx]}
             return sum(training_value(branch_output(fn, inputs)) for fn in losses.values())  # type: ignore[return-value]
 
         start = time.perf_counter()
-        invalid, done = guarded_training(model, optimizer, iterations, step_loss,
+        invalid, done, resumed_from = guarded_training(model, optimizer, iterations, step_loss,
                                          lambda i: cosine_lr(o.lr, i, iterations, min(o.warmup, iterations)), progress,
-                                         stop_on_invalid=o.stop_on_invalid)
+                                         stop_on_invalid=o.stop_on_invalid, stop_at=stop_at, states=states)
         train_s = time.perf_counter() - start
         metrics = {"map": 0.0} if invalid else self.evaluate(model)
         return TrainResult(metrics=metrics, target=metrics[metric], invalid=invalid, iterations=done,
-                           extra={"train_s": train_s})
+                           resumed_from=resumed_from, extra={"train_s": train_s})
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:

@@ -47,7 +47,8 @@ from autoloss_worker.metrics.segmentation import (
 )
 from autoloss_worker.tasks.base import DENSE, Sample, Task, TrainResult
 from autoloss_worker.tasks.losses import branch_output, training_value
-from autoloss_worker.tasks.training import batches, guarded_training, parse_options, poly_lr, set_threads, shapes_split
+from autoloss_worker.tasks.train_state import Continuation
+from autoloss_worker.tasks.training import BatchOrder, guarded_training, parse_options, poly_lr, set_threads, shapes_split
 
 SEG_METRICS = ("miou", "fwiou", "gacc", "macc", "biou", "bf1")
 BOUNDARY_METRICS = frozenset({"biou", "bf1"})
@@ -147,6 +148,7 @@ def training_target(labels: Tensor, metric: str, classes: int, dtype: torch.dtyp
 class SegTask(Task):
     name = "seg"
     branches = {BRANCH: DENSE}
+    continues = True
     metrics = SEG_METRICS
     default_metric = "miou"
     # Cross-entropy −Σ_c y log ŷ; its value Σ/(N·H·W) is the usual mean per-pixel CE.
@@ -221,6 +223,8 @@ class SegTask(Task):
         metric: str,
         budget: int | None = None,
         progress: Callable[[float], None] | None = None,
+        stop_at: int | None = None,
+        states: Continuation | None = None,
     ) -> TrainResult:
         metric = self.check_metric(metric)
         losses = self.branch_losses(loss)
@@ -240,20 +244,20 @@ class SegTask(Task):
             [{"params": body}, {"params": head, "lr_scale": o.head_lr_scale}],
             lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay,
         )
-        order = batches(len(train), o.batch_size, seed)
+        order = BatchOrder(len(train), o.batch_size, seed)
 
-        def step_loss(_: int) -> Tensor:
-            idx = torch.from_numpy(next(order)).to(device)
+        def step_loss(i: int) -> Tensor:
+            idx = torch.from_numpy(order(i)).to(device)
             inputs = {"y_hat": torch.softmax(model(images[idx]), dim=1), "y": targets[idx]}
             return sum(training_value(branch_output(fn, inputs)) for fn in losses.values())  # type: ignore[return-value]
 
         start = time.perf_counter()
-        invalid, done = guarded_training(model, optimizer, iterations, step_loss, lambda i: poly_lr(o.lr, i, iterations), progress,
-                                         stop_on_invalid=o.stop_on_invalid)
+        invalid, done, resumed_from = guarded_training(model, optimizer, iterations, step_loss, lambda i: poly_lr(o.lr, i, iterations), progress,
+                                         stop_on_invalid=o.stop_on_invalid, stop_at=stop_at, states=states)
         train_s = time.perf_counter() - start
         metrics = {m: 0.0 for m in SEG_METRICS} if invalid else self.evaluate(model)
         return TrainResult(metrics=metrics, target=metrics[metric], invalid=invalid, iterations=done,
-                           extra={"train_s": train_s})
+                           resumed_from=resumed_from, extra={"train_s": train_s})
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:

@@ -4,14 +4,15 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from autoloss_worker.data.shapes import ShapesSplit, generate_shapes, split_seed
+from autoloss_worker.tasks.train_state import Continuation
 
 O = TypeVar("O")
 
@@ -40,13 +41,24 @@ def shapes_split(split: str, n: int, data_seed: int, size: int, num_classes: int
     return generate_shapes(n, split_seed(split, data_seed), size=size, num_classes=num_classes)
 
 
-def batches(n: int, batch_size: int, seed: int) -> Iterator[np.ndarray]:
-    """Endless shuffled mini-batches of indices into a split of ``n`` items (seeded, epoch by epoch)."""
-    rng = np.random.default_rng(seed)
-    while True:
-        order = rng.permutation(n)
-        for start in range(0, n - batch_size + 1, batch_size):  # drop the ragged tail
-            yield order[start : start + batch_size]
+class BatchOrder:
+    """Shuffled mini-batches of indices into a split of ``n`` items, addressed by step: ``order(i)``
+    is step i's batch (epoch by epoch, seeded, the ragged tail dropped). A training resumed at step k
+    asks for k, k+1, ... and gets exactly the batches a run from step 0 gets there."""
+
+    def __init__(self, n: int, batch_size: int, seed: int) -> None:
+        self.n, self.batch_size = n, batch_size
+        self.per_epoch = n // batch_size
+        self.rng = np.random.default_rng(seed)
+        self.epoch, self.order = -1, np.empty(0, dtype=np.int64)
+
+    def __call__(self, step: int) -> np.ndarray:
+        epoch, slot = divmod(step, self.per_epoch)
+        if epoch < self.epoch:
+            raise ValueError(f"batch order is forward-only: step {step} is before epoch {self.epoch}")
+        while self.epoch < epoch:  # the permutations of skipped epochs are still drawn, in order
+            self.order, self.epoch = self.rng.permutation(self.n), self.epoch + 1
+        return self.order[slot * self.batch_size : (slot + 1) * self.batch_size]
 
 
 def poly_lr(base: float, step: int, total: int, power: float = 0.9, minimum: float = 1e-4) -> float:
@@ -62,6 +74,12 @@ def cosine_lr(base: float, step: int, total: int, warmup: int) -> float:
     return base * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+class Trained(NamedTuple):
+    invalid: bool
+    iterations: int  # steps done, counted from step 0 (a resumed run included)
+    resumed_from: int | None  # the cached step training continued from
+
+
 def guarded_training(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -70,26 +88,39 @@ def guarded_training(
     lr_at: Callable[[int], float],
     progress: Callable[[float], None] | None = None,
     stop_on_invalid: bool = True,
-) -> tuple[bool, int]:
-    """Run ``iterations`` steps; ``step_loss(i)`` returns the scalar training loss of step i.
+    *,
+    stop_at: int | None = None,
+    states: Continuation | None = None,
+) -> Trained:
+    """Run the ``iterations``-step schedule; ``step_loss(i)`` returns the scalar training loss of
+    step i (a function of i alone: a resumed run starts at a later i) and ``lr_at(i)`` its rate.
 
     Stops at the first non-finite loss or gradient (paper: stop training as soon as the loss is
-    NaN or Inf) before any weight is touched. Returns (invalid, iterations evaluated).
+    NaN or Inf) before any weight is touched.
+
+    ``stop_at`` k (successive halving's lower rungs): the same schedule, stopped after step k. With
+    ``states``, training first continues from the latest cached state before k, and the state at k
+    is cached for a later, longer job (not at the schedule's end: nothing continues from there).
 
     ``stop_on_invalid=False`` is the search-efficiency ablation's naive trainer (paper Fig. 4): it
     notes the first non-finite value but keeps stepping for the whole budget, as a plain training
     loop would (the weights turn NaN), so an invalid loss costs a full training.
     """
+    stop = iterations if stop_at is None else stop_at
+    if not 1 <= stop <= iterations:
+        raise ValueError(f"stop_at must be within 1..{iterations} (the schedule), got {stop}")
     params = [p for p in model.parameters() if p.requires_grad]
+    resumed = states.resume(stop, model, optimizer) if states is not None else None
+    start = 0 if resumed is None else resumed["step"]
+    invalid = False if resumed is None else bool(resumed["invalid"])
     model.train()
-    invalid = False
-    for i in range(iterations):
+    for i in range(start, stop):
         for group in optimizer.param_groups:
             group["lr"] = lr_at(i) * group.get("lr_scale", 1.0)
         value = step_loss(i)
         if not bool(torch.isfinite(value)):
             if stop_on_invalid:
-                return True, i + 1
+                return Trained(True, i + 1, start or None)
             invalid = True
         optimizer.zero_grad(set_to_none=True)
         if value.requires_grad:
@@ -97,12 +128,14 @@ def guarded_training(
         grad_norm = torch.nn.utils.clip_grad_norm_(params, float("inf"))
         if not bool(torch.isfinite(grad_norm)):
             if stop_on_invalid:
-                return True, i + 1
+                return Trained(True, i + 1, start or None)
             invalid = True
         optimizer.step()
         if progress is not None and (i + 1) % 10 == 0:
-            progress((i + 1) / iterations)
-    return invalid, iterations
+            progress((i + 1 - start) / (stop - start))
+    if states is not None and stop < iterations:
+        states.keep(stop, model, optimizer, invalid)
+    return Trained(invalid, stop, start or None)
 
 
 def set_threads(threads: int) -> None:

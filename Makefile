@@ -39,7 +39,7 @@ SEED ?= 0
 OUT ?= runs/$(TASK)-$(shell date +%Y%m%d-%H%M%S)
 RESULTS := test-results
 
-.PHONY: setup setup-node setup-python setup-mmlab test-deps test test-ts test-py typecheck pretrain search bench bench-fabric bench-rejection bench-ablation bench-fidelity clean
+.PHONY: setup setup-node setup-python setup-mmlab test-deps test test-ts test-py typecheck pretrain search bench bench-fabric bench-rejection bench-ablation bench-fidelity bench-allocation clean
 
 setup: setup-node setup-python setup-mmlab
 
@@ -124,6 +124,14 @@ FIDELITY_FLAGS_default := --seeds 1,2 --long-factor 5
 FIDELITY_FLAGS ?= $(or $(FIDELITY_FLAGS_$(TASK)),$(FIDELITY_FLAGS_default))
 bench-fidelity: setup
 	npx tsx bench/fidelity.ts --task $(or $(TASK_NAME_$(TASK)),$(TASK)) --name $(TASK) -- $(FIDELITY_FLAGS) --workers $(WORKERS)
+
+# Budget allocation at equal cost: `--fidelity full` vs `--fidelity asha`, each from search seeds
+# ALLOCATION_SEEDS with `make search`'s budget for TASK and the held-out final choice ->
+# bench/results/allocation-$(TASK).{json,md}. Long: seg is 6 searches of ~6-15 min each on 2 cores;
+# runs/bench-allocation keeps every run, so rerunning resumes instead of starting over.
+ALLOCATION_SEEDS ?= 0,1,2
+bench-allocation: setup
+	npx tsx bench/allocation.ts --task $(TASK) --seeds $(ALLOCATION_SEEDS) --budget $(BUDGET) --population $(POPULATION) --workers $(WORKERS)
 
 # Round-trip overhead, throughput and payload bandwidth of the worker fabric -> bench/results/fabric.json
 bench-fabric: setup

@@ -1,0 +1,163 @@
+/**
+ * Budget-allocation bench (issue: spend the search budget where it matters): for each task, each
+ * fidelity variant and each search seed, runs `autoloss search` with the same budget in full-proxy
+ * equivalents, the same workers and the same held-out final choice, and writes
+ * `bench/results/allocation-<task>.json` and a table (`.md`): per run the losses explored (distinct
+ * losses that got a proxy score), the full-proxy equivalents spent, the chosen loss, its held-out
+ * score per held-out seed beside the baseline's, and the wall time.
+ *
+ * Equal cost: both variants get the same `--budget` (full-proxy equivalents: iterations trained /
+ * the full proxy's iterations; for `--fidelity full` that is the trainings started) and the same
+ * workers; their wall times are reported so a cheaper-per-equivalent variant shows.
+ *
+ * Run: `make bench-allocation` (seg) or
+ * `npx tsx bench/allocation.ts --task seg [--seeds 0,1,2] [--variants full,asha] [--budget N]
+ *  [--population N] [--workers N] [--out-dir DIR] [-- extra search flags...]`.
+ * Every run directory (default `runs/bench-allocation/<task>-<variant>-<seed>`) is kept: rerunning
+ * resumes an interrupted run instead of starting it again (`autoloss resume` semantics).
+ */
+import { existsSync, mkdirSync, writeFileSync } from "node:fs"
+import { cpus, loadavg } from "node:os"
+import { dirname, join } from "node:path"
+import { fileURLToPath } from "node:url"
+import { parseArgs } from "node:util"
+import Database from "better-sqlite3"
+import { execa } from "execa"
+
+const { values, positionals } = parseArgs({
+  options: {
+    task: { type: "string", default: "seg" },
+    seeds: { type: "string", default: "0,1,2" },
+    variants: { type: "string", default: "full,asha" },
+    budget: { type: "string" },
+    population: { type: "string" },
+    workers: { type: "string", default: "2" },
+    "out-dir": { type: "string" }
+  },
+  allowPositionals: true
+})
+const task = values.task!
+// The `make search` defaults (Makefile), so the bench measures the product's default search.
+const DEFAULTS: Record<string, { budget: number; population: number }> = {
+  seg: { budget: 60, population: 12 },
+  det: { budget: 10, population: 4 },
+  ins: { budget: 10, population: 4 }
+}
+const budget = Number(values.budget ?? DEFAULTS[task]?.budget ?? 20)
+const population = Number(values.population ?? DEFAULTS[task]?.population ?? 8)
+const seeds = values.seeds!.split(",").map(Number)
+const variants = values.variants!.split(",")
+const root = join(dirname(fileURLToPath(import.meta.url)), "..")
+const baseDir = values["out-dir"] ?? join(root, "runs", "bench-allocation")
+
+interface RunRow {
+  readonly variant: string
+  readonly seed: number
+  readonly explored: number
+  readonly fullProxyEquivalents: number | null
+  readonly chosen: string | null
+  readonly chosenHeldOut: ReadonlyArray<number> | null
+  readonly baselineHeldOut: ReadonlyArray<number> | null
+  readonly diffMean: number | null
+  readonly wins: number | null
+  readonly wall_s: number
+  readonly load1: { readonly min: number; readonly max: number }
+}
+
+/** Distinct losses the run gave a proxy score of its own (trained, not reused from an identical or equivalent one). */
+const explored = (dir: string): number => {
+  const db = new Database(join(dir, "search.db"), { readonly: true })
+  try {
+    const row = db.prepare("SELECT COUNT(DISTINCT hash) AS n FROM candidates WHERE score IS NOT NULL AND reused_from IS NULL").get() as { n: number }
+    return row.n
+  } finally {
+    db.close()
+  }
+}
+
+const rows: RunRow[] = []
+for (const variant of variants) {
+  for (const seed of seeds) {
+    const dir = join(baseDir, `${task}-${variant}-${seed}`)
+    const resume = existsSync(join(dir, "search.db"))
+    const args = resume
+      ? ["resume", dir, "--json"]
+      : ["search", "--task", task, "--seed", String(seed), "--budget", String(budget), "--population", String(population),
+         "--workers", values.workers!, "--fidelity", variant, "--out", dir, "--json", ...positionals]
+    const load = [loadavg()[0]!]
+    const sampler = setInterval(() => load.push(loadavg()[0]!), 30_000)
+    const started = Date.now()
+    process.stderr.write(`bench/allocation: ${task} ${variant} seed ${seed}: autoloss ${args.join(" ")}\n`)
+    const r = await execa("node", [join(root, "bin/autoloss.js"), ...args], { reject: false, stderr: "inherit" })
+    clearInterval(sampler)
+    if (r.exitCode !== 0) {
+      process.stderr.write(`bench/allocation: the run exited ${r.exitCode}; rerun the bench to resume it (${dir})\n`)
+      process.exit(r.exitCode ?? 1)
+    }
+    const summary = JSON.parse(r.stdout) as {
+      counters: Record<string, number>
+      selection: null | {
+        chosen: { loss: string; heldOut: { values: number[] }; vsBaseline: { mean: number; wins: number } }
+        baseline: { heldOut: { values: number[] } }
+      }
+    }
+    const c = summary.counters
+    const s = summary.selection
+    rows.push({
+      variant, seed,
+      explored: explored(dir),
+      // asha stores the budget spent in units of 1/unitsPerFull of a full proxy; full: trainings started
+      fullProxyEquivalents: c["spentUnits"] !== undefined && c["unitsPerFull"] !== undefined ? c["spentUnits"] / c["unitsPerFull"] : c["trained"] ?? null,
+      chosen: s?.chosen.loss ?? null,
+      chosenHeldOut: s?.chosen.heldOut.values ?? null,
+      baselineHeldOut: s?.baseline.heldOut.values ?? null,
+      diffMean: s?.chosen.vsBaseline.mean ?? null,
+      wins: s?.chosen.vsBaseline.wins ?? null,
+      // a resumed run's wall time is only this invocation's
+      wall_s: (Date.now() - started) / 1000,
+      load1: { min: Math.min(...load), max: Math.max(...load) }
+    })
+  }
+}
+
+const mean = (xs: ReadonlyArray<number>) => xs.reduce((a, b) => a + b, 0) / xs.length
+const perVariant = variants.map((variant) => {
+  const mine = rows.filter((r) => r.variant === variant)
+  const held = mine.flatMap((r) => (r.chosenHeldOut === null ? [] : [mean(r.chosenHeldOut)]))
+  const base = mine.flatMap((r) => (r.baselineHeldOut === null ? [] : [mean(r.baselineHeldOut)]))
+  return {
+    variant,
+    explored_mean: mean(mine.map((r) => r.explored)),
+    chosen_heldout_mean: held.length > 0 ? mean(held) : null,
+    baseline_heldout_mean: base.length > 0 ? mean(base) : null,
+    wall_s_mean: mean(mine.map((r) => r.wall_s))
+  }
+})
+const out = {
+  bench: "allocation", task, budget, population, workers: Number(values.workers), seeds, variants,
+  runs: rows, per_variant: perVariant,
+  machine: { cpus: cpus().length, model: cpus()[0]?.model ?? "cpu", node: process.version },
+  command: `npx tsx bench/allocation.ts --task ${task} --seeds ${seeds.join(",")} --variants ${variants.join(",")} --budget ${budget} --population ${population} --workers ${values.workers} ${positionals.join(" ")}`.trim(),
+  written_at: new Date().toISOString()
+}
+const fmt = (x: number | null, d = 3) => (x === null ? "–" : x.toFixed(d))
+const table = [
+  `# Budget allocation on ${task}: budget ${budget} full-proxy equivalents, population ${population}, ${values.workers} workers`,
+  "",
+  "| variant | search seed | explored losses | full-proxy equiv. | chosen loss | held-out (chosen) | held-out (baseline) | mean diff | wins | wall (s) | load1 |",
+  "|---|---|---|---|---|---|---|---|---|---|---|",
+  ...rows.map((r) =>
+    `| ${r.variant} | ${r.seed} | ${r.explored} | ${fmt(r.fullProxyEquivalents, 2)} | \`${r.chosen ?? "–"}\` | ${r.chosenHeldOut?.map((v) => v.toFixed(3)).join(", ") ?? "–"} | ${r.baselineHeldOut?.map((v) => v.toFixed(3)).join(", ") ?? "–"} | ${fmt(r.diffMean)} | ${r.wins ?? "–"} | ${r.wall_s.toFixed(0)} | ${r.load1.min.toFixed(1)}–${r.load1.max.toFixed(1)} |`),
+  "",
+  "| variant | explored (mean) | chosen held-out (mean) | baseline held-out (mean) | wall (s, mean) |",
+  "|---|---|---|---|---|",
+  ...perVariant.map((v) => `| ${v.variant} | ${v.explored_mean.toFixed(1)} | ${fmt(v.chosen_heldout_mean)} | ${fmt(v.baseline_heldout_mean)} | ${v.wall_s_mean.toFixed(0)} |`),
+  "",
+  `Command: \`${out.command}\``,
+  ""
+].join("\n")
+const file = join(root, "bench", "results", `allocation-${task}`)
+mkdirSync(dirname(file), { recursive: true })
+writeFileSync(`${file}.json`, JSON.stringify(out, null, 2) + "\n")
+writeFileSync(`${file}.md`, table)
+process.stdout.write(table)

@@ -39,7 +39,7 @@ SEED ?= 0
 OUT ?= runs/$(TASK)-$(shell date +%Y%m%d-%H%M%S)
 RESULTS := test-results
 
-.PHONY: setup setup-node setup-python setup-mmlab test-deps test test-ts test-py typecheck pretrain search bench bench-fabric bench-rejection bench-ablation bench-fidelity clean
+.PHONY: setup setup-node setup-python setup-mmlab test-deps test test-ts test-py typecheck pretrain search bench bench-fabric bench-rejection bench-ablation bench-fidelity bench-screening clean
 
 setup: setup-node setup-python setup-mmlab
 
@@ -124,6 +124,13 @@ FIDELITY_FLAGS_default := --seeds 1,2 --long-factor 5
 FIDELITY_FLAGS ?= $(or $(FIDELITY_FLAGS_$(TASK)),$(FIDELITY_FLAGS_default))
 bench-fidelity: setup
 	npx tsx bench/fidelity.ts --task $(or $(TASK_NAME_$(TASK)),$(TASK)) --name $(TASK) -- $(FIDELITY_FLAGS) --workers $(WORKERS)
+
+# Screening inside the real search: a short seg search with --screen-batch 1 (one eval-loss job per
+# candidate) and batched (eval-losses jobs), same seed and workers -> bench/results/screening.json
+# (screened per minute per worker, worker time screening vs training, identical candidates).
+# SCREENING_FLAGS e.g. "--budget 20 --population 8 --option iterations=300".
+bench-screening: setup
+	npx tsx bench/screening.ts $(SCREENING_FLAGS)
 
 # Round-trip overhead, throughput and payload bandwidth of the worker fabric -> bench/results/fabric.json
 bench-fabric: setup

@@ -120,3 +120,20 @@ def test_a_bad_batch_fails_the_job_with_a_clear_error(payload, message):
 def test_eval_losses_is_a_registered_job_kind():
     out = default_registry()["eval-losses"]({**context("seg"), "losses": [{"loss": CE}, {"loss": CE}]}, JobContext())
     assert [r["passed"] for r in out["results"]] == [True, True]
+
+
+def test_the_job_log_records_kind_seconds_and_losses(tmp_path, monkeypatch):
+    """AUTOLOSS_JOB_LOG (bench/screening.ts): one line per finished job; nothing without it."""
+    import time
+
+    from autoloss_worker.worker import loop
+
+    log = tmp_path / "jobs.jsonl"
+    loop._log_job("eval-losses", {"losses": [1, 2, 3]}, time.perf_counter())  # not set: no file
+    assert not log.exists()
+    monkeypatch.setenv(loop.JOB_LOG, str(log))
+    loop._log_job("eval-losses", {"losses": [1, 2, 3]}, time.perf_counter() - 0.5)
+    loop._log_job("train-loss", {"loss": CE}, time.perf_counter())
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(x["kind"], x["losses"]) for x in lines] == [("eval-losses", 3), ("train-loss", 1)]
+    assert lines[0]["s"] >= 0.5

@@ -39,7 +39,7 @@ SEED ?= 0
 OUT ?= runs/$(TASK)-$(shell date +%Y%m%d-%H%M%S)
 RESULTS := test-results
 
-.PHONY: setup setup-node setup-python setup-mmlab test-deps test test-ts test-py typecheck pretrain search bench bench-fabric bench-rejection bench-ablation bench-fidelity bench-allocation clean
+.PHONY: setup setup-node setup-python setup-mmlab test-deps test test-ts test-py typecheck pretrain search bench bench-fabric bench-rejection bench-ablation bench-fidelity bench-allocation bench-screening clean
 
 setup: setup-node setup-python setup-mmlab
 
@@ -132,6 +132,13 @@ bench-fidelity: setup
 ALLOCATION_SEEDS ?= 0,1,2
 bench-allocation: setup
 	npx tsx bench/allocation.ts --task $(TASK) --seeds $(ALLOCATION_SEEDS) --budget $(BUDGET) --population $(POPULATION) --workers $(WORKERS)
+
+# Screening inside the real search: a short seg search with --screen-batch 1 (one eval-loss job per
+# candidate) and batched (eval-losses jobs), same seed and workers -> bench/results/screening.json
+# (screened per minute per worker, worker time screening vs training, identical candidates).
+# SCREENING_FLAGS e.g. "--budget 20 --population 8 --option iterations=300".
+bench-screening: setup
+	npx tsx bench/screening.ts $(SCREENING_FLAGS)
 
 # Round-trip overhead, throughput and payload bandwidth of the worker fabric -> bench/results/fabric.json
 bench-fabric: setup

@@ -27,6 +27,14 @@ Production (``fastreject``): static check + verdict cache in the parent, the bat
 time in one process (``single_process``): that ratio to the reference's per-process rate is the
 speed-up that owes nothing to extra cores.
 
+Search path (``search_path``): what a search worker runs, timed in this one process. The search
+checks statically in the control plane and screens each distinct loss once per run, so the distinct
+(by text) non-static candidates of the stream go, in stream order, through the job the search sends
+(``task_jobs.eval_losses_job``, batches of ``--search-batch``, the micro-batcher's largest,
+default 16; fresh verdict cache), and through one ``eval_loss_job`` per loss (``--screen-batch 1``,
+the search before batching). Rates are per process, i.e. per worker; beside the reference's
+per-process rate on the same kind of candidates (``reference_nontrivial_per_min``).
+
 Writes bench/results/rejection.json (``--out``) and prints it; ``--no-reference`` times the
 production path only and writes nothing unless ``--out`` is given.
 """
@@ -50,8 +58,11 @@ sys.path.insert(0, str(ROOT / "python_workers"))
 sys.path.insert(0, str(ROOT / "python_workers" / "tests"))  # the reference protocol lives with the tests
 
 from autoloss_worker.fastreject import FastConfig, Screener, Verdict, fast_config_for  # noqa: E402
+from autoloss_worker.fastreject import jobs as screen_jobs  # noqa: E402
 from autoloss_worker.fastreject.parallel import ParallelScreener  # noqa: E402
+from autoloss_worker.fastreject.static import static_reason  # noqa: E402
 from autoloss_worker.graph import loss_from_wire  # noqa: E402
+from autoloss_worker.task_jobs import eval_loss_job, eval_losses_job  # noqa: E402
 from autoloss_worker.tasks import get_task  # noqa: E402
 from rejection_reference import reference_check  # noqa: E402
 
@@ -125,6 +136,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--engine", choices=("closed", "tree", "levels"), help="default: levels on cuda, closed on cpu")
     ap.add_argument("--stream", help="read the candidate stream from this JSON file (gen-candidates.ts output) "
                     "instead of running the generator, e.g. on a machine without node")
+    ap.add_argument("--search-batch", type=int, default=16, help="losses per eval-losses job in search_path")
     ap.add_argument("--out", help="default: bench/results/rejection.json (nothing with --no-reference)")
     return ap.parse_args()
 
@@ -163,6 +175,36 @@ def run_production(args: argparse.Namespace, graphs: list) -> Production:
         single, single_s = time_production(graphs, fast, 1, engine, cuda)
         assert [v.passed for v in single] == [v.passed for v in verdicts], "1 and N processes decided differently"
     return Production(verdicts, fast, workers, seconds, single_s)
+
+
+def time_search_path(stream: list[dict], batch: int) -> dict:
+    """The search's screening as its workers run it (see the module doc), batched and one per job."""
+    torch.set_num_threads(1)
+    seen: set[str] = set()
+    wires = []
+    for c in stream:
+        graph = loss_from_wire(c["wire"])
+        if c["text"] in seen or any(static_reason(b) is not None for b in graph.branches):
+            continue
+        seen.add(c["text"])
+        wires.append(c["wire"])
+    context = {"task": "seg", "metric": METRIC, "seed": SEED, "options": {}}
+    eval_losses_job({**context, "losses": [{"loss": wires[0]}]})  # warm-up: the samples, imports
+    timings = {}
+    for name, size in (("batched", batch), ("one_per_job", 1)):
+        screen_jobs._screeners.clear()  # a fresh verdict cache, as a new run's worker
+        t0 = time.perf_counter()
+        if size == 1:
+            results = [eval_loss_job({**context, "loss": w}) for w in wires]
+        else:
+            results = [r for s in range(0, len(wires), size)
+                       for r in eval_losses_job({**context, "losses": [{"loss": w} for w in wires[s : s + size]]})["results"]]
+        seconds = time.perf_counter() - t0
+        timings[name] = {"per_min": round(60 * len(wires) / seconds, 2), "seconds": round(seconds, 2),
+                         "passed": sum(r["passed"] for r in results)}
+    assert timings["batched"]["passed"] == timings["one_per_job"]["passed"], "batched and single jobs decided differently"
+    return {"losses": len(wires), "batch": batch, **timings,
+            "speedup_batched_vs_one_per_job": round(timings["batched"]["per_min"] / timings["one_per_job"]["per_min"], 2)}
 
 
 def run_reference(args: argparse.Namespace, stream: list[dict]) -> dict[int, tuple[bool, float, bool, float]]:
@@ -243,8 +285,9 @@ def main() -> None:
     graphs = [loss_from_wire(c["wire"]) for c in stream]
     load_before = os.getloadavg()[0]
     prod = run_production(args, graphs)
+    search_path = time_search_path(stream, args.search_batch) if args.device == "cpu" else None
     if args.no_reference:
-        result = {"device": args.device, "candidates": len(graphs), "stream_seed": args.stream_seed, **prod.summary(),
+        result = {"search_path": search_path, "device": args.device, "candidates": len(graphs), "stream_seed": args.stream_seed, **prod.summary(),
                   "single_process_seconds": None if prod.single_seconds is None else round(prod.single_seconds, 2),
                   "workers": prod.workers, "dtype": args.dtype, "engine": prod.fast.engine,
                   "load_average_1m": os.getloadavg()[0]}
@@ -253,6 +296,12 @@ def main() -> None:
         print(json.dumps(result, indent=2))
         return
     result = compare(args, stream, prod, run_reference(args, stream), load_before)
+    if search_path is not None:  # beside the reference's per-process rate on non-trivial candidates
+        search_path["speedup_batched_vs_reference"] = round(
+            search_path["batched"]["per_min"] / result["details"]["reference_nontrivial_per_min"], 2)
+        search_path["speedup_one_per_job_vs_reference"] = round(
+            search_path["one_per_job"]["per_min"] / result["details"]["reference_nontrivial_per_min"], 2)
+    result = {**result, "search_path": search_path}
     out = Path(args.out or ROOT / "bench/results/rejection.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

@@ -6,6 +6,14 @@ Payload (msgpack/JSON map), for both kinds:
      "options": {<task option>: value, ..., "rejection": {<RejectionConfig field>: value}},
      "branches": ["rpn_cls", ...]}   # eval-loss only, optional
 
+``eval-losses`` screens many losses in one job (what the search sends): the same map with
+``"losses": [{"loss": <graph wire obj>, "branches"?: [...]}, ...]`` in place of ``loss`` and
+``branches``. Its result is ``{"results": [<one eval-loss result or {"error": text}>, ...],
+"elapsedMs"}`` in request order; an entry that does not decode or whose screening raises gets
+``{"error": ...}`` and the others their verdicts (a bad context, e.g. an unknown task, fails the
+job). ``eval-loss`` is a batch of one (its error raised). A loss's verdict does not depend on the
+batch it is screened in.
+
 ``branches`` (eval-loss): check exactly these branches, each with the other branches'
 predictions at ground truth (paper, App. A.2), every one of them even after a failure — the search
 screens branch by branch and redraws only the failing ones. Without it the whole loss is checked
@@ -40,7 +48,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from autoloss_worker.fastreject.jobs import eval_loss
+from autoloss_worker.fastreject.jobs import Entry, eval_losses
 from autoloss_worker.graph import LossGraph, loss_from_wire
 from autoloss_worker.rejection import RejectionConfig
 from autoloss_worker.tasks import Task, get_task
@@ -116,14 +124,62 @@ def _requested_branches(task: Task, requested: Any) -> list[str] | None:
     return requested
 
 
+def _entry(task: Task, raw: Any) -> Entry:
+    """One loss to screen, ``{"loss": wire, "branches"?: [...]}``, decoded and checked."""
+    if not isinstance(raw, dict):
+        raise ValueError(f"a loss to screen must be a map with 'loss' (and maybe 'branches'), got {type(raw).__name__}")
+    unknown = sorted(set(raw) - {"loss", "branches"})
+    if unknown:
+        raise ValueError(f"a loss to screen has unknown key(s) {', '.join(unknown)}")
+    requested = _requested_branches(task, raw.get("branches"))
+    return loss_for_task(task, raw.get("loss"), requested), requested
+
+
+def _screen(job: Job, raws: list[Any]) -> list[dict[str, Any] | Exception]:
+    """The eval-loss result of every raw entry, in order, or the exception that entry raised."""
+    out: list[dict[str, Any] | Exception | None] = [None] * len(raws)
+    decoded: list[tuple[int, Entry]] = []
+    for i, raw in enumerate(raws):
+        try:
+            decoded.append((i, _entry(job.task, raw)))
+        except ValueError as exc:
+            out[i] = exc
+    screened = eval_losses(job.task, [e for _, e in decoded], job.metric, job.seed, job.rejection)
+    for (i, _), result in zip(decoded, screened):
+        out[i] = result
+    return out  # type: ignore[return-value]
+
+
+MAX_BATCH = 4096  # losses per eval-losses job (the search sends a few dozen)
+
+
 def eval_loss_job(payload: Any, device: str | None = None, progress: Progress | None = None) -> dict[str, Any]:
-    """The loss-rejection protocol for ``payload["loss"]`` (see ``rejection.py``)."""
+    """The loss-rejection protocol for ``payload["loss"]`` (see ``rejection.py``): ``eval-losses``
+    with one entry."""
     start = time.perf_counter()
     job = _job(payload, device=device, train=False)
-    requested = _requested_branches(job.task, payload.get("branches"))
-    graph = loss_for_task(job.task, payload.get("loss"), requested)
-    out = eval_loss(job.task, graph, job.metric, job.seed, job.rejection, requested)
+    out = _screen(job, [{k: payload[k] for k in ("loss", "branches") if k in payload}])[0]
+    if isinstance(out, Exception):
+        raise out
     return {**out, "elapsedMs": (time.perf_counter() - start) * 1000}
+
+
+def eval_losses_job(payload: Any, device: str | None = None, progress: Progress | None = None) -> dict[str, Any]:
+    """The loss-rejection protocol for every entry of ``payload["losses"]``, one result each."""
+    start = time.perf_counter()
+    if not isinstance(payload, dict):
+        raise ValueError(f"job payload must be a map, got {type(payload).__name__}")
+    misplaced = sorted({"loss", "branches"} & set(payload))
+    if misplaced:
+        raise ValueError(f"eval-losses takes {', '.join(misplaced)} per entry of 'losses', not at the top")
+    raws = payload.get("losses")
+    if not isinstance(raws, list) or not raws or len(raws) > MAX_BATCH:
+        got = f"{len(raws)} entries" if isinstance(raws, list) else repr(raws)
+        raise ValueError(f"'losses' must be a list of 1 to {MAX_BATCH} losses to screen, got {got}")
+    job = _job({k: v for k, v in payload.items() if k != "losses"}, device=device, train=False)
+    results = [{"error": str(r) if isinstance(r, ValueError) else f"{type(r).__name__}: {r}"}
+               if isinstance(r, Exception) else r for r in _screen(job, raws)]
+    return {"results": results, "elapsedMs": (time.perf_counter() - start) * 1000}
 
 
 def train_loss_job(payload: Any, device: str | None = None, progress: Progress | None = None) -> dict[str, Any]:

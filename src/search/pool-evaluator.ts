@@ -1,12 +1,14 @@
 /**
- * The real `Evaluator`: screening and proxy training become `eval-loss` / `train-loss` jobs on the
- * worker pool (see `python_workers/autoloss_worker/task_jobs.py` for the payload and result). The
- * rejection samples are drawn from `seed`, so every candidate of a run is checked on the same B
- * samples, as the paper requires.
+ * The real `Evaluator`: screening and proxy training become `eval-losses` / `train-loss` jobs on
+ * the worker pool (see `python_workers/autoloss_worker/task_jobs.py` for the payload and result).
+ * Screening requests are micro-batched (`screen-batcher.ts`): up to `screenBatch` candidates per
+ * `eval-losses` job, at most one batch out per worker; `screenBatch: 1` sends one `eval-loss` job
+ * per candidate instead. A verdict does not depend on its batch. The rejection samples are drawn
+ * from `seed`, so every candidate of a run is checked on the same B samples, as the paper requires.
  */
-import { Effect, Layer } from "effect"
+import { Either, Effect, Layer } from "effect"
 import { toWire } from "../graph/wire.ts"
-import { type TracedResult, WorkerPool } from "../workers/WorkerPool.ts"
+import { type TracedResult, WorkerPool, type WorkerPoolService } from "../workers/WorkerPool.ts"
 import type { RungFidelity } from "./fidelity.ts"
 import {
   type BranchScreen,
@@ -19,6 +21,7 @@ import {
   type ScreenResult,
   type TrainResult
 } from "./evaluator.ts"
+import { makeBatcher } from "./screen-batcher.ts"
 
 export interface TaskJobConfig {
   readonly task: string
@@ -30,7 +33,11 @@ export interface TaskJobConfig {
   /** Per-attempt timeouts (ms). */
   readonly screenTimeoutMs?: number
   readonly trainTimeoutMs?: number
+  /** Candidates per screening job at most (default `DEFAULT_SCREEN_BATCH`); 1: one `eval-loss` job each. */
+  readonly screenBatch?: number
 }
+
+export const DEFAULT_SCREEN_BATCH = 16
 
 type Json = Readonly<Record<string, unknown>>
 
@@ -120,6 +127,72 @@ const run = <A>(
     )
   )
 
+interface ScreenRequest {
+  readonly candidate: Candidate
+  readonly branches: ReadonlyArray<string>
+}
+
+/** The `eval-losses` payload of a batch: the run's context once, then each loss and its branches. */
+export const batchPayload = (job: TaskJobConfig, batch: ReadonlyArray<ScreenRequest>) => ({
+  task: job.task,
+  metric: job.metric,
+  seed: job.seed,
+  options: job.options ?? {},
+  losses: batch.map((r) => ({ loss: toWire(r.candidate.graph), branches: r.branches }))
+})
+
+/**
+ * An `eval-losses` result as one outcome per request, in order: a decoded verdict, or the
+ * `EvaluatorError` naming that candidate (the worker's per-entry error, or a bad field).
+ */
+export const decodeScreens = (
+  out: TracedResult,
+  batch: ReadonlyArray<ScreenRequest>
+): ReadonlyArray<Either.Either<ScreenResult, EvaluatorError>> => {
+  const fail = (r: ScreenRequest, detail: string, cause?: unknown) =>
+    Either.left(new EvaluatorError({ reason: "screen", candidateId: r.candidate.id, detail, cause }))
+  const results = out.payload["results"]
+  if (!Array.isArray(results) || results.length !== batch.length) {
+    const got = Array.isArray(results) ? `${results.length} results` : JSON.stringify(results)
+    return batch.map((r) => fail(r, `result field 'results' must hold ${batch.length} entries, got ${got}`))
+  }
+  return batch.map((r, i) => {
+    const entry: unknown = results[i]
+    if (isRecord(entry) && typeof entry["error"] === "string") return fail(r, entry["error"])
+    try {
+      if (!isRecord(entry)) throw new Error(`result entry ${i} must be a map, got ${JSON.stringify(entry)}`)
+      return Either.right({ ...decodeScreen(entry, r.branches), workerId: out.workerId, attempt: out.attempt })
+    } catch (e) {
+      return fail(r, String(e), e)
+    }
+  })
+}
+
+/**
+ * `Evaluator.screen` through the micro-batcher: `eval-losses` jobs of up to `maxBatch` candidates,
+ * at most one batch per registered worker out at once (a worker busy training holds a batch
+ * in the pool's queue, where later requests cannot join it; the rest accumulate here). A batch
+ * job that fails (after the pool's retries) fails each of its candidates with the job's error.
+ */
+export const batchedScreen = (pool: WorkerPoolService, job: TaskJobConfig, maxBatch: number) =>
+  Effect.map(
+    makeBatcher<ScreenRequest, ScreenResult, EvaluatorError>({
+      maxBatch,
+      maxInFlight: Effect.map(pool.stats, (s) => s.workers),
+      submit: (batch) =>
+        pool.submitTraced("eval-losses", batchPayload(job, batch), { timeoutMs: (job.screenTimeoutMs ?? 120_000) * batch.length }).pipe(
+          Effect.map((out) => decodeScreens(out, batch)),
+          Effect.catchAll((e) =>
+            Effect.succeed(batch.map((r) =>
+              Either.left(new EvaluatorError({ reason: "screen", candidateId: r.candidate.id, detail: e.message, cause: e }))
+            ))
+          )
+        ),
+      lost: (r, why) => new EvaluatorError({ reason: "screen", candidateId: r.candidate.id, detail: why })
+    }),
+    (batcher) => (candidate: Candidate, branches: ReadonlyArray<string>) => batcher.run({ candidate, branches })
+  )
+
 /**
  * The payload of a held-out training: `seed` initialises the network and orders the batches; on the
  * held-out split it also replaces the task's `data_seed` when the task has one (`dataSeeded`, from
@@ -161,18 +234,22 @@ export const heldOutLayer = (job: TaskJobConfig, dataSeeded: boolean): Layer.Lay
   )
 
 export const layer = (job: TaskJobConfig): Layer.Layer<Evaluator, never, WorkerPool> =>
-  Layer.effect(
+  Layer.scoped(
     Evaluator,
     Effect.gen(function* () {
       const pool = yield* WorkerPool
+      const screenBatch = job.screenBatch ?? DEFAULT_SCREEN_BATCH
+      const batched = screenBatch > 1 ? yield* batchedScreen(pool, job, screenBatch) : null
       return Evaluator.of({
         screen: (candidate, branches) =>
-          run(
-            "screen",
-            candidate,
-            pool.submitTraced("eval-loss", payloadFor(job, candidate, branches), { timeoutMs: job.screenTimeoutMs ?? 120_000 }),
-            (out) => decodeScreen(out, branches)
-          ),
+          batched !== null
+            ? batched(candidate, branches)
+            : run(
+              "screen",
+              candidate,
+              pool.submitTraced("eval-loss", payloadFor(job, candidate, branches), { timeoutMs: job.screenTimeoutMs ?? 120_000 }),
+              (out) => decodeScreen(out, branches)
+            ),
         train: (candidate, fidelity) =>
           run(
             "train",

@@ -29,6 +29,8 @@ export interface RunConfig {
   readonly equivalence: EquivalenceMode
   readonly screenWindow: number
   readonly trainConcurrency: number
+  /** Candidates per screening job at most; absent: `pool-evaluator.ts`'s default; 1: one job each. */
+  readonly screenBatch?: number
   /** Safety stop on proposals; null: none. */
   readonly maxCandidates: number | null
   /** Task options (`key=value`, values JSON-decoded when they parse), incl. `rejection.*`. */
@@ -107,6 +109,7 @@ export const checkRunConfig = (c: RunConfig): string[] => {
   int("populationSize", 1)
   int("screenWindow", 1)
   int("trainConcurrency", 1)
+  if (c.screenBatch !== undefined) int("screenBatch", 1)
   if (c.maxCandidates !== null) int("maxCandidates", 1)
   problems.push(...selectionProblems(selectionOf(c), knownSearchSeeds(c)))
   const fidelity = fidelityProblem(fidelityOf(c))

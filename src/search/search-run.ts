@@ -178,7 +178,7 @@ export const searchProgram = (dir: string, config: RunConfig, workers: WorkerSet
     return { search: result, selection: selected }
   })
   const job = { task: config.task, metric: config.metric, seed: config.seed, options: config.options }
-  const evaluator = poolEvaluatorLayer(job)
+  const evaluator = poolEvaluatorLayer(config.screenBatch === undefined ? job : { ...job, screenBatch: config.screenBatch })
   const services = Layer.mergeAll(Layer.provideMerge(evaluator, poolLayer(pool)), storeLayer(dir))
   return Effect.scoped(program).pipe(Effect.provide(services))
 }

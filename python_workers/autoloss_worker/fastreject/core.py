@@ -157,8 +157,9 @@ def first_step_stats(G: Sequence[Tensor], rows: Sequence[int], dirs: Sequence[Te
                      ) -> tuple[list[bool], list[list[float]], list[list[list[float]]]]:
     """For ``rows`` at their first step: whether the gradient moves anything, ‖∂L/∂ŷ_b‖₂ per sample
     and the gradient projected on the fingerprint directions (``dirs``: (n_b, d, numel) per block).
-    Stacked samples: one einsum for all; per-sample blocks: a vector product per row and sample
-    (the sums run in another order, so the two layouts may differ in the last bits)."""
+    Stacked samples: an einsum per row; per-sample blocks: a vector product per row and sample
+    (the sums run in another order, so the two layouts may differ in the last bits). Per row, so
+    that a row's numbers do not depend on the other rows of its batch."""
     idx = torch.tensor(list(rows), dtype=torch.long, device=G[0].device)
     moving = [False] * len(rows)
     norms: list[list[float]] = [[] for _ in rows]
@@ -167,7 +168,11 @@ def first_step_stats(G: Sequence[Tensor], rows: Sequence[int], dirs: Sequence[Te
         g64 = g.index_select(0, idx).double().flatten(2)  # (f, n_b, numel)
         mv = g64.ne(0).flatten(1).any(dim=1).tolist()
         if stacked:
-            nn, pp = g64.norm(dim=2).tolist(), torch.einsum("kbn,bdn->kbd", g64, d.to(g64.device)).tolist()
+            # Row by row, each exactly as a batch of one: an einsum over k rows blocks its sums by k,
+            # so the last bits of a fingerprint would depend on the batch it was screened in.
+            d = d.to(g64.device)
+            nn = [row.norm(dim=1).tolist() for row in g64]
+            pp = [torch.einsum("kbn,bdn->kbd", row[None], d)[0].tolist() for row in g64]
         else:
             nn = [[float(row[0].norm())] for row in g64]
             pp = [[(d[0].to(g64.device) @ row[0]).tolist()] for row in g64]

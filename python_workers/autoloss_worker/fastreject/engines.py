@@ -200,7 +200,12 @@ class Closed:
         inputs, pullback = self._inputs(P[0])
         if self.engine is None:  # which inputs vary is known once the task has built them
             variables = {key for key in inputs if key not in self.constant and key != WEIGHT_KEY}
-            row = {key: t[0] for key, t in self.constant.items() if key != WEIGHT_KEY}  # equal in every row
+            # The constants (equal in every row) laid out as for a batch of one: stacking K > 1
+            # expanded targets gives a contiguous tensor, K = 1 keeps the target's own strides, and
+            # the trees' reductions sum in layout order, so a verdict would depend on its batch.
+            alone: dict[str, Tensor] = {}
+            _stacked_inputs(self.task, self.branch, P[0][:1].detach(), self.samples, self.metric, self.dtype, alone)
+            row = {key: alone[key][0] for key in self.constant if key != WEIGHT_KEY}
             self.engine = ClosedForm(self.trees, variables, row)
         values, adjoints = self.engine.step(cands, inputs, inputs.get(WEIGHT_KEY))
         return values, [pullback(adjoints)]

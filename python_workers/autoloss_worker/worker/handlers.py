@@ -145,6 +145,7 @@ def default_registry() -> dict[str, Handler]:
         registry["eval-graph"] = eval_graph
     if _importable("autoloss_worker.task_jobs"):
         registry["eval-loss"] = _task_job("eval_loss_job")
+        registry["eval-losses"] = _task_job("eval_losses_job")
         registry["train-loss"] = _task_job("train_loss_job")
         registry["baseline"] = _task_job("baseline_job")
         registry["task-info"] = _task_job("task_info_job")

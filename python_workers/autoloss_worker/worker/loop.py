@@ -21,6 +21,7 @@ second signal exits at once. A refused hello exits with status 3 and the pool's 
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import signal
@@ -335,9 +336,11 @@ class Worker:
             if isinstance(fraction, (int, float)) and 0 <= fraction <= 1:
                 self._progress = float(fraction)
 
+        started = time.perf_counter()
         try:
             progress(0.0)  # cancelled while queued: do not start
             result = self.registry[kind](payload, JobContext(device=self.config.device, progress=progress))
+            _log_job(kind, payload, started)
             if not isinstance(result, dict):
                 raise TypeError(f"job kind {kind!r} returned {type(result).__name__}, not a map")
             frames = encode_message(make("result", parent_id=running.msg_id, job_id=running.job_id,
@@ -370,6 +373,24 @@ class Worker:
         poller.register(self._wake_r, zmq.POLLIN)
         if poller.poll(ms):
             os.read(self._wake_r, 1024)
+
+
+JOB_LOG = "AUTOLOSS_JOB_LOG"
+
+
+def _log_job(kind: str, payload: Any, started: float) -> None:
+    """With ``AUTOLOSS_JOB_LOG=FILE`` set, one JSON line per finished job: its kind, the seconds the
+    handler took and, for ``eval-losses``, how many losses it screened (``bench/screening.ts`` adds
+    them up into the time workers spend screening vs training). Lines of a few dozen bytes are
+    appended in one write each, so several workers may share the file."""
+    path = os.environ.get(JOB_LOG)
+    if not path:
+        return
+    losses = payload.get("losses") if isinstance(payload, dict) else None
+    line = {"kind": kind, "s": round(time.perf_counter() - started, 6), "pid": os.getpid(),
+            "losses": len(losses) if isinstance(losses, list) else 1}
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(line) + "\n")
 
 
 def _receive(sock: zmq.Socket) -> list[bytes | memoryview]:

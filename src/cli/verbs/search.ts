@@ -7,6 +7,7 @@
 import { runReported } from "../pool-job.ts"
 import { checkRunConfig, DEFAULT_RUN, type RunConfig, type SchedulerName } from "../../search/run-config.ts"
 import { searchProgram, writeRunFile } from "../../search/search-run.ts"
+import { DEFAULT_SCREEN_BATCH } from "../../search/pool-evaluator.ts"
 import type { EquivalenceMode } from "../../search/equivalence.ts"
 import { UsageError } from "../args.ts"
 import { CONNECT_FLAG, OPTION_FLAGS, parseConnect, parseFidelityFlag, parseJobOptions, parseSeedsFlag, parseWorkerDevices, WORKER_FLAGS } from "../job-flags.ts"
@@ -45,6 +46,7 @@ export const { spec, summary, run } = defineVerb({
     scheduler: { type: "string", value: "aging|random|naive", help: "how candidates are chosen", defaultText: DEFAULT_RUN.scheduler },
     equivalence: { type: "string", value: "directional|paper", help: "the gradient-equivalence test", defaultText: DEFAULT_RUN.equivalence },
     "screen-window": { type: "string", value: "N", help: "candidates screened ahead of training", defaultText: `max(${DEFAULT_RUN.screenWindow}, 2 × workers)` },
+    "screen-batch": { type: "string", value: "N", help: "candidates per screening job (1: one job each)", defaultText: String(DEFAULT_SCREEN_BATCH) },
     "train-concurrency": { type: "string", value: "N", help: "proxy trainings at once", defaultText: String(DEFAULT_RUN.trainConcurrency) },
     "max-candidates": { type: "string", value: "N", help: "stop after this many candidates were generated", defaultText: "no limit" },
     ...OPTION_FLAGS,
@@ -82,6 +84,7 @@ Exit: 0 done, 1 failed (message printed), 2 usage error; 130/143 after SIGINT/SI
     equivalence: (values.equivalence ?? DEFAULT_RUN.equivalence) as EquivalenceMode,
     screenWindow: intFlag("screen-window", values["screen-window"], Math.max(DEFAULT_RUN.screenWindow, 2 * devices.length)),
     trainConcurrency: intFlag("train-concurrency", values["train-concurrency"], DEFAULT_RUN.trainConcurrency),
+    ...(values["screen-batch"] === undefined ? {} : { screenBatch: intFlag("screen-batch", values["screen-batch"], DEFAULT_SCREEN_BATCH) }),
     maxCandidates: values["max-candidates"] === undefined ? null : intFlag("max-candidates", values["max-candidates"], 0),
     options: parseJobOptions(values),
     ...parseFidelityFlag(values.fidelity),

@@ -64,6 +64,7 @@ from typing import Any
 
 from torch import Tensor
 
+from autoloss_worker.mmlab.det_layout import detector_layout
 from autoloss_worker.mmlab.det_records import DetRecord
 from autoloss_worker.mmlab.det_samples import record_det_samples
 from autoloss_worker.tasks.base import BOX, DENSE, Sample
@@ -77,15 +78,34 @@ CE = ["neg", ["mul", "y", ["log", "y_hat"]]]
 # 1 − GIoU = 1 − i/u + (e − u)/e: the box loss of the paper's regression baseline [48] (the shipped
 # config's own L1 on deltas cannot be written with i, u, e).
 ONE_MINUS_GIOU = ["add", "one", ["add", ["neg", ["mul", "i", ["inv", "u"]]], ["mul", ["add", "e", ["neg", "u"]], ["inv", "e"]]]]
+_ONE_MINUS = lambda t: ["add", "one", ["neg", t]]  # noqa: E731
+# Binary CE per class of a sigmoid head: −y·log ŷ − (1 − y)·log(1 − ŷ) (mmdet's sigmoid CrossEntropyLoss).
+BCE = ["neg", ["add", ["mul", "y", ["log", "y_hat"]], ["mul", _ONE_MINUS("y"), ["log", _ONE_MINUS("y_hat")]]]]
+# mmdet's sigmoid FocalLoss with γ = 2, α = 0.25 (RetinaNet's, FCOS's, ATSS's):
+# α·y·(1 − ŷ)²·(−log ŷ) + (1 − α)·(1 − y)·ŷ²·(−log(1 − ŷ)), α written 1/(1+1+1+1) (inv's ε: 1e-12 off).
+_QUARTER = ["inv", ["add", ["add", "one", "one"], ["add", "one", "one"]]]
+FOCAL = ["add",
+         ["mul", _QUARTER, ["mul", "y", ["mul", ["square", _ONE_MINUS("y_hat")], ["neg", ["log", "y_hat"]]]]],
+         ["mul", _ONE_MINUS(_QUARTER), ["mul", _ONE_MINUS("y"), ["mul", ["square", "y_hat"], ["neg", ["log", _ONE_MINUS("y_hat")]]]]]]
 BRANCHES = {"rpn_cls": DENSE, "rpn_reg": BOX, "rcnn_cls": DENSE, "rcnn_reg": BOX}
 INPUTS = {DENSE: ["y_hat", "y", "one"], BOX: ["i", "u", "e", "one"]}
 
 
-def baseline_wire(branches: Mapping[str, str] = BRANCHES) -> dict[str, Any]:
-    """CE for the dense branches (classification; for a mask, CE over its fg/bg channels is binary
-    CE), 1 − GIoU for the box branches (wire form)."""
-    return {"v": 1, "branches": [{"name": n, "kind": k, "inputs": INPUTS[k], "tree": CE if k == DENSE else ONE_MINUS_GIOU}
-                                 for n, k in branches.items()]}
+def baseline_wire(branches: Mapping[str, str] = BRANCHES, trees: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The baseline in wire form: ``trees[name]`` where given, else CE for the dense branches
+    (softmax classification; for a mask, CE over its fg/bg channels is binary CE) and 1 − GIoU for
+    the box branches."""
+    trees = trees or {}
+    return {"v": 1, "branches": [{"name": n, "kind": k, "inputs": INPUTS[k],
+                                  "tree": trees.get(n, CE if k == DENSE else ONE_MINUS_GIOU)} for n, k in branches.items()]}
+
+
+def sigmoid_baseline(loss: Mapping[str, Any]) -> Any:
+    """The baseline tree of a sigmoid classification slot: the config's own loss where the graph
+    can write it (FocalLoss with γ = 2, α = 0.25), binary CE otherwise."""
+    if loss.get("type") == "FocalLoss" and float(loss.get("gamma", 2.0)) == 2.0 and float(loss.get("alpha", 0.25)) == 0.25:
+        return FOCAL
+    return BCE
 
 
 @dataclass(frozen=True)
@@ -132,8 +152,15 @@ class DetTask(MMLabConfigTask):
         if isinstance(options.get("branches"), (list, tuple)):
             options = {**options, "branches": ",".join(map(str, options["branches"]))}
         super().__init__(**options)
+        layout = detector_layout(self.name, self.config, type(self).all_branches)
+        self.slot_table, self.all_branches = layout.slots, layout.branches
+        self._trees = {name: sigmoid_baseline(loss) for name, loss in layout.sigmoid_losses.items()}
+        layout.check_names(self.options.branches)
         self.branches = select_branches(self.name, self.all_branches, self.options.branches)
-        self.baseline_loss = baseline_wire(self.branches)
+        self.baseline_loss = baseline_wire(self.branches, self._trees)
+
+    def proxy_slots(self) -> Sequence[Any]:
+        return self.slot_table
 
     # ------------------------------------------------------------------ rejection
     # A sample's target is its ``DetRecord``; each branch's record (``mmlab.det_records``) builds its
@@ -143,7 +170,8 @@ class DetTask(MMLabConfigTask):
         key = (B, seed)
         if key not in self._samples:
             # recorded with every branch in the searched layout (softmax RPN, decoded boxes)
-            records = record_det_samples(self.rejection_config, B, seed, layout=baseline_wire())
+            records = record_det_samples(self.rejection_config, B, seed, layout=baseline_wire(self.all_branches, self._trees),
+                                         slots=self.slot_table)
             self._samples[key] = [Sample(raw={n: r.leaf[None] for n, r in record.branches.items()}, target=record)
                                   for record in records]
         return self._samples[key]

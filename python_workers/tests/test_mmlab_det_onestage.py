@@ -232,3 +232,17 @@ def test_bce_graph_equals_sigmoid_cross_entropy_inside_retinanet(variants):
     assert float(graph["loss_cls"].detach()) == pytest.approx(float(own["loss_cls"].detach()), rel=1e-4)
     for a, b in zip(own_grads["loss_cls"], graph_grads["loss_cls"]):
         assert (a is None and b is None) or torch.allclose(a, b, rtol=1e-3, atol=1e-7)
+
+
+def test_export_of_a_one_stage_run_writes_its_slots(tmp_path):
+    from mmengine.config import Config
+
+    from autoloss_worker.mmlab.export import export_fragment
+
+    task = _task(RETINANET)
+    out = tmp_path / "found_loss_mmdet.py"
+    info = export_fragment(task.baseline_loss, "det", "mmdet", str(out), options={"config": RETINANET, "pretrained": False})
+    assert info["branches"] == ["cls", "reg"]  # export_fragment also checks the model equals rewrite_config's
+    head = Config.fromfile(str(out), import_custom_modules=False).model.bbox_head
+    assert (head.loss_cls.type, head.loss_cls.use_sigmoid, head.loss_bbox.loss_weight) == ("AutoLossGraph", True, 2.0)
+    assert head.type == "RetinaHead" and head.reg_decoded_bbox

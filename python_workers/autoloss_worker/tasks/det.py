@@ -1,4 +1,5 @@
-"""Object detection inside an unchanged MMDetection config: the ``det`` task (Faster R-CNN, 4 branches).
+"""Object detection inside an unchanged MMDetection config: the ``det`` task (Faster R-CNN, 4 branches;
+or a one-stage detector, 2 branches).
 
     task = get_task("det")                            # options: see DetOptions
     task.proxy_train(loss, seed=0, metric="bbox_map")   # mmengine Runner, the config's CocoMetric
@@ -51,7 +52,33 @@ branch's factor:
   call positive (IoU ≥ 0.5 / 0.7), leaving too little room for the paper's η = 0.6.
 
 The ground-truth raw predictions: logits 10·one-hot(label); offsets that decode exactly to the
-target box. Rejection keeps each sample's own tensors (``stackable_samples = False``): the
+target box.
+
+One-stage configs (no ``rpn_head`` / ``roi_head``; ``mmlab.det_layout``): the branches are the
+searchable slots ``mmlab.slots`` discovers in ``bbox_head``, ``cls`` (``loss_cls``) and ``reg``
+(``loss_bbox``), in config order, with the config's own loss weights (an L1 on deltas becomes the
+paper's 10). Heads whose ``loss_by_feat`` is ``AnchorHead``'s (RetinaNet), ``ATSSHead``'s or
+``FCOSHead``'s. Other slots (FCOS/ATSS centerness) keep the config's loss. Per kind:
+
+* ``cls`` of a sigmoid head: one sample per anchor / point with label weight > 0 (RetinaNet and
+  ATSS: all but the ignored anchors; FCOS: every point), logits (1, n, C) of the C classes; loss
+  inputs σ per class and one-hot rows, background the all-zero row (mmdet's
+  ``_expand_onehot_labels``). Ground truth: logits +10 on the label, −10 elsewhere. Factor: the
+  classification factor above with σ of the class's logit as the score. Baseline: the config's
+  FocalLoss as a graph when it has γ = 2, α = 0.25 (``FOCAL``; equal to mmdet's inside the heads,
+  tested), else binary CE (``BCE``).
+* ``reg`` of an anchor head (RetinaNet, ATSS, ``DeltaXYWHBBoxCoder``): as ``rpn_reg``, positives
+  whose anchor already fits (IoU ≥ 0.95) left out; the head is switched to decoded boxes
+  (``reg_decoded_bbox=True``). Same factor.
+* ``reg`` of a point head (FCOS): the head's box outputs *before* its activation, decoded as
+  distances exp(raw) · stride (``det_records.decode_distances``: FCOS's own decoding without
+  ``norm_on_bbox``, in stride units). The ReLU of ``norm_on_bbox`` leaves the random network's
+  boxes often of zero size, where an IoU-type loss has zero gradient, so they could never move.
+  Factor: the box factor with the point's *unit box* (raw 0: the point ± its stride) as the prior,
+  i.e. the share of the unit box's localisation error removed; 1 at ground truth, ≈ 0 for the
+  random network (whose raw outputs are near 0).
+
+ξ is the product of the searched branches' factors, as for two-stage configs. Rejection keeps each sample's own tensors (``stackable_samples = False``): the
 anchors and RoIs of an image vary in number, and laying them out along H would let the pooling
 operators mix neighbouring RoIs, which they never do in training.
 """
@@ -110,7 +137,8 @@ def sigmoid_baseline(loss: Mapping[str, Any]) -> Any:
 
 @dataclass(frozen=True)
 class DetOptions(MMLabOptions):
-    config: str = DEFAULT_CONFIG  # any MMDetection 3 two-stage config with the Faster R-CNN loss keys
+    # a two-stage config with the Faster R-CNN loss keys, or a one-stage one (module docstring)
+    config: str = DEFAULT_CONFIG
     iterations: int = 150  # proxy schedule (mmlab.rewrite.ProxySchedule.max_iters)
     warmup_iters: int = 50
     # > 0: predict only the first val_images validation images (smoke tests). CocoMetric still scores

@@ -39,11 +39,14 @@ def ap_101(scores: Tensor, positive: Tensor) -> float:
     return float(torch.where(hit, precision[idx.clamp(max=len(precision) - 1)], torch.zeros_like(thresholds)).mean())
 
 
-def cls_factor(logits: Tensor, labels: Tensor, others: Tensor) -> float:
+def cls_factor(logits: Tensor, labels: Tensor, others: Tensor, sigmoid: bool = False) -> float:
     """Mean AP over the foreground classes present (``tasks/det.py``); ``others`` are the
-    fixed logits of the anchors / RoIs outside the sample, all negatives."""
-    fg = logits.shape[-1] - 1
-    probs = torch.softmax(torch.cat([logits.double(), others.double()]), dim=-1)
+    fixed logits of the anchors / RoIs outside the sample, all negatives. Softmax heads rank by
+    the softmax probability (background the last column), sigmoid heads by σ of the class's
+    logit (no background column; background is label C)."""
+    fg = logits.shape[-1] if sigmoid else logits.shape[-1] - 1
+    both = torch.cat([logits.double(), others.double()])
+    probs = both.sigmoid() if sigmoid else torch.softmax(both, dim=-1)
     labels = torch.cat([labels, labels.new_full((len(others),), fg)])
     present = [c for c in range(fg) if bool((labels == c).any())]
     return sum(ap_101(probs[:, c], labels == c) for c in present) / len(present) if present else 0.0
@@ -74,11 +77,29 @@ def aligned_iou(a: Tensor, b: Tensor) -> Tensor:
     return (parts["i"] / parts["u"]).flatten()
 
 
-def box_factor(offsets: Tensor, priors: Tensor, targets: Tensor) -> float:
-    """Mean over boxes of max(0, (IoU − IoU₀)/(1 − IoU₀)) (``tasks/det.py``)."""
-    iou = aligned_iou(decode(offsets, priors), targets)
+def decode_distances(raw: Tensor, points: Tensor, strides: Tensor) -> Tensor:
+    """Boxes from a point head's raw (pre-activation) outputs (p, 4): distances to the left, top,
+    right and bottom sides exp(raw) · stride, i.e. mmdet's FCOS decoding without ``norm_on_bbox``
+    (``exp``, ``DistancePointBBoxCoder``) in units of the point's stride; raw 0 is the point's
+    *unit box*, 2 strides a side. ``raw`` is clipped as ``decode`` clips dw, dh."""
+    d = raw.clamp(-WH_CLIP, WH_CLIP).exp() * strides[:, None]
+    return torch.cat([points - d[:, :2], points + d[:, 2:]], dim=1)
+
+
+def unit_boxes(points: Tensor, strides: Tensor) -> Tensor:
+    """The boxes raw 0 decodes to: the point ± its stride (the prior of a point head's box factor)."""
+    return torch.cat([points - strides[:, None], points + strides[:, None]], dim=1)
+
+
+def _removed_share(boxes: Tensor, priors: Tensor, targets: Tensor) -> float:
+    iou = aligned_iou(boxes, targets)
     iou0 = aligned_iou(priors, targets)
     return float(((iou - iou0) / (1 - iou0)).clamp(min=0).mean())
+
+
+def box_factor(offsets: Tensor, priors: Tensor, targets: Tensor) -> float:
+    """Mean over boxes of max(0, (IoU − IoU₀)/(1 − IoU₀)) (``tasks/det.py``)."""
+    return _removed_share(decode(offsets, priors), priors, targets)
 
 
 def mask_factor(logits: Tensor, targets: Tensor) -> float:
@@ -145,32 +166,42 @@ class ClsRecord(Record):
     logits: Tensor
     labels: Tensor
     others: Tensor
+    # A sigmoid head (RetinaNet, FCOS, ATSS): logits (n, C) of the C classes only, background is
+    # label C, and the loss inputs are σ per class against one-hot rows, all zero for background.
+    sigmoid: bool = False
 
     @property
     def leaf(self) -> Tensor:
         return self.logits
 
     def loss_inputs(self, raw: Tensor) -> dict[str, Tensor]:
-        return classification_inputs(raw.reshape(-1, raw.shape[-1]), _repeat(self.labels, raw.shape[0])).as_env()
+        return classification_inputs(raw.reshape(-1, raw.shape[-1]), _repeat(self.labels, raw.shape[0]),
+                                     use_sigmoid=self.sigmoid).as_env()
 
     @classmethod
     def joint_loss_inputs(cls, records: Sequence[Record], preds: Sequence[Tensor]) -> dict[str, Tensor]:
         logits = torch.cat([p.reshape(-1, p.shape[-1]) for p in preds])
-        return classification_inputs(logits, torch.cat([r.labels for r in records])).as_env()  # type: ignore[attr-defined]
+        return classification_inputs(logits, torch.cat([r.labels for r in records]),  # type: ignore[attr-defined]
+                                     use_sigmoid=records[0].sigmoid).as_env()  # type: ignore[attr-defined]
 
     def ground_truth(self) -> Tensor:
-        logits = torch.zeros_like(self.logits)
-        logits[torch.arange(len(self.labels)), self.labels] = GT_LOGIT
+        """Softmax: GT_LOGIT on the label, 0 elsewhere. Sigmoid: ±GT_LOGIT, + on the label only
+        (σ(−10) = 5e-5: background rows are all but zero)."""
+        logits = torch.full_like(self.logits, -GT_LOGIT if self.sigmoid else 0.0)
+        fg = (self.labels < self.logits.shape[1]).nonzero(as_tuple=True)[0]
+        logits[fg, self.labels[fg]] = GT_LOGIT
         return logits[None]
 
     def factor(self, pred: Tensor) -> float:
-        return cls_factor(pred, self.labels, self.others)
+        return cls_factor(pred, self.labels, self.others, sigmoid=self.sigmoid)
 
     def usable(self) -> bool:
-        return bool((self.labels < self.logits.shape[1] - 1).any())
+        background = self.logits.shape[1] if self.sigmoid else self.logits.shape[1] - 1
+        return bool((self.labels < background).any())
 
     def as_double(self) -> ClsRecord:
-        return ClsRecord(logits=_cpu64(self.logits), labels=self.labels.detach().cpu().long(), others=_cpu64(self.others))
+        return ClsRecord(logits=_cpu64(self.logits), labels=self.labels.detach().cpu().long(), others=_cpu64(self.others),
+                         sigmoid=self.sigmoid)
 
 
 @dataclass(frozen=True)
@@ -208,6 +239,50 @@ class BoxRecord(Record):
 
     def as_double(self) -> BoxRecord:
         return BoxRecord(_cpu64(self.offsets), _cpu64(self.priors), _cpu64(self.targets))
+
+
+@dataclass(frozen=True)
+class PointBoxRecord(Record):
+    """Positive points of one image of a point-based head (FCOS): the head's raw box outputs
+    (p, 4) before its activation (``decode_distances``), the points (p, 2), their strides (p,) and
+    target boxes (p, 4) in pixels. The factor is the box factor with the point's unit box as the
+    prior (``unit_boxes``): the share of the unit box's localisation error the prediction removes."""
+
+    raw: Tensor
+    points: Tensor
+    strides: Tensor
+    targets: Tensor
+
+    @property
+    def leaf(self) -> Tensor:
+        return self.raw
+
+    def loss_inputs(self, raw: Tensor) -> dict[str, Tensor]:
+        n = raw.shape[0]
+        boxes = decode_distances(raw.reshape(-1, 4), _repeat(self.points, n), _repeat(self.strides, n))
+        return box_inputs(boxes, _repeat(self.targets, n))
+
+    @classmethod
+    def joint_loss_inputs(cls, records: Sequence[Record], preds: Sequence[Tensor]) -> dict[str, Tensor]:
+        rs: Sequence[PointBoxRecord] = records  # type: ignore[assignment]
+        boxes = decode_distances(torch.cat([p.reshape(-1, 4) for p in preds]), torch.cat([r.points for r in rs]),
+                                 torch.cat([r.strides for r in rs]))
+        return box_inputs(boxes, torch.cat([r.targets for r in rs]))
+
+    def ground_truth(self) -> Tensor:
+        lt = self.points - self.targets[:, :2]
+        rb = self.targets[:, 2:] - self.points
+        return torch.log(torch.cat([lt, rb], dim=1).clamp(min=1e-6) / self.strides[:, None])[None]
+
+    def factor(self, pred: Tensor) -> float:
+        return _removed_share(decode_distances(pred, self.points, self.strides), unit_boxes(self.points, self.strides),
+                              self.targets)
+
+    def usable(self) -> bool:
+        return self.targets.shape[0] > 0
+
+    def as_double(self) -> PointBoxRecord:
+        return PointBoxRecord(_cpu64(self.raw), _cpu64(self.points), _cpu64(self.strides), _cpu64(self.targets))
 
 
 @dataclass(frozen=True)

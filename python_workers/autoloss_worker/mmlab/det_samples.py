@@ -36,18 +36,19 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .det_records import BoxRecord, ClsRecord, DetRecord, MaskRecord, Record
-from .rewrite import FASTER_RCNN, replace_losses
+from .det_layout import one_stage_family
+from .det_records import BoxRecord, ClsRecord, DetRecord, MaskRecord, PointBoxRecord, Record
+from .rewrite import FASTER_RCNN, BranchSlot, replace_losses
 from .seeded import first_records, quiet, seeded_model_and_dataset
 
 MAX_PRIOR_IOU = 0.95  # positives whose prior already fits their target this well are not recorded
 
 
-def _searched_heads(cfg: Any, layout: Mapping[str, Any]) -> Any:
+def _searched_heads(cfg: Any, layout: Mapping[str, Any], slots: Sequence[BranchSlot]) -> Any:
     """The config with the losses of ``layout`` (a wire graph: only its branches' kinds matter, not
-    its trees) put in, so that the recorded heads have the output layout the search trains them
-    with (softmax classification, decoded boxes)."""
-    return replace_losses(copy.deepcopy(cfg), layout, FASTER_RCNN)
+    its trees) put in at ``slots``, so that the recorded heads have the output layout the search
+    trains them with (the slots' classification, decoded boxes)."""
+    return replace_losses(copy.deepcopy(cfg), layout, slots)
 
 
 def _flat_levels(maps: Sequence[Tensor], width: int) -> Tensor:
@@ -67,6 +68,73 @@ def _aligned_iou(a: Tensor, b: Tensor) -> Tensor:
     return bbox_overlaps(a, b, is_aligned=True)
 
 
+def _anchor_records(head: Any, cls_maps: Sequence[Tensor], box_maps: Sequence[Tensor], gts: Any, metas: Any,
+                    gts_ignore: Any, *, drop_exact: bool) -> tuple[ClsRecord, BoxRecord]:
+    """An anchor head's records (RPN, RetinaNet, ATSS): labels and box targets from the head's own
+    ``get_targets`` (assigner, sampler); the sampled anchors (label weight > 0) form the
+    classification record, the positive ones the box record (``drop_exact``: without those whose
+    anchor already fits the target, IoU ≥ MAX_PRIOR_IOU)."""
+    if type(head.bbox_coder).__name__ != "DeltaXYWHBBoxCoder":
+        raise ValueError(f"det rejection samples: {type(head).__name__} encodes boxes with {type(head.bbox_coder).__name__}; "
+                         "autoloss records anchor heads with DeltaXYWHBBoxCoder (offsets in units of the anchor's size)")
+    sizes = [m.shape[-2:] for m in cls_maps]
+    anchors, valid = head.get_anchors(sizes, metas, device=cls_maps[0].device)
+    anchors_all = torch.cat(anchors[0])  # before get_targets, which ATSSHead concatenates in place
+    targets = head.get_targets(anchors, valid, gts, metas, gts_ignore)
+    labels, label_w, box_t = targets[-5:-2] if len(targets) == 6 else targets[:3]  # ATSSHead returns the anchors first
+    labels_all, weights_all = torch.cat([t[0] for t in labels]), torch.cat([t[0] for t in label_w])
+    targets_all = torch.cat([t[0] for t in box_t])
+    logits = _flat_levels(cls_maps, head.cls_out_channels)
+    deltas = _flat_levels(box_maps, 4)
+    sampled = weights_all > 0
+    pos = sampled & (labels_all < head.num_classes)
+    if drop_exact:
+        pos &= _aligned_iou(anchors_all, targets_all) < MAX_PRIOR_IOU
+    sigmoid = bool(head.use_sigmoid_cls) and head.cls_out_channels == head.num_classes
+    cls = ClsRecord(logits=logits[sampled], labels=labels_all[sampled], others=logits[~sampled], sigmoid=sigmoid)
+    reg = BoxRecord(offsets=_offsets(head.bbox_coder, deltas[pos]), priors=anchors_all[pos], targets=targets_all[pos])
+    return cls, reg
+
+
+def _point_records(head: Any, x: Any, gts: Any) -> tuple[ClsRecord, PointBoxRecord]:
+    """A point head's records (FCOS): every point is a classification sample (FCOS weighs them
+    all), the positive ones the box record. The box leaf is the head's output before its
+    activation (the ``Scale`` modules' outputs, caught with hooks): with ``norm_on_bbox`` the
+    random network's ReLU'd distances are often exactly 0, boxes of zero size where the gradient
+    of an IoU-type loss is exactly 0, so they could never move (``det_records.decode_distances``)."""
+    caught: list[Tensor] = []
+    hooks = [scale.register_forward_hook(lambda _m, _i, out: caught.append(out)) for scale in head.scales]
+    try:
+        cls_maps, _, _ = head(x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    sizes = [m.shape[-2:] for m in cls_maps]
+    points = head.prior_generator.grid_priors(sizes, dtype=cls_maps[0].dtype, device=cls_maps[0].device)
+    labels, box_t = head.get_targets(points, gts)
+    strides = torch.cat([p.new_full((len(p),), float(s[0])) for p, s in zip(points, head.prior_generator.strides)])
+    points_all, labels_all = torch.cat(points), torch.cat(labels)
+    logits = _flat_levels(cls_maps, head.cls_out_channels)
+    raw = _flat_levels(caught, 4)
+    target_dist = torch.cat(box_t) * (strides[:, None] if head.norm_on_bbox else 1.0)  # pixels
+    pos = labels_all < head.num_classes
+    p_pts, p_t = points_all[pos], target_dist[pos]
+    targets = torch.cat([p_pts - p_t[:, :2], p_pts + p_t[:, 2:]], dim=1)
+    cls = ClsRecord(logits=logits, labels=labels_all, others=logits[:0], sigmoid=True)
+    return cls, PointBoxRecord(raw=raw[pos], points=p_pts, strides=strides[pos], targets=targets)
+
+
+def _record_one_stage(model: Any, x: Any, gts: Any, metas: Any, gts_ignore: Any, index: int) -> DetRecord:
+    """A one-stage detector's records, under the branch names of its slots (``cls``, ``reg``)."""
+    head = model.bbox_head
+    if one_stage_family(type(head)) == "point":
+        cls, reg = _point_records(head, x, gts)
+    else:
+        maps = head(x)
+        cls, reg = _anchor_records(head, maps[0], maps[1], gts, metas, gts_ignore, drop_exact=True)
+    return DetRecord(index, {"cls": cls.as_double(), "reg": reg.as_double()})
+
+
 @torch.no_grad()
 def _record_one(model: Any, data: dict, index: int) -> DetRecord:
     from mmdet.models.utils import unpack_gt_instances
@@ -76,6 +144,8 @@ def _record_one(model: Any, data: dict, index: int) -> DetRecord:
     inputs, samples = batch["inputs"], batch["data_samples"]
     gts, gts_ignore, metas = unpack_gt_instances(samples)
     x = model.extract_feat(inputs)
+    if not hasattr(model, "rpn_head"):
+        return _record_one_stage(model, x, gts, metas, gts_ignore, index)
     # The RPN is class-agnostic: its targets label every object 0 (as TwoStageDetector.loss does).
     rpn_gts = [copy.copy(g) for g in gts]
     for g in rpn_gts:
@@ -83,18 +153,7 @@ def _record_one(model: Any, data: dict, index: int) -> DetRecord:
 
     rpn = model.rpn_head
     cls_maps, box_maps = rpn(x)
-    sizes = [m.shape[-2:] for m in cls_maps]
-    anchors, valid = rpn.get_anchors(sizes, metas, device=inputs.device)
-    labels, label_w, box_t, _, _ = rpn.get_targets(anchors, valid, rpn_gts, metas, gts_ignore)
-    anchors_all = torch.cat(anchors[0])
-    labels_all, weights_all = torch.cat([t[0] for t in labels]), torch.cat([t[0] for t in label_w])
-    targets_all = torch.cat([t[0] for t in box_t])
-    logits = _flat_levels(cls_maps, rpn.cls_out_channels)
-    deltas = _flat_levels(box_maps, 4)
-    sampled = weights_all > 0
-    pos = sampled & (labels_all < rpn.num_classes)
-    rpn_cls = ClsRecord(logits=logits[sampled], labels=labels_all[sampled], others=logits[~sampled])
-    rpn_reg = BoxRecord(offsets=_offsets(rpn.bbox_coder, deltas[pos]), priors=anchors_all[pos], targets=targets_all[pos])
+    rpn_cls, rpn_reg = _anchor_records(rpn, cls_maps, box_maps, rpn_gts, metas, gts_ignore, drop_exact=False)
 
     proposals = rpn.predict_by_feat(cls_maps, box_maps, batch_img_metas=metas, cfg=model.train_cfg.rpn_proposal)
     roi = model.roi_head
@@ -155,18 +214,21 @@ def _unsampled_logits(roi: Any, x: Any, candidates: Tensor, sampling: Any) -> Te
     return roi._bbox_forward(x, bbox2roi([candidates[left]]))["cls_score"]
 
 
-def record_det_samples(cfg: Any, B: int, seed: int, layout: Mapping[str, Any]) -> list[DetRecord]:
+def record_det_samples(cfg: Any, B: int, seed: int, layout: Mapping[str, Any],
+                       slots: Sequence[BranchSlot] = FASTER_RCNN) -> list[DetRecord]:
     """B usable training images (drawn with ``seed``) through the detector initialised from
     ``seed``, its heads in the output layout of ``layout`` (a wire graph of the searched branches,
-    e.g. the task's baseline). Deterministic for a (config, B, seed): the pipeline's random flip,
-    the samplers and the weights are all seeded here."""
+    e.g. the task's baseline) put in at ``slots``. A config without ``rpn_head`` is a one-stage
+    detector (``bbox_head``: AnchorHead, ATSSHead, FCOSHead and subclasses that keep their
+    ``loss_by_feat``), recorded as branches ``cls`` and ``reg``. Deterministic for a (config, B,
+    seed): the pipeline's random flip, the samplers and the weights are all seeded here."""
     from mmdet.utils import register_all_modules
 
     import autoloss_worker.mmlab.registry  # noqa: F401  (AutoLossGraph in mmdet's MODELS)
 
     register_all_modules(init_default_scope=True)
     with quiet():
-        return _record(_searched_heads(cfg, layout), B, seed)
+        return _record(_searched_heads(cfg, layout, slots), B, seed)
 
 
 def _record(cfg: Any, B: int, seed: int) -> list[DetRecord]:

@@ -41,14 +41,34 @@ class ExportError(RuntimeError):
     """The loss does not fit the config (missing branch or key, unreadable config): exit status 1."""
 
 
-def slots_for(task: str, loss: Any) -> tuple[BranchSlot, ...]:
-    """The task's slots (`rewrite.SLOTS_BY_TASK`) that `loss` has a branch for, in the task's
-    order: a run may search a subset of the branches. A loss branch without a slot raises."""
+def _check_task(task: str) -> None:
     if task not in SLOTS_BY_TASK:
         raise ExportUsageError(f"task '{task}' is not an MMLab task (MMLab tasks: {', '.join(SLOTS_BY_TASK)}); "
                                "export its loss with --format torch")
+
+
+def task_slots(task: str, options: Mapping[str, Any], base: str | None = None) -> tuple[BranchSlot, ...]:
+    """The slots the run's task trained in: the task's own for its config (`proxy_slots`; det's
+    depend on the config, two-stage or one-stage), `base` standing in for the config when given."""
+    from autoloss_worker.tasks import get_task
+
+    _check_task(task)
+    task_options = {k: v for k, v in options.items() if k != "rejection"}  # protocol constants, not task options
+    if base is not None:
+        task_options["config"] = os.path.abspath(base)
+    try:
+        return tuple(get_task(task, **task_options).proxy_slots())  # type: ignore[attr-defined]
+    except ValueError as err:
+        raise ExportError(f"cannot resolve the run's task '{task}' with its options: {err}") from err
+
+
+def slots_for(task: str, loss: Any, known: Sequence[BranchSlot] | None = None) -> tuple[BranchSlot, ...]:
+    """The slots among `known` (default: the task's table `rewrite.SLOTS_BY_TASK`) that `loss` has
+    a branch for, in the task's order: a run may search a subset of the branches. A loss branch
+    without a slot raises."""
+    _check_task(task)
     names = [b.name for b in loss_from_wire(plain(loss)).branches]
-    known = SLOTS_BY_TASK[task]
+    known = SLOTS_BY_TASK[task] if known is None else tuple(known)
     extra = [n for n in names if n not in {s.name for s in known}]
     if extra:
         raise ExportError(f"task '{task}' has no config key for branch(es) {extra} (its branches: {[s.name for s in known]})")
@@ -158,10 +178,11 @@ def export_fragment(loss: Any, task: str, fmt: str, out: str, *, options: Mappin
 
     if fmt not in FORMATS:
         raise ExportUsageError(f"unknown format '{fmt}' (MMLab formats: {', '.join(FORMATS)})")
-    slots = slots_for(task, loss)
+    _check_task(task)
     base = os.path.abspath(base) if base is not None else task_config(task, options or {})
     if not os.path.isfile(base):
         raise ExportError(f"base config '{base}' does not exist")
+    slots = slots_for(task, loss, task_slots(task, options or {}, base))
     try:
         base_cfg = Config.fromfile(base)
     except Exception as err:  # mmengine raises many kinds; all mean the same here

@@ -1,4 +1,5 @@
-"""Object detection inside an unchanged MMDetection config: the ``det`` task (Faster R-CNN, 4 branches).
+"""Object detection inside an unchanged MMDetection config: the ``det`` task (Faster R-CNN, 4 branches;
+or a one-stage detector, 2 branches).
 
     task = get_task("det")                            # options: see DetOptions
     task.proxy_train(loss, seed=0, metric="bbox_map")   # mmengine Runner, the config's CocoMetric
@@ -51,7 +52,33 @@ branch's factor:
   call positive (IoU ≥ 0.5 / 0.7), leaving too little room for the paper's η = 0.6.
 
 The ground-truth raw predictions: logits 10·one-hot(label); offsets that decode exactly to the
-target box. Rejection keeps each sample's own tensors (``stackable_samples = False``): the
+target box.
+
+One-stage configs (no ``rpn_head`` / ``roi_head``; ``mmlab.det_layout``): the branches are the
+searchable slots ``mmlab.slots`` discovers in ``bbox_head``, ``cls`` (``loss_cls``) and ``reg``
+(``loss_bbox``), in config order, with the config's own loss weights (an L1 on deltas becomes the
+paper's 10). Heads whose ``loss_by_feat`` is ``AnchorHead``'s (RetinaNet), ``ATSSHead``'s or
+``FCOSHead``'s. Other slots (FCOS/ATSS centerness) keep the config's loss. Per kind:
+
+* ``cls`` of a sigmoid head: one sample per anchor / point with label weight > 0 (RetinaNet and
+  ATSS: all but the ignored anchors; FCOS: every point), logits (1, n, C) of the C classes; loss
+  inputs σ per class and one-hot rows, background the all-zero row (mmdet's
+  ``_expand_onehot_labels``). Ground truth: logits +10 on the label, −10 elsewhere. Factor: the
+  classification factor above with σ of the class's logit as the score. Baseline: the config's
+  FocalLoss as a graph when it has γ = 2, α = 0.25 (``FOCAL``; equal to mmdet's inside the heads,
+  tested), else binary CE (``BCE``).
+* ``reg`` of an anchor head (RetinaNet, ATSS, ``DeltaXYWHBBoxCoder``): as ``rpn_reg``, positives
+  whose anchor already fits (IoU ≥ 0.95) left out; the head is switched to decoded boxes
+  (``reg_decoded_bbox=True``). Same factor.
+* ``reg`` of a point head (FCOS): the head's box outputs *before* its activation, decoded as
+  distances exp(raw) · stride (``det_records.decode_distances``: FCOS's own decoding without
+  ``norm_on_bbox``, in stride units). The ReLU of ``norm_on_bbox`` leaves the random network's
+  boxes often of zero size, where an IoU-type loss has zero gradient, so they could never move.
+  Factor: the box factor with the point's *unit box* (raw 0: the point ± its stride) as the prior,
+  i.e. the share of the unit box's localisation error removed; 1 at ground truth, ≈ 0 for the
+  random network (whose raw outputs are near 0).
+
+ξ is the product of the searched branches' factors, as for two-stage configs. Rejection keeps each sample's own tensors (``stackable_samples = False``): the
 anchors and RoIs of an image vary in number, and laying them out along H would let the pooling
 operators mix neighbouring RoIs, which they never do in training.
 """
@@ -64,6 +91,7 @@ from typing import Any
 
 from torch import Tensor
 
+from autoloss_worker.mmlab.det_layout import detector_layout
 from autoloss_worker.mmlab.det_records import DetRecord
 from autoloss_worker.mmlab.det_samples import record_det_samples
 from autoloss_worker.tasks.base import BOX, DENSE, Sample
@@ -77,20 +105,40 @@ CE = ["neg", ["mul", "y", ["log", "y_hat"]]]
 # 1 − GIoU = 1 − i/u + (e − u)/e: the box loss of the paper's regression baseline [48] (the shipped
 # config's own L1 on deltas cannot be written with i, u, e).
 ONE_MINUS_GIOU = ["add", "one", ["add", ["neg", ["mul", "i", ["inv", "u"]]], ["mul", ["add", "e", ["neg", "u"]], ["inv", "e"]]]]
+_ONE_MINUS = lambda t: ["add", "one", ["neg", t]]  # noqa: E731
+# Binary CE per class of a sigmoid head: −y·log ŷ − (1 − y)·log(1 − ŷ) (mmdet's sigmoid CrossEntropyLoss).
+BCE = ["neg", ["add", ["mul", "y", ["log", "y_hat"]], ["mul", _ONE_MINUS("y"), ["log", _ONE_MINUS("y_hat")]]]]
+# mmdet's sigmoid FocalLoss with γ = 2, α = 0.25 (RetinaNet's, FCOS's, ATSS's):
+# α·y·(1 − ŷ)²·(−log ŷ) + (1 − α)·(1 − y)·ŷ²·(−log(1 − ŷ)), α written 1/(1+1+1+1) (inv's ε: 1e-12 off).
+_QUARTER = ["inv", ["add", ["add", "one", "one"], ["add", "one", "one"]]]
+FOCAL = ["add",
+         ["mul", _QUARTER, ["mul", "y", ["mul", ["square", _ONE_MINUS("y_hat")], ["neg", ["log", "y_hat"]]]]],
+         ["mul", _ONE_MINUS(_QUARTER), ["mul", _ONE_MINUS("y"), ["mul", ["square", "y_hat"], ["neg", ["log", _ONE_MINUS("y_hat")]]]]]]
 BRANCHES = {"rpn_cls": DENSE, "rpn_reg": BOX, "rcnn_cls": DENSE, "rcnn_reg": BOX}
 INPUTS = {DENSE: ["y_hat", "y", "one"], BOX: ["i", "u", "e", "one"]}
 
 
-def baseline_wire(branches: Mapping[str, str] = BRANCHES) -> dict[str, Any]:
-    """CE for the dense branches (classification; for a mask, CE over its fg/bg channels is binary
-    CE), 1 − GIoU for the box branches (wire form)."""
-    return {"v": 1, "branches": [{"name": n, "kind": k, "inputs": INPUTS[k], "tree": CE if k == DENSE else ONE_MINUS_GIOU}
-                                 for n, k in branches.items()]}
+def baseline_wire(branches: Mapping[str, str] = BRANCHES, trees: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The baseline in wire form: ``trees[name]`` where given, else CE for the dense branches
+    (softmax classification; for a mask, CE over its fg/bg channels is binary CE) and 1 − GIoU for
+    the box branches."""
+    trees = trees or {}
+    return {"v": 1, "branches": [{"name": n, "kind": k, "inputs": INPUTS[k],
+                                  "tree": trees.get(n, CE if k == DENSE else ONE_MINUS_GIOU)} for n, k in branches.items()]}
+
+
+def sigmoid_baseline(loss: Mapping[str, Any]) -> Any:
+    """The baseline tree of a sigmoid classification slot: the config's own loss where the graph
+    can write it (FocalLoss with γ = 2, α = 0.25), binary CE otherwise."""
+    if loss.get("type") == "FocalLoss" and float(loss.get("gamma", 2.0)) == 2.0 and float(loss.get("alpha", 0.25)) == 0.25:
+        return FOCAL
+    return BCE
 
 
 @dataclass(frozen=True)
 class DetOptions(MMLabOptions):
-    config: str = DEFAULT_CONFIG  # any MMDetection 3 two-stage config with the Faster R-CNN loss keys
+    # a two-stage config with the Faster R-CNN loss keys, or a one-stage one (module docstring)
+    config: str = DEFAULT_CONFIG
     iterations: int = 150  # proxy schedule (mmlab.rewrite.ProxySchedule.max_iters)
     warmup_iters: int = 50
     # > 0: predict only the first val_images validation images (smoke tests). CocoMetric still scores
@@ -132,8 +180,15 @@ class DetTask(MMLabConfigTask):
         if isinstance(options.get("branches"), (list, tuple)):
             options = {**options, "branches": ",".join(map(str, options["branches"]))}
         super().__init__(**options)
+        layout = detector_layout(self.name, self.config, type(self).all_branches)
+        self.slot_table, self.all_branches = layout.slots, layout.branches
+        self._trees = {name: sigmoid_baseline(loss) for name, loss in layout.sigmoid_losses.items()}
+        layout.check_names(self.options.branches)
         self.branches = select_branches(self.name, self.all_branches, self.options.branches)
-        self.baseline_loss = baseline_wire(self.branches)
+        self.baseline_loss = baseline_wire(self.branches, self._trees)
+
+    def proxy_slots(self) -> Sequence[Any]:
+        return self.slot_table
 
     # ------------------------------------------------------------------ rejection
     # A sample's target is its ``DetRecord``; each branch's record (``mmlab.det_records``) builds its
@@ -143,7 +198,8 @@ class DetTask(MMLabConfigTask):
         key = (B, seed)
         if key not in self._samples:
             # recorded with every branch in the searched layout (softmax RPN, decoded boxes)
-            records = record_det_samples(self.rejection_config, B, seed, layout=baseline_wire())
+            records = record_det_samples(self.rejection_config, B, seed, layout=baseline_wire(self.all_branches, self._trees),
+                                         slots=self.slot_table)
             self._samples[key] = [Sample(raw={n: r.leaf[None] for n, r in record.branches.items()}, target=record)
                                   for record in records]
         return self._samples[key]

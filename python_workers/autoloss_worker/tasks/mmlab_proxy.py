@@ -138,6 +138,12 @@ class MMLabConfigTask(Task):
 
         return resolve_pretrained(self.config, self.library, enabled=self.options.pretrained)
 
+    def proxy_slots(self) -> Sequence[Any]:
+        """Where the branches go in the config (``rewrite.BranchSlot``s); the det task's depend on its config."""
+        from autoloss_worker.mmlab.rewrite import SLOTS_BY_TASK
+
+        return SLOTS_BY_TASK[self.name]
+
     def proxy_train(self, loss: Any, seed: int, *, metric: str, budget: int | None = None,
                     progress: Callable[[float], None] | None = None, stop_at: int | None = None,
                     states: Continuation | None = None) -> TrainResult:
@@ -145,12 +151,10 @@ class MMLabConfigTask(Task):
         ignored (``continues`` is False): mmengine's resume does not restore the RNG states that
         augmentation and RoI sampling draw from, so a continued run would not equal a fresh one.
         Every rung trains from step 0."""
-        from autoloss_worker.mmlab.rewrite import SLOTS_BY_TASK
-
         metric = self.check_metric(metric)
         wire = loss_to_wire(loss) if isinstance(loss, LossGraph) else loss
         self.branch_losses(loss_from_wire(wire))  # names must match the searched branches
-        slots = [s for s in SLOTS_BY_TASK[self.name] if s.name in self.branches]  # the others keep the config's losses
+        slots = [s for s in self.proxy_slots() if s.name in self.branches]  # the others keep the config's losses
         return mmlab_proxy_train(self.proxy_config(), wire, slots, self.options, metric=metric, seed=seed,
                                  budget=budget, evaluator_keys=self.evaluator_keys, scale=self.metric_scale,
                                  progress=progress, stop_at=stop_at)

@@ -11,7 +11,8 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 # The paper's full search is BUDGET=500 POPULATION=20 (see README).
 # TASK, the same names as `autoloss --task`: seg (native, default), det (Faster R-CNN), ins (Mask
 # R-CNN), mmpose (MMPose top-down), mmseg (MMSegmentation), pose (native). CONFIG=your_mmlab_config.py swaps in
-# your own config unchanged; BRANCHES=rpn_cls,rcnn_cls searches only those losses.
+# your own config unchanged; BRANCHES=rpn_cls,rcnn_cls searches only those losses; ITERATIONS=N sets
+# the proxy's training iterations (`--option iterations=N`).
 TASK ?= seg
 # Until 2026-12 the Makefile alone called MMPose `pose` and the native task `native-pose`.
 ifeq ($(TASK),native-pose)
@@ -24,6 +25,7 @@ endif
 METRIC ?=
 CONFIG ?=
 BRANCHES ?=
+ITERATIONS ?=
 # Per-task defaults, measured on the idle 2-core machine: seg 60/12 takes 15 min and finds a loss
 # that beats cross-entropy on held-out seeds (README); det/ins 10/4 take about 13 min.
 SEARCH_BUDGET_seg := 60
@@ -97,7 +99,8 @@ pretrain: setup
 search: setup
 	npx autoloss search --task $(TASK) $(if $(METRIC),--metric $(METRIC)) --budget $(BUDGET) \
 	  --population $(POPULATION) --workers $(WORKERS) --seed $(SEED) --out $(OUT) \
-	  $(if $(CONFIG),--option config=$(abspath $(CONFIG))) $(if $(BRANCHES),--option branches=$(BRANCHES))
+	  $(if $(CONFIG),--option config=$(abspath $(CONFIG))) $(if $(BRANCHES),--option branches=$(BRANCHES)) \
+	  $(if $(ITERATIONS),--option iterations=$(ITERATIONS))
 
 bench: bench-fabric bench-rejection bench-ablation
 

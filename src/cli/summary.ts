@@ -5,7 +5,7 @@
  */
 import { Effect } from "effect"
 import { layer as storeLayer, Store } from "../store/Store.ts"
-import { decide, type Decision, rankByFitness } from "../search/selection.ts"
+import { atHighestRung, decide, type Decision, rankByFitness } from "../search/selection.ts"
 import { writeReport } from "./verbs/report.ts"
 
 export const TOP_SHOWN = 5
@@ -75,12 +75,18 @@ export const loadSummary = (dir: string): Promise<Summary> =>
     Effect.scoped(
       Effect.gen(function* () {
         const store = yield* Store
-        const rows = yield* store.candidates()
+        const rungs = yield* store.rungResults()
+        const rows = atHighestRung(yield* store.candidates(), rungs)
         const counters = yield* store.counters()
         const top = rankByFitness(rows, TOP_SHOWN)
         const best = top[0]
-        const metricsOf = (id: number) =>
-          Effect.map(store.trainResult(id), (t) => t?.result.metrics ?? null)
+        // The metrics of the training its fitness comes from: the highest rung it reached (asha).
+        const metricsOf = (id: number) => {
+          const promoted = rungs.filter((r) => r.candidateId === id).at(-1)
+          return promoted !== undefined
+            ? Effect.succeed(promoted.result.metrics)
+            : Effect.map(store.trainResult(id), (t) => t?.result.metrics ?? null)
+        }
         const bestMetrics = best === undefined ? null : yield* metricsOf(best.id)
         const plan = yield* store.selection()
         let selection: SelectionSummary | null = null

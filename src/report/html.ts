@@ -7,7 +7,8 @@
 import { lossFormulas } from "./formulas.ts"
 import { katexStyle, renderMath } from "./math.ts"
 import type { Decision } from "../search/selection.ts"
-import { type Funnel, type ReportModel, TOP_MEAN_OF, type TopLoss } from "./model.ts"
+import { type Funnel, type ReportModel, type RungStep, TOP_MEAN_OF, type TopLoss } from "./model.ts"
+import { showFidelity } from "../search/fidelity.ts"
 import { escapeXml as esc, lineChart } from "./svg.ts"
 
 const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"]
@@ -109,7 +110,7 @@ const lossCard = (top: TopLoss, task: string | undefined): string => {
   )
   if (top.lineageOmitted > 0) lineage.push(`<li>… ${top.lineageOmitted} older ancestors</li>`)
   return `<article class="loss" data-rank="${top.rank}" data-candidate="${c.id}">
-<h3>#${top.rank} · candidate ${c.id} · score ${fmtScore(c.score)}</h3>
+<h3>#${top.rank} · candidate ${c.id} · score ${fmtScore(c.score)}${c.rung === undefined ? "" : ` at rung ${c.rung}`}</h3>
 <div class="formula original">${renderMath(f.tex)}</div><code>${esc(c.text)}</code>
 ${simplified}
 ${metricsTable(c.proxyMetrics)}
@@ -161,6 +162,20 @@ const answerSection = (m: ReportModel): string => {
     "</article>"
 }
 
+/** Successive halving: how many losses reached each rung, and how they scored there. */
+const ladderSection = (ladder: ReadonlyArray<RungStep>): string => {
+  const head = "<tr><th>rung</th><th>proxy length</th><th>trained</th><th>invalid</th><th>best</th><th>median</th><th>leaders</th></tr>"
+  const rows = [...ladder].reverse().map((r) =>
+    `<tr data-rung="${r.rung}"><td class="num">${r.rung}</td>` +
+    `<td class="num">${r.fraction === 1 ? "full" : `1/${Math.round(1 / r.fraction)}`}${r.iterations === null ? "" : ` (${r.iterations} it.)`}</td>` +
+    `<td class="num">${r.trained}</td><td class="num">${r.invalid}</td><td class="num">${fmtScore(r.best)}</td><td class="num">${fmtScore(r.median)}</td>` +
+    `<td>${r.leaders.map((l) => `<span class="cid">#${l.id}</span> ${l.score.toFixed(4)} <code>${esc(l.text)}</code>`).join("<br>")}</td></tr>`
+  )
+  return "<p>Every admitted loss trains at rung 0; the top 1/η of the results at a rung so far move up, continuing their training. " +
+    "Losses are ranked by the highest rung they reached, then by their score there.</p>" +
+    `<table class="ladder">${head}${rows.join("")}</table>`
+}
+
 const configSection = (m: ReportModel): string => {
   const c = m.config
   const rows: Array<[string, string]> = [
@@ -172,7 +187,9 @@ const configSection = (m: ReportModel): string => {
     rows.push(
       ["task / metric", `${c.task} / ${c.metric ?? "(task default)"}`],
       ["scheduler", `${c.scheduler} (K = ${c.initialPopulation}, P = ${c.populationSize}, T = ${c.tournamentPercent}%)`],
-      ["budget", `${m.counters["trained"] ?? 0} of ${c.budget} proxy evaluations`],
+      c.fidelity?.kind === "asha"
+        ? ["budget", `${((m.counters["spentUnits"] ?? 0) / (m.counters["unitsPerFull"] ?? 1)).toFixed(1)} of ${c.budget} full-proxy equivalents (${showFidelity(c.fidelity)})`]
+        : ["budget", `${m.counters["trained"] ?? 0} of ${c.budget} proxy evaluations`],
       ["seed / equivalence", `${c.seed} / ${c.equivalence}`]
     )
   }
@@ -188,6 +205,7 @@ ${configSection(m)}
 <section id="curve"><h2>Search curve</h2><div class="charts">${curveCharts(m)}</div></section>
 <section id="funnel"><h2>Candidates</h2>${funnelSection(m.funnel)}</section>
 <section id="throughput"><h2>Throughput per worker</h2>${throughputSection(m)}</section>
+${m.ladder === null ? "" : `<section id="rungs"><h2>Rung ladder</h2>${ladderSection(m.ladder)}</section>`}
 <section id="top"><h2>Top ${m.top.length} losses</h2>${m.top.map((t) => lossCard(t, task)).join("\n")}</section>
 <section id="notes"><h2>Notes</h2><ul>${m.caveats.map((c) => `<li>${esc(c)}</li>`).join("")}</ul></section>`
 }

@@ -6,7 +6,8 @@
  * screening and training jobs ran, not when they finished. A job's finish time is estimated as
  * proposal time + screening time (+ training time): a lower bound that ignores queueing.
  */
-import { type Decision, decide, heldOutDone, heldOutValue, rankByFitness } from "../search/selection.ts"
+import { type Decision, decide, heldOutDone, heldOutValue, rankByFitness, atHighestRung } from "../search/selection.ts"
+import { ladderOf } from "../search/fidelity.ts"
 import type { CandidateRecord, RunData } from "./run-data.ts"
 
 // ---------------------------------------------------------------------------------------------
@@ -257,10 +258,13 @@ export const lineageOf = (
   return { steps, omitted }
 }
 
-/** The best distinct losses by observed score (`rankByFitness`), with their lineage. */
-export const topLosses = (candidates: ReadonlyArray<CandidateRecord>, n = TOP_LOSSES): TopLoss[] => {
-  const byId = new Map(candidates.map((c) => [c.id, c]))
-  return rankByFitness(candidates, n).map((candidate, i) => {
+/**
+ * The best distinct losses by fitness (`rankByFitness`; with asha fidelity each judged at the
+ * highest rung it reached, `candidate.rung`), with their lineage.
+ */
+export const topLosses = (run: Pick<RunData, "candidates" | "rungs">, n = TOP_LOSSES): TopLoss[] => {
+  const byId = new Map(run.candidates.map((c) => [c.id, c]))
+  return rankByFitness(atHighestRung(run.candidates, run.rungs), n).map((candidate, i) => {
     const { steps, omitted } = lineageOf(candidate.id, byId)
     return { rank: i + 1, candidate, lineage: steps, lineageOmitted: omitted }
   })
@@ -276,12 +280,69 @@ export interface Answer {
 }
 
 /** The loss a run answers with (what the report opens with and `export` writes). */
-export const answerOf = (run: Pick<RunData, "candidates" | "selection">): Answer | null => {
+export const answerOf = (run: Pick<RunData, "candidates" | "selection" | "rungs">): Answer | null => {
   const decision = run.selection === null ? null : decide(run.selection.plan, run.selection.runs)
   const chosen = decision === null ? undefined : run.candidates.find((c) => c.id === decision.chosen)
   if (chosen !== undefined) return { candidate: chosen, decision }
-  const best = rankByFitness(run.candidates, 1)[0]
+  const best = rankByFitness(atHighestRung(run.candidates, run.rungs), 1)[0]
   return best === undefined ? null : { candidate: best, decision: null }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The rung ladder (asha fidelity)
+
+export interface RungStep {
+  readonly rung: number
+  /** Fraction of the full proxy trained at this rung. */
+  readonly fraction: number
+  /** Proxy iterations at this rung, where a stored training says; null: none stored yet. */
+  readonly iterations: number | null
+  /** Trainings with a result at this rung. */
+  readonly trained: number
+  readonly invalid: number
+  /** Best and median of the finite scores at this rung (null: none). */
+  readonly best: number | null
+  readonly median: number | null
+  /** The losses at this rung by score, best first (at most `RUNG_SHOWN`). */
+  readonly leaders: ReadonlyArray<{ readonly id: number; readonly text: string; readonly score: number }>
+}
+
+export const RUNG_SHOWN = 5
+
+/**
+ * How many losses reached each rung and how they scored; null for a full-fidelity run. Rung 0 is
+ * every admitted loss that trained itself (its `score`); higher rungs are the promoted trainings.
+ */
+export const rungLadderOf = (run: Pick<RunData, "candidates" | "rungs" | "config">): RungStep[] | null => {
+  const fidelity = run.config?.fidelity
+  if (fidelity === undefined || fidelity.kind !== "asha") return null
+  const ladder = ladderOf(fidelity)
+  const text = new Map(run.candidates.map((c) => [c.id, c.text]))
+  const atRung = (r: number): Array<{ id: number; score: number; iterations: number | null }> =>
+    r === 0
+      ? run.candidates
+        .filter((c) => c.status === "evaluated" && c.reuseKind === null && c.score !== null)
+        .map((c) => ({ id: c.id, score: c.score as number, iterations: null }))
+      : run.rungs
+        .filter((x) => x.rung === r)
+        .map((x) => ({ id: x.candidateId, score: x.result.invalid ? -Infinity : x.result.target, iterations: x.iterations }))
+  return ladder.fractions.map((fraction, rung) => {
+    const entries = atRung(rung)
+    const finite = entries.filter((e) => Number.isFinite(e.score)).sort((a, b) => b.score - a.score || a.id - b.id)
+    const mid = finite.length === 0 ? null : finite.length % 2 === 1
+      ? finite[(finite.length - 1) / 2]!.score
+      : (finite[finite.length / 2 - 1]!.score + finite[finite.length / 2]!.score) / 2
+    return {
+      rung,
+      fraction,
+      iterations: entries.find((e) => e.iterations !== null)?.iterations ?? null,
+      trained: entries.length,
+      invalid: entries.length - finite.length,
+      best: finite[0]?.score ?? null,
+      median: mid,
+      leaders: finite.slice(0, RUNG_SHOWN).map((e) => ({ id: e.id, text: text.get(e.id) ?? "", score: e.score }))
+    }
+  })
 }
 
 export interface SelectionProgress {
@@ -318,6 +379,8 @@ export interface ReportModel {
   readonly curve: ReadonlyArray<CurvePoint>
   readonly throughput: Throughput
   readonly top: ReadonlyArray<TopLoss>
+  /** Successive halving's rungs (`--fidelity asha`); null: full fidelity. */
+  readonly ladder: ReadonlyArray<RungStep> | null
   readonly answer: Answer | null
   /** The held-out selection's progress; null: none. */
   readonly selection: SelectionProgress | null
@@ -347,7 +410,8 @@ export const buildReportModel = (run: RunData): ReportModel => {
     funnel: funnelOf(run.candidates),
     curve: searchCurve(run),
     throughput,
-    top: topLosses(run.candidates),
+    top: topLosses(run),
+    ladder: rungLadderOf(run),
     answer: answerOf(run),
     selection: selectionProgress(run),
     baselineProxy: baselineProxyOf(run),

@@ -11,7 +11,7 @@ import { existsSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import Database from "better-sqlite3"
 import { BASE_VERSION, type CandidateStatus, DB_FILE, SCHEMA_VERSION } from "../store/schema.ts"
-import { holdoutFromRow, selectionFromRow, type StoredHoldout, type StoredSelection } from "../store/Store.ts"
+import { holdoutFromRow, rungFromRow, selectionFromRow, type StoredHoldout, type StoredRung, type StoredSelection } from "../store/Store.ts"
 import type { RunConfig } from "../search/run-config.ts"
 
 export interface CandidateRecord {
@@ -46,6 +46,8 @@ export interface CandidateRecord {
   readonly trainWorker: string | null
   /** The score the scheduler observed; −∞ for invalid losses (SQLite stores it as -Inf). */
   readonly score: number | null
+  /** Set by `atHighestRung` (asha fidelity): the rung `score` comes from. */
+  readonly rung?: number
 }
 
 export interface RunData {
@@ -60,6 +62,8 @@ export interface RunData {
   readonly lastOutcomeAt: number | null
   /** The held-out final choice: its plan and the trainings stored so far; null: none (yet). */
   readonly selection: { readonly plan: StoredSelection; readonly runs: ReadonlyArray<StoredHoldout> } | null
+  /** Promoted trainings (`--fidelity asha`), by candidate then rung; empty for full fidelity. */
+  readonly rungs: ReadonlyArray<StoredRung>
 }
 
 export { RUN_FILE }
@@ -143,9 +147,12 @@ export const readRun = (dir: string, db: Database.Database): RunData => {
       ? (db.prepare("SELECT * FROM selection WHERE id = 1").get() as Record<string, unknown> | undefined)
       : undefined
     const runs = plan === undefined ? [] : (db.prepare("SELECT * FROM holdout_runs ORDER BY seq").all() as Array<Record<string, unknown>>)
-    return { run, rows, counters, checkpoint, plan, runs }
+    const rungs = hasTable(db, "rung_results")
+      ? (db.prepare("SELECT * FROM rung_results ORDER BY candidate_id, rung").all() as Array<Record<string, unknown>>)
+      : []
+    return { run, rows, counters, checkpoint, plan, runs, rungs }
   })
-  const { run, rows, counters, checkpoint, plan, runs } = read()
+  const { run, rows, counters, checkpoint, plan, runs, rungs } = read()
   if (run === undefined) throw new RunDataError(`${join(dir, DB_FILE)} has no run row yet (the search has not started)`)
   return {
     dir,
@@ -154,7 +161,8 @@ export const readRun = (dir: string, db: Database.Database): RunData => {
     candidates: rows.map(candidateFromRow),
     counters: Object.fromEntries(counters.map((c) => [c.name, c.value])),
     lastOutcomeAt: checkpoint?.written_at ?? null,
-    selection: plan === undefined ? null : { plan: selectionFromRow(plan), runs: runs.map(holdoutFromRow) }
+    selection: plan === undefined ? null : { plan: selectionFromRow(plan), runs: runs.map(holdoutFromRow) },
+    rungs: rungs.map(rungFromRow)
   }
 }
 

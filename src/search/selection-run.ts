@@ -12,7 +12,7 @@ import { fromWire } from "../graph/wire.ts"
 import { Store } from "../store/Store.ts"
 import type { StoreError } from "../store/StoreError.ts"
 import { type HeldOutError, type HeldOutJob, HeldOutTrainer } from "./evaluator.ts"
-import { cellKey, type Decision, decide, type Plan, planCells, rankByFitness, type SelectionSettings } from "./selection.ts"
+import { atHighestRung, cellKey, type Decision, decide, type Plan, planCells, rankByFitness, type SelectionSettings } from "./selection.ts"
 
 export interface SelectionOptions {
   /** The metric the search maximised (the task's resolved target metric). */
@@ -38,7 +38,7 @@ export const runSelection = (
     if (settings.top === 0) return { decision: null, trainings: 0 }
     const store = yield* Store
     const trainer = yield* HeldOutTrainer
-    const rows = yield* store.candidates()
+    const rows = atHighestRung(yield* store.candidates(), yield* store.rungResults())
     const finalists = rankByFitness(rows, settings.top)
     if (finalists.length === 0) return { decision: null, trainings: 0 }
     const plan: Plan = { metric: options.metric, seeds: settings.seeds, finalists: finalists.map((r) => ({ id: r.id, score: r.score as number })) }

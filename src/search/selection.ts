@@ -52,17 +52,41 @@ export interface Ranked {
   readonly status: string
   readonly reuseKind: string | null
   readonly score: number | null
+  /** The highest rung it trained at (`--fidelity asha`, see `atHighestRung`); absent: 0. */
+  readonly rung?: number
+}
+
+/** What `atHighestRung` needs of a promoted training (the store's `StoredRung`). */
+export interface RungScore {
+  readonly candidateId: number
+  readonly rung: number
+  readonly result: { readonly target: number; readonly invalid: boolean }
 }
 
 /**
- * The best `n` distinct losses by observed score: evaluated candidates that trained themselves (a
- * reused score belongs to the loss it was copied from), finite scores only; ties keep the earlier
- * candidate first.
+ * Rows whose `score` is the one at the highest rung each candidate trained at, with that `rung`
+ * (asha fidelity: a loss promoted to the full proxy is judged by its full-proxy score, not by its
+ * shorter rung-0 one). An invalid (NaN/Inf) training there scores −∞, as in the search.
+ */
+export const atHighestRung = <T extends Ranked>(rows: ReadonlyArray<T>, rungs: ReadonlyArray<RungScore>): T[] => {
+  const highest = new Map<number, RungScore>()
+  for (const r of rungs) if ((highest.get(r.candidateId)?.rung ?? 0) < r.rung) highest.set(r.candidateId, r)
+  return rows.map((row) => {
+    const r = highest.get(row.id)
+    return r === undefined ? row : { ...row, rung: r.rung, score: r.result.invalid ? -Infinity : r.result.target }
+  })
+}
+
+/**
+ * The best `n` distinct losses by fitness: evaluated candidates that trained themselves (a reused
+ * score belongs to the loss it was copied from), finite scores only, the highest rung first (scores
+ * of different proxy lengths never compete: `fidelity.ts`), then the higher score; ties keep the
+ * earlier candidate first.
  */
 export const rankByFitness = <T extends Ranked>(rows: ReadonlyArray<T>, n: number): T[] =>
   rows
     .filter((c) => c.status === "evaluated" && c.reuseKind === null && c.score !== null && Number.isFinite(c.score))
-    .sort((a, b) => (b.score as number) - (a.score as number) || a.id - b.id)
+    .sort((a, b) => (b.rung ?? 0) - (a.rung ?? 0) || (b.score as number) - (a.score as number) || a.id - b.id)
     .slice(0, n)
 
 export const cellKey = (c: Cell): string => `${c.subject}/${c.seed}/${c.split}`

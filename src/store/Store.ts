@@ -206,6 +206,21 @@ export const selectionFromRow = (r: Record<string, unknown>): StoredSelection =>
   completedAt: r["completed_at"] as number | null
 })
 
+/** A `rung_results` row (the report reads the table directly). */
+export const rungFromRow = (r: Record<string, unknown>): StoredRung => ({
+  candidateId: r["candidate_id"] as number,
+  rung: r["rung"] as number,
+  iterations: r["iterations"] as number,
+  result: {
+    metrics: decodeNumbers<Record<string, number>>(r["metrics"] as string),
+    target: r["target"] === null ? NaN : (r["target"] as number),
+    invalid: r["invalid"] === 1,
+    ...(r["worker"] === null ? {} : { workerId: r["worker"] as string }),
+    ...(r["attempt"] === null ? {} : { attempt: r["attempt"] as number })
+  },
+  elapsedMs: r["elapsed_ms"] as number
+})
+
 /** A `holdout_runs` row. */
 export const holdoutFromRow = (r: Record<string, unknown>): StoredHoldout => ({
   subject: r["candidate_id"] === null ? "baseline" : (r["candidate_id"] as number),
@@ -606,19 +621,6 @@ const make = (dir: string) =>
         })
       })
 
-    const rungFromRow = (r: Record<string, unknown>): StoredRung => ({
-      candidateId: r["candidate_id"] as number,
-      rung: r["rung"] as number,
-      iterations: r["iterations"] as number,
-      result: {
-        metrics: decodeNumbers<Record<string, number>>(r["metrics"] as string),
-        target: r["target"] === null ? NaN : (r["target"] as number),
-        invalid: r["invalid"] === 1,
-        ...(r["worker"] === null ? {} : { workerId: r["worker"] as string }),
-        ...(r["attempt"] === null ? {} : { attempt: r["attempt"] as number })
-      },
-      elapsedMs: r["elapsed_ms"] as number
-    })
 
     const rungResult: StoreService["rungResult"] = (id, rung) =>
       sql(`rungResult(${id}, ${rung})`, () => {

@@ -72,8 +72,9 @@ t.test("throughput: nice bins, screens per worker per minute, worker totals", as
 t.test("top losses: distinct, finite, by score; lineage follows parents with their changes", async (t) => {
   const dir = tempDir(t)
   await writeSyntheticRun(dir)
-  const { candidates } = loadRun(dir)
-  const top = topLosses(candidates)
+  const run = loadRun(dir)
+  const { candidates } = run
+  const top = topLosses(run)
   t.same(top.map((x) => [x.rank, x.candidate.id]), [[1, 10], [2, 4], [3, 12], [4, 0], [5, 11], [6, 9]])
   const byId = new Map(candidates.map((c) => [c.id, c]))
   const { steps, omitted } = lineageOf(12, byId)

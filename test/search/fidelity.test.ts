@@ -8,6 +8,13 @@ import { runSearch } from "../../src/search/engine.ts"
 import { Evaluator, type EvaluatorService } from "../../src/search/evaluator.ts"
 import { byFitness, fidelityProblem, ladderOf, rungCost, rungIterations, RungTable } from "../../src/search/fidelity.ts"
 import { EngineLedger } from "../../src/search/ledger.ts"
+import { writeFileSync } from "node:fs"
+import { join } from "node:path"
+import { buildReportModel } from "../../src/report/model.ts"
+import { renderReportBody } from "../../src/report/html.ts"
+import { loadRun } from "../../src/report/run-data.ts"
+import { DEFAULT_RUN, RUN_FILE } from "../../src/search/run-config.ts"
+import { atHighestRung, rankByFitness } from "../../src/search/selection.ts"
 import { FULL_PIPELINE } from "../../src/search/scheduler.ts"
 import { DEPENDENCE_ROLES } from "../../src/search/static-check.ts"
 import { layer, Store } from "../../src/store/Store.ts"
@@ -117,6 +124,20 @@ t.test("an asha search: rung-0 observations, promotions by the rule, the budget 
   const stored = await Effect.runPromise(Effect.flatMap(Store, (s) => s.rungResults()).pipe(Effect.provide(layer(dir))))
   t.same(stored.map((x) => `${x.candidateId}/${x.rung}`).sort(), keys.filter((k) => !k.endsWith("/0")).sort(), "every promoted result is stored once")
   t.same(stored.map((x) => x.iterations).filter((i) => i !== 30 && i !== 90), [])
+  // The selection, the summary and the report rank stored rows as the engine chose its best.
+  const rows = (await readStore(dir)).rows
+  t.same(rankByFitness(atHighestRung(rows, stored), 1)[0]?.id, r.best?.id, "rankByFitness over stored rungs picks the engine's best")
+  writeFileSync(join(dir, RUN_FILE), JSON.stringify({ ...DEFAULT_RUN, task: "seg", budget: 6, fidelity: ASHA }))
+  const model = buildReportModel(loadRun(dir))
+  t.same(model.ladder?.map((s) => s.trained), perRung, "the report's ladder counts the trainings per rung")
+  t.same(model.ladder?.map((s) => s.iterations), [null, 30, 90])
+  t.same(model.ladder?.[2]?.leaders[0]?.id, r.best?.id)
+  t.equal(model.top[0]?.candidate.id, r.best?.id, "the report's top loss is the engine's best")
+  t.equal(model.top[0]?.candidate.rung, 2)
+  const html = renderReportBody(model)
+  t.match(html, /<section id="rungs"><h2>Rung ladder<\/h2>/)
+  t.match(html, new RegExp(`<tr data-rung="2"><td class="num">2</td><td class="num">full \\(90 it\\.\\)</td><td class="num">${perRung[2]}</td>`))
+  t.match(html, /full-proxy equivalents \(asha:eta=3,min=1\/9\)/)
 })
 
 t.test("asha needs the task's proxy iterations and a valid ladder", async (t) => {

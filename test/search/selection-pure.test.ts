@@ -6,11 +6,13 @@ import {
   heldOutValue,
   parseSeedList,
   planCells,
+  atHighestRung,
+  type Ranked,
   rankByFitness,
   selectionProblems
 } from "../../src/search/selection.ts"
 
-const row = (id: number, score: number | null, extra: { status?: string; reuseKind?: string | null } = {}) =>
+const row = (id: number, score: number | null, extra: { status?: string; reuseKind?: string | null } = {}): Ranked =>
   ({ id, score, status: extra.status ?? "evaluated", reuseKind: extra.reuseKind ?? null })
 
 t.test("finalists: own finite scores only, best first, ties to the earlier candidate", async (t) => {
@@ -20,6 +22,17 @@ t.test("finalists: own finite scores only, best first, ties to the earlier candi
   ]
   t.same(rankByFitness(rows, 3).map((r) => r.id), [2, 4, 7])
   t.same(rankByFitness(rows, 10).map((r) => r.id), [2, 4, 7, 0])
+})
+
+t.test("asha: a loss is ranked at the highest rung it reached, higher rungs first, an invalid longer run drops out", async (t) => {
+  const rows = [row(0, 0.9), row(1, 0.5), row(2, 0.6), row(3, 0.7), row(4, 0.2)]
+  const promoted = (candidateId: number, rung: number, target: number, invalid = false) => ({ candidateId, rung, result: { target, invalid } })
+  const rungs = [promoted(1, 1, 0.55), promoted(1, 2, 0.58), promoted(2, 1, 0.8), promoted(3, 1, 0.65), promoted(3, 2, NaN, true)]
+  const ranked = atHighestRung(rows, rungs)
+  t.same(ranked.map((r) => [r.id, r.rung ?? 0, r.score]), [[0, 0, 0.9], [1, 2, 0.58], [2, 1, 0.8], [3, 2, -Infinity], [4, 0, 0.2]])
+  // 1 (rung 2) beats 2 (rung 1, higher score) beats 0 (rung 0, highest score); 3 diverged on the full proxy.
+  t.same(rankByFitness(ranked, 10).map((r) => r.id), [1, 2, 0, 4])
+  t.same(atHighestRung(rows, []), rows, "full fidelity: rows unchanged")
 })
 
 t.test("flags: seed lists and held-out seeds the search used", async (t) => {

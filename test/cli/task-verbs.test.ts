@@ -115,7 +115,8 @@ t.test("train-loss and baseline print metrics; --options JSON is the same map as
   ])
   t.equal(train.exitCode, 0, train.stderr)
   const r = JSON.parse(train.stdout) as { metrics: Record<string, number>; target: number; invalid: boolean; iterations: number }
-  t.same(Object.keys(r).sort(), ["elapsedMs", "invalid", "iterations", "metrics", "target"])
+  t.same(Object.keys(r).sort(), ["elapsedMs", "invalid", "iterations", "metrics", "resumedFrom", "target"])
+  t.equal((r as { resumedFrom?: unknown }).resumedFrom, null, "no fidelity: trained from step 0")
   t.same(Object.keys(r.metrics).sort(), ["bf1", "biou", "fwiou", "gacc", "macc", "miou"])
   t.equal(r.target, r.metrics["gacc"])
   t.equal(r.iterations, 2)

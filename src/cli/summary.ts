@@ -123,8 +123,12 @@ const row = (cells: ReadonlyArray<string>, widths: ReadonlyArray<number>): strin
 /** The readable end of a search on a terminal: the answer beside the baseline, the top losses, where things are. */
 export const formatSummary = (s: Summary, where: { readonly dir: string; readonly report: string | null }): string => {
   const c = s.counters
+  const rungs = Object.keys(c).filter((k) => /^trainedRung\d+$/.test(k)).sort((a, b) => Number(a.slice(11)) - Number(b.slice(11)))
+  const trainings = c["unitsPerFull"] === undefined
+    ? `${c["trained"] ?? 0} proxy trainings`
+    : `${((c["spentUnits"] ?? 0) / c["unitsPerFull"]).toFixed(1)} full-proxy equivalents (trainings per rung ${rungs.map((k) => c[k]).join("/")})`
   const lines = [
-    `Search finished: ${c["trained"] ?? 0} proxy trainings, ${c["proposed"] ?? 0} losses generated, ${c["passed"] ?? 0} passed screening.`,
+    `Search finished: ${trainings}, ${c["proposed"] ?? 0} losses generated, ${c["passed"] ?? 0} passed screening.`,
     ""
   ]
   const sel = s.selection

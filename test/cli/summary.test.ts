@@ -39,6 +39,12 @@ t.test("the terminal summary: the answer beside the baseline, seed by seed, and 
   t.match(text, /Report: +runs\/s\/report\.html\nExport: +npx autoloss export runs\/s --format torch +\(the chosen loss;/)
 })
 
+t.test("asha: the cost in full-proxy equivalents and the trainings per rung", async (t) => {
+  const counters = { trained: 40, proposed: 300, passed: 50, trainedRung0: 40, trainedRung1: 10, trainedRung10: 0, trainedRung2: 3, spentUnits: 78, unitsPerFull: 9 }
+  const text = formatSummary({ ...SUMMARY, counters }, { dir: "runs/s", report: null })
+  t.match(text, /^Search finished: 8\.7 full-proxy equivalents \(trainings per rung 40\/10\/3\/0\), 300 losses generated, 50 passed screening\./)
+})
+
 t.test("without a selection the proxy best is the answer, and the summary says so", async (t) => {
   const text = formatSummary({ ...SUMMARY, selection: null }, { dir: "runs/s", report: null })
   t.match(text, /The answer \(best proxy score; no held-out selection was made\): candidate 3, 0\.2900\n  neg\(mul\(y, y_hat\)\)/)

@@ -206,6 +206,18 @@ export const selectionFromRow = (r: Record<string, unknown>): StoredSelection =>
   completedAt: r["completed_at"] as number | null
 })
 
+/** The columns `holdout_runs` and `rung_results` share: one training's result, who ran it and when. */
+const trainingColumns = ({ result, elapsedMs }: StoredTrain) => ({
+  metrics: encodeNumbers(result.metrics),
+  target: Number.isFinite(result.target) ? result.target : null,
+  invalid: result.invalid ? 1 : 0,
+  elapsedMs,
+  workerId: orNull(result.workerId),
+  attempt: orNull(result.attempt),
+  pid: process.pid,
+  recordedAt: Date.now()
+})
+
 /** A `rung_results` row (the report reads the table directly). */
 export const rungFromRow = (r: Record<string, unknown>): StoredRung => ({
   candidateId: r["candidate_id"] as number,
@@ -603,21 +615,14 @@ const make = (dir: string) =>
     const holdoutRuns: StoreService["holdoutRuns"] = () =>
       sql("holdoutRuns", () => (stmt.holdoutRuns.all() as Array<Record<string, unknown>>).map(holdoutFromRow))
 
-    const putHoldoutRun: StoreService["putHoldoutRun"] = (cell, iterations, { result, elapsedMs }) =>
+    const putHoldoutRun: StoreService["putHoldoutRun"] = (cell, iterations, training) =>
       sql(`putHoldoutRun(${cell.subject}, seed ${cell.seed}, ${cell.split})`, () => {
         stmt.insertHoldout.run({
           candidateId: cell.subject === "baseline" ? null : cell.subject,
           seed: cell.seed,
           split: cell.split,
           iterations,
-          metrics: encodeNumbers(result.metrics),
-          target: result.target,
-          invalid: result.invalid ? 1 : 0,
-          elapsedMs,
-          workerId: orNull(result.workerId),
-          attempt: orNull(result.attempt),
-          pid: process.pid,
-          recordedAt: Date.now()
+          ...trainingColumns(training)
         })
       })
 
@@ -628,20 +633,13 @@ const make = (dir: string) =>
         return r === undefined ? undefined : rungFromRow(r)
       })
 
-    const putRungResult: StoreService["putRungResult"] = (id, rung, iterations, { result, elapsedMs }) =>
+    const putRungResult: StoreService["putRungResult"] = (id, rung, iterations, training) =>
       sql(`putRungResult(${id}, ${rung})`, () => {
         stmt.insertRung.run({
           candidateId: id,
           rung,
           iterations,
-          metrics: encodeNumbers(result.metrics),
-          target: Number.isFinite(result.target) ? result.target : null,
-          invalid: result.invalid ? 1 : 0,
-          elapsedMs,
-          workerId: orNull(result.workerId),
-          attempt: orNull(result.attempt),
-          pid: process.pid,
-          recordedAt: Date.now()
+          ...trainingColumns(training)
         })
       })
 

@@ -113,6 +113,16 @@ CREATE TABLE IF NOT EXISTS evaluations (
 CREATE INDEX IF NOT EXISTS evaluations_candidate ON evaluations(candidate_id, stage);
 `
 
+/** One training's result and who ran it: the columns `holdout_runs` (v3) and `rung_results` (v4) share. */
+const TRAINING_RESULT_COLUMNS = `  metrics      TEXT    NOT NULL,
+  target       REAL,
+  invalid      INTEGER NOT NULL,
+  elapsed_ms   REAL    NOT NULL,
+  worker       TEXT,
+  attempt      INTEGER,
+  pid          INTEGER NOT NULL,
+  recorded_at  REAL    NOT NULL`
+
 /**
  * Version 3: the held-out final choice (`src/search/selection.ts`). `selection` holds the plan (the
  * finalists by fitness, the held-out seeds) and, once every training is stored, the chosen loss;
@@ -137,14 +147,7 @@ CREATE TABLE holdout_runs (
   seed         INTEGER NOT NULL,
   split        TEXT    NOT NULL CHECK (split IN ('held-out', 'proxy')),
   iterations   INTEGER,
-  metrics      TEXT    NOT NULL,
-  target       REAL,
-  invalid      INTEGER NOT NULL,
-  elapsed_ms   REAL    NOT NULL,
-  worker       TEXT,
-  attempt      INTEGER,
-  pid          INTEGER NOT NULL,
-  recorded_at  REAL    NOT NULL
+${TRAINING_RESULT_COLUMNS}
 );
 CREATE UNIQUE INDEX holdout_runs_cell ON holdout_runs(IFNULL(candidate_id, -1), seed, split);
 `
@@ -159,14 +162,7 @@ CREATE TABLE rung_results (
   candidate_id INTEGER NOT NULL REFERENCES candidates(id),
   rung         INTEGER NOT NULL CHECK (rung >= 1),
   iterations   INTEGER NOT NULL,
-  metrics      TEXT    NOT NULL,
-  target       REAL,
-  invalid      INTEGER NOT NULL,
-  elapsed_ms   REAL    NOT NULL,
-  worker       TEXT,
-  attempt      INTEGER,
-  pid          INTEGER NOT NULL,
-  recorded_at  REAL    NOT NULL,
+${TRAINING_RESULT_COLUMNS},
   PRIMARY KEY (candidate_id, rung)
 );
 `

@@ -7,7 +7,7 @@
  * proposal time + screening time (+ training time): a lower bound that ignores queueing.
  */
 import { type Decision, decide, heldOutDone, heldOutValue, rankByFitness, atHighestRung } from "../search/selection.ts"
-import { ladderOf } from "../search/fidelity.ts"
+import { ladderOf, rungIterations } from "../search/fidelity.ts"
 import type { CandidateRecord, RunData } from "./run-data.ts"
 
 // ---------------------------------------------------------------------------------------------
@@ -326,6 +326,9 @@ export const rungLadderOf = (run: Pick<RunData, "candidates" | "rungs" | "config
       : run.rungs
         .filter((x) => x.rung === r)
         .map((x) => ({ id: x.candidateId, score: x.result.invalid ? -Infinity : x.result.target, iterations: x.iterations }))
+  // Rung 0's length is not stored with its results; it follows from the full proxy's, once a loss got there.
+  const full = run.rungs.find((x) => x.rung === ladder.top)?.iterations
+  const planned = full === undefined ? null : rungIterations(ladder, full)
   return ladder.fractions.map((fraction, rung) => {
     const entries = atRung(rung)
     const finite = entries.filter((e) => Number.isFinite(e.score)).sort((a, b) => b.score - a.score || a.id - b.id)
@@ -335,7 +338,7 @@ export const rungLadderOf = (run: Pick<RunData, "candidates" | "rungs" | "config
     return {
       rung,
       fraction,
-      iterations: entries.find((e) => e.iterations !== null)?.iterations ?? null,
+      iterations: entries.find((e) => e.iterations !== null)?.iterations ?? planned?.[rung] ?? null,
       trained: entries.length,
       invalid: entries.length - finite.length,
       best: finite[0]?.score ?? null,

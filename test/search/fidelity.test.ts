@@ -130,7 +130,7 @@ t.test("an asha search: rung-0 observations, promotions by the rule, the budget 
   writeFileSync(join(dir, RUN_FILE), JSON.stringify({ ...DEFAULT_RUN, task: "seg", budget: 6, fidelity: ASHA }))
   const model = buildReportModel(loadRun(dir))
   t.same(model.ladder?.map((s) => s.trained), perRung, "the report's ladder counts the trainings per rung")
-  t.same(model.ladder?.map((s) => s.iterations), [null, 30, 90])
+  t.same(model.ladder?.map((s) => s.iterations), [10, 30, 90])
   t.same(model.ladder?.[2]?.leaders[0]?.id, r.best?.id)
   t.equal(model.top[0]?.candidate.id, r.best?.id, "the report's top loss is the engine's best")
   t.equal(model.top[0]?.candidate.rung, 2)

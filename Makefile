@@ -26,6 +26,8 @@ METRIC ?=
 CONFIG ?=
 BRANCHES ?=
 ITERATIONS ?=
+# FIDELITY=asha (or asha:eta=3,min=1/9): successive halving over proxy iterations; empty = full (README)
+FIDELITY ?=
 # Per-task defaults, measured on the idle 2-core machine: seg 60/12 takes 15 min and finds a loss
 # that beats cross-entropy on held-out seeds (README); det/ins 10/4 take about 13 min.
 SEARCH_BUDGET_seg := 60
@@ -100,7 +102,7 @@ search: setup
 	npx autoloss search --task $(TASK) $(if $(METRIC),--metric $(METRIC)) --budget $(BUDGET) \
 	  --population $(POPULATION) --workers $(WORKERS) --seed $(SEED) --out $(OUT) \
 	  $(if $(CONFIG),--option config=$(abspath $(CONFIG))) $(if $(BRANCHES),--option branches=$(BRANCHES)) \
-	  $(if $(ITERATIONS),--option iterations=$(ITERATIONS))
+	  $(if $(ITERATIONS),--option iterations=$(ITERATIONS)) $(if $(FIDELITY),--fidelity $(FIDELITY))
 
 bench: bench-fabric bench-rejection bench-ablation
 

@@ -78,7 +78,7 @@ const explored = (dir: string): number => {
 const rows: RunRow[] = []
 for (const variant of variants) {
   for (const seed of seeds) {
-    const dir = join(baseDir, `${task}-${variant}-${seed}`)
+    const dir = join(baseDir, `${task}-${variant.replace(/[^A-Za-z0-9.]+/g, "-")}-${seed}`)
     const resume = existsSync(join(dir, "search.db"))
     const args = resume
       ? ["resume", dir, "--json"]

@@ -102,13 +102,14 @@ const payloadFor = (job: TaskJobConfig, candidate: Candidate, branches?: Readonl
 })
 
 /**
- * The payload of a search training: a lower rung (asha) asks the worker to train the task's full
- * schedule but stop after `stop_at` iterations and evaluate; the top rung is the full proxy, sent
- * exactly as a training without fidelity.
+ * The payload of a search training. With asha every rung carries `stop_at` (its iterations of the
+ * task's full schedule), the top rung too: the worker then continues from the state it cached at
+ * the rung below (seg, native pose) instead of training the full proxy from step 0 again; the
+ * result equals a training without fidelity (`test_train_state.py`). Full fidelity sends none.
  */
 export const trainPayload = (job: TaskJobConfig, candidate: Candidate, fidelity?: RungFidelity) => ({
   ...payloadFor(job, candidate),
-  ...(fidelity === undefined || fidelity.iterations >= fidelity.of ? {} : { fidelity: { stop_at: fidelity.iterations } })
+  ...(fidelity === undefined ? {} : { fidelity: { stop_at: fidelity.iterations } })
 })
 
 const run = <A>(

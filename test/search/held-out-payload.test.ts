@@ -27,9 +27,9 @@ t.test("the proxy reference keeps the search's data; a task without a data seed 
   t.equal(det.seed, 101)
 })
 
-t.test("a search training below the top rung asks the worker to stop early; the top rung is the full proxy", async (t) => {
+t.test("an asha training carries its rung's stop_at, the top rung too (so the worker continues); full fidelity none", async (t) => {
   const full = trainPayload(job, loss.candidate)
   t.same(full, { task: "seg", metric: null, seed: 3, loss: toWire(graph), options: job.options })
   t.same(trainPayload(job, loss.candidate, { rung: 0, iterations: 33, of: 300 }), { ...full, fidelity: { stop_at: 33 } })
-  t.same(trainPayload(job, loss.candidate, { rung: 2, iterations: 300, of: 300 }), full, "the top rung sends no fidelity")
+  t.same(trainPayload(job, loss.candidate, { rung: 2, iterations: 300, of: 300 }), { ...full, fidelity: { stop_at: 300 } }, "the top rung continues too")
 })

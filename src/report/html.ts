@@ -7,7 +7,7 @@
 import { lossFormulas } from "./formulas.ts"
 import { katexStyle, renderMath } from "./math.ts"
 import type { Decision } from "../search/selection.ts"
-import { type Funnel, type ReportModel, type RungStep, TOP_MEAN_OF, type TopLoss } from "./model.ts"
+import { type Funnel, type ReportModel, type RungStep, TOP_MEAN_OF, type TopLoss, uninformativeRungs } from "./model.ts"
 import { showFidelity } from "../search/fidelity.ts"
 import { escapeXml as esc, lineChart } from "./svg.ts"
 
@@ -171,8 +171,12 @@ const ladderSection = (ladder: ReadonlyArray<RungStep>): string => {
     `<td class="num">${r.trained}</td><td class="num">${r.invalid}</td><td class="num">${fmtScore(r.best)}</td><td class="num">${fmtScore(r.median)}</td>` +
     `<td>${r.leaders.map((l) => `<span class="cid">#${l.id}</span> ${l.score.toFixed(4)} <code>${esc(l.text)}</code>`).join("<br>")}</td></tr>`
   )
+  const warnings = uninformativeRungs(ladder).map((r) =>
+    `<p class="warning" data-rung="${r.rung}">Rung ${r.rung} does not rank its losses: ${r.tie!.count} of ${r.trained} results score exactly ` +
+    `${r.tie!.score.toFixed(4)}, so promotions from it followed proposal order.</p>`
+  )
   return "<p>Every admitted loss trains at rung 0; the top 1/η of the results at a rung so far move up, continuing their training. " +
-    "Losses are ranked by the highest rung they reached, then by their score there.</p>" +
+    "Losses are ranked by the highest rung they reached, then by their score there.</p>" + warnings.join("") +
     `<table class="ladder">${head}${rows.join("")}</table>`
 }
 

@@ -305,6 +305,24 @@ export interface RungStep {
   readonly median: number | null
   /** The losses at this rung by score, best first (at most `RUNG_SHOWN`). */
   readonly leaders: ReadonlyArray<{ readonly id: number; readonly text: string; readonly score: number }>
+  /** The most common finite score and how many results have it exactly (null: none). */
+  readonly tie: { readonly score: number; readonly count: number } | null
+}
+
+/**
+ * A rung whose results mostly share one score does not rank its losses: promotions from it follow
+ * proposal order (ties go to the lower id). Reported so that nobody reads such a search's answer as
+ * chosen by the proxy (seg's 33-iteration rung leaves most losses at the all-background mIoU).
+ */
+export const uninformativeRungs = (ladder: ReadonlyArray<RungStep>): RungStep[] =>
+  ladder.filter((r) => r.rung < ladder.length - 1 && r.tie !== null && r.tie.count >= 3 && r.tie.count * 2 > r.trained)
+
+const mostCommon = (scores: ReadonlyArray<number>): { score: number; count: number } | null => {
+  const counts = new Map<number, number>()
+  for (const x of scores) counts.set(x, (counts.get(x) ?? 0) + 1)
+  let best: { score: number; count: number } | null = null
+  for (const [score, count] of counts) if (best === null || count > best.count) best = { score, count }
+  return best
 }
 
 export const RUNG_SHOWN = 5
@@ -343,7 +361,8 @@ export const rungLadderOf = (run: Pick<RunData, "candidates" | "rungs" | "config
       invalid: entries.length - finite.length,
       best: finite[0]?.score ?? null,
       median: mid,
-      leaders: finite.slice(0, RUNG_SHOWN).map((e) => ({ id: e.id, text: text.get(e.id) ?? "", score: e.score }))
+      leaders: finite.slice(0, RUNG_SHOWN).map((e) => ({ id: e.id, text: text.get(e.id) ?? "", score: e.score })),
+      tie: mostCommon(finite.map((e) => e.score))
     }
   })
 }
@@ -403,6 +422,14 @@ export const buildReportModel = (run: RunData): ReportModel => {
     caveats.push(`Some jobs carry no worker id (the evaluator did not report one); they are grouped as ${UNKNOWN_WORKER}.`)
   }
   const task = run.config?.task
+  const ladder = rungLadderOf(run)
+  for (const r of uninformativeRungs(ladder ?? [])) {
+    caveats.push(
+      `Rung ${r.rung}: ${r.tie!.count} of its ${r.trained} results score exactly ${r.tie!.score.toFixed(4)}, so it does not rank them: ` +
+        "promotions from it followed proposal order (ties go to the earlier loss). A lowest rung that learns nothing makes successive halving " +
+        "no better than chance here; use a longer lowest rung (--fidelity asha:min=1/3) or --fidelity full."
+    )
+  }
   return {
     dir: run.dir,
     title: task === undefined ? `AutoLoss-Zero search — ${run.dir}` : `AutoLoss-Zero search — ${task}`,
@@ -414,7 +441,7 @@ export const buildReportModel = (run: RunData): ReportModel => {
     curve: searchCurve(run),
     throughput,
     top: topLosses(run),
-    ladder: rungLadderOf(run),
+    ladder,
     answer: answerOf(run),
     selection: selectionProgress(run),
     baselineProxy: baselineProxyOf(run),

@@ -10,7 +10,7 @@ import { byFitness, fidelityProblem, ladderOf, rungCost, rungIterations, RungTab
 import { EngineLedger } from "../../src/search/ledger.ts"
 import { writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { buildReportModel } from "../../src/report/model.ts"
+import { buildReportModel, rungLadderOf, uninformativeRungs } from "../../src/report/model.ts"
 import { renderReportBody } from "../../src/report/html.ts"
 import { loadRun } from "../../src/report/run-data.ts"
 import { DEFAULT_RUN, RUN_FILE } from "../../src/search/run-config.ts"
@@ -138,6 +138,28 @@ t.test("an asha search: rung-0 observations, promotions by the rule, the budget 
   t.match(html, /<section id="rungs"><h2>Rung ladder<\/h2>/)
   t.match(html, new RegExp(`<tr data-rung="2"><td class="num">2</td><td class="num">full \\(90 it\\.\\)</td><td class="num">${perRung[2]}</td>`))
   t.match(html, /full-proxy equivalents \(asha:eta=3,min=1\/9\)/)
+  t.notMatch(html, /class="warning"/, "distinct fake scores: every rung ranks its losses")
+})
+
+t.test("a rung where most results tie is reported as not ranking its losses (seg's 33-iteration rung)", async (t) => {
+  const loss = (id: number, score: number) => ({ id, text: `l${id}`, status: "evaluated", reuseKind: null, score })
+  const promoted = (candidateId: number, rung: number, target: number) => ({ candidateId, rung, iterations: rung === 1 ? 100 : 300, result: { target, invalid: false, metrics: {} }, elapsedMs: 1 })
+  const run = {
+    config: { ...DEFAULT_RUN, task: "seg", fidelity: ASHA },
+    // rung 0: 5 of 7 at the all-background score; rung 1: 2 results, distinct
+    candidates: [loss(1, 0.1861), loss(2, 0.1861), loss(3, 0.25), loss(4, 0.1861), loss(5, 0.1861), loss(6, 0.003), loss(7, 0.1861)],
+    rungs: [promoted(3, 1, 0.26), promoted(1, 1, 0.19), promoted(3, 2, 0.27)]
+  } as unknown as Parameters<typeof rungLadderOf>[0]
+  const ladder = rungLadderOf(run)!
+  t.same(ladder.map((r) => r.tie), [{ score: 0.1861, count: 5 }, { score: 0.26, count: 1 }, { score: 0.27, count: 1 }])
+  t.same(uninformativeRungs(ladder).map((r) => r.rung), [0])
+  t.same(ladder.map((r) => r.iterations), [33, 100, 300])
+  t.equal(ladder[0]!.median, 0.1861)
+  // 4 of 7 tied: still a majority; 3 of 7: not
+  const fewer = { ...run, candidates: run.candidates.map((c) => (c.id === 7 ? { ...c, score: 0.2 } : c)) }
+  t.same(uninformativeRungs(rungLadderOf(fewer)!).map((r) => r.rung), [0])
+  const minority = { ...fewer, candidates: fewer.candidates.map((c) => (c.id === 5 ? { ...c, score: 0.21 } : c)) }
+  t.same(uninformativeRungs(rungLadderOf(minority)!).map((r) => r.rung), [])
 })
 
 t.test("asha needs the task's proxy iterations and a valid ladder", async (t) => {

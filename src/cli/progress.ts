@@ -20,15 +20,21 @@ export const workUnits = (p: Pick<ProgressLine, "counters" | "budget" | "selecti
 }
 
 /** Budget spent in full-proxy equivalents by an asha search; null for a full-fidelity one. */
-const fullEquivalents = (c: Readonly<Record<string, number>>): number | null =>
+export const fullEquivalents = (c: Readonly<Record<string, number>>): number | null =>
   c["unitsPerFull"] === undefined ? null : n(c, "spentUnits") / n(c, "unitsPerFull")
+
+/** Trainings started per rung (counters `trainedRung0`, `trainedRung1`, ...), rung 0 first. */
+export const trainingsPerRung = (c: Readonly<Record<string, number>>): number[] =>
+  Object.keys(c)
+    .filter((k) => /^trainedRung\d+$/.test(k))
+    .sort((a, b) => Number(a.slice(11)) - Number(b.slice(11)))
+    .map((k) => n(c, k))
 
 /** `trained N/budget`, or with asha the trainings per rung and the cost in full-proxy equivalents. */
 const trainedText = (c: Readonly<Record<string, number>>, budget: number): string => {
   const cost = fullEquivalents(c)
   if (cost === null) return `trained ${n(c, "trained")}/${budget}`
-  const rungs = Object.keys(c).filter((k) => /^trainedRung\d+$/.test(k)).sort((a, b) => Number(a.slice(11)) - Number(b.slice(11)))
-  return `rungs ${rungs.map((k) => n(c, k)).join("/")} (promoted ${n(c, "promoted")}) | cost ${cost.toFixed(1)}/${budget}`
+  return `rungs ${trainingsPerRung(c).join("/")} (promoted ${n(c, "promoted")}) | cost ${cost.toFixed(1)}/${budget}`
 }
 
 export const describe = (p: ProgressLine, eta: number | null = null): string => {

@@ -6,6 +6,7 @@
 import { Effect } from "effect"
 import { layer as storeLayer, Store } from "../store/Store.ts"
 import { atHighestRung, decide, type Decision, rankByFitness } from "../search/selection.ts"
+import { fullEquivalents, trainingsPerRung } from "./progress.ts"
 import { writeReport } from "./verbs/report.ts"
 
 export const TOP_SHOWN = 5
@@ -123,10 +124,10 @@ const row = (cells: ReadonlyArray<string>, widths: ReadonlyArray<number>): strin
 /** The readable end of a search on a terminal: the answer beside the baseline, the top losses, where things are. */
 export const formatSummary = (s: Summary, where: { readonly dir: string; readonly report: string | null }): string => {
   const c = s.counters
-  const rungs = Object.keys(c).filter((k) => /^trainedRung\d+$/.test(k)).sort((a, b) => Number(a.slice(11)) - Number(b.slice(11)))
-  const trainings = c["unitsPerFull"] === undefined
+  const cost = fullEquivalents(c)
+  const trainings = cost === null
     ? `${c["trained"] ?? 0} proxy trainings`
-    : `${((c["spentUnits"] ?? 0) / c["unitsPerFull"]).toFixed(1)} full-proxy equivalents (trainings per rung ${rungs.map((k) => c[k]).join("/")})`
+    : `${cost.toFixed(1)} full-proxy equivalents (trainings per rung ${trainingsPerRung(c).join("/")})`
   const lines = [
     `Search finished: ${trainings}, ${c["proposed"] ?? 0} losses generated, ${c["passed"] ?? 0} passed screening.`,
     ""

@@ -219,3 +219,14 @@ def test_an_inherited_and_edited_backbone_gets_its_own_checkpoint(mmdet, tmp_pat
     url = resolve_pretrained(Config.fromfile(str(wider)), "mmdet").model.backbone.init_cfg.checkpoint
     assert url.startswith(PLACEHOLDER + "/mmdet-ResNet-")
     assert url != resolve_pretrained(_det_cfg(), "mmdet").model.backbone.init_cfg.checkpoint
+
+
+def test_a_build_prints_progress_lines_up_to_100_percent_and_quiet_prints_none(toy, capsys, tmp_path, monkeypatch):
+    ensure_checkpoint(dataclasses.replace(toy, recipe=dataclasses.replace(TINY, iterations=20)))
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if "%" in ln]
+    # 20 iterations: one line per tenth (every 2 iterations), percentages increasing, the last at 100%.
+    assert [ln.split(" (")[1].split(" iterations")[0] for ln in lines] == [f"{2 * k}/20" for k in range(1, 11)]
+    assert lines[-1].startswith("autoloss: pretraining 100% ")
+    monkeypatch.setenv("AUTOLOSS_PRETRAIN_CACHE", str(tmp_path / "quiet"))
+    ensure_checkpoint(dataclasses.replace(toy, recipe=dataclasses.replace(TINY, iterations=20)), quiet=True)
+    assert capsys.readouterr().err == ""

@@ -134,6 +134,22 @@ def ensure_checkpoint(spec: Spec, *, quiet: bool = False) -> Path:
     return path
 
 
+class _ProgressLine:
+    """Prints `autoloss: pretraining 35% (1050/3000 iterations, 41 s)` at every tenth of the build:
+    a build takes minutes, and a silent worker looks hung."""
+
+    def __init__(self, start: float, iterations: int) -> None:
+        self.start, self.iterations, self.next_tenth = start, iterations, 1
+
+    def __call__(self, fraction: float) -> None:
+        if fraction * 10 + 1e-9 < self.next_tenth:
+            return
+        self.next_tenth = int(fraction * 10 + 1e-9) + 1
+        done = round(fraction * self.iterations)
+        print(f"autoloss: pretraining {fraction:.0%} ({done}/{self.iterations} iterations, "
+              f"{time.monotonic() - self.start:.0f} s)", file=sys.stderr, flush=True)
+
+
 def _build(spec: Spec, path: Path, quiet: bool) -> None:
     import io
 
@@ -146,7 +162,8 @@ def _build(spec: Spec, path: Path, quiet: bool) -> None:
     if not quiet:
         print(f"autoloss: pretraining the {spec.library} {spec.backbone.get('type')} backbone on generated shapes "
               f"({r.iterations} iterations, once; cached as {path}) ...", file=sys.stderr, flush=True)
-    state = pretrain_backbone(spec.library, spec.backbone, spec.norm, r)
+    state = pretrain_backbone(spec.library, spec.backbone, spec.norm, r,
+                              progress=None if quiet else _ProgressLine(start, r.iterations))
     buffer = io.BytesIO()
     torch.save(state, buffer)
     _atomic_write(path, buffer.getvalue())

@@ -164,18 +164,19 @@ const answerSection = (m: ReportModel): string => {
 
 /** Successive halving: how many losses reached each rung, and how they scored there. */
 const ladderSection = (ladder: ReadonlyArray<RungStep>): string => {
-  const head = "<tr><th>rung</th><th>proxy length</th><th>trained</th><th>invalid</th><th>best</th><th>median</th><th>leaders</th></tr>"
+  const head = "<tr><th>rung</th><th>proxy length</th><th>trained</th><th title=\"continued from the rung below’s cached state; the others trained from step 0\">continued</th><th>invalid</th><th>best</th><th>median</th><th>leaders</th></tr>"
   const rows = [...ladder].reverse().map((r) =>
     `<tr data-rung="${r.rung}"><td class="num">${r.rung}</td>` +
     `<td class="num">${r.fraction === 1 ? "full" : `1/${Math.round(1 / r.fraction)}`}${r.iterations === null ? "" : ` (${r.iterations} it.)`}</td>` +
-    `<td class="num">${r.trained}</td><td class="num">${r.invalid}</td><td class="num">${fmtScore(r.best)}</td><td class="num">${fmtScore(r.median)}</td>` +
+    `<td class="num">${r.trained}</td><td class="num">${r.rung === 0 ? "–" : r.continued}</td><td class="num">${r.invalid}</td><td class="num">${fmtScore(r.best)}</td><td class="num">${fmtScore(r.median)}</td>` +
     `<td>${r.leaders.map((l) => `<span class="cid">#${l.id}</span> ${l.score.toFixed(4)} <code>${esc(l.text)}</code>`).join("<br>")}</td></tr>`
   )
   const warnings = uninformativeRungs(ladder).map((r) =>
     `<p class="warning" data-rung="${r.rung}">Rung ${r.rung} does not rank its losses: ${r.tie!.count} of ${r.trained} results score exactly ` +
     `${r.tie!.score.toFixed(4)}, so promotions from it followed proposal order.</p>`
   )
-  return "<p>Every admitted loss trains at rung 0; the top 1/η of the results at a rung so far move up, continuing their training. " +
+  return "<p>Every admitted loss trains at rung 0; the top 1/η of the results at a rung so far move up, continuing their training " +
+    "where the task caches it (seg, pose; MMLab tasks train every rung from step 0: the <em>continued</em> column). " +
     "Losses are ranked by the highest rung they reached, then by their score there.</p>" + warnings.join("") +
     `<table class="ladder">${head}${rows.join("")}</table>`
 }

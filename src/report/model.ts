@@ -299,6 +299,8 @@ export interface RungStep {
   readonly iterations: number | null
   /** Trainings with a result at this rung. */
   readonly trained: number
+  /** Of them, trainings that continued from the rung below's cached state (the rest started over). */
+  readonly continued: number
   readonly invalid: number
   /** Best and median of the finite scores at this rung (null: none). */
   readonly best: number | null
@@ -336,14 +338,17 @@ export const rungLadderOf = (run: Pick<RunData, "candidates" | "rungs" | "config
   if (fidelity === undefined || fidelity.kind !== "asha") return null
   const ladder = ladderOf(fidelity)
   const text = new Map(run.candidates.map((c) => [c.id, c.text]))
-  const atRung = (r: number): Array<{ id: number; score: number; iterations: number | null }> =>
+  const atRung = (r: number): Array<{ id: number; score: number; iterations: number | null; continued: boolean }> =>
     r === 0
       ? run.candidates
         .filter((c) => c.status === "evaluated" && c.reuseKind === null && c.score !== null)
-        .map((c) => ({ id: c.id, score: c.score as number, iterations: null }))
+        .map((c) => ({ id: c.id, score: c.score as number, iterations: null, continued: false }))
       : run.rungs
         .filter((x) => x.rung === r)
-        .map((x) => ({ id: x.candidateId, score: x.result.invalid ? -Infinity : x.result.target, iterations: x.iterations }))
+        .map((x) => ({
+          id: x.candidateId, score: x.result.invalid ? -Infinity : x.result.target, iterations: x.iterations,
+          continued: x.result.resumedFrom !== undefined
+        }))
   // Rung 0's length is not stored with its results; it follows from the full proxy's, once a loss got there.
   const full = run.rungs.find((x) => x.rung === ladder.top)?.iterations
   const planned = full === undefined ? null : rungIterations(ladder, full)
@@ -358,6 +363,7 @@ export const rungLadderOf = (run: Pick<RunData, "candidates" | "rungs" | "config
       fraction,
       iterations: entries.find((e) => e.iterations !== null)?.iterations ?? planned?.[rung] ?? null,
       trained: entries.length,
+      continued: entries.filter((e) => e.continued).length,
       invalid: entries.length - finite.length,
       best: finite[0]?.score ?? null,
       median: mid,

@@ -52,4 +52,9 @@ export interface TrainResult {
   readonly invalid: boolean
   readonly workerId?: string
   readonly attempt?: number
+  /**
+   * The step this training continued from (a higher asha rung picking up the rung below's cached
+   * state); absent when it trained from step 0, as MMLab tasks always do.
+   */
+  readonly resumedFrom?: number
 }

@@ -85,10 +85,15 @@ export const decodeTrain = (out: Json): TrainResult => {
   const metrics = field(out, "metrics", isRecord, "a map of metric values")
   const clean: Record<string, number> = {}
   for (const [k, v] of Object.entries(metrics)) clean[k] = finiteOrNaN(v)
+  const resumedFrom = out["resumedFrom"]
+  if (resumedFrom !== undefined && resumedFrom !== null && !(typeof resumedFrom === "number" && Number.isInteger(resumedFrom) && resumedFrom >= 0)) {
+    throw new Error(`result field 'resumedFrom' must be null or a step number, got ${JSON.stringify(resumedFrom)}`)
+  }
   return {
     metrics: clean,
     target: finiteOrNaN(out["target"]),
-    invalid: field(out, "invalid", isBool, "a boolean")
+    invalid: field(out, "invalid", isBool, "a boolean"),
+    ...(typeof resumedFrom === "number" ? { resumedFrom } : {})
   }
 }
 

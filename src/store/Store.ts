@@ -228,7 +228,9 @@ export const rungFromRow = (r: Record<string, unknown>): StoredRung => ({
     target: r["target"] === null ? NaN : (r["target"] as number),
     invalid: r["invalid"] === 1,
     ...(r["worker"] === null ? {} : { workerId: r["worker"] as string }),
-    ...(r["attempt"] === null ? {} : { attempt: r["attempt"] as number })
+    ...(r["attempt"] === null ? {} : { attempt: r["attempt"] as number }),
+    // NULL, or absent in a version-4 database read by the report
+    ...(typeof r["resumed_from"] === "number" ? { resumedFrom: r["resumed_from"] } : {})
   },
   elapsedMs: r["elapsed_ms"] as number
 })
@@ -374,8 +376,8 @@ const make = (dir: string) =>
       rung: db.prepare("SELECT * FROM rung_results WHERE candidate_id = ? AND rung = ?"),
       rungs: db.prepare("SELECT * FROM rung_results ORDER BY candidate_id, rung"),
       insertRung: db.prepare(
-        `INSERT INTO rung_results (candidate_id, rung, iterations, metrics, target, invalid, elapsed_ms, worker, attempt, pid, recorded_at)
-         VALUES (@candidateId, @rung, @iterations, @metrics, @target, @invalid, @elapsedMs, @workerId, @attempt, @pid, @recordedAt)`
+        `INSERT INTO rung_results (candidate_id, rung, iterations, metrics, target, invalid, elapsed_ms, worker, attempt, pid, recorded_at, resumed_from)
+         VALUES (@candidateId, @rung, @iterations, @metrics, @target, @invalid, @elapsedMs, @workerId, @attempt, @pid, @recordedAt, @resumedFrom)`
       ),
       insertHoldout: db.prepare(
         `INSERT INTO holdout_runs (candidate_id, seed, split, iterations, metrics, target, invalid, elapsed_ms, worker, attempt, pid, recorded_at)
@@ -639,7 +641,8 @@ const make = (dir: string) =>
           candidateId: id,
           rung,
           iterations,
-          ...trainingColumns(training)
+          ...trainingColumns(training),
+          resumedFrom: orNull(training.result.resumedFrom)
         })
       })
 

@@ -167,10 +167,19 @@ ${TRAINING_RESULT_COLUMNS},
 );
 `
 
+/**
+ * Version 5: which step a promoted training continued from (`resumed_from`, NULL: it trained from
+ * step 0), so a run shows where continuation saved training and where a task started over.
+ */
+const RUNG_RESUMED_DDL = `
+ALTER TABLE rung_results ADD COLUMN resumed_from INTEGER;
+`
+
 /** Additive steps from `BASE_VERSION` on; `version` is the schema version after the step. */
 export const MIGRATIONS: ReadonlyArray<{ readonly version: number; readonly ddl: string }> = [
   { version: 3, ddl: SELECTION_DDL },
-  { version: 4, ddl: RUNGS_DDL }
+  { version: 4, ddl: RUNGS_DDL },
+  { version: 5, ddl: RUNG_RESUMED_DDL }
 ]
 
 export const SCHEMA_VERSION = MIGRATIONS.reduce((v, m) => Math.max(v, m.version), BASE_VERSION)

@@ -43,6 +43,12 @@ export interface FakeEvaluatorOptions {
    * hash (the baseline's: a fixed hash) and the seed, unrelated to its proxy score.
    */
   readonly heldOut?: (job: HeldOutJob) => number
+  /**
+   * Like seg and pose, the fake caches each loss's training state: a promoted training reports
+   * `resumedFrom` = the step its earlier training of that loss reached in this process (default
+   * true; false: every rung starts over, as MMLab tasks do).
+   */
+  readonly continues?: boolean
 }
 
 export interface FakeCall {
@@ -88,8 +94,10 @@ export const makeFakeEvaluator = (options: FakeEvaluatorOptions = {}): FakeEvalu
     screenMillis: 0,
     trainMillis: 0,
     timingSeed: 0,
+    continues: true,
     ...options
   }
+  const trainedTo = new Map<string, number>()
   const calls: FakeCall[] = []
   const done: FakeCall[] = []
   /**
@@ -149,7 +157,12 @@ export const makeFakeEvaluator = (options: FakeEvaluatorOptions = {}): FakeEvalu
       const invalid = uniform(c.hash, 5) < o.invalidRate
       const full = uniform(c.hash, 6)
       const target = invalid ? NaN : fidelity === undefined ? full : full * (fidelity.iterations / fidelity.of) ** (0.2 + 0.8 * uniform(c.hash, 9))
-      return { metrics: { miou: target }, target, invalid, workerId: "fake", attempt: 1 } satisfies TrainResult
+      const cached = o.continues && fidelity !== undefined ? trainedTo.get(c.hash) : undefined
+      if (fidelity !== undefined) trainedTo.set(c.hash, fidelity.iterations)
+      return {
+        metrics: { miou: target }, target, invalid, workerId: "fake", attempt: 1,
+        ...(cached !== undefined && cached < fidelity!.iterations ? { resumedFrom: cached } : {})
+      } satisfies TrainResult
     })
 
   const heldOutTarget = o.heldOut ?? ((job: HeldOutJob) =>

@@ -124,6 +124,7 @@ t.test("an asha search: rung-0 observations, promotions by the rule, the budget 
   const stored = await Effect.runPromise(Effect.flatMap(Store, (s) => s.rungResults()).pipe(Effect.provide(layer(dir))))
   t.same(stored.map((x) => `${x.candidateId}/${x.rung}`).sort(), keys.filter((k) => !k.endsWith("/0")).sort(), "every promoted result is stored once")
   t.same(stored.map((x) => x.iterations).filter((i) => i !== 30 && i !== 90), [])
+  t.same(stored.map((x) => x.result.resumedFrom), stored.map((x) => (x.iterations === 30 ? 10 : 30)), "each promotion stores the step it continued from")
   // The selection, the summary and the report rank stored rows as the engine chose its best.
   const rows = (await readStore(dir)).rows
   t.same(rankByFitness(atHighestRung(rows, stored), 1)[0]?.id, r.best?.id, "rankByFitness over stored rungs picks the engine's best")
@@ -131,12 +132,13 @@ t.test("an asha search: rung-0 observations, promotions by the rule, the budget 
   const model = buildReportModel(loadRun(dir))
   t.same(model.ladder?.map((s) => s.trained), perRung, "the report's ladder counts the trainings per rung")
   t.same(model.ladder?.map((s) => s.iterations), [10, 30, 90])
+  t.same(model.ladder?.map((s) => s.continued), [0, perRung[1], perRung[2]], "every promotion continued (the fake caches its state)")
   t.same(model.ladder?.[2]?.leaders[0]?.id, r.best?.id)
   t.equal(model.top[0]?.candidate.id, r.best?.id, "the report's top loss is the engine's best")
   t.equal(model.top[0]?.candidate.rung, 2)
   const html = renderReportBody(model)
   t.match(html, /<section id="rungs"><h2>Rung ladder<\/h2>/)
-  t.match(html, new RegExp(`<tr data-rung="2"><td class="num">2</td><td class="num">full \\(90 it\\.\\)</td><td class="num">${perRung[2]}</td>`))
+  t.match(html, new RegExp(`<tr data-rung="2"><td class="num">2</td><td class="num">full \\(90 it\\.\\)</td><td class="num">${perRung[2]}</td><td class="num">${perRung[2]}</td>`))
   t.match(html, /full-proxy equivalents \(asha:eta=3,min=1\/9\)/)
   t.notMatch(html, /class="warning"/, "distinct fake scores: every rung ranks its losses")
 })

@@ -135,6 +135,35 @@ t.test("a version-2 run gains the selection tables when opened, its rows untouch
   db.close()
 })
 
+t.test("a version-4 run gains rung_results.resumed_from when opened; its rung rows read as trained from step 0", async (t) => {
+  const dir = tempDir(t)
+  const { DDL, BASE_VERSION, MIGRATIONS } = await import("../../src/store/schema.ts")
+  const old = new Database(join(dir, DB_FILE))
+  old.exec(DDL)
+  for (const m of MIGRATIONS.filter((m) => m.version <= 4)) old.exec(m.ddl)
+  old.pragma("user_version = 4")
+  old.prepare("INSERT INTO run (id, schema_version, config, created_at) VALUES (1, ?, '{}', 0)").run(BASE_VERSION)
+  old.prepare("INSERT INTO candidates (id, text, wire, hash, how, status, proposed_at) VALUES (0, 't', '{}', 'h0', '\"random\"', 'proposed', 0)").run()
+  old.prepare(`INSERT INTO rung_results (candidate_id, rung, iterations, metrics, target, invalid, elapsed_ms, worker, attempt, pid, recorded_at)
+               VALUES (0, 1, 100, '{"miou":0.3}', 0.3, 0, 5, NULL, NULL, 1, 0)`).run()
+  old.close()
+  const training = (target: number, resumedFrom?: number) =>
+    ({ result: { metrics: { miou: target }, target, invalid: false, ...(resumedFrom === undefined ? {} : { resumedFrom }) }, elapsedMs: 5 })
+  const exit = await withStore(dir, (s) =>
+    Effect.gen(function* () {
+      yield* s.openRun({})
+      yield* s.putRungResult(0, 2, 300, training(0.4, 100))
+      return yield* s.rungResults()
+    })
+  )
+  if (!Exit.isSuccess(exit)) return t.fail(`store failed: ${JSON.stringify(exit.cause)}`)
+  t.same(exit.value.map((r) => [r.rung, r.iterations, r.result.target, r.result.resumedFrom]), [[1, 100, 0.3, undefined], [2, 300, 0.4, 100]])
+  const db = new Database(join(dir, DB_FILE), { readonly: true })
+  t.equal(db.pragma("user_version", { simple: true }), SCHEMA_VERSION)
+  t.same(db.prepare("SELECT rung, resumed_from FROM rung_results ORDER BY rung").all(), [{ rung: 1, resumed_from: null }, { rung: 2, resumed_from: 100 }])
+  db.close()
+})
+
 t.test("a held-out training is stored once: a second result for the same cell is refused", async (t) => {
   const dir = tempDir(t)
   const result = { result: { metrics: { miou: 0.25 }, target: 0.25, invalid: false }, elapsedMs: 5 }

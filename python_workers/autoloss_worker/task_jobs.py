@@ -233,8 +233,9 @@ def baseline_job(payload: Any, device: str | None = None, progress: Progress | N
 def task_info_job(payload: Any, device: str | None = None, progress: Progress | None = None) -> dict[str, Any]:
     """What the control plane needs to search a task: its branches (name, kind), metrics and the
     default metric, the metric this payload resolves to, the proxy's ``iterations``, and ``dataSeed``:
-    the ``data_seed`` option the task generates its data from (null when its data is not drawn from a
-    seed option, e.g. an MMLab config's dataset), which held-out trainings replace.
+    the seed the task's data is drawn from (``Task.data_seed``: the native tasks' ``data_seed``
+    option; an MMLab config on the generated shapes data, its seed; null for a data set on disk),
+    which held-out trainings replace through the option ``data_seed``.
     Payload: ``{task, metric?, options?}``."""
     if not isinstance(payload, dict):
         raise ValueError(f"job payload must be a map, got {type(payload).__name__}")
@@ -245,7 +246,7 @@ def task_info_job(payload: Any, device: str | None = None, progress: Progress | 
         "metrics": list(job.task.metrics),
         "defaultMetric": job.task.default_metric,
         "metric": job.metric,
-        "dataSeed": getattr(getattr(job.task, "options", None), "data_seed", None),
+        "dataSeed": job.task.data_seed(),
         # the proxy budget these options give (a fidelity measurement trains at multiples of it)
         "iterations": getattr(getattr(job.task, "options", None), "iterations", None),
         # a train-loss job with fidelity.stop_at continues from a lower rung's cached state

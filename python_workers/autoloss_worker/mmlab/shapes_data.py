@@ -10,10 +10,14 @@ reuse it or each write their own temporary copy.
 
 from __future__ import annotations
 
+import copy
 import os
+import re
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from autoloss_worker.data.coco import write_coco
 from autoloss_worker.data.shapes import generate_shapes, split_seed
@@ -52,3 +56,59 @@ def shapes_classes(num_classes: int = 4) -> tuple[str, ...]:
     from autoloss_worker.data.shapes import SHAPE_KINDS
 
     return tuple(SHAPE_KINDS[:num_classes])
+
+
+# The directory name ensure_shapes_coco gives every parameter set.
+_ROOT_NAME = re.compile(r"^n(\d+)-(\d+)_s(\d+)_c(\d+)_seed(\d+)$")
+
+
+def shapes_root_of(cfg: Any) -> Path | None:
+    """The generated-shapes directory a config trains on (its train dataloader's ``data_root``, as
+    the shipped configs set it), or None when it trains on other data."""
+    try:
+        root = cfg["train_dataloader"]["dataset"]["data_root"]
+    except (KeyError, TypeError):
+        return None
+    if not isinstance(root, str):
+        return None
+    path = Path(root.rstrip("/"))
+    return path if _ROOT_NAME.match(path.name) else None
+
+
+def shapes_seed_of(cfg: Any) -> int | None:
+    """The seed of the shapes data a config trains on, or None (not on generated shapes data)."""
+    root = shapes_root_of(cfg)
+    return None if root is None else int(_ROOT_NAME.match(root.name).group(5))  # type: ignore[union-attr]
+
+
+def reseed_shapes_data(cfg: Any, seed: int) -> Any:
+    """A copy of ``cfg`` whose train, val and test data are the same shapes data set drawn from
+    ``seed`` instead (same sizes and classes; written now if not cached): the held-out trainings of
+    a search see images it never saw. Every string under the data loaders and evaluators that starts
+    with the config's shapes directory is redirected. ValueError when the config is not on shapes data."""
+    old = shapes_root_of(cfg)
+    if old is None:
+        raise ValueError("option data_seed: the config does not train on autoloss's generated shapes data "
+                         "(its train_dataloader.dataset.data_root is not an ensure_shapes_coco directory), so there is no "
+                         "other seed to draw it from; leave data_seed at -1 for a config on your own data")
+    n_train, n_val, size, classes, _ = (int(g) for g in _ROOT_NAME.match(old.name).groups())  # type: ignore[union-attr]
+    new = ensure_shapes_coco(n_train, n_val, size, classes, seed=seed, cache=old.parent)
+    cfg = copy.deepcopy(cfg)
+    for key in ("train_dataloader", "val_dataloader", "test_dataloader", "val_evaluator", "test_evaluator"):
+        if key in cfg:
+            cfg[key] = _redirect(cfg[key], str(old), new)
+    return cfg
+
+
+def _redirect(value: Any, old: str, new: str) -> Any:
+    if isinstance(value, str):
+        return new + value[len(old):] if value.startswith(old) else value
+    if isinstance(value, Mapping):
+        for k in list(value):
+            value[k] = _redirect(value[k], old, new)
+        return value
+    if isinstance(value, list):
+        return [_redirect(v, old, new) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_redirect(v, old, new) for v in value)
+    return value

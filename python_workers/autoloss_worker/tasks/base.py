@@ -101,6 +101,12 @@ class Task(ABC):
     # Multi-branch: a task with more than one entry in ``branches`` implements ``ground_truth_raw``
     # (the protocol sets the branches not being checked to it); a single-branch task need not.
 
+    def data_seed(self) -> int | None:
+        """The seed the task's training data is drawn from, which a held-out training replaces with
+        the task option ``data_seed``; None when the data is not drawn from a seed (a data set on disk)."""
+        seed = getattr(getattr(self, "options", None), "data_seed", None)
+        return seed if isinstance(seed, int) else None
+
     def check_metric(self, metric: str | None) -> str:
         """Resolve ``None`` to the default metric; raise ``ValueError`` naming the choices."""
         metric = self.default_metric if metric is None else metric

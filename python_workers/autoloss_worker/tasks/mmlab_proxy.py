@@ -49,6 +49,10 @@ class MMLabOptions:
     # shipped configs' 'autoloss://shapes-pretrained' placeholder; autoloss_worker.pretrain).
     # false: random initialisation instead. A config's own checkpoint is loaded either way.
     pretrained: bool = True
+    # -1: train and evaluate on the config's own data. A seed: for a config on the generated shapes
+    # data (the shipped ones), the same data set drawn from that seed instead; the search's held-out
+    # trainings set it, so the final choice is judged on images the search never saw.
+    data_seed: int = -1
 
 
 def build_config_model(config: Any, seed: int, library: str) -> Any:
@@ -133,10 +137,19 @@ class MMLabConfigTask(Task):
     def proxy_config(self) -> Any:
         """The config proxy training starts from (before the searched losses go in): the
         placeholder backbone checkpoint resolved (built on first load, then cached) or dropped
-        (option ``pretrained``)."""
+        (option ``pretrained``), and the shapes data redrawn from the option ``data_seed`` if set."""
+        from autoloss_worker.mmlab.shapes_data import reseed_shapes_data
         from autoloss_worker.pretrain import resolve_pretrained
 
-        return resolve_pretrained(self.config, self.library, enabled=self.options.pretrained)
+        cfg = resolve_pretrained(self.config, self.library, enabled=self.options.pretrained)
+        return cfg if self.options.data_seed < 0 else reseed_shapes_data(cfg, self.options.data_seed)
+
+    def data_seed(self) -> int | None:
+        """The option ``data_seed`` when set; else the seed of the shapes data the config trains on,
+        or None for a config on other data (held-out trainings then change the initialisation only)."""
+        from autoloss_worker.mmlab.shapes_data import shapes_seed_of
+
+        return self.options.data_seed if self.options.data_seed >= 0 else shapes_seed_of(self.config)
 
     def proxy_slots(self) -> Sequence[Any]:
         """Where the branches go in the config (``rewrite.BranchSlot``s); the det task's depend on its config."""

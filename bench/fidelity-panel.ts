@@ -7,6 +7,12 @@
  *
  * Run: `npx tsx bench/fidelity-panel.ts --task pose --seed 1 --want 6 [--max 300] [--workers 2]`
  * → one JSON line per passing loss on stdout: {"index", "text", "score"}; progress on stderr.
+ *
+ * `--per-branch` (multi-branch tasks such as det): a random loss passes only when every branch
+ * does, which for four branches is too rare to sample. Instead each branch of each draw is screened
+ * alone (`--option branches=<name>`, the other branches at ground truth as the protocol has them),
+ * and the first `--want` passing subtrees per branch are kept, in draw order → one JSON line per
+ * kept subtree: {"branch", "index", "text", "score"}. The panel composes losses from them.
  */
 import { parseArgs } from "node:util"
 import { Effect } from "effect"
@@ -25,43 +31,62 @@ import { layer, WorkerPool } from "../src/workers/WorkerPool.ts"
 const { values } = parseArgs({
   options: {
     task: { type: "string" }, seed: { type: "string", default: "1" }, want: { type: "string", default: "6" },
-    max: { type: "string", default: "300" }, workers: { type: "string", default: "2" }
+    max: { type: "string", default: "300" }, workers: { type: "string", default: "2" },
+    "per-branch": { type: "boolean", default: false }
   }
 })
 if (values.task === undefined) throw new Error("--task is required")
 const task = values.task
 const want = Number(values.want), max = Number(values.max), workers = Number(values.workers)
 
+type Kept = { branch?: string; index: number; text: string; score: number }
+
+/** One screening unit: a whole drawn loss, or (per branch) one branch of it screened alone. */
+interface Unit { readonly index: number; readonly graph: LossGraph; readonly branch?: string }
+
 const program = Effect.gen(function* () {
   const pool = yield* WorkerPool
   const { branches } = yield* taskInfo({ task, metric: null, options: {} })
   const rng = new Rng(Number(values.seed))
   const seen = new Set<string>()
-  const kept: Array<{ index: number; text: string; score: number }> = []
+  const kept: Array<Kept> = []
+  // Per branch: what is still wanted of each branch; whole losses: one pseudo-branch "".
+  const wanted = new Map(values["per-branch"] ? branches.map((b) => [b.name, want]) : [["", want]])
+  const done = () => [...wanted.values()].every((n) => n === 0)
   let index = 0
   // Screen in batches of `workers`, then keep passes in draw order: deterministic under any timing.
-  while (kept.length < want && index < max) {
-    const batch: Array<{ index: number; graph: LossGraph }> = []
+  while (!done() && index < max) {
+    const batch: Array<Unit> = []
     while (batch.length < workers && index < max) {
       const graph = randomLoss(branches, rng)
       const i = index++
-      const hash = hashLoss(graph)
-      if (seen.has(hash) || !staticCheck(graph).ok) continue
-      seen.add(hash)
-      batch.push({ index: i, graph })
+      const units: Array<Unit> = values["per-branch"]
+        ? graph.branches.filter((b) => wanted.get(b.name)! > 0).map((b) => ({ index: i, graph: { branches: [b] }, branch: b.name }))
+        : [{ index: i, graph }]
+      for (const u of units) {
+        const hash = hashLoss(u.graph)
+        if (seen.has(hash) || !staticCheck(u.graph).ok) continue
+        seen.add(hash)
+        batch.push(u)
+      }
     }
-    const results = yield* Effect.forEach(batch, (c) =>
-      pool.submit("eval-loss", { task, metric: null, seed: 0, options: {}, loss: toWire(c.graph) }).pipe(
-        Effect.map((out) => decodeScreen(out, branches.map((b) => b.name)))
-      ), { concurrency: "unbounded" })
-    batch.forEach((c, j) => {
+    const results = yield* Effect.forEach(batch, (u) =>
+      pool.submit("eval-loss", {
+        task, metric: null, seed: 0, options: u.branch === undefined ? {} : { branches: u.branch }, loss: toWire(u.graph)
+      }).pipe(Effect.map((out) => decodeScreen(out, u.graph.branches.map((b) => b.name)))), { concurrency: "unbounded" })
+    batch.forEach((u, j) => {
       const r = results[j]!
-      process.stderr.write(`#${c.index} ${r.passed ? "pass" : "reject"} ${r.score.toFixed(2)} ${printLoss(c.graph)}\n`)
-      if (r.passed && kept.length < want) kept.push({ index: c.index, text: printLoss(c.graph), score: r.score })
+      const text = printLoss(u.graph)
+      process.stderr.write(`#${u.index} ${r.passed ? "pass" : "reject"} ${r.score.toFixed(2)} ${text}\n`)
+      const left = wanted.get(u.branch ?? "")!
+      if (r.passed && left > 0) {
+        wanted.set(u.branch ?? "", left - 1)
+        kept.push({ ...(u.branch === undefined ? {} : { branch: u.branch }), index: u.index, text, score: r.score })
+      }
     })
   }
   for (const k of kept) process.stdout.write(JSON.stringify(k) + "\n")
-  process.stderr.write(`${kept.length} of ${index} drawn losses kept\n`)
+  process.stderr.write(`${kept.length} kept of ${index} drawn losses\n`)
 }).pipe(Effect.provide(layer({ local: { devices: Array.from({ length: workers }, () => "cpu") } })))
 
 process.exitCode = await runMain(program)

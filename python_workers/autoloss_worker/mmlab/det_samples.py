@@ -15,6 +15,15 @@ so that BatchNorm uses its initial statistics):
   then the box head on those RoIs. All sampled RoIs form ``rcnn_cls``; the positive ones form
   ``rcnn_reg`` (their class's delta column, as ``BBoxHead`` picks it), except the RoIs that *are*
   a ground-truth box (prior IoU ≥ ``MAX_PRIOR_IOU``): they have nothing left to localise.
+* Cascade R-CNN (a ``CascadeRoIHead``): the R-CNN records of *every* stage, concatenated into
+  ``rcnn_cls`` / ``rcnn_reg`` (the det task shares those branches across the stages,
+  ``det_layout``). Stage k assigns and samples, with its own assigner, sampler and
+  ``train_cfg.rcnn[k]``, the boxes stage k − 1's box head refined (``refine_bboxes``), exactly as
+  ``CascadeRoIHead.loss`` runs them; each stage's offsets are in prior-size units with its own
+  coder's stds. All stages rather than stage 0 alone: the searched loss is trained on all of them,
+  and the later stages are where its positives have high IoU (≥ 0.6, 0.7), a regime stage 0
+  rarely shows. ξ needs no change: its factors are means / AP over the recorded RoIs, still 1 at
+  ground truth. A cascade's mask head is not recorded (det does not search it).
 * Mask (when the config's RoI head has a mask head, Mask R-CNN): the mask head on the positive
   RoIs, as ``StandardRoIHead.mask_loss`` runs it, the label's channel (channel 0 if class-agnostic),
   with the targets of ``mask_head.get_targets`` (the ground-truth mask cropped to the RoI and

@@ -162,6 +162,23 @@ def test_a_short_proxy_run_trains_the_graphs_in_every_stage(monkeypatch):
     assert trained["cfg"].model.roi_head.stage_loss_weights == [1, 0.5, 0.25]  # mmdet still weighs the stages
 
 
+def test_export_writes_the_stage_list_whole_with_the_graphs_in_every_stage(tmp_path):
+    """mmengine cannot merge into a base list's items: the fragment gives the whole bbox_head list
+    (export_fragment also checks its model equals rewrite_config's)."""
+    from mmengine.config import Config
+
+    from autoloss_worker.mmlab.export import export_fragment
+
+    task = get_task("det", config=CASCADE, pretrained=False)
+    out = tmp_path / "found_loss_mmdet.py"
+    info = export_fragment(task.baseline_loss, "det", "mmdet", str(out), options={"config": CASCADE, "pretrained": False})
+    assert info["branches"] == ["rpn_cls", "rpn_reg", "rcnn_cls", "rcnn_reg"]
+    roi = Config.fromfile(str(out), import_custom_modules=False).model.roi_head
+    assert [(h.loss_cls.type, h.loss_bbox.graph["name"], h.reg_decoded_bbox, h.bbox_coder.target_stds) for h in roi.bbox_head] == [
+        ("AutoLossGraph", "rcnn_reg", True, stds) for stds in ([0.1, 0.1, 0.2, 0.2], [0.05, 0.05, 0.1, 0.1], [0.033, 0.033, 0.067, 0.067])]
+    assert "_delete_" not in out.read_text().split("bbox_head=[", 1)[1]
+
+
 def test_ins_refuses_a_cascade_in_one_paragraph():
     with pytest.raises(SlotError, match=r"ins: the config's roi_head is a cascade \(CascadeRoIHead\); cascades are searched "
                                         r"by the det task only") as err:

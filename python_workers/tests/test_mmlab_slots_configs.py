@@ -347,3 +347,69 @@ def test_graph_equal_to_the_config_loss_gives_its_values_and_gradients(config, c
         assert torch.isfinite(values[name][0]) and values[name][0] > 0, name
         torch.testing.assert_close(values[name][1], factor * values[name][0], rtol=1e-4, atol=1e-6, msg=name)
         torch.testing.assert_close(grads[name][1], factor * grads[name][0], rtol=1e-3, atol=1e-6, msg=name)
+
+
+# ----------------------------------------------------------------------------- the det task on Cascade R-CNN
+
+CASCADE = ("mmdet", "cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py")
+GIOU = dict(type="GIoULoss", loss_weight=10.0)  # the paper's regression weight, as the det task's slots
+
+
+def _cascade_layout(cfg: Config):
+    from autoloss_worker.mmlab.det_layout import detector_layout
+    from autoloss_worker.tasks.det import BRANCHES
+
+    return detector_layout("det", cfg, BRANCHES)
+
+
+def _ce_giou_decoded(cfg: Config) -> Config:
+    """The config with mmdet's own softmax CrossEntropyLoss and GIoULoss on decoded boxes in every
+    slot the det task searches: what the baseline graphs (CE, 1 − GIoU) stand for."""
+    cfg = copy.deepcopy(cfg)
+    for head in [cfg.model.rpn_head, *cfg.model.roi_head.bbox_head]:
+        head.loss_cls = dict(type="CrossEntropyLoss", use_sigmoid=False, loss_weight=1.0)
+        head.loss_bbox = dict(GIOU)
+        head.reg_decoded_bbox = True
+    return cfg
+
+
+def test_det_layout_of_shipped_cascade_rcnn_shares_the_rcnn_branches_across_its_stages():
+    layout = _cascade_layout(load(*CASCADE))
+    assert list(layout.branches) == ["rpn_cls", "rpn_reg", "rcnn_cls", "rcnn_reg"]
+    assert [(s.name, s.key, s.loss_weight) for s in layout.slots] == [
+        ("rpn_cls", "rpn_head.loss_cls", 1.0), ("rpn_reg", "rpn_head.loss_bbox", 10.0),
+        *[row for k in range(3) for row in [("rcnn_cls", f"roi_head.bbox_head.{k}.loss_cls", 1.0),
+                                             ("rcnn_reg", f"roi_head.bbox_head.{k}.loss_bbox", 10.0)]]]
+
+
+def test_cascade_rcnn_trains_with_the_searched_graphs_in_every_stage_and_ce_giou_equal_mmdets():
+    """The det task's baseline graphs in the shipped Cascade R-CNN (ResNet-18, CPU-sized): every
+    stage's box head holds AutoLossGraph, every stage's losses are finite with finite gradients,
+    and they equal the same model with mmdet's CrossEntropyLoss / GIoULoss on decoded boxes in those
+    slots (same weights, same batch, same sampler draws), stage weights applied by mmdet alike."""
+    from autoloss_worker.tasks.det import baseline_wire
+
+    cfg = cpu_sized(load(*CASCADE))
+    layout = _cascade_layout(cfg)
+    own = build(_ce_giou_decoded(cfg), "mmdet")
+    ours = build(rewrite_config(cfg, baseline_wire(), layout.slots, proxy=None), "mmdet")
+    ours.load_state_dict(own.state_dict())
+    stages = ours.roi_head.bbox_head
+    assert len(stages) == 3
+    for head in stages:
+        assert type(head.loss_cls).__name__ == type(head.loss_bbox).__name__ == "AutoLossGraph"
+        assert head.loss_cls.branch.name == "rcnn_cls" and head.loss_bbox.branch.name == "rcnn_reg"
+        assert head.reg_decoded_bbox and not head.loss_cls.use_sigmoid
+    batch = det_batch(masks=False)
+    theirs, mine = losses_of(own, "mmdet", batch), losses_of(ours, "mmdet", batch)
+    stage_keys = {f"s{k}.{name}" for k in range(3) for name in ("loss_cls", "loss_bbox")}
+    assert stage_keys | {"loss_rpn_cls", "loss_rpn_bbox"} <= set(mine) and set(mine) == set(theirs)
+    for key in mine:
+        assert torch.isfinite(mine[key]) and float(mine[key].detach()) > 0, key
+        torch.testing.assert_close(mine[key], theirs[key], rtol=2e-4, atol=1e-6, msg=key)
+    sum(mine.values()).backward()
+    grads = {name: p.grad for name, p in ours.named_parameters() if p.grad is not None}
+    for k in range(3):  # each stage's own fc_cls / fc_reg got a gradient from its own losses
+        for layer in ("fc_cls", "fc_reg"):
+            grad = grads[f"roi_head.bbox_head.{k}.{layer}.weight"]
+            assert torch.isfinite(grad).all() and grad.abs().sum() > 0, (k, layer)

@@ -6,8 +6,19 @@
 
 * Two-stage configs (a ``rpn_head`` or a ``roi_head``): the task's fixed slot table
   (``rewrite.SLOTS_BY_TASK``: Faster R-CNN's four, + Mask R-CNN's mask for ``ins``), RPN switched
-  to softmax as in the paper. A slot of the table the config lacks (a cascade's list of box heads)
-  is a ``SlotError`` listing what the config has.
+  to softmax as in the paper. A slot of the table the config lacks is a ``SlotError`` listing
+  what the config has.
+* Cascade R-CNN (a ``CascadeRoIHead``, only ``det``): the same four branches. ``rpn_cls`` and
+  ``rpn_reg`` as above; ``rcnn_cls`` and ``rcnn_reg`` are *shared by every stage*: the one
+  searched graph of each goes into ``roi_head.bbox_head.<k>.loss_cls`` / ``.loss_bbox`` of every
+  stage k (one slot when the config gives one ``bbox_head`` dict for all stages), each stage
+  switched to decoded boxes and softmax classification as Faster R-CNN's box head. mmdet still
+  weighs stage k's losses by the config's ``stage_loss_weights[k]``. Why shared: the paper
+  searches one loss per branch kind (its R-CNN branch is one classification and one regression
+  loss), and a loss per stage would multiply the search space (six R-CNN branches instead of
+  two, each needing its own rejection check) for heads that differ only in their IoU thresholds.
+  Rejection records every stage's RoIs (``det_samples``). Cascade subclasses that compute their
+  losses another way (HTC, SCNet, Sparse R-CNN) are refused.
 * One-stage configs (only ``det``): the searchable slots that ``mmlab.slots`` discovers in
   ``bbox_head`` (``cls``, ``reg``), with their own classification (a sigmoid head stays sigmoid)
   and boxes switched to decoded ones where the head needs it. Slots autoloss cannot search
@@ -19,18 +30,22 @@ Every refusal is one paragraph naming the slot or head, what it is, and what is 
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .rewrite import SLOTS_BY_TASK, BranchSlot, _lookup
+from .rewrite import FASTER_RCNN, SLOTS_BY_TASK, BranchSlot, _lookup
 from .slots import Slot, SlotError, branch_slots, discover_slots, unsupported_error
 
 ONE_STAGE_HEADS = ("AnchorHead", "ATSSHead", "FCOSHead")  # whose loss_by_feat the recorder follows
 SUPPORTED_DETECTORS = ("two-stage configs shaped as Faster R-CNN (rpn_head.loss_cls, rpn_head.loss_bbox and one "
                        "roi_head.bbox_head with loss_cls and loss_bbox; + roi_head.mask_head.loss_mask for ins) and, "
-                       "for det, one-stage configs whose bbox_head computes its losses as AnchorHead (RetinaNet), "
-                       "ATSSHead or FCOSHead do")
+                       "for det, Cascade R-CNN (a CascadeRoIHead whose stage box heads have loss_cls and loss_bbox; "
+                       "rcnn_cls and rcnn_reg shared by the stages) and one-stage configs whose bbox_head computes "
+                       "its losses as AnchorHead (RetinaNet), ATSSHead or FCOSHead do")
+# CascadeRoIHead's methods the rejection recorder follows; a subclass overriding one is refused
+CASCADE_METHODS = ("loss", "bbox_loss", "_bbox_forward")
 
 
 @dataclass(frozen=True)
@@ -62,15 +77,39 @@ def one_stage_family(head_class: type) -> str:
     return "point" if name == "FCOSHead" else "anchor"
 
 
-def _head_class(head_type: str) -> type:
+def _registered(type_name: str) -> type | None:
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
 
     register_all_modules(init_default_scope=False)
-    cls = MODELS.get(head_type)
+    try:
+        return MODELS.get(type_name)
+    except Exception:  # mmengine raises on a scope-qualified name it cannot import
+        return None
+
+
+def _head_class(head_type: str) -> type:
+    cls = _registered(head_type)
     if cls is None:
         raise SlotError(f"the config's bbox_head type '{head_type}' is not registered in mmdet")
     return cls
+
+
+def is_cascade(task: str, roi_head: Any) -> bool:
+    """Whether the config's ``roi_head`` dict is a CascadeRoIHead (or a subclass); a subclass that
+    computes its losses in its own ``loss``/``bbox_loss``/``_bbox_forward`` (HTC, SCNet, Sparse
+    R-CNN) is a SlotError, since the rejection recorder follows CascadeRoIHead's calls. An
+    unregistered type is not a cascade here (building the model reports it)."""
+    cls = _registered(roi_head["type"]) if isinstance(roi_head, Mapping) and isinstance(roi_head.get("type"), str) else None
+    if cls is None or "CascadeRoIHead" not in [c.__name__ for c in cls.__mro__]:
+        return False
+    for method in CASCADE_METHODS:
+        owner = next(c for c in cls.__mro__ if method in vars(c))
+        if owner.__name__ != "CascadeRoIHead":
+            raise SlotError(f"the {task} task cannot search {cls.__name__}: it computes its cascade losses in "
+                            f"{owner.__name__}.{method}, whose calls autoloss's rejection samples do not follow. "
+                            f"{task} searches {SUPPORTED_DETECTORS}.")
+    return True
 
 
 def _slot_list(slots: Sequence[Slot]) -> str:
@@ -84,13 +123,16 @@ def detector_layout(task: str, cfg: Any, two_stage_branches: Mapping[str, str]) 
         raise SlotError(f"{task}: the config has no `model` dict")
     discovered = discover_slots(cfg)
     if "rpn_head" in model or "roi_head" in model:
-        table = tuple(s for s in SLOTS_BY_TASK[task] if s.name in two_stage_branches)
+        cascade = is_cascade(task, model.get("roi_head"))
+        table = _cascade_table(task, model, discovered) if cascade else SLOTS_BY_TASK[task]
+        table = tuple(s for s in table if s.name in two_stage_branches)
         keys = {s.key for s in discovered}
         missing = [s for s in table if s.key not in keys]
         if missing:
             raise SlotError(f"{task}: this two-stage config has no loss at model.{missing[0].key} (branch {missing[0].name}). "
-                            f"{task} searches {SUPPORTED_DETECTORS}; cascade stages are not searched by the task yet. "
-                            f"The config's loss slots: {_slot_list(discovered)}.")
+                            f"{task} searches {SUPPORTED_DETECTORS}. The config's loss slots: {_slot_list(discovered)}.")
+        if cascade:  # stage heads are the config's choice; Faster R-CNN's table is trusted as before
+            _check_searchable(table, discovered)
         return DetLayout(table, dict(two_stage_branches))
     if task != "det":
         raise SlotError(f"{task}: the config has no rpn_head / roi_head; {task} searches {SUPPORTED_DETECTORS}")
@@ -110,6 +152,31 @@ def detector_layout(task: str, cfg: Any, two_stage_branches: Mapping[str, str]) 
     sigmoid = {s.name: dict(_loss_at(model, s.key)) for s in searchable if s.kind == "cls_sigmoid"}
     return DetLayout(branch_slots(searchable), {s.name: str(s.branch_kind) for s in searchable}, sigmoid,
                      tuple(s for s in discovered if not s.searchable))
+
+
+def _cascade_table(task: str, model: Mapping[str, Any], discovered: Sequence[Slot]) -> tuple[BranchSlot, ...]:
+    """Faster R-CNN's four slots with rcnn_cls / rcnn_reg repeated at every stage's box head:
+    the same branch (name, kind, paper weight, head settings) in each (module docstring)."""
+    if task != "det":
+        raise SlotError(f"{task}: the config's roi_head is a cascade ({model['roi_head']['type']}); cascades are searched "
+                        f"by the det task only (ins searches Mask R-CNN-shaped configs: rpn_head, one roi_head.bbox_head "
+                        f"and roi_head.mask_head). The config's loss slots: {_slot_list(discovered)}.")
+    heads = model["roi_head"].get("bbox_head")
+    prefixes = [f"roi_head.bbox_head.{k}" for k in range(len(heads))] if isinstance(heads, list) else ["roi_head.bbox_head"]
+    rpn = [s for s in FASTER_RCNN if s.key.startswith("rpn_head.")]
+    rcnn = [s for s in FASTER_RCNN if s.key.startswith("roi_head.bbox_head.")]
+    stages = [dataclasses.replace(s, key=f"{prefix}.{s.key.rsplit('.', 1)[1]}") for prefix in prefixes for s in rcnn]
+    return tuple(rpn + stages)
+
+
+def _check_searchable(table: Sequence[BranchSlot], discovered: Sequence[Slot]) -> None:
+    """A slot of the table that discovery found but cannot search (a stage head autoloss does not
+    know): the slot's own one-paragraph reason."""
+    by_key = {s.key: s for s in discovered}
+    for slot in table:
+        found = by_key.get(slot.key)
+        if found is not None and not found.searchable:
+            raise SlotError(unsupported_error(found))
 
 
 def _loss_at(model: Any, key: str) -> Mapping[str, Any]:

@@ -15,6 +15,15 @@ so that BatchNorm uses its initial statistics):
   then the box head on those RoIs. All sampled RoIs form ``rcnn_cls``; the positive ones form
   ``rcnn_reg`` (their class's delta column, as ``BBoxHead`` picks it), except the RoIs that *are*
   a ground-truth box (prior IoU ≥ ``MAX_PRIOR_IOU``): they have nothing left to localise.
+* Cascade R-CNN (a ``CascadeRoIHead``): the R-CNN records of *every* stage, concatenated into
+  ``rcnn_cls`` / ``rcnn_reg`` (the det task shares those branches across the stages,
+  ``det_layout``). Stage k assigns and samples, with its own assigner, sampler and
+  ``train_cfg.rcnn[k]``, the boxes stage k − 1's box head refined (``refine_bboxes``), exactly as
+  ``CascadeRoIHead.loss`` runs them; each stage's offsets are in prior-size units with its own
+  coder's stds. All stages rather than stage 0 alone: the searched loss is trained on all of them,
+  and the later stages are where its positives have high IoU (≥ 0.6, 0.7), a regime stage 0
+  rarely shows. ξ needs no change: its factors are means / AP over the recorded RoIs, still 1 at
+  ground truth. A cascade's mask head is not recorded (det does not search it).
 * Mask (when the config's RoI head has a mask head, Mask R-CNN): the mask head on the positive
   RoIs, as ``StandardRoIHead.mask_loss`` runs it, the label's channel (channel 0 if class-agnostic),
   with the targets of ``mask_head.get_targets`` (the ground-truth mask cropped to the RoI and
@@ -30,7 +39,10 @@ R-CNN boxes at the same rate, whereas the R-CNN's raw deltas would barely move i
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+import dataclasses
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -138,7 +150,6 @@ def _record_one_stage(model: Any, x: Any, gts: Any, metas: Any, gts_ignore: Any,
 @torch.no_grad()
 def _record_one(model: Any, data: dict, index: int) -> DetRecord:
     from mmdet.models.utils import unpack_gt_instances
-    from mmdet.structures.bbox import bbox2roi, get_box_tensor
 
     batch = model.data_preprocessor({"inputs": [data["inputs"]], "data_samples": [data["data_samples"]]}, True)
     inputs, samples = batch["inputs"], batch["data_samples"]
@@ -156,30 +167,98 @@ def _record_one(model: Any, data: dict, index: int) -> DetRecord:
     rpn_cls, rpn_reg = _anchor_records(rpn, cls_maps, box_maps, rpn_gts, metas, gts_ignore, drop_exact=False)
 
     proposals = rpn.predict_by_feat(cls_maps, box_maps, batch_img_metas=metas, cfg=model.train_cfg.rpn_proposal)
-    roi = model.roi_head
     prop = proposals[0]
     prop.priors = prop.pop("bboxes")
-    with_gt = roi.bbox_sampler.add_gt_as_proposals and len(gts[0].bboxes) > 0
-    candidates = torch.cat([get_box_tensor(gts[0].bboxes), prop.priors]) if with_gt else prop.priors
-    assigned = roi.bbox_assigner.assign(prop, gts[0], gts_ignore[0])
-    sampling = roi.bbox_sampler.sample(assigned, prop, gts[0], feats=[f[0][None] for f in x])
+    branches: dict[str, Record] = {"rpn_cls": rpn_cls, "rpn_reg": rpn_reg, **_rcnn_records(model, x, prop, gts, gts_ignore, metas)}
+    return DetRecord(index, {k: v.as_double() for k, v in branches.items()})
+
+
+def _rcnn_records(model: Any, x: Any, prop: Any, gts: Any, gts_ignore: Any, metas: Any) -> dict[str, Record]:
+    """``rcnn_cls``, ``rcnn_reg`` (every stage's, for a cascade) and, for Mask R-CNN, ``mask``."""
+    roi = model.roi_head
+    if isinstance(roi, _cascade_class()):
+        rcnn_cls, rcnn_reg = _cascade_records(model, x, prop, gts[0], gts_ignore[0], metas)
+        return {"rcnn_cls": rcnn_cls, "rcnn_reg": rcnn_reg}
+    stage = _Stage(roi.bbox_assigner, roi.bbox_sampler, roi.bbox_head, model.train_cfg.rcnn, roi._bbox_forward)
+    rcnn_cls, rcnn_reg, sampling, _ = _stage_records(stage, x, prop, gts[0], gts_ignore[0])
+    branches: dict[str, Record] = {"rcnn_cls": rcnn_cls, "rcnn_reg": rcnn_reg}
+    if roi.with_mask:
+        branches["mask"] = _mask_record(model, x, sampling, gts[0])
+    return branches
+
+
+@dataclass(frozen=True)
+class _Stage:
+    """One R-CNN box stage as its RoI head trains it: StandardRoIHead's only one, or stage k of a
+    CascadeRoIHead (its own assigner, sampler, box head and train_cfg.rcnn[k])."""
+
+    assigner: Any
+    sampler: Any
+    head: Any
+    train_cfg: Any
+    forward: Callable[[Any, Tensor], dict]  # (features, rois) -> {"cls_score", "bbox_pred", ...}
+
+
+def _stage_records(stage: _Stage, x: Any, prop: Any, gt: Any, gt_ignore: Any) -> tuple[ClsRecord, BoxRecord, Any, dict]:
+    """One stage's R-CNN records on the proposals ``prop`` (priors), assigned and sampled as the
+    stage's loss does; also its sampling result and what ``refine_bboxes`` reads (``bbox_results``)."""
+    from mmdet.structures.bbox import bbox2roi, get_box_tensor
+
+    with_gt = stage.sampler.add_gt_as_proposals and len(gt.bboxes) > 0
+    candidates = torch.cat([get_box_tensor(gt.bboxes), prop.priors]) if with_gt else prop.priors
+    assigned = stage.assigner.assign(prop, gt, gt_ignore)
+    sampling = stage.sampler.sample(assigned, prop, gt, feats=[f[0][None] for f in x])
     rois = bbox2roi([sampling.priors])
-    out = roi._bbox_forward(x, rois)
-    head = roi.bbox_head
-    r_labels, _, r_targets, _ = head.get_targets([sampling], model.train_cfg.rcnn, concat=True)
+    out = stage.forward(x, rois)
+    head = stage.head
+    targets = head.get_targets([sampling], stage.train_cfg, concat=True)
+    r_labels, _, r_targets, _ = targets
     r_pos = r_labels < head.num_classes
     box_pred = out["bbox_pred"].view(len(r_labels), -1, 4)
     pos_idx = r_pos.nonzero(as_tuple=True)[0]
     col = torch.zeros_like(pos_idx) if head.reg_class_agnostic else r_labels[pos_idx]
-    priors, targets = sampling.priors[pos_idx], r_targets[pos_idx]
-    keep = _aligned_iou(priors, targets) < MAX_PRIOR_IOU
-    rcnn_cls = ClsRecord(logits=out["cls_score"], labels=r_labels, others=_unsampled_logits(roi, x, candidates, sampling))
-    rcnn_reg = BoxRecord(offsets=_offsets(head.bbox_coder, box_pred[pos_idx, col][keep]), priors=priors[keep],
-                         targets=targets[keep])
-    branches: dict[str, Record] = {"rpn_cls": rpn_cls, "rpn_reg": rpn_reg, "rcnn_cls": rcnn_cls, "rcnn_reg": rcnn_reg}
-    if roi.with_mask:
-        branches["mask"] = _mask_record(model, x, sampling, gts[0])
-    return DetRecord(index, {k: v.as_double() for k, v in branches.items()})
+    priors, box_targets = sampling.priors[pos_idx], r_targets[pos_idx]
+    keep = _aligned_iou(priors, box_targets) < MAX_PRIOR_IOU
+    cls = ClsRecord(logits=out["cls_score"], labels=r_labels, others=_unsampled_logits(stage, x, candidates, sampling))
+    reg = BoxRecord(offsets=_offsets(head.bbox_coder, box_pred[pos_idx, col][keep]), priors=priors[keep],
+                    targets=box_targets[keep])
+    return cls, reg, sampling, dict(out, rois=rois, bbox_targets=targets)
+
+
+def _cascade_class() -> type:
+    from mmdet.models.roi_heads import CascadeRoIHead
+
+    return CascadeRoIHead
+
+
+def _cascade_records(model: Any, x: Any, prop: Any, gt: Any, gt_ignore: Any, metas: Any) -> tuple[ClsRecord, BoxRecord]:
+    """Every stage's R-CNN records, concatenated (``rcnn_cls``/``rcnn_reg`` are shared by the
+    stages, ``det_layout``): stage k assigns and samples the boxes stage k − 1 refined, as
+    ``CascadeRoIHead.loss`` runs them; each stage's offsets in units of the prior's size with its
+    own coder's stds. A mask head of a Cascade Mask R-CNN is not recorded: det does not search it."""
+    roi = model.roi_head
+    cls_parts, reg_parts = [], []
+    for k in range(roi.num_stages):
+        roi.current_stage = k  # what samplers built with context=roi (OHEM) read
+        stage = _Stage(roi.bbox_assigner[k], roi.bbox_sampler[k], roi.bbox_head[k], model.train_cfg.rcnn[k],
+                       functools.partial(roi._bbox_forward, k))
+        cls, reg, sampling, results = _stage_records(stage, x, prop, gt, gt_ignore)
+        cls_parts.append(cls)
+        reg_parts.append(reg)
+        if k + 1 < roi.num_stages:
+            refined = stage.head.refine_bboxes([sampling], results, metas)
+            if refined is None:  # no RoI left (as CascadeRoIHead.loss, which stops there too)
+                break
+            prop = refined[0]
+            prop.priors = prop.pop("bboxes")
+    return _joined(cls_parts), _joined(reg_parts)
+
+
+def _joined(records: Sequence[Record]) -> Any:
+    """One record of the stages' records: tensor fields concatenated, the others the first's."""
+    first = records[0]
+    return type(first)(**{f.name: torch.cat([getattr(r, f.name) for r in records]) if isinstance(getattr(first, f.name), Tensor)
+                          else getattr(first, f.name) for f in dataclasses.fields(first)})
 
 
 def _mask_record(model: Any, x: Any, sampling: Any, gt: Any) -> MaskRecord:
@@ -201,17 +280,17 @@ def _mask_record(model: Any, x: Any, sampling: Any, gt: Any) -> MaskRecord:
     return MaskRecord(logits=logits[keep], targets=targets[keep])
 
 
-def _unsampled_logits(roi: Any, x: Any, candidates: Tensor, sampling: Any) -> Tensor:
-    """R-CNN logits of the candidate RoIs (``candidates``: what the sampler drew from, indexed by
-    its ``pos_inds`` / ``neg_inds``) that the sampler left out."""
+def _unsampled_logits(stage: _Stage, x: Any, candidates: Tensor, sampling: Any) -> Tensor:
+    """R-CNN logits of the candidate RoIs (``candidates``: what the stage's sampler drew from,
+    indexed by its ``pos_inds`` / ``neg_inds``) that the sampler left out."""
     from mmdet.structures.bbox import bbox2roi
 
     left = torch.ones(len(candidates), dtype=torch.bool, device=candidates.device)
     left[sampling.pos_inds] = False
     left[sampling.neg_inds] = False
     if not bool(left.any()):
-        return candidates.new_zeros(0, roi.bbox_head.num_classes + 1)
-    return roi._bbox_forward(x, bbox2roi([candidates[left]]))["cls_score"]
+        return candidates.new_zeros(0, stage.head.num_classes + 1)
+    return stage.forward(x, bbox2roi([candidates[left]]))["cls_score"]
 
 
 def record_det_samples(cfg: Any, B: int, seed: int, layout: Mapping[str, Any],

@@ -77,12 +77,25 @@ def slots_for(task: str, loss: Any, known: Sequence[BranchSlot] | None = None) -
 
 # ----------------------------------------------------------------------------- text
 
-def _override_tree(edits: Sequence[Edit]) -> dict[str, Any]:
+def _override_tree(edits: Sequence[Edit], model: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """{head: {...}} under `model`, in slot order; leaves are ("setting", value) for a head
-    setting and ("loss", slot, module) for a loss."""
+    setting, ("loss", slot, module) for a loss and ("list", items) for a list a slot's key goes
+    through (cascade stages: 'roi_head.bbox_head.1.loss_cls'): mmengine cannot merge into a base
+    list's items, so the fragment gives the whole list, its items taken from `model` (the rewritten
+    model, where the edits are in)."""
     root: dict[str, Any] = {}
     for slot, module, head_settings in edits:
-        *heads, name = slot.key.split(".")
+        parts = slot.key.split(".")
+        at = next((i for i, p in enumerate(parts) if p.isdigit()), None)
+        if at is not None:
+            if model is None:
+                raise ValueError(f"slot '{slot.key}' is an item of a list: the fragment needs the rewritten model")
+            node = root
+            for part in parts[:at - 1]:
+                node = node.setdefault(part, {})
+            node[parts[at - 1]] = ("list", _at(model, parts[:at]))
+            continue
+        *heads, name = parts
         node = root
         for part in heads:
             node = node.setdefault(part, {})
@@ -90,6 +103,13 @@ def _override_tree(edits: Sequence[Edit]) -> dict[str, Any]:
             node[key] = ("setting", value)
         node[name] = ("loss", slot, module)
     return root
+
+
+def _at(model: Mapping[str, Any], parts: Sequence[str]) -> Any:
+    node: Any = model
+    for part in parts:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    return node
 
 
 def _loss_lines(name: str, slot: BranchSlot, module: Mapping[str, Any], depth: int) -> list[str]:
@@ -110,18 +130,45 @@ def _dict_lines(node: Mapping[str, Any], depth: int) -> list[str]:
             lines += [f"{pad}{key}=dict(", *_dict_lines(value, depth + 1), f"{pad}),"]
         elif value[0] == "setting":
             lines.append(f"{pad}{key}={value[1]!r},")
+        elif value[0] == "list":
+            lines += [f"{pad}{key}=[  # the whole list: mmengine replaces a base list, it cannot merge into its items",
+                      *_literal_lines(value[1], depth + 1), f"{pad}],"]
         else:
             lines += _loss_lines(key, value[1], value[2], depth)
     return lines
 
 
+def _literal_lines(items: Sequence[Any], depth: int) -> list[str]:
+    """The items of a list written out in full, one per line group (see ``_value_lines``)."""
+    return [line for item in items for line in _value_lines(None, item, depth)]
+
+
+def _value_lines(key: str | None, value: Any, depth: int) -> list[str]:
+    """``key=value,`` (``value,`` for a list item): dicts with identifier keys as dict(...), lists
+    of them as [...], an AutoLossGraph module with its branch's formula as a comment and without
+    `_delete_` (a list item replaces nothing it could merge into), anything else as repr."""
+    pad, lead = INDENT * depth, "" if key is None else f"{key}="
+    if isinstance(value, Mapping) and all(isinstance(k, str) and k.isidentifier() for k in value):
+        comment = []
+        if value.get("type") == "AutoLossGraph":
+            branch = loss_from_wire({"v": 1, "branches": [value["graph"]]}).branches[0]
+            comment = [f"{pad}# {branch.name}: {to_text(branch.tree)}"]
+        inner = [line for k, v in value.items() for line in _value_lines(k, v, depth + 1)]
+        return [*comment, f"{pad}{lead}dict(", *inner, f"{pad}),"]
+    if isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
+        return [f"{pad}{lead}[", *_literal_lines(value, depth + 1), f"{pad}],"]
+    return [f"{pad}{lead}{value!r},"]
+
+
 def fragment_text(loss: Any, slots: Sequence[BranchSlot], base: str, custom_imports: Mapping[str, Any],
-                  scope: str | None = None, header: Sequence[str] = (), backbone: Mapping[str, Any] | None = None) -> str:
+                  scope: str | None = None, header: Sequence[str] = (), backbone: Mapping[str, Any] | None = None,
+                  model: Mapping[str, Any] | None = None) -> str:
     """The config fragment (Python source) that puts `loss`'s branches at `slots` on top of `base`
     (whose default_scope is `scope`); `custom_imports` is the merged one (the base's own imports
     plus the registry); `backbone`: settings written under `model.backbone` (the resolved
-    pretrained-backbone placeholder)."""
-    tree = _override_tree(slot_edits(loss, slots, scope))
+    pretrained-backbone placeholder); `model`: the rewritten model, needed where a slot is an item
+    of a list (cascade stages), which the fragment writes out whole."""
+    tree = _override_tree(slot_edits(loss, slots, scope), model)
     if backbone:
         tree = {"backbone": {k: ("setting", v) for k, v in backbone.items()}, **tree}
     return "\n".join([
@@ -195,14 +242,16 @@ def export_fragment(loss: Any, task: str, fmt: str, out: str, *, options: Mappin
         expected = rewrite_config(resolved, loss, slots, proxy=None)  # raises naming a missing key
     except (KeyError, ValueError) as err:
         raise ExportError(f"{base}: {err.args[0] if err.args else err}") from err
-    text = fragment_text(loss, slots, base, expected.custom_imports, base_cfg.get("default_scope"), header, backbone)
+    text = fragment_text(loss, slots, base, expected.custom_imports, base_cfg.get("default_scope"), header, backbone,
+                         _plain_model(expected))
     with open(out, "w", encoding="utf-8") as f:
         f.write(text)
     # Read back as tools/train.py will (importing the registry is left to training).
     written = Config.fromfile(out, import_custom_modules=False)
     if _plain_model(written) != _plain_model(expected):
         raise AssertionError(f"{out}: the fragment's model differs from rewrite_config's (a bug in mmlab.export)")
-    return {"path": os.path.abspath(out), "base": base, "format": fmt, "branches": [s.name for s in slots]}
+    branches = list(dict.fromkeys(s.name for s in slots))  # a cascade's stages share their branches
+    return {"path": os.path.abspath(out), "base": base, "format": fmt, "branches": branches}
 
 
 def export_mmlab_job(payload: Any) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 Builds (or finds in the cache) the shapes-pretrained checkpoint of each config's backbone and
 prints `<config>: <checkpoint path>` per config. Without --config: every shipped MMLab config
-(det, the one-stage det config and ins share one backbone, so one checkpoint). The library whose registry builds the
+(det's Faster R-CNN, RetinaNet and Cascade R-CNN configs and ins share one backbone, so one checkpoint). The library whose registry builds the
 backbone is the config's `default_scope`. A config of your own works too: set its backbone's
 `init_cfg=dict(type='Pretrained', checkpoint=<printed path>)` to start from these weights.
 """
@@ -12,7 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
-SHIPPED = ("det_faster_rcnn_shapes.py", "det_retinanet_shapes.py", "ins_mask_rcnn_shapes.py", "seg_mmseg_shapes.py", "pose_topdown_shapes.py")
+SHIPPED = ("det_faster_rcnn_shapes.py", "det_retinanet_shapes.py", "det_cascade_rcnn_shapes.py", "ins_mask_rcnn_shapes.py",
+           "seg_mmseg_shapes.py", "pose_topdown_shapes.py")
 LIBRARIES = ("mmdet", "mmseg", "mmpose")
 
 

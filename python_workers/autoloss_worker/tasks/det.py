@@ -1,5 +1,5 @@
-"""Object detection inside an unchanged MMDetection config: the ``det`` task (Faster R-CNN, 4 branches;
-or a one-stage detector, 2 branches).
+"""Object detection inside an unchanged MMDetection config: the ``det`` task (Faster R-CNN or Cascade
+R-CNN, 4 branches; or a one-stage detector, 2 branches).
 
     task = get_task("det")                            # options: see DetOptions
     task.proxy_train(loss, seed=0, metric="bbox_map")   # mmengine Runner, the config's CocoMetric
@@ -53,6 +53,13 @@ branch's factor:
 
 The ground-truth raw predictions: logits 10·one-hot(label); offsets that decode exactly to the
 target box.
+
+Cascade R-CNN configs (a ``CascadeRoIHead``; ``mmlab.det_layout``, shipped:
+``det_cascade_rcnn_shapes.py``): the same four branches; ``rcnn_cls`` and ``rcnn_reg`` are shared by
+the stages, one searched graph each in every stage's box head (the config's ``stage_loss_weights``
+still weigh them). A sample's ``rcnn_cls`` / ``rcnn_reg`` predictions are the RoIs of every stage
+concatenated (``mmlab.det_samples``), so their factors are the AP / removed localisation error over
+all stages' sampled / positive RoIs, 1 at ground truth as above.
 
 One-stage configs (no ``rpn_head`` / ``roi_head``; ``mmlab.det_layout``): the branches are the
 searchable slots ``mmlab.slots`` discovers in ``bbox_head``, ``cls`` (``loss_cls``) and ``reg``
@@ -137,7 +144,7 @@ def sigmoid_baseline(loss: Mapping[str, Any]) -> Any:
 
 @dataclass(frozen=True)
 class DetOptions(MMLabOptions):
-    # a two-stage config with the Faster R-CNN loss keys, or a one-stage one (module docstring)
+    # a two-stage config with the Faster R-CNN loss keys, a Cascade R-CNN, or a one-stage one (module docstring)
     config: str = DEFAULT_CONFIG
     iterations: int = 150  # proxy schedule (mmlab.rewrite.ProxySchedule.max_iters)
     warmup_iters: int = 50

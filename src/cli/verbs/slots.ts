@@ -62,7 +62,9 @@ Each slot: its key path under \`model\` (e.g. roi_head.bbox_head.0.loss_cls), th
 gives it (e.g. rcnn0_cls), its kind (cls_softmax, cls_sigmoid, cls_quality, box, score_bce, mask,
 segmentation, heatmap, ...), the config's loss type, and yes/no with the reason: how the loss graph's
 inputs are made there, or why they cannot be. Searching a config (--option branches=...) replaces only
-the named slots; the others keep the config's own losses. Discovery runs in a local worker (the
+the named slots; the others keep the config's own losses. The det task searches a Cascade R-CNN's
+stage slots (rcnn0_cls, rcnn1_cls, ... / rcnn0_reg, ...) as its branches rcnn_cls / rcnn_reg, one
+loss shared by every stage (docs/mmlab.md). Discovery runs in a local worker (the
 \`slots\` job, autoloss_worker.mmlab.slots).
 Exit: 0 at least one slot is searchable (with --branches: each named one is), 1 nothing to search or
 the config cannot be read (one paragraph on stderr), 2 usage error.`,

@@ -5,6 +5,7 @@ toy backbone and needs no MMLab library; the second builds mmdet's ResNet from t
 Run: .venv/bin/python -m pytest -q python_workers/tests/test_pretrain.py"""
 
 import dataclasses
+import logging
 import subprocess
 import sys
 import threading
@@ -230,3 +231,26 @@ def test_a_build_prints_progress_lines_up_to_100_percent_and_quiet_prints_none(t
     monkeypatch.setenv("AUTOLOSS_PRETRAIN_CACHE", str(tmp_path / "quiet"))
     ensure_checkpoint(dataclasses.replace(toy, recipe=dataclasses.replace(TINY, iterations=20)), quiet=True)
     assert capsys.readouterr().err == ""
+
+
+def test_a_build_silences_mmengine_info_lines_and_restores_the_level(toy, capsys):
+    from mmengine.logging import MMLogger, print_log
+
+    def chatty(*args, **kwargs):
+        print_log("KaimingInit: one paragraph per parameter", logger="current", level=logging.INFO)
+        print_log("a real warning", logger="current", level=logging.WARNING)
+        return real(*args, **kwargs)
+
+    real = pretrain_train.pretrain_backbone
+    logger = MMLogger.get_current_instance()
+    before = logger.level
+    import autoloss_worker.pretrain.train as module
+    module.pretrain_backbone, saved = chatty, module.pretrain_backbone
+    try:
+        ensure_checkpoint(toy)
+    finally:
+        module.pretrain_backbone = saved
+    err = capsys.readouterr().err
+    assert "KaimingInit" not in err and "a real warning" in err
+    assert "autoloss: pretraining 100% " in err
+    assert logger.level == before

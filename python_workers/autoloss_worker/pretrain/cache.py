@@ -12,16 +12,18 @@ nobody ever reads a half-written checkpoint. ``AUTOLOSS_PRETRAIN_CACHE`` moves t
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fcntl
 import hashlib
 import importlib
 import json
+import logging
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -134,6 +136,24 @@ def ensure_checkpoint(spec: Spec, *, quiet: bool = False) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def _mmengine_warnings_only() -> Iterator[None]:
+    """mmengine logs one INFO paragraph per parameter when a backbone initialises its weights (some
+    300 lines for a ResNet-18), which buried the progress lines; warnings still show."""
+    try:
+        from mmengine.logging import MMLogger
+    except ImportError:  # a toy backbone without MMLab (tests)
+        yield
+        return
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 class _ProgressLine:
     """Prints `autoloss: pretraining 35% (1050/3000 iterations, 41 s)` at every tenth of the build:
     a build takes minutes, and a silent worker looks hung."""
@@ -162,8 +182,9 @@ def _build(spec: Spec, path: Path, quiet: bool) -> None:
     if not quiet:
         print(f"autoloss: pretraining the {spec.library} {spec.backbone.get('type')} backbone on generated shapes "
               f"({r.iterations} iterations, once; cached as {path}) ...", file=sys.stderr, flush=True)
-    state = pretrain_backbone(spec.library, spec.backbone, spec.norm, r,
-                              progress=None if quiet else _ProgressLine(start, r.iterations))
+    with _mmengine_warnings_only():
+        state = pretrain_backbone(spec.library, spec.backbone, spec.norm, r,
+                                  progress=None if quiet else _ProgressLine(start, r.iterations))
     buffer = io.BytesIO()
     torch.save(state, buffer)
     _atomic_write(path, buffer.getvalue())

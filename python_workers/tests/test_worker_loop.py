@@ -289,7 +289,11 @@ def test_ten_thousand_garbage_frames_leave_the_worker_serving(pool):
             next_probe = time.monotonic() + 1.0
         msg = pool.recv(timeout_s=30, skip_heartbeats=False)
         if msg.get("parent_id") in probes:
-            assert msg["type"] == "result" and msg["payload"] == {"pong": True}
+            if msg["type"] == "error" and msg["exc_type"] == "WorkerBusy":
+                # an earlier probe's ping is still running (a loaded machine); the pool would retry too
+                assert msg["message"] == "busy with job 'after-fuzz'", msg
+                continue
+            assert msg["type"] == "result" and msg["payload"] == {"pong": True}, msg
             break
         if msg["type"] == "error":
             check_message(msg)

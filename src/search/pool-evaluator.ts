@@ -48,10 +48,14 @@ const field = <T>(out: Json, name: string, check: (v: unknown) => v is T, what: 
   if (!check(v)) throw new Error(`result field '${name}' must be ${what}, got ${JSON.stringify(v)}`)
   return v
 }
+/** An optional field: absent or null reads as undefined; anything else must pass `check`. */
+const optionalField = <T>(out: Json, name: string, check: (v: unknown) => v is T, what: string): T | undefined =>
+  out[name] === undefined || out[name] === null ? undefined : field(out, name, check, `null or ${what}`)
 const isBool = (v: unknown): v is boolean => typeof v === "boolean"
 const isNum = (v: unknown): v is number => typeof v === "number"
 const isArray = (v: unknown): v is ReadonlyArray<unknown> => Array.isArray(v)
 const isRecord = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v)
+const isStep = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v >= 0
 
 const decodeBranch = (out: Json, where: string): BranchScreen => ({
   passed: field(out, "passed", isBool, `a boolean (${where})`),
@@ -85,15 +89,12 @@ export const decodeTrain = (out: Json): TrainResult => {
   const metrics = field(out, "metrics", isRecord, "a map of metric values")
   const clean: Record<string, number> = {}
   for (const [k, v] of Object.entries(metrics)) clean[k] = finiteOrNaN(v)
-  const resumedFrom = out["resumedFrom"]
-  if (resumedFrom !== undefined && resumedFrom !== null && !(typeof resumedFrom === "number" && Number.isInteger(resumedFrom) && resumedFrom >= 0)) {
-    throw new Error(`result field 'resumedFrom' must be null or a step number, got ${JSON.stringify(resumedFrom)}`)
-  }
+  const resumedFrom = optionalField(out, "resumedFrom", isStep, "a step number")
   return {
     metrics: clean,
     target: finiteOrNaN(out["target"]),
     invalid: field(out, "invalid", isBool, "a boolean"),
-    ...(typeof resumedFrom === "number" ? { resumedFrom } : {})
+    ...(resumedFrom === undefined ? {} : { resumedFrom })
   }
 }
 

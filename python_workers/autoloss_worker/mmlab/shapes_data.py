@@ -62,9 +62,9 @@ def shapes_classes(num_classes: int = 4) -> tuple[str, ...]:
 _ROOT_NAME = re.compile(r"^n(\d+)-(\d+)_s(\d+)_c(\d+)_seed(\d+)$")
 
 
-def shapes_root_of(cfg: Any) -> Path | None:
+def _shapes_root(cfg: Any) -> tuple[Path, tuple[int, int, int, int, int]] | None:
     """The generated-shapes directory a config trains on (its train dataloader's ``data_root``, as
-    the shipped configs set it), or None when it trains on other data."""
+    the shipped configs set it) with the sizes and seed its name encodes, or None on other data."""
     try:
         root = cfg["train_dataloader"]["dataset"]["data_root"]
     except (KeyError, TypeError):
@@ -72,13 +72,20 @@ def shapes_root_of(cfg: Any) -> Path | None:
     if not isinstance(root, str):
         return None
     path = Path(root.rstrip("/"))
-    return path if _ROOT_NAME.match(path.name) else None
+    match = _ROOT_NAME.match(path.name)
+    return None if match is None else (path, tuple(int(g) for g in match.groups()))  # type: ignore[return-value]
+
+
+def shapes_root_of(cfg: Any) -> Path | None:
+    """The generated-shapes directory a config trains on, or None when it trains on other data."""
+    found = _shapes_root(cfg)
+    return None if found is None else found[0]
 
 
 def shapes_seed_of(cfg: Any) -> int | None:
     """The seed of the shapes data a config trains on, or None (not on generated shapes data)."""
-    root = shapes_root_of(cfg)
-    return None if root is None else int(_ROOT_NAME.match(root.name).group(5))  # type: ignore[union-attr]
+    found = _shapes_root(cfg)
+    return None if found is None else found[1][4]
 
 
 def reseed_shapes_data(cfg: Any, seed: int) -> Any:
@@ -86,12 +93,12 @@ def reseed_shapes_data(cfg: Any, seed: int) -> Any:
     ``seed`` instead (same sizes and classes; written now if not cached): the held-out trainings of
     a search see images it never saw. Every string under the data loaders and evaluators that starts
     with the config's shapes directory is redirected. ValueError when the config is not on shapes data."""
-    old = shapes_root_of(cfg)
-    if old is None:
+    found = _shapes_root(cfg)
+    if found is None:
         raise ValueError("option data_seed: the config does not train on autoloss's generated shapes data "
                          "(its train_dataloader.dataset.data_root is not an ensure_shapes_coco directory), so there is no "
                          "other seed to draw it from; leave data_seed at -1 for a config on your own data")
-    n_train, n_val, size, classes, _ = (int(g) for g in _ROOT_NAME.match(old.name).groups())  # type: ignore[union-attr]
+    old, (n_train, n_val, size, classes, _) = found
     new = ensure_shapes_coco(n_train, n_val, size, classes, seed=seed, cache=old.parent)
     cfg = copy.deepcopy(cfg)
     for key in ("train_dataloader", "val_dataloader", "test_dataloader", "val_evaluator", "test_evaluator"):

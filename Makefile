@@ -94,7 +94,8 @@ test-py: setup-python
 
 # Shapes-pretrained backbones of the shipped MMLab configs (or CONFIG=yours), cached in
 # ~/.cache/autoloss/pretrained; a task builds its own on first use anyway. Not part of setup: about
-# 2 min per backbone on 2 idle cores (det and ins share one; mmseg and mmpose have their own).
+# 9-11 min per backbone at one torch thread (det 658 s and mmpose 525 s, built side by side on 2
+# cores); det, its one-stage and cascade configs and ins share one; mmseg and mmpose have their own.
 pretrain: setup
 	$(PY) -m autoloss_worker.pretrain $(if $(CONFIG),--config $(abspath $(CONFIG)))
 
@@ -125,6 +126,7 @@ bench-ablation: setup
 FIDELITY_FLAGS_native-pose := --seeds 1 --long-factor 5 --options '{"threads":1}'
 FIDELITY_FLAGS_seg := --seeds 1 --long-factor 3 --options '{"threads":1}'
 FIDELITY_FLAGS_det := --seeds 1 --long-factor 5
+FIDELITY_FLAGS_mmpose := --seeds 1 --long-factor 5 --options '{"threads":1}'
 FIDELITY_FLAGS_default := --seeds 1,2 --long-factor 5
 FIDELITY_FLAGS ?= $(or $(FIDELITY_FLAGS_$(TASK)),$(FIDELITY_FLAGS_default))
 bench-fidelity: setup

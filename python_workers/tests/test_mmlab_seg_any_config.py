@@ -273,7 +273,7 @@ def test_the_baseline_graph_in_a_weighted_slot_equals_mmsegs_cross_entropy(confi
     torch.testing.assert_close(mine, 0.4 * unweighted, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", ["psp", "ocr"])
+@pytest.mark.parametrize("name", ["psp", "ocr", "ce_dice"])
 def test_export_writes_every_searched_branch_into_its_slot(configs, name, tmp_path: Path):
     from autoloss_worker.mmlab.export import export_fragment
 
@@ -289,6 +289,44 @@ def test_export_writes_every_searched_branch_into_its_slot(configs, name, tmp_pa
             node = node[int(part)] if part.isdigit() else node[part]
         assert node["type"] == "AutoLossGraph" and node["loss_weight"] == slot.loss_weight
         assert node["graph"]["name"] == slot.name
+
+
+# ----------------------------------------------------------------------------- MMSegmentation's own configs
+
+# (config under mmseg/.mim/configs, its branches {name: (key, loss_weight)} or the refusal's words,
+#  the slots kept with the config's loss), read off the config files: layouts only, nothing built.
+_WITH_AUX = {"loss": ("decode_head.loss_decode", 1.0), "aux": ("auxiliary_head.loss_decode", 0.4)}
+ZOO = [
+    ("pspnet/pspnet_r50-d8_4xb2-40k_cityscapes-512x1024.py", _WITH_AUX, []),
+    ("upernet/upernet_r50_4xb2-40k_cityscapes-512x1024.py", _WITH_AUX, []),
+    ("deeplabv3plus/deeplabv3plus_r50-d8_4xb2-40k_cityscapes-512x1024.py", _WITH_AUX, []),
+    ("ocrnet/ocrnet_hr18_4xb2-40k_cityscapes-512x1024.py",
+     {"loss0": ("decode_head.0.loss_decode", 0.4), "loss1": ("decode_head.1.loss_decode", 1.0)}, []),
+    # STDCHead's boundary losses (sigmoid CE + Dice) keep theirs; the FCN auxiliary heads are searched
+    ("stdc/stdc1_4xb12-80k_cityscapes-512x1024.py",
+     {"loss": ("decode_head.loss_decode", 1.0), "aux0": ("auxiliary_head.0.loss_decode", 1.0),
+      "aux1": ("auxiliary_head.1.loss_decode", 1.0)}, ["aux2_0", "aux2_1"]),
+    ("danet/danet_r50-d8_4xb2-40k_cityscapes-512x1024.py", {"aux": ("auxiliary_head.loss_decode", 0.4)}, ["loss"]),
+    ("point_rend/pointrend_r50_4xb2-80k_cityscapes-512x1024.py", {"loss0": ("decode_head.0.loss_decode", 1.0)}, ["loss1"]),
+    ("pidnet/pidnet-s_2xb6-120k_1024x1024-cityscapes.py", "PIDHead computes its losses in PIDHead.loss_by_feat", None),
+]
+
+
+@pytest.mark.parametrize("relative, branches, kept", ZOO, ids=[z[0].split("/")[0] for z in ZOO])
+def test_mmsegmentations_own_configs_are_laid_out_as_documented(relative, branches, kept):
+    import importlib.util
+
+    from autoloss_worker.mmlab.seg_layout import segmentor_layout
+
+    path = Path(importlib.util.find_spec("mmseg").origin).parent / ".mim" / "configs" / relative
+    cfg = Config.fromfile(str(path))
+    if isinstance(branches, str):
+        with pytest.raises(SlotError, match=f"mmseg: no loss of this config can be searched.*{branches}"):
+            segmentor_layout(cfg)
+        return
+    layout = segmentor_layout(cfg)
+    assert {s.name: (s.key, s.loss_weight) for s in layout.slots} == branches and list(layout.branches) == list(branches)
+    assert sorted(k for k in layout.kept if "." not in k) == kept  # kept is keyed by name and by key
 
 
 # ----------------------------------------------------------------------------- refused

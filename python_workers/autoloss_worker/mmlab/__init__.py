@@ -10,6 +10,7 @@ self-check; what `custom_imports` names), `rewrite` (configs, proxy schedule, in
 `export` (a searched loss as a config fragment for the library's own tools/train.py),
 `shapes_data` (the generated data as COCO, cached), `det_samples` (the `det`/`ins` tasks'
 loss-rejection samples from a random Faster/Mask R-CNN; the tasks are `autoloss_worker.tasks.det`/`ins`),
-`mmseg_samples` / `mmpose_samples` (the same for the `mmseg` / `mmpose` tasks). Nothing here imports an MMLab library until a
+`mmseg_samples` / `mmpose_samples` (the same for the `mmseg` / `mmpose` tasks), `det_layout` /
+`seg_layout` (which slots of a config the `det` / `mmseg` tasks search). Nothing here imports an MMLab library until a
 module that needs it is imported, so the worker runs without them.
 """

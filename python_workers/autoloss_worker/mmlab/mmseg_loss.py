@@ -1,4 +1,5 @@
-"""`AutoLossGraph` for MMSegmentation decode heads (`decode_head.loss_decode`).
+"""`AutoLossGraph` for MMSegmentation decode and auxiliary heads (`decode_head.loss_decode`,
+`auxiliary_head.loss_decode`, `decode_head.<k>.loss_decode` of a cascade, an item of a list of losses).
 
     loss_decode=dict(type='AutoLossGraph', graph=["neg", ["mul", "y", ["log", "y_hat"]]],
                      branch_kind='dense', loss_weight=1.0, loss_name='loss_autoloss')

@@ -59,7 +59,8 @@ SLOTS_BY_TASK: dict[str, tuple[BranchSlot, ...]] = {
     "det": FASTER_RCNN,
     "ins": MASK_RCNN,
     "mmpose": (BranchSlot("loss", "head.loss", "dense", 1.0),),  # top-down heatmap heads
-    "mmseg": (BranchSlot("loss", "decode_head.loss_decode", "dense", 1.0),),  # segmentors' decode head
+    # the shipped config's decode head; the mmseg task's own slots come from its config (mmlab.seg_layout)
+    "mmseg": (BranchSlot("loss", "decode_head.loss_decode", "dense", 1.0),),
 }
 
 # What a head needs besides its loss, per branch kind: box branches see decoded boxes (i, u, e

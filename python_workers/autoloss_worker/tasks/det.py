@@ -102,7 +102,7 @@ from autoloss_worker.mmlab.det_layout import detector_layout
 from autoloss_worker.mmlab.det_records import DetRecord
 from autoloss_worker.mmlab.det_samples import record_det_samples
 from autoloss_worker.tasks.base import BOX, DENSE, Sample
-from autoloss_worker.tasks.mmlab_proxy import SHIPPED_CONFIGS, MMLabConfigTask, MMLabOptions
+from autoloss_worker.tasks.mmlab_proxy import SHIPPED_CONFIGS, MMLabConfigTask, MMLabOptions, branches_as_text, select_branches
 
 DEFAULT_CONFIG = str(SHIPPED_CONFIGS / "det_faster_rcnn_shapes.py")
 DET_METRICS = ("bbox_map", "bbox_map_50")
@@ -156,20 +156,6 @@ class DetOptions(MMLabOptions):
     branches: str = ""
 
 
-def select_branches(task: str, all_branches: Mapping[str, str], names: str) -> dict[str, str]:
-    """The sub-mapping of ``all_branches`` named in ``names`` (comma-separated, any order; "" = all),
-    in the task's order; unknown or repeated names raise ``ValueError``."""
-    if not names.strip():
-        return dict(all_branches)
-    chosen = [n.strip() for n in names.split(",") if n.strip()]
-    unknown = [n for n in chosen if n not in all_branches]
-    if unknown:
-        raise ValueError(f"{task}: option branches names {', '.join(unknown)}, not branches of the task ({', '.join(all_branches)})")
-    if len(set(chosen)) != len(chosen):
-        raise ValueError(f"{task}: option branches lists a branch twice: {names!r}")
-    return {n: k for n, k in all_branches.items() if n in chosen}
-
-
 class DetTask(MMLabConfigTask):
     name = "det"
     branches = BRANCHES  # all of them; an instance holds the ones its ``branches`` option selects
@@ -184,9 +170,7 @@ class DetTask(MMLabConfigTask):
     stackable_samples = False  # see the module docstring
 
     def __init__(self, **options: Any) -> None:
-        if isinstance(options.get("branches"), (list, tuple)):
-            options = {**options, "branches": ",".join(map(str, options["branches"]))}
-        super().__init__(**options)
+        super().__init__(**branches_as_text(options))
         layout = detector_layout(self.name, self.config, type(self).all_branches)
         self.slot_table, self.all_branches = layout.slots, layout.branches
         self._trees = {name: sigmoid_baseline(loss) for name, loss in layout.sigmoid_losses.items()}

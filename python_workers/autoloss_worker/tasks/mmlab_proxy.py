@@ -55,6 +55,27 @@ class MMLabOptions:
     data_seed: int = -1
 
 
+def branches_as_text(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` with a JSON list in ``branches`` as the comma-separated string the option is."""
+    if isinstance(options.get("branches"), (list, tuple)):
+        return {**options, "branches": ",".join(map(str, options["branches"]))}
+    return dict(options)
+
+
+def select_branches(task: str, all_branches: Mapping[str, str], names: str) -> dict[str, str]:
+    """The sub-mapping of ``all_branches`` named in ``names`` (comma-separated, any order; "" = all),
+    in the task's order; unknown or repeated names raise ``ValueError``."""
+    if not names.strip():
+        return dict(all_branches)
+    chosen = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = [n for n in chosen if n not in all_branches]
+    if unknown:
+        raise ValueError(f"{task}: option branches names {', '.join(unknown)}, not branches of the task ({', '.join(all_branches)})")
+    if len(set(chosen)) != len(chosen):
+        raise ValueError(f"{task}: option branches lists a branch twice: {names!r}")
+    return {n: k for n, k in all_branches.items() if n in chosen}
+
+
 def build_config_model(config: Any, seed: int, library: str) -> Any:
     """The config's model (with its own losses) from ``library``'s registry ("mmseg", "mmpose"),
     initialised from ``seed`` without touching the global RNG."""

@@ -14,6 +14,7 @@ Runner trains in this process (``train_proxy``), and the config's own evaluator 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import importlib
 import sys
@@ -53,6 +54,32 @@ class MMLabOptions:
     # data (the shipped ones), the same data set drawn from that seed instead; the search's held-out
     # trainings set it, so the final choice is judged on images the search never saw.
     data_seed: int = -1
+
+
+# A config may declare the proxy schedule it needs (`autoloss_proxy = dict(iterations=450)`): a
+# one-stage detector's sigmoid head learns later than a two-stage one, so the task-wide default
+# would score every loss 0. Only these keys, positive integers.
+PROXY_DEFAULTS_KEY = "autoloss_proxy"
+PROXY_DEFAULT_FIELDS = ("iterations", "warmup_iters")
+
+
+def config_proxy_defaults(cfg: Any, path: str) -> dict[str, int]:
+    """The proxy-schedule defaults ``cfg`` declares under ``autoloss_proxy`` ({} when none);
+    ValueError naming the file and the key for anything else."""
+    declared = cfg.get(PROXY_DEFAULTS_KEY)
+    if declared is None:
+        return {}
+    if not isinstance(declared, Mapping):
+        raise ValueError(f"{path}: {PROXY_DEFAULTS_KEY} must be a dict such as dict(iterations=450), got {declared!r}")
+    unknown = sorted(set(declared) - set(PROXY_DEFAULT_FIELDS))
+    if unknown:
+        raise ValueError(f"{path}: {PROXY_DEFAULTS_KEY} has unknown key(s) {', '.join(unknown)} "
+                         f"(known: {', '.join(PROXY_DEFAULT_FIELDS)})")
+    for key, value in declared.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < (1 if key == "iterations" else 0):
+            raise ValueError(f"{path}: {PROXY_DEFAULTS_KEY}.{key} must be a "
+                             f"{'positive' if key == 'iterations' else 'non-negative'} integer, got {value!r}")
+    return dict(declared)
 
 
 def branches_as_text(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -133,6 +160,10 @@ class MMLabConfigTask(Task):
         self.options = parse_options(self.options_class, options)
         if not Path(self.options.config).is_file():
             raise ValueError(f"{self.name}: config file '{self.options.config}' does not exist")
+        # The config's own proxy schedule, where it declares one, replaces the task's defaults;
+        # options given explicitly still win.
+        declared = config_proxy_defaults(self.config, self.options.config)
+        self.options = dataclasses.replace(self.options, **{k: v for k, v in declared.items() if k not in options})
         self._samples: dict[tuple[int, int], list[Sample]] = {}
 
     @functools.cached_property

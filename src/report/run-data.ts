@@ -12,16 +12,10 @@ import { join } from "node:path"
 import Database from "better-sqlite3"
 import { BASE_VERSION, type CandidateStatus, DB_FILE, SCHEMA_VERSION } from "../store/schema.ts"
 import { holdoutFromRow, rungFromRow, selectionFromRow, type StoredHoldout, type StoredRung, type StoredSelection } from "../store/Store.ts"
+import type { CandidateIdentity } from "../store/types.ts"
 import type { RunConfig } from "../search/run-config.ts"
 
-export interface CandidateRecord {
-  readonly id: number
-  readonly text: string
-  readonly wire: unknown
-  readonly hash: string
-  readonly parentId: number | null
-  /** `"random"` or the per-branch changes of `offspring` (see `src/graph/mutate.ts`). */
-  readonly how: unknown
+export interface CandidateRecord extends CandidateIdentity {
   readonly status: CandidateStatus
   /** Wall clock (ms since the epoch) when the engine proposed it. */
   readonly proposedAt: number

@@ -5,14 +5,19 @@ import type { Cell, CellResult, Plan, SelectionSettings } from "../results/selec
 import type { CandidateStatus } from "./schema.ts"
 import type { StoreError } from "./StoreError.ts"
 
-export interface ProposalRow {
+/** What names a candidate and where it came from: every row about one carries these. */
+export interface CandidateIdentity {
   readonly id: number
   readonly text: string
   /** The graph's wire form (protocol v1), from which the graph is rebuilt exactly. */
   readonly wire: unknown
   readonly hash: string
   readonly parentId: number | null
+  /** `"random"` or the per-branch changes of `offspring` (see `src/graph/mutate.ts`). */
   readonly how: unknown
+}
+
+export interface ProposalRow extends CandidateIdentity {
   readonly proposedAt: number
   /** The earlier candidate with the same structural hash whose verdict this one reuses. */
   readonly duplicateOf: number | null
@@ -68,13 +73,7 @@ export interface PopulationEntry {
 }
 
 /** A candidate row as stored (JSON columns decoded). */
-export interface CandidateRow {
-  readonly id: number
-  readonly text: string
-  readonly wire: unknown
-  readonly hash: string
-  readonly parentId: number | null
-  readonly how: unknown
+export interface CandidateRow extends CandidateIdentity {
   readonly status: CandidateStatus
   readonly duplicateOf: number | null
   readonly staticBranch: string | null

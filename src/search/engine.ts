@@ -31,21 +31,25 @@
  * Replay costs only proposal generation (fast next to any screening).
  *
  * Every decision above (branch owners, reuse, counters, cursors, the verdict records, the best
- * outcome) is made by the pure `EngineLedger` (`ledger.ts`, unit-tested without fibers); this file
- * keeps the fibers, Deferreds, and the store, evaluator and scheduler calls.
+ * outcome) is made by the pure `EngineLedger` (`ledger.ts`, unit-tested without fibers). The jobs
+ * forked per candidate (screen, train, reuse) are in `engine-stages.ts`, the state the fibers share
+ * in `engine-run.ts`; this file keeps the driver, the only place that calls the scheduler or
+ * commits decisions.
  */
-import { Clock, Data, Deferred, Effect, type Scope } from "effect"
+import { Clock, Deferred, Effect, type Scope } from "effect"
 import { hashLoss } from "../graph/canonical.ts"
 import { printLoss } from "../graph/syntax.ts"
 import type { LossGraph } from "../graph/types.ts"
 import { toWire } from "../graph/wire.ts"
-import { type Checkpoint, type Counters, Store, stableJson } from "../store/Store.ts"
+import { type Checkpoint, Store, stableJson } from "../store/Store.ts"
 import { StoreError } from "../store/StoreError.ts"
+import { EngineError, type EngineRun, type Live, liveOf, type SearchError, type Trained } from "./engine-run.ts"
+import { reuseStage, screenStage, trainStage } from "./engine-stages.ts"
 import { DEFAULT_EQUIVALENCE_MODE, type EquivalenceMode } from "./equivalence.ts"
-import { type BranchScreen, type Candidate, Evaluator, type EvaluatorError } from "./evaluator.ts"
-import { FULL_FIDELITY, type Fidelity, fidelityProblem, ladderOf, type RungFidelity, rungIterations } from "./fidelity.ts"
-import { type Best, EngineLedger, type Job, type LadderState, ownedBranches, type Planned, type Reuse, type Screened, type SearchCounters } from "./ledger.ts"
-import { type Outcome, type Scheduler, WAIT, WORST_SCORE } from "./scheduler.ts"
+import { type BranchScreen, type Candidate, Evaluator } from "./evaluator.ts"
+import { FULL_FIDELITY, type Fidelity, fidelityProblem, ladderOf, rungIterations } from "./fidelity.ts"
+import { type Best, EngineLedger, type Job, type LadderState, type Screened, type SearchCounters } from "./ledger.ts"
+import { type Scheduler, WAIT } from "./scheduler.ts"
 import { DEPENDENCE_ROLES, type DependenceRoles } from "./static-check.ts"
 
 export interface EngineConfig {
@@ -78,27 +82,7 @@ export const DEFAULT_ENGINE_CONFIG: EngineConfig = {
   maxCandidates: null
 }
 
-export class EngineError extends Data.TaggedError("EngineError")<{
-  readonly reason: "config" | "deadlock" | "scheduler" | "replay"
-  readonly detail: string
-  readonly cause?: unknown
-}> {
-  override get message(): string {
-    switch (this.reason) {
-      case "config":
-        return `bad engine configuration: ${this.detail}`
-      case "deadlock":
-        return `the scheduler waits but nothing is in flight: ${this.detail}`
-      case "scheduler":
-        return `the scheduler failed: ${this.detail}`
-      case "replay":
-        return `replay needs what the stored run never computed: ${this.detail}`
-    }
-  }
-}
-
-export type SearchError = EngineError | EvaluatorError | StoreError
-
+export { EngineError, type SearchError } from "./engine-run.ts"
 export type { SearchCounters } from "./ledger.ts"
 
 export interface SearchResult {
@@ -117,27 +101,6 @@ export interface SearchOptions {
   /** Stored with the run and compared on resume: everything that shapes the run (task, seed, options). */
   readonly run?: unknown
   readonly roles?: Readonly<Record<string, DependenceRoles>>
-}
-
-interface Trained {
-  readonly score: number
-  readonly invalid: boolean
-  readonly reused: Outcome["reused"]
-  readonly reusedFrom: number | null
-}
-
-interface Live {
-  readonly candidate: Candidate
-  readonly planned: Planned
-  /** The stored run finished without needing this verdict; replaying it must not need it either. */
-  readonly abandoned: boolean
-  /** The branch verdicts of this candidate's own screening job (branches it owns). */
-  readonly owned: Deferred.Deferred<Readonly<Record<string, BranchScreen>>, SearchError>
-  readonly screened: Deferred.Deferred<Screened, SearchError>
-  /** Its rung-0 (with full fidelity: its only) training, or the score it reuses. */
-  trained?: Deferred.Deferred<Trained, SearchError>
-  /** Promoted trainings by rung (asha fidelity). */
-  readonly promoted: Map<number, Deferred.Deferred<Trained, SearchError>>
 }
 
 const checkConfig = (c: EngineConfig): Effect.Effect<EngineConfig, EngineError> => {
@@ -180,16 +143,156 @@ const storedEngineConfig = (c: EngineConfig): unknown => {
 const call = <A>(what: string, f: () => A): Effect.Effect<A, EngineError> =>
   Effect.try({ try: f, catch: (cause) => new EngineError({ reason: "scheduler", detail: `${what}: ${String(cause)}`, cause }) })
 
-/**
- * Runs (or resumes) the search of `scheduler` in the store provided as `Store`, evaluating through
- * `Evaluator`. Interrupting the returned effect interrupts every job; run it again to resume.
- */
-export const runSearch = (
-  scheduler: Scheduler,
-  options: SearchOptions = {}
-): Effect.Effect<SearchResult, SearchError, Store | Evaluator> =>
+// ---- the driver: the only place that calls the scheduler or commits decisions ----
+
+/** Asks the scheduler for the next proposal, stores it, and forks its screening; false: the scheduler waits. */
+const propose = (r: EngineRun, scope: Scope.Scope): Effect.Effect<boolean, SearchError> =>
   Effect.gen(function* () {
-    const config = yield* checkConfig({ ...DEFAULT_ENGINE_CONFIG, ...options.config })
+    const id = r.ledger.nextId
+    const p = yield* call(`propose(${id})`, () => r.scheduler.propose({ id }))
+    if (p === WAIT) return false
+    const graph: LossGraph = p.graph
+    const candidate: Candidate = { id, graph, hash: hashLoss(graph), text: printLoss(graph) }
+    const planned = r.ledger.propose(graph, candidate.hash)
+    const { stored } = yield* r.store.putProposal({
+      id,
+      text: candidate.text,
+      wire: toWire(graph),
+      hash: candidate.hash,
+      parentId: p.provenance.parentId,
+      how: p.provenance.how,
+      proposedAt: yield* Clock.currentTimeMillis,
+      duplicateOf: planned.duplicateOf
+    })
+    const l: Live = {
+      candidate,
+      planned,
+      abandoned: stored === "abandoned",
+      owned: yield* Deferred.make<Readonly<Record<string, BranchScreen>>, SearchError>(),
+      screened: yield* Deferred.make<Screened, SearchError>(),
+      promoted: new Map()
+    }
+    r.live.set(id, l)
+    yield* Effect.forkIn(Deferred.complete(l.screened, screenStage(r, l)), scope)
+    return true
+  })
+
+/** Delivers the next verdict (proposal order) to the scheduler, commits it, and forks the admitted one's training or reuse. */
+const deliverVerdict = (r: EngineRun, scope: Scope.Scope): Effect.Effect<void, SearchError> =>
+  Effect.gen(function* () {
+    const l = liveOf(r, r.ledger.nextVerdictId())
+    const c = l.candidate
+    const s = yield* Deferred.await(l.screened)
+    const admitted = yield* call(`admit(${c.id})`, () => r.scheduler.admit({ id: c.id, graph: c.graph, verdict: s.verdict }))
+    const d = r.ledger.deliverVerdict(s, admitted)
+    if (!d.ok) return yield* new EngineError({ reason: "scheduler", detail: d.detail })
+    yield* r.store.commitVerdict(d.update, r.ledger.storedCounters())
+    if (d.admitted) {
+      const trained = yield* Deferred.make<Trained, SearchError>()
+      l.trained = trained
+      yield* Effect.forkIn(Deferred.complete(trained, d.reuse === null ? trainStage(r, l, 0) : reuseStage(r, d.reuse)), scope)
+    }
+  })
+
+/** Forks the training of a promotion the ledger decided (asha), into the candidate's `promoted`. */
+const startPromotion = (r: EngineRun, job: Job, scope: Scope.Scope): Effect.Effect<void> =>
+  Effect.gen(function* () {
+    const l = liveOf(r, job.id)
+    const trained = yield* Deferred.make<Trained, SearchError>()
+    l.promoted.set(job.rung, trained)
+    yield* Effect.forkIn(Deferred.complete(trained, trainStage(r, l, job.rung)), scope)
+  })
+
+/** The Deferred of `l`'s training at `rung` (its admission's at rung 0, a promotion's above). */
+const trainingOf = (l: Live, rung: number): Deferred.Deferred<Trained, SearchError> => {
+  const trained = rung === 0 ? l.trained : l.promoted.get(rung)
+  if (trained === undefined) throw new Error(`engine invariant: candidate ${l.candidate.id} has no training at rung ${rung}`)
+  return trained
+}
+
+/** Delivers the next training job: an admission's outcome (observed, committed with the checkpoint) or a promotion's result. */
+const deliverOutcome = (r: EngineRun, scope: Scope.Scope): Effect.Effect<void, SearchError> =>
+  Effect.gen(function* () {
+    const job = r.ledger.nextOutcome()
+    const l = liveOf(r, job.id)
+    const c = l.candidate
+    const t = yield* Deferred.await(trainingOf(l, job.rung))
+    if (job.rung === 0) {
+      yield* call(`observe(${c.id})`, () =>
+        r.scheduler.observe({ id: c.id, graph: c.graph, score: t.score, invalid: t.invalid, reused: t.reused })
+      )
+    }
+    const { promotions } = r.ledger.deliverOutcome({ score: t.score, invalid: t.invalid, reused: t.reused !== "no" }, c.text)
+    for (const p of promotions) yield* startPromotion(r, p, scope)
+    if (job.rung === 0) yield* commitOutcome(r, c, t)
+  })
+
+/**
+ * A resume replays the run from the start: when it reaches the stored checkpoint, the scheduler
+ * must be where it was then, or the code or the seed changed.
+ */
+const replayDivergence = (prior: Checkpoint | undefined, checkpoint: Checkpoint): StoreError | undefined => {
+  if (prior === undefined || prior.observations !== checkpoint.observations) return undefined
+  if (stableJson(prior.scheduler) === stableJson(checkpoint.scheduler)) return undefined
+  return new StoreError({
+    reason: "diverged",
+    detail: `the scheduler state after ${checkpoint.observations} outcomes differs from the stored checkpoint`
+  })
+}
+
+/** Commits an observed outcome with the scheduler checkpoint, in one transaction (what resume restarts from). */
+const commitOutcome = (r: EngineRun, c: Candidate, t: Trained): Effect.Effect<void, StoreError> =>
+  Effect.gen(function* () {
+    const checkpoint: Checkpoint = { observations: r.ledger.counters.observed, scheduler: r.scheduler.snapshot(), engine: r.ledger.engineState() }
+    const diverged = replayDivergence(r.prior, checkpoint)
+    if (diverged !== undefined) return yield* diverged
+    yield* r.store.commitOutcome(
+      { id: c.id, score: t.score, reusedFrom: t.reusedFrom, reuseKind: t.reused === "no" ? null : t.reused },
+      checkpoint,
+      r.scheduler.population(),
+      r.ledger.storedCounters()
+    )
+  })
+
+/** The delivery schedule (see the header): counts, never timing, decide when verdicts and outcomes are delivered. */
+const loop = (r: EngineRun, scope: Scope.Scope): Effect.Effect<void, SearchError> =>
+  Effect.gen(function* () {
+    const { config, ledger } = r
+    for (;;) {
+      while (ledger.screensPending() >= config.screenWindow && !ledger.budgetSpent()) yield* deliverVerdict(r, scope)
+      if (ledger.budgetSpent()) break
+      while (ledger.outcomesPending() > config.trainLag) yield* deliverOutcome(r, scope)
+      if (config.maxCandidates !== null && ledger.nextId >= config.maxCandidates) break
+      if (yield* propose(r, scope)) continue
+      if (ledger.screensPending() > 0) yield* deliverVerdict(r, scope)
+      else if (ledger.outcomesPending() > 0) yield* deliverOutcome(r, scope)
+      else {
+        return yield* new EngineError({
+          reason: "deadlock",
+          detail: `${r.scheduler.name} returned WAIT at proposal ${ledger.nextId} with no verdict or outcome pending`
+        })
+      }
+    }
+    // Budget spent or proposals capped: finish what was admitted; unneeded verdicts are dropped.
+    while (ledger.screensPending() > 0 && !ledger.budgetSpent()) yield* deliverVerdict(r, scope)
+    while (ledger.outcomesPending() > 0) yield* deliverOutcome(r, scope)
+  })
+
+// ---- setup ----
+
+/** The fidelity of each rung's trainings with asha; undefined at every rung with full fidelity (the task's own proxy). */
+const rungFidelities = (ledger: EngineLedger, proxyIterations: number | null | undefined): EngineRun["fidelityOf"] => {
+  const iterations = ledger.ladder.top === 0 ? null : rungIterations(ledger.ladder, proxyIterations!)
+  return (rung) => iterations === null ? undefined : { rung, iterations: iterations[rung]!, of: iterations[iterations.length - 1]! }
+}
+
+/** Opens (or reopens, to resume) the run in the store and builds the state its fibers share. */
+const startRun = (
+  scheduler: Scheduler,
+  options: SearchOptions,
+  config: EngineConfig
+): Effect.Effect<{ readonly run: EngineRun; readonly resumed: boolean }, StoreError, Store | Evaluator> =>
+  Effect.gen(function* () {
     const store = yield* Store
     const evaluator = yield* Evaluator
     const { resumed } = yield* store.openRun({ scheduler: scheduler.name, flags: scheduler.flags, engine: storedEngineConfig(config), run: options.run ?? null })
@@ -201,214 +304,30 @@ export const runSearch = (
       roles: options.roles ?? DEPENDENCE_ROLES,
       fidelity: config.fidelity ?? FULL_FIDELITY
     })
-    /** Iterations per rung (asha); null: every training is the full proxy, as the task defines it. */
-    const iterations = ledger.ladder.top === 0 ? null : rungIterations(ledger.ladder, config.proxyIterations!)
-    const fidelityOf = (rung: number): RungFidelity | undefined =>
-      iterations === null ? undefined : { rung, iterations: iterations[rung]!, of: iterations[iterations.length - 1]! }
-    const calls = { screen: 0, train: 0 }
-    const live = new Map<number, Live>()
+    const fidelityOf = rungFidelities(ledger, config.proxyIterations)
+    const run: EngineRun = { config, scheduler, store, evaluator, ledger, prior, trainSlots, fidelityOf, live: new Map(), calls: { screen: 0, train: 0 } }
+    return { run, resumed }
+  })
 
-    const liveOf = (id: number): Live => {
-      const l = live.get(id)
-      if (l === undefined) throw new Error(`engine invariant: candidate ${id} is not live`)
-      return l
-    }
-    const timed = <A, E, R>(eff: Effect.Effect<A, E, R>) =>
-      Effect.gen(function* () {
-        const start = yield* Clock.currentTimeMillis
-        const value = yield* eff
-        return { value, elapsedMs: (yield* Clock.currentTimeMillis) - start }
-      })
-    const storedCounters = (): Counters => ledger.storedCounters()
-
-    // ---- stages run in their own fibers; results go through the candidate's Deferreds ----
-
-    /** Runs (or reads back) the screening job for the branches `l` owns. */
-    const ownStage = (l: Live): Effect.Effect<Readonly<Record<string, BranchScreen>>, SearchError> =>
-      Effect.gen(function* () {
-        const c = l.candidate
-        const mine = ownedBranches(l.planned)
-        if (mine.length === 0) return {}
-        let stored = yield* store.screenResult(c.id)
-        if (stored === undefined && l.abandoned) {
-          // Replaying a finished run re-proposes what it abandoned; screening it would be wasted.
-          return yield* new EngineError({ reason: "replay", detail: `candidate ${c.id} was abandoned when the run finished` })
-        }
-        if (stored === undefined) {
-          calls.screen++
-          const { value, elapsedMs } = yield* timed(evaluator.screen(c, mine))
-          stored = { result: value, elapsedMs }
-          yield* store.putScreenResult(c.id, stored)
-        }
-        const results = stored.result.branches
-        const missing = mine.filter((name) => results[name] === undefined)
-        if (missing.length > 0) {
-          return yield* new EngineError({
-            reason: "replay",
-            detail: `the screening result of candidate ${c.id} lacks branch(es) ${missing.join(", ")}`
-          })
-        }
-        return results
-      })
-
-    /** Awaits the jobs that screen `l`'s branches (its own and earlier owners'), then judges. */
-    const screenStage = (l: Live): Effect.Effect<Screened, SearchError> =>
-      Effect.gen(function* () {
-        yield* Deferred.complete(l.owned, ownStage(l))
-        const results: Record<string, BranchScreen> = {}
-        for (const p of l.planned.plan) {
-          if ("owner" in p) results[p.name] = (yield* Deferred.await(liveOf(p.owner).owned))[p.name]!
-        }
-        return ledger.screened(l.planned, results)
-      })
-
-    /** Trains `l` at `rung` (or reads the stored result back); rung > 0 continues the rung below. */
-    const trainStage = (l: Live, rung: number): Effect.Effect<Trained, SearchError> =>
-      Effect.gen(function* () {
-        const c = l.candidate
-        const fidelity = fidelityOf(rung)
-        let stored = rung === 0 ? yield* store.trainResult(c.id) : yield* store.rungResult(c.id, rung)
-        if (stored === undefined) {
-          calls.train++
-          const { value, elapsedMs } = yield* trainSlots.withPermits(1)(timed(evaluator.train(c, fidelity)))
-          stored = { result: value, elapsedMs }
-          if (rung === 0) yield* store.putTrainResult(c.id, stored)
-          else yield* store.putRungResult(c.id, rung, fidelity!.iterations, stored)
-        }
-        const r = stored.result
-        const invalid = r.invalid || !Number.isFinite(r.target)
-        return { score: invalid ? WORST_SCORE : r.target, invalid, reused: "no", reusedFrom: null }
-      })
-
-    const reuseStage = ({ from, kind }: Reuse): Effect.Effect<Trained, SearchError> =>
-      Effect.gen(function* () {
-        const source = liveOf(from).trained
-        if (source === undefined) throw new Error(`engine invariant: reuse source ${from} was never admitted`)
-        const t = yield* Deferred.await(source)
-        return { score: t.score, invalid: t.invalid, reused: kind, reusedFrom: from }
-      })
-
-    // ---- the driver: the only place that calls the scheduler or commits decisions ----
-
-    const propose = (scope: Scope.Scope) =>
-      Effect.gen(function* () {
-        const id = ledger.nextId
-        const p = yield* call(`propose(${id})`, () => scheduler.propose({ id }))
-        if (p === WAIT) return false
-        const graph: LossGraph = p.graph
-        const candidate: Candidate = { id, graph, hash: hashLoss(graph), text: printLoss(graph) }
-        const planned = ledger.propose(graph, candidate.hash)
-        const { stored } = yield* store.putProposal({
-          id,
-          text: candidate.text,
-          wire: toWire(graph),
-          hash: candidate.hash,
-          parentId: p.provenance.parentId,
-          how: p.provenance.how,
-          proposedAt: yield* Clock.currentTimeMillis,
-          duplicateOf: planned.duplicateOf
-        })
-        const l: Live = {
-          candidate,
-          planned,
-          abandoned: stored === "abandoned",
-          owned: yield* Deferred.make<Readonly<Record<string, BranchScreen>>, SearchError>(),
-          screened: yield* Deferred.make<Screened, SearchError>(),
-          promoted: new Map()
-        }
-        live.set(id, l)
-        yield* Effect.forkIn(Deferred.complete(l.screened, screenStage(l)), scope)
-        return true
-      })
-
-    const deliverVerdict = (scope: Scope.Scope) =>
-      Effect.gen(function* () {
-        const l = liveOf(ledger.nextVerdictId())
-        const c = l.candidate
-        const s = yield* Deferred.await(l.screened)
-        const admitted = yield* call(`admit(${c.id})`, () => scheduler.admit({ id: c.id, graph: c.graph, verdict: s.verdict }))
-        const d = ledger.deliverVerdict(s, admitted)
-        if (!d.ok) return yield* new EngineError({ reason: "scheduler", detail: d.detail })
-        yield* store.commitVerdict(d.update, storedCounters())
-        if (d.admitted) {
-          const trained = yield* Deferred.make<Trained, SearchError>()
-          l.trained = trained
-          yield* Effect.forkIn(Deferred.complete(trained, d.reuse === null ? trainStage(l, 0) : reuseStage(d.reuse)), scope)
-        }
-      })
-
-    const startPromotion = (job: Job, scope: Scope.Scope) =>
-      Effect.gen(function* () {
-        const l = liveOf(job.id)
-        const trained = yield* Deferred.make<Trained, SearchError>()
-        l.promoted.set(job.rung, trained)
-        yield* Effect.forkIn(Deferred.complete(trained, trainStage(l, job.rung)), scope)
-      })
-
-    /** Delivers the next training job: an admission's outcome (observed, committed with the checkpoint) or a promotion's result. */
-    const deliverOutcome = (scope: Scope.Scope) =>
-      Effect.gen(function* () {
-        const job = ledger.nextOutcome()
-        const l = liveOf(job.id)
-        const c = l.candidate
-        const trained = job.rung === 0 ? l.trained : l.promoted.get(job.rung)
-        if (trained === undefined) throw new Error(`engine invariant: candidate ${c.id} has no training at rung ${job.rung}`)
-        const t = yield* Deferred.await(trained)
-        if (job.rung === 0) {
-          yield* call(`observe(${c.id})`, () =>
-            scheduler.observe({ id: c.id, graph: c.graph, score: t.score, invalid: t.invalid, reused: t.reused })
-          )
-        }
-        const { promotions } = ledger.deliverOutcome({ score: t.score, invalid: t.invalid, reused: t.reused !== "no" }, c.text)
-        for (const p of promotions) yield* startPromotion(p, scope)
-        if (job.rung > 0) return
-        const checkpoint: Checkpoint = { observations: ledger.counters.observed, scheduler: scheduler.snapshot(), engine: ledger.engineState() }
-        if (prior !== undefined && prior.observations === checkpoint.observations) {
-          if (stableJson(prior.scheduler) !== stableJson(checkpoint.scheduler)) {
-            return yield* new StoreError({
-              reason: "diverged",
-              detail: `the scheduler state after ${checkpoint.observations} outcomes differs from the stored checkpoint`
-            })
-          }
-        }
-        yield* store.commitOutcome(
-          { id: c.id, score: t.score, reusedFrom: t.reusedFrom, reuseKind: t.reused === "no" ? null : t.reused },
-          checkpoint,
-          scheduler.population(),
-          storedCounters()
-        )
-      })
-
-    const loop = (scope: Scope.Scope) =>
-      Effect.gen(function* () {
-        for (;;) {
-          while (ledger.screensPending() >= config.screenWindow && !ledger.budgetSpent()) yield* deliverVerdict(scope)
-          if (ledger.budgetSpent()) break
-          while (ledger.outcomesPending() > config.trainLag) yield* deliverOutcome(scope)
-          if (config.maxCandidates !== null && ledger.nextId >= config.maxCandidates) break
-          if (yield* propose(scope)) continue
-          if (ledger.screensPending() > 0) yield* deliverVerdict(scope)
-          else if (ledger.outcomesPending() > 0) yield* deliverOutcome(scope)
-          else {
-            return yield* new EngineError({
-              reason: "deadlock",
-              detail: `${scheduler.name} returned WAIT at proposal ${ledger.nextId} with no verdict or outcome pending`
-            })
-          }
-        }
-        // Budget spent or proposals capped: finish what was admitted; unneeded verdicts are dropped.
-        while (ledger.screensPending() > 0 && !ledger.budgetSpent()) yield* deliverVerdict(scope)
-        while (ledger.outcomesPending() > 0) yield* deliverOutcome(scope)
-      })
-
-    yield* Effect.scoped(Effect.flatMap(Effect.scope, loop))
-    yield* store.markAbandoned(ledger.nextVerdictId(), storedCounters())
-    const ladder = ledger.ladderState()
+/**
+ * Runs (or resumes) the search of `scheduler` in the store provided as `Store`, evaluating through
+ * `Evaluator`. Interrupting the returned effect interrupts every job; run it again to resume.
+ */
+export const runSearch = (
+  scheduler: Scheduler,
+  options: SearchOptions = {}
+): Effect.Effect<SearchResult, SearchError, Store | Evaluator> =>
+  Effect.gen(function* () {
+    const config = yield* checkConfig({ ...DEFAULT_ENGINE_CONFIG, ...options.config })
+    const { run, resumed } = yield* startRun(scheduler, options, config)
+    yield* Effect.scoped(Effect.flatMap(Effect.scope, (scope) => loop(run, scope)))
+    yield* run.store.markAbandoned(run.ledger.nextVerdictId(), run.ledger.storedCounters())
+    const ladder = run.ledger.ladderState()
     return {
-      counters: { ...ledger.counters },
-      best: ledger.best,
+      counters: { ...run.ledger.counters },
+      best: run.ledger.best,
       ...(ladder === null ? {} : { ladder }),
       resumed,
-      evaluatorCalls: { ...calls }
+      evaluatorCalls: { ...run.calls }
     } satisfies SearchResult
   })

@@ -1,7 +1,8 @@
-"""python -m autoloss_worker.pretrain [--config CFG ...] [--quiet]
+"""python -m autoloss_worker.pretrain [--config CFG ...] [--native TASK ...] [--quiet]
 
 Builds (or finds in the cache) the shapes-pretrained checkpoint of each config's backbone and
-prints `<config>: <checkpoint path>` per config. Without --config: every shipped MMLab config
+prints `<config>: <checkpoint path>` per config; `--native seg|pose` does the same for a native
+task's encoder (its option `pretrained=true`). Without --config and --native: every shipped MMLab config and both native encoders
 (det's Faster R-CNN, RetinaNet and Cascade R-CNN configs and ins share one backbone, so one checkpoint). The library whose registry builds the
 backbone is the config's `default_scope`. A config of your own works too: set its backbone's
 `init_cfg=dict(type='Pretrained', checkpoint=<printed path>)` to start from these weights.
@@ -15,6 +16,7 @@ from pathlib import Path
 SHIPPED = ("det_faster_rcnn_shapes.py", "det_retinanet_shapes.py", "det_cascade_rcnn_shapes.py", "ins_mask_rcnn_shapes.py",
            "seg_mmseg_shapes.py", "pose_topdown_shapes.py")
 LIBRARIES = ("mmdet", "mmseg", "mmpose")
+NATIVE = ("seg", "pose")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,15 +24,34 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", action="append", default=[], metavar="CFG",
                         help="an MMLab 1.x config (repeatable; default: the shipped configs)")
+    parser.add_argument("--native", action="append", default=[], choices=NATIVE,
+                        help="a native task's encoder, at the task's default width (repeatable)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     args = parser.parse_args(argv)
 
+    from autoloss_worker.pretrain import ensure_checkpoint
+
+    everything = not args.config and not args.native
+    for task in NATIVE if everything else args.native:
+        print(f"native {task}: {ensure_checkpoint(_native_spec(task), quiet=args.quiet)}", flush=True)
+    if not args.config and not everything:
+        return 0
+    return _configs(args.config or [], args.quiet)
+
+
+def _native_spec(task: str):
+    from autoloss_worker.tasks import get_task
+
+    return get_task(task).encoder_spec()
+
+
+def _configs(given: list[str], quiet: bool) -> int:
     from mmengine.config import Config
 
     from autoloss_worker.pretrain import ensure_checkpoint, pretrained_spec
     from autoloss_worker.tasks.mmlab_proxy import SHIPPED_CONFIGS
 
-    configs = args.config or [str(SHIPPED_CONFIGS / name) for name in SHIPPED]
+    configs = given or [str(SHIPPED_CONFIGS / name) for name in SHIPPED]
     for config in configs:
         if not Path(config).is_file():
             print(f"pretrain: config file '{config}' does not exist", file=sys.stderr)
@@ -46,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"pretrain: {config}: needs default_scope in {', '.join(LIBRARIES)} and a model.backbone "
                   f"(default_scope {library!r})", file=sys.stderr)
             return 2
-        print(f"{config}: {ensure_checkpoint(pretrained_spec(cfg, library), quiet=args.quiet)}", flush=True)
+        print(f"{config}: {ensure_checkpoint(pretrained_spec(cfg, library), quiet=quiet)}", flush=True)
     return 0
 
 

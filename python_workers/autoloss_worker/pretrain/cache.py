@@ -23,10 +23,10 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from autoloss_worker.mmlab.branch import plain
 from autoloss_worker.pretrain.data import Normalisation
@@ -42,12 +42,24 @@ def cache_dir() -> Path:
     return Path(os.environ.get("AUTOLOSS_PRETRAIN_CACHE", default))
 
 
-def code_version() -> str:
+def code_version(modules: tuple[str, ...] = CODE_MODULES) -> str:
     digest = hashlib.sha256()
-    for name in CODE_MODULES:
+    for name in modules:
         module = importlib.import_module(name)
         digest.update(Path(module.__file__).read_bytes())  # type: ignore[arg-type]
     return digest.hexdigest()[:16]
+
+
+class Buildable(Protocol):
+    """What the cache needs of a checkpoint's description: ``Spec`` (an MMLab backbone) and
+    ``pretrain.native.NativeSpec`` (a native task's encoder)."""
+
+    recipe: Recipe
+
+    def name(self) -> str: ...
+    def to_json(self) -> dict[str, Any]: ...
+    def label(self) -> str: ...
+    def train(self, progress: Callable[[float], None] | None) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -86,12 +98,20 @@ class Spec:
         kind = str(self.backbone.get("type", "backbone")).replace("/", "_").replace(".", "_")
         return f"{self.library}-{kind}-{digest}"
 
+    def label(self) -> str:
+        return f"{self.library} {self.backbone.get('type')} backbone"
+
+    def train(self, progress: Callable[[float], None] | None) -> dict[str, Any]:
+        from autoloss_worker.pretrain.train import pretrain_backbone
+
+        return pretrain_backbone(self.library, self.backbone, self.norm, self.recipe, progress)
+
 
 def checkpoint_path(name: str) -> Path:
     return cache_dir() / f"{name}.pth"
 
 
-def write_spec(spec: Spec) -> str:
+def write_spec(spec: Buildable) -> str:
     """Record ``spec`` beside where its checkpoint goes (a loader in another process builds from
     it); returns the checkpoint's name. Cheap: no training."""
     name = spec.name()
@@ -122,7 +142,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
             os.unlink(tmp)
 
 
-def ensure_checkpoint(spec: Spec, *, quiet: bool = False) -> Path:
+def ensure_checkpoint(spec: Buildable, *, quiet: bool = False) -> Path:
     """The checkpoint of ``spec``, trained now (one line on stderr) unless cached."""
     name = write_spec(spec)
     path = checkpoint_path(name)
@@ -170,21 +190,18 @@ class _ProgressLine:
               f"{time.monotonic() - self.start:.0f} s)", file=sys.stderr, flush=True)
 
 
-def _build(spec: Spec, path: Path, quiet: bool) -> None:
+def _build(spec: Buildable, path: Path, quiet: bool) -> None:
     import io
 
     import torch
 
-    from autoloss_worker.pretrain.train import pretrain_backbone
-
     r = spec.recipe
     start = time.monotonic()
     if not quiet:
-        print(f"autoloss: pretraining the {spec.library} {spec.backbone.get('type')} backbone on generated shapes "
+        print(f"autoloss: pretraining the {spec.label()} on generated shapes "
               f"({r.iterations} iterations, once; cached as {path}) ...", file=sys.stderr, flush=True)
     with _mmengine_warnings_only():
-        state = pretrain_backbone(spec.library, spec.backbone, spec.norm, r,
-                                  progress=None if quiet else _ProgressLine(start, r.iterations))
+        state = spec.train(None if quiet else _ProgressLine(start, r.iterations))
     buffer = io.BytesIO()
     torch.save(state, buffer)
     _atomic_write(path, buffer.getvalue())

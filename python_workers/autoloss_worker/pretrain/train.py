@@ -60,14 +60,25 @@ def pretrain_backbone(library: str, backbone: Mapping[str, Any], norm: Normalisa
                       progress: Callable[[float], None] | None = None) -> dict[str, Tensor]:
     """The backbone's state_dict after ``recipe`` (see the module docstring)."""
     images, labels = pretraining_data(recipe, norm)
+    net = train_dense(lambda: build_backbone(library, backbone), lambda net, x: _levels(net(x)), images, labels,
+                      recipe, progress)
+    return {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+
+def train_dense(build: Callable[[], nn.Module], levels: Callable[[nn.Module, Tensor], tuple[Tensor, ...]],
+                images: Tensor, labels: Tensor, recipe: Recipe,
+                progress: Callable[[float], None] | None = None) -> nn.Module:
+    """``build()``'s network trained in place as a shape-class segmenter: ``levels(net, x)`` are its
+    feature maps, a throw-away ``DenseHead`` turns them into logits. Shared by the MMLab backbones
+    and the native tasks' encoders (``pretrain.native``); seeded by ``recipe.seed`` alone."""
     n, size = images.shape[0], tuple(images.shape[-2:])
     rng = np.random.default_rng(recipe.seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(recipe.seed)
-        net = build_backbone(library, backbone)
+        net = build()
         net.eval()  # (mmdet's ResNet.train returns None: no chaining)
         with torch.no_grad():
-            channels = [f.shape[1] for f in _levels(net(images[:1]))]
+            channels = [f.shape[1] for f in levels(net, images[:1])]
         head = DenseHead(channels, recipe.num_classes + 1)
     net.train()
     params = [*net.parameters(), *head.parameters()]
@@ -83,10 +94,10 @@ def pretrain_backbone(library: str, backbone: Mapping[str, Any], norm: Normalisa
             flip = torch.from_numpy(rng.random(len(batch)) < 0.5)
             x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
             y = torch.where(flip.view(-1, 1, 1), y.flip(-1), y)
-        loss = F.cross_entropy(head(_levels(net(x)), size), y, weight=weight)
+        loss = F.cross_entropy(head(levels(net, x), size), y, weight=weight)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
         if progress is not None:
             progress((step + 1) / recipe.iterations)
-    return {k: v.detach().clone() for k, v in net.state_dict().items()}
+    return net

@@ -48,6 +48,7 @@ from autoloss_worker.metrics.keypoints import keypoint_map, oks
 from autoloss_worker.tasks.base import DENSE, Sample, Task, TrainResult
 from autoloss_worker.tasks.losses import WEIGHT_KEY, branch_output, training_value
 from autoloss_worker.tasks.train_state import Continuation
+from autoloss_worker.tasks.pose_net import PoseNet
 from autoloss_worker.tasks.training import BatchOrder, cosine_lr, guarded_training, parse_options, set_threads, shapes_split
 
 BRANCH = "loss"
@@ -73,26 +74,8 @@ class PoseOptions:
     threads: int = 2
     device: str = "cpu"
     stop_on_invalid: bool = True  # False: train through NaN/Inf (the naive ablation baseline)
-
-
-class PoseNet(nn.Module):
-    """SimpleBaseline in miniature: (N, 3, S, S) -> (N, K, S/4, S/4)."""
-
-    def __init__(self, keypoints: int, width: int = 16) -> None:
-        super().__init__()
-        w = width
-
-        def conv(cin: int, cout: int, stride: int) -> list[nn.Module]:
-            return [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
-
-        self.encoder = nn.Sequential(*conv(3, w, 2), *conv(w, 2 * w, 2), *conv(2 * w, 4 * w, 2), *conv(4 * w, 4 * w, 1))  # S/8
-        self.deconv = nn.Sequential(
-            nn.ConvTranspose2d(4 * w, 2 * w, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(2 * w), nn.ReLU(inplace=True)
-        )  # S/4
-        self.head = nn.Conv2d(2 * w, keypoints, 1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.deconv(self.encoder(x)))
+    # Start from the shapes-pretrained encoder (pretrain.native; built once, cached) instead of random weights.
+    pretrained: bool = False
 
 
 @dataclass(frozen=True)
@@ -238,7 +221,20 @@ class PoseTask(Task):
     def build_model(self, seed: int) -> nn.Module:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            return PoseNet(NUM_KEYPOINTS, self.options.width)
+            model = PoseNet(NUM_KEYPOINTS, self.options.width)
+        if self.options.pretrained:
+            from autoloss_worker.pretrain.native import load_encoder
+
+            load_encoder(model, self.encoder_spec())
+        return model
+
+    def encoder_spec(self):  # -> pretrain.native.NativeSpec (imported lazily: torch-only tasks stay light)
+        from autoloss_worker.pretrain.native import Encoder, NativeSpec
+
+        width = self.options.width
+        encoder = Encoder(build=lambda: PoseNet(NUM_KEYPOINTS, width), levels=lambda net, x: (net.encoder(x),),
+                          prefixes=PoseNet.ENCODER, code=(PoseNet.__module__,))
+        return NativeSpec.of("pose", {"keypoints": NUM_KEYPOINTS, "width": width}, encoder)
 
     # ------------------------------------------------------------------ rejection
 

@@ -47,6 +47,7 @@ from autoloss_worker.metrics.segmentation import (
 )
 from autoloss_worker.tasks.base import DENSE, Sample, Task, TrainResult
 from autoloss_worker.tasks.losses import branch_output, training_value
+from autoloss_worker.tasks.seg_net import SegNet
 from autoloss_worker.tasks.train_state import Continuation
 from autoloss_worker.tasks.training import BatchOrder, guarded_training, parse_options, poly_lr, set_threads, shapes_split
 
@@ -73,43 +74,9 @@ class SegOptions:
     threads: int = 2  # torch intra-op threads for proxy training (0: leave torch's default)
     device: str = "cpu"
     stop_on_invalid: bool = True  # False: train through NaN/Inf (the naive ablation baseline)
-
-
-def _conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, stride=stride, padding=dilation, dilation=dilation, bias=False),
-        nn.BatchNorm2d(cout),
-        nn.ReLU(inplace=True),
-    )
-
-
-class SegNet(nn.Module):
-    """A DeepLabv3+-like miniature: encoder to stride 8 with a dilated context layer, a decoder with
-    skips back to stride 2, a 1×1 classifier, and logits upsampled bilinearly to the input size
-    (DeepLabv3+ predicts at stride 4 and upsamples the same way). (N, 3, H, W) -> (N, classes, H, W)."""
-
-    def __init__(self, classes: int, width: int = 16) -> None:
-        super().__init__()
-        w = width
-        self.enc1 = _conv(3, w, stride=2)  # H/2
-        self.enc2 = _conv(w, 2 * w, stride=2)  # H/4
-        self.enc3 = _conv(2 * w, 4 * w, stride=2)  # H/8
-        self.context = _conv(4 * w, 4 * w, dilation=2)  # H/8, wider receptive field
-        self.dec2 = _conv(4 * w + 2 * w, 2 * w)  # H/4
-        self.dec1 = _conv(2 * w + w, w)  # H/2
-        self.head = nn.Conv2d(w, classes, 1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        e1 = self.enc1(x)
-        e2 = self.enc2(e1)
-        e3 = self.context(self.enc3(e2))
-        d2 = self.dec2(torch.cat([_resize(e3, e2), e2], 1))
-        d1 = self.dec1(torch.cat([_resize(d2, e1), e1], 1))
-        return F.interpolate(self.head(d1), size=x.shape[-2:], mode="bilinear", align_corners=False)
-
-
-def _resize(x: Tensor, like: Tensor) -> Tensor:
-    return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
+    # Start from the shapes-pretrained encoder (pretrain.native; built once, cached) instead of random
+    # weights: the proxy then separates losses after a fraction of its iterations (README, fidelity).
+    pretrained: bool = False
 
 
 @dataclass(frozen=True)
@@ -172,7 +139,20 @@ class SegTask(Task):
     def build_model(self, seed: int) -> nn.Module:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            return SegNet(self.classes, self.options.width)
+            model = SegNet(self.classes, self.options.width)
+        if self.options.pretrained:
+            from autoloss_worker.pretrain.native import load_encoder
+
+            load_encoder(model, self.encoder_spec())
+        return model
+
+    def encoder_spec(self):  # -> pretrain.native.NativeSpec (imported lazily: torch-only tasks stay light)
+        from autoloss_worker.pretrain.native import Encoder, NativeSpec
+
+        classes, width = self.classes, self.options.width
+        encoder = Encoder(build=lambda: SegNet(classes, width), levels=lambda net, x: net.encode(x),
+                          prefixes=SegNet.ENCODER, code=(SegNet.__module__,))
+        return NativeSpec.of("seg", {"classes": classes, "width": width}, encoder)
 
     # ------------------------------------------------------------------ rejection
 

@@ -96,6 +96,7 @@ test-py: setup-python
 # ~/.cache/autoloss/pretrained; a task builds its own on first use anyway. Not part of setup: about
 # 9-11 min per backbone at one torch thread (det 658 s and mmpose 525 s, built side by side on 2
 # cores); det, its one-stage and cascade configs and ins share one; mmseg and mmpose have their own.
+# Also the native seg and pose encoders (their option pretrained=true; ~2-3 min each).
 pretrain: setup
 	$(PY) -m autoloss_worker.pretrain $(if $(CONFIG),--config $(abspath $(CONFIG)))
 
@@ -120,17 +121,23 @@ bench-ablation: setup
 
 # Proxy fidelity (issue 14): trains the task's shipped panel (src/fidelity/panels/) at the proxy budget
 # and at FIDELITY_FLAGS' --long-factor times it -> bench/results/fidelity-$(TASK).json (TASK as for
-# `make search`: pose = MMPose, native-pose = the native pose task). Resumable: the run directory
-# runs/bench-fidelity-$(TASK) keeps every finished training. Per-task defaults fit the 2-core machine.
+# `make search`; the native pose task, TASK=pose, writes fidelity-native-pose.json). Resumable: the
+# run directory runs/bench-fidelity-<name> keeps every finished training. Per-task defaults fit the 2-core machine.
 # One torch thread per worker: on a loaded 2-core machine two threads per worker spin against each other.
-FIDELITY_FLAGS_native-pose := --seeds 1 --long-factor 5 --options '{"threads":1}'
-FIDELITY_FLAGS_seg := --seeds 1 --long-factor 3 --options '{"threads":1}'
+# PRETRAINED=1: the native tasks from their shapes-pretrained encoders (task option pretrained=true),
+# written as fidelity-<name>-pretrained.json.
+PRETRAINED ?=
+FIDELITY_NAME_pose := native-pose
+comma := ,
+NATIVE_FIDELITY_OPTIONS := '{"threads":1$(if $(PRETRAINED),$(comma)"pretrained":true)}'
+FIDELITY_FLAGS_pose := --seeds 1 --long-factor 5 --options $(NATIVE_FIDELITY_OPTIONS)
+FIDELITY_FLAGS_seg := --seeds 1 --long-factor 3 --options $(NATIVE_FIDELITY_OPTIONS)
 FIDELITY_FLAGS_det := --seeds 1 --long-factor 5
 FIDELITY_FLAGS_mmpose := --seeds 1 --long-factor 5 --options '{"threads":1}'
 FIDELITY_FLAGS_default := --seeds 1,2 --long-factor 5
 FIDELITY_FLAGS ?= $(or $(FIDELITY_FLAGS_$(TASK)),$(FIDELITY_FLAGS_default))
 bench-fidelity: setup
-	npx tsx bench/fidelity.ts --task $(or $(TASK_NAME_$(TASK)),$(TASK)) --name $(TASK) -- $(FIDELITY_FLAGS) --workers $(WORKERS)
+	npx tsx bench/fidelity.ts --task $(or $(TASK_NAME_$(TASK)),$(TASK)) --name $(or $(FIDELITY_NAME_$(TASK)),$(TASK))$(if $(PRETRAINED),-pretrained) -- $(FIDELITY_FLAGS) --workers $(WORKERS)
 
 # Budget allocation at equal cost: `--fidelity full` vs `--fidelity asha`, each from search seeds
 # ALLOCATION_SEEDS with `make search`'s budget for TASK and the held-out final choice ->

@@ -13,6 +13,11 @@ For each of the 10 losses of shared/notes/seg-proxy-rungs.md (seed 0, the seg ta
 * independent (``--independent``; default: the note's numbers, ``NOTE``): ``options.iterations`` =
   33 and 100, each its own run with the schedule scaled to it.
 
+``--options JSON`` adds task options to every job and writes ``seg-rungs-continued-<--name>``
+instead; the note's numbers do not apply then, so the independent runs are trained (``--independent``
+implied) and the 300-step scores are the continued ones (e.g. ``--options '{"pretrained": true}'
+--name pretrained``: the native seg proxy from its shapes-pretrained encoder).
+
 Kendall tau-b (scipy) of each rung's scores against the 300-step scores, per variant. Rung by rung
 (every loss's 33 first); results are written after every job into a part file per ``--shard i/n``
 (every n-th loss, so processes can share the work), and a rerun skips what is there.
@@ -30,6 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "results" / "seg-rungs-continued"
 FULL, RUNGS = 300, (33, 100)
+COMMAND_FLAGS = '--stops 33,100 --straight ""'
 LOSSES = [
     "neg(mul(y, log(y_hat)))",
     "exp(sqrt(neg(log(mul(y, y_hat)))))",
@@ -74,9 +80,12 @@ def tree(text: str):
     return out
 
 
-def payload(loss: str, **extra):
+TASK_OPTIONS: dict = {}  # --options: added to every job's task options
+
+
+def payload(loss: str, options: dict | None = None, **extra):
     wire = {"v": 1, "branches": [{"name": "loss", "kind": "dense", "inputs": ["y_hat", "y", "one"], "tree": tree(loss)}]}
-    return {"task": "seg", "metric": "miou", "seed": 0, "loss": wire, **extra}
+    return {"task": "seg", "metric": "miou", "seed": 0, "loss": wire, "options": {**TASK_OPTIONS, **(options or {})}, **extra}
 
 
 def measure(loss: str, row: dict, save, stops: tuple[int, ...], straight: bool, independent: bool) -> dict:
@@ -93,9 +102,10 @@ def measure(loss: str, row: dict, save, stops: tuple[int, ...], straight: bool, 
     os.environ["AUTOLOSS_STATE_CACHE"] = str(Path(tempfile.gettempdir()) / "autoloss-rungs" / str(LOSSES.index(loss)))
     row.setdefault("loss", loss)
     note = NOTE[LOSSES.index(loss)]
-    row.setdefault("independent", {str(n): {"miou": v, "source": "shared/notes/seg-proxy-rungs.md"}
-                                   for n, v in zip(RUNGS, note)})
-    row.setdefault("note300", note[2])
+    if not TASK_OPTIONS:  # the note measured the task's defaults only
+        row.setdefault("independent", {str(n): {"miou": v, "source": "shared/notes/seg-proxy-rungs.md"}
+                                       for n, v in zip(RUNGS, note)})
+        row.setdefault("note300", note[2])
     continued = row.setdefault("continued", {})
     for k in stops:
         if str(k) not in continued:
@@ -104,7 +114,9 @@ def measure(loss: str, row: dict, save, stops: tuple[int, ...], straight: bool, 
     if straight and "straight" not in row:
         row["straight"] = run(payload(loss))
         save()
-    if independent and "source" in row["independent"]["33"]:
+    if TASK_OPTIONS and str(FULL) in continued:
+        row["note300"] = continued[str(FULL)]["miou"]  # with options: the full schedule's own score
+    if independent and ("independent" not in row or "source" in row["independent"]["33"]):
         row["independent"] = {str(n): run(payload(loss, options={"iterations": n})) for n in RUNGS}
         save()
     return row
@@ -123,10 +135,10 @@ def report(rows: list[dict]) -> str:
     lines = [
         "# seg proxy at successive-halving rungs: independent short runs vs stopping on the full schedule and continuing",
         "",
-        "Made by `PYTHONPATH=python_workers .venv/bin/python bench/rungs.py --shard I/2 --stops 33,100 --straight \"\"`",
-        "for I = 0 and 1 (two processes), then `bench/rungs.py --report`. Seed 0, seg defaults (300 SGD steps,",
+        f"Made by `PYTHONPATH=python_workers .venv/bin/python bench/rungs.py --shard I/2 {COMMAND_FLAGS}`",
+        f"for I = 0 and 1 (two processes), then `bench/rungs.py --report`. Task options {json.dumps(TASK_OPTIONS)} (else the seg defaults: 300 SGD steps,",
         "2 threads, CPU), `train_loss_job` in-process. *independent*: `options.iterations` = N, the poly schedule",
-        "scaled to N, and the 300-step score: shared/notes/seg-proxy-rungs.md. *continued*: `fidelity.stop_at` = k",
+        "scaled to N, and the 300-step score: shared/notes/seg-proxy-rungs.md (without task options; with them, both trained here). *continued*: `fidelity.stop_at` = k",
         "on the 300-step schedule, 33 then 100, the second job continuing from the first one's cached state.",
         "Proxy mIoU (4 places; the JSON has the exact values):",
         "",
@@ -170,7 +182,18 @@ def main() -> None:
     parser.add_argument("--stops", default="33,100,300", help="the continued rungs to reach, in order")
     parser.add_argument("--straight", default="0", help="comma-separated loss indices also trained straight (timing)")
     parser.add_argument("--independent", action="store_true", help="rerun the independent 33/100 runs")
+    parser.add_argument("--options", default="{}", help="task options (JSON) for every job; needs --name")
+    parser.add_argument("--name", default="", help="results as seg-rungs-continued-NAME.{json,md}")
     args = parser.parse_args()
+    global OUT, COMMAND_FLAGS
+    TASK_OPTIONS.update(json.loads(args.options))
+    if TASK_OPTIONS and not args.name:
+        parser.error("--options needs --name (the note's default-task numbers would be mixed in otherwise)")
+    if args.name:
+        OUT = OUT.with_name(f"{OUT.name}-{args.name}")
+        COMMAND_FLAGS = f"--options '{args.options}' --name {args.name} --stops {args.stops}"
+    if TASK_OPTIONS:
+        args.independent = True
     path = OUT.with_suffix(".json")
     rows = json.loads(path.read_text()) if path.exists() else []
     if args.report:

@@ -69,6 +69,8 @@ CONFIGS = {
     "cpm": _cpm(_MSE.format(w=1.0)),
     # one loss per stage: two branches with their own weights
     "cpm_list": _cpm(f"[{_MSE.format(w=0.5)}, {_MSE.format(w=1.0)}]"),
+    # a stage whose loss is not a heatmap loss: it keeps it, the other stage is searched
+    "cpm_mixed": _cpm(f"[{_MSE.format(w=1.0)}, dict(type='KLDiscretLoss', use_target_weight=True)]"),
     # MSPN: one loss per unit, each against its own target level; the last is OHKM, as MMPose's configs
     "mspn": f"""
 model = dict(
@@ -267,6 +269,14 @@ def test_a_config_with_nothing_searchable_is_refused_naming_the_slot(configs):
                                         r"the loss at model\.head\.loss \(KLDiscretLoss in SimCCHead, kind simcc\): .*It "
                                         r"searches top-down heatmap heads"):
         _task(configs, "simcc")
+
+
+def test_a_slot_kept_with_its_loss_cannot_be_named(configs):
+    assert list(_task(configs, "cpm_mixed").branches) == ["loss_0"]
+    for name in ("loss_1", "head.loss.1"):
+        with pytest.raises(SlotError, match=r"the mmpose task cannot search the loss at model\.head\.loss\.1 \(KLDiscretLoss "
+                                            r"in CPMHead, kind simcc\): KLDiscretLoss is not a heatmap loss"):
+            _task(configs, "cpm_mixed", branches=name)
 
 
 # ----------------------------------------------------------------------------- MMPose's own configs

@@ -70,13 +70,14 @@ def test_keypoint_ap_by_hand():
 def test_samples_are_visible_instances_in_crop_coordinates(task, samples):
     assert len({s.raw["loss"].shape for s in samples}) == 1 and samples[0].raw["loss"].shape == (1, 5, 16, 16)
     for s in samples:
-        w = s.target.weight.flatten()
-        assert bool((w > 0).any()) and bool(((w > 0) <= (torch.from_numpy(s.target.keypoints[:, 2]) > 0)).all())
-        assert keypoint_ap(s.target.keypoints[:, :2], s.target) == 1.0  # the exact keypoints
+        own = s.target.branches["loss"]
+        w = own.weight.flatten()
+        assert bool((w > 0).any()) and bool(((w > 0) <= (torch.from_numpy(own.keypoints[:, 2]) > 0)).all())
+        assert keypoint_ap(own.keypoints[:, :2], own) == 1.0  # the exact keypoints
         assert task.sample_metric(s.raw, s.target, "map") == 0.0  # a random network
     # The target heatmaps decode to the keypoints up to the 16 × 16 grid (the codec's quarter-cell
     # refinement): ξ there is what the evaluator can give at best, below 1 for small objects.
-    at_truth = [task.sample_metric({"loss": s.target.heatmaps}, s.target, "map") for s in samples]
+    at_truth = [task.sample_metric({"loss": s.target.branches["loss"].heatmaps}, s.target, "map") for s in samples]
     assert min(at_truth) >= 0.5 and np.mean(at_truth) >= 0.8
 
 
@@ -84,11 +85,12 @@ def test_rejection_inputs_give_the_training_modules_value_on_visible_joints(task
     from autoloss_worker.mmlab import registry  # noqa: F401  (registers and self-checks)
     from autoloss_worker.mmlab.mmpose_loss import AutoLossGraph
 
-    s = next(s for s in samples if bool((s.target.weight == 0).any()))  # one with an invisible joint
+    s = next(s for s in samples if bool((s.target.branches["loss"].weight == 0).any()))  # one with an invisible joint
     heatmaps = s.raw["loss"].clone().requires_grad_(True)
     fn = compile_loss(loss_from_wire(_wire(PAPER_POSE)))["loss"]
     ours = training_value(branch_output(fn, task.to_loss_inputs("loss", heatmaps, s.target, metric="map")))
-    theirs = AutoLossGraph(graph=PAPER_POSE)(heatmaps, s.target.heatmaps, s.target.weight[:, :, 0, 0])
+    own = s.target.branches["loss"]
+    theirs = AutoLossGraph(graph=PAPER_POSE)(heatmaps, own.heatmaps, own.weight[:, :, 0, 0])
     torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)
 
 

@@ -11,6 +11,6 @@ self-check; what `custom_imports` names), `rewrite` (configs, proxy schedule, in
 `shapes_data` (the generated data as COCO, cached), `det_samples` (the `det`/`ins` tasks'
 loss-rejection samples from a random Faster/Mask R-CNN; the tasks are `autoloss_worker.tasks.det`/`ins`),
 `mmseg_samples` / `mmpose_samples` (the same for the `mmseg` / `mmpose` tasks), `det_layout` /
-`seg_layout` (which slots of a config the `det` / `mmseg` tasks search). Nothing here imports an MMLab library until a
+`seg_layout` / `pose_layout` (which slots of a config the `det` / `mmseg` / `mmpose` tasks search). Nothing here imports an MMLab library until a
 module that needs it is imported, so the worker runs without them.
 """

@@ -58,7 +58,8 @@ MASK_RCNN: tuple[BranchSlot, ...] = FASTER_RCNN + (
 SLOTS_BY_TASK: dict[str, tuple[BranchSlot, ...]] = {
     "det": FASTER_RCNN,
     "ins": MASK_RCNN,
-    "mmpose": (BranchSlot("loss", "head.loss", "dense", 1.0),),  # top-down heatmap heads
+    # the shipped config's head; the mmpose task's own slots come from its config (mmlab.pose_layout)
+    "mmpose": (BranchSlot("loss", "head.loss", "dense", 1.0),),
     # the shipped config's decode head; the mmseg task's own slots come from its config (mmlab.seg_layout)
     "mmseg": (BranchSlot("loss", "decode_head.loss_decode", "dense", 1.0),),
 }

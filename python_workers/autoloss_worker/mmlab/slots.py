@@ -88,7 +88,7 @@ BOX_LOSSES = frozenset({"L1Loss", "SmoothL1Loss", "BalancedL1Loss", "MSELoss", "
 SIGMOID_CLS_LOSSES = frozenset({"FocalLoss", "SigmoidFocalLoss"})
 QUALITY_CLS_LOSSES = frozenset({"QualityFocalLoss", "VarifocalLoss"})
 HEATMAP_LOSSES = frozenset({"KeypointMSELoss", "KeypointOHKMMSELoss", "AdaptiveWingLoss", "FocalHeatmapLoss",
-                            "MultipleLossWrapper", "CombinedTargetMSELoss"})
+                            "CombinedTargetMSELoss"})
 KEYPOINT_REGRESSION_LOSSES = frozenset({"RLELoss", "SoftWingLoss", "WingLoss", "SemiSupervisionLoss", "BoneLoss",
                                         "MPJPELoss"})
 
@@ -142,7 +142,15 @@ HEAD_CONTRACTS: dict[str, dict[str, dict[str, Contract]]] = {
         "Heatmap3DHead": {"loss": Contract("heatmap", note="Heatmap3DHead regresses 3-D heatmaps (B, K, D, H, W); AutoLossGraph takes 2-D maps")},
         # calls loss.keypoint_loss and loss.tag_loss of its AE loss, not the loss itself
         "AssociativeEmbeddingHead": {"loss": Contract("heatmap", note="AssociativeEmbeddingHead calls its loss's keypoint_loss and tag_loss methods")},
+        # loss: one module, or a list of one per stage (CPM) / per stage and unit (MSPN, RSN), each
+        # called (stage heatmaps (B, K, H, W), targets (of its level), keypoint_weights (B, K))
         "CPMHead": {"loss": Contract("heatmap")},
+        "MSPNHead": {"loss": Contract("heatmap")},
+        # loss(coordinates (B, K, 2), targets, weights): RLE, plain regression, soft-argmax of
+        # heatmaps (integral regression; DSNT adds a JS term on the heatmaps in a MultipleLossWrapper)
+        "RegressionHead": {"loss": Contract("keypoint_regression")},
+        "RLEHead": {"loss": Contract("keypoint_regression")},
+        "IntegralRegressionHead": {"loss": Contract("keypoint_regression")},
         "SimCCHead": {"loss": Contract("simcc")},
         "RTMCCHead": {"loss": Contract("simcc")},
     },
@@ -354,10 +362,23 @@ def _decide(library: str, loss_key: str, loss: Mapping[str, Any], head: Mapping[
         return dict(kind=kind, searchable=True,
                     reason="dense segmentation: y_hat = softmax per pixel, y = one-hot, ignored pixels count 0 (paper)")
     if kind == "heatmap":
+        loss_type = loss["type"].split(".")[-1]
+        if loss_type in NOT_PLAIN_HEATMAP:
+            return dict(kind=kind, searchable=False, reason=NOT_PLAIN_HEATMAP[loss_type])
+        if nominal != "heatmap":
+            return dict(kind=nominal, searchable=False,
+                        reason=f"{loss_type} is not a heatmap loss ({KINDS[nominal]}); AutoLossGraph takes heatmaps here")
         return dict(kind=kind, searchable=True,
                     reason="heatmaps: y_hat, y = predicted and target heatmaps, visible joints only (paper)")
     return dict(kind=kind, searchable=False, reason=f"{KINDS[kind]}: {NOT_COVERED[kind]}")
 
+
+# mmpose heatmap losses whose call is not (heatmaps, target heatmaps, keypoint weights)
+NOT_PLAIN_HEATMAP = {
+    "CombinedTargetMSELoss": "CombinedTargetMSELoss compares UDP's combined targets (a heatmap and x / y offset maps "
+                             "per joint, 3K channels), not heatmaps alone",
+    "MultipleLossWrapper": "MultipleLossWrapper takes lists of predictions and targets, one per wrapped loss",
+}
 
 NOT_COVERED = {
     "cls_quality": "the target is an IoU-quality score, not one-hot; AutoLossGraph has no soft-target mode",

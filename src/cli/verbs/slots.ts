@@ -65,7 +65,8 @@ inputs are made there, or why they cannot be. Searching a config (--option branc
 the named slots; the others keep the config's own losses. The det task searches a Cascade R-CNN's
 stage slots (rcnn0_cls, rcnn1_cls, ... / rcnn0_reg, ...) as its branches rcnn_cls / rcnn_reg, one
 loss shared by every stage; the mmseg task searches every searchable segmentation slot as its own
-branch (loss, aux, loss0, loss1, ...; docs/mmlab.md). Discovery runs in a local worker (the
+branch (loss, aux, loss0, loss1, ...), the mmpose task every heatmap slot of a top-down head (loss, or
+loss_0, loss_1, ... of a CPM / MSPN list of losses; docs/mmlab.md). Discovery runs in a local worker (the
 \`slots\` job, autoloss_worker.mmlab.slots).
 Exit: 0 at least one slot is searchable (with --branches: each named one is), 1 nothing to search or
 the config cannot be read (one paragraph on stderr), 2 usage error.`,

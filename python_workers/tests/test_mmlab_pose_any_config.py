@@ -28,6 +28,7 @@ from autoloss_worker.task_jobs import eval_loss_job, task_info_job, train_loss_j
 from autoloss_worker.tasks import get_task  # noqa: E402
 from autoloss_worker.tasks.mmlab_proxy import SHIPPED_CONFIGS  # noqa: E402
 from autoloss_worker.tasks.mmpose_task import SQUARED_ERROR  # noqa: E402
+from mmlab_configs import dense_wire, derived_configs  # noqa: E402
 
 torch.set_num_threads(1)
 SHIPPED = str(SHIPPED_CONFIGS / "pose_topdown_shapes.py")
@@ -93,22 +94,11 @@ model = dict(head=dict(_delete_=True, type='SimCCHead', in_channels=64, out_chan
 
 @pytest.fixture(scope="module")
 def configs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    root = tmp_path_factory.mktemp("mmpose-configs")
-    paths = {"shipped": SHIPPED}
-    for name, text in CONFIGS.items():
-        path = root / f"{name}.py"
-        path.write_text(f"_base_ = [{SHIPPED!r}]\n{text}")
-        paths[name] = str(path)
-    return paths
+    return derived_configs(tmp_path_factory.mktemp("mmpose-configs"), SHIPPED, CONFIGS)
 
 
 def _task(configs, name: str, **options):
     return get_task("mmpose", config=configs[name], pretrained=False, **options)
-
-
-def _wire(trees: dict[str, object]) -> dict:
-    return {"v": 1, "branches": [{"name": n, "kind": "dense", "inputs": ["y_hat", "y", "one"], "tree": t}
-                                 for n, t in trees.items()]}
 
 
 # ----------------------------------------------------------------------------- branches
@@ -125,12 +115,12 @@ def test_branches_are_the_configs_slots_in_config_order_with_their_weights(confi
     assert {s.name: (s.key, s.loss_weight) for s in task.proxy_slots()} == slots
     info = task_info_job({"task": "mmpose", "options": {"config": configs[name], "pretrained": False}})
     assert [b["name"] for b in info["branches"]] == list(slots)
-    assert task.baseline_loss == _wire({n: SQUARED_ERROR for n in slots})
+    assert task.baseline_loss == dense_wire({n: SQUARED_ERROR for n in slots})
 
 
 def test_the_branches_option_searches_a_subset_and_names_unknown_ones(configs):
     task = _task(configs, "mspn", branches="loss_1")
-    assert list(task.branches) == ["loss_1"] and task.baseline_loss == _wire({"loss_1": SQUARED_ERROR})
+    assert list(task.branches) == ["loss_1"] and task.baseline_loss == dense_wire({"loss_1": SQUARED_ERROR})
     assert list(_task(configs, "mspn", branches=["loss_1", "loss_0"]).branches) == ["loss_0", "loss_1"]  # config order
     with pytest.raises(ValueError, match=r"option branches names loss_2, not branches of the task \(loss_0, loss_1\)"):
         _task(configs, "mspn", branches="loss_2")
@@ -199,11 +189,11 @@ def test_ground_truth_gives_xi_one_per_branch_and_xi_is_the_checked_branchs_own(
 
 def test_eval_loss_on_a_two_branch_loss_gives_a_verdict_per_branch(configs):
     options = {"config": configs["mspn"], "pretrained": False}
-    both = eval_loss_job({"task": "mmpose", "options": options, "loss": _wire({"loss_0": SQUARED_ERROR, "loss_1": SQUARED_ERROR})})
+    both = eval_loss_job({"task": "mmpose", "options": options, "loss": dense_wire({"loss_0": SQUARED_ERROR, "loss_1": SQUARED_ERROR})})
     assert list(both["branches"]) == ["loss_0", "loss_1"]
     assert all(v["passed"] for v in both["branches"].values()), both["branches"]
     flipped = eval_loss_job({"task": "mmpose", "options": options, "branches": ["loss_0", "loss_1"],
-                             "loss": _wire({"loss_0": SQUARED_ERROR, "loss_1": ["neg", SQUARED_ERROR]})})
+                             "loss": dense_wire({"loss_0": SQUARED_ERROR, "loss_1": ["neg", SQUARED_ERROR]})})
     assert not flipped["passed"]
     assert flipped["branches"]["loss_0"]["passed"] and not flipped["branches"]["loss_1"]["passed"]
 
@@ -213,7 +203,7 @@ def test_the_fast_path_gives_the_reference_protocols_verdict_per_branch(configs)
     from autoloss_worker.graph import loss_from_wire
     from autoloss_worker.rejection import RejectionConfig
 
-    loss = _wire({"loss_0": SQUARED_ERROR, "loss_1": PAPER_POSE})
+    loss = dense_wire({"loss_0": SQUARED_ERROR, "loss_1": PAPER_POSE})
     short = {"iterations": 100}
     reference = check_loss(_task(configs, "cpm_list"), loss_from_wire(loss), "map", 0, RejectionConfig(**short))
     fast = eval_loss_job({"task": "mmpose", "options": {"config": configs["cpm_list"], "pretrained": False, "rejection": short},
@@ -228,7 +218,7 @@ def test_the_fast_path_gives_the_reference_protocols_verdict_per_branch(configs)
 @pytest.mark.parametrize("name", ["mspn"])  # a list of losses, the last one OHKM in the config
 def test_proxy_training_with_every_branch_searched_gives_a_finite_metric(configs, name):
     task = _task(configs, name)
-    loss = _wire({b: PAPER_POSE for b in task.branches})
+    loss = dense_wire({b: PAPER_POSE for b in task.branches})
     rewritten = rewrite_config(task.proxy_config(), loss, task.proxy_slots(), proxy=None)
     for slot in task.proxy_slots():
         node = rewritten.model.head.loss[int(slot.key.rsplit(".", 1)[1])]
@@ -250,7 +240,7 @@ def test_export_writes_every_searched_branch_into_its_slot(configs, name, tmp_pa
     from autoloss_worker.mmlab.export import export_fragment
 
     task = _task(configs, name)
-    loss = _wire({b: PAPER_POSE for b in task.branches})
+    loss = dense_wire({b: PAPER_POSE for b in task.branches})
     out = export_fragment(loss, "mmpose", "mmpose", str(tmp_path / "found.py"),
                           options={"config": configs[name], "pretrained": False})
     assert out["branches"] == list(task.branches)
@@ -435,7 +425,7 @@ def test_autoloss_graph_in_every_slot_trains_and_equals_keypoint_mse_times_k(rel
 
     cfg = _cpu_sized(Config.fromfile(zoo(relative)))
     layout = estimator_layout(cfg)
-    wire = _wire({s.name: SQUARED_ERROR for s in layout.slots})
+    wire = dense_wire({s.name: SQUARED_ERROR for s in layout.slots})
     own, ours = _build(cfg), _build(rewrite_config(cfg, wire, layout.slots, proxy=None))
     assert sum(type(m).__name__ == "AutoLossGraph" for m in ours.modules()) == len(layout.slots)
     ours.load_state_dict(own.state_dict())

@@ -24,6 +24,7 @@ from autoloss_worker.task_jobs import eval_loss_job, task_info_job, train_loss_j
 from autoloss_worker.tasks import get_task  # noqa: E402
 from autoloss_worker.tasks.mmlab_proxy import SHIPPED_CONFIGS  # noqa: E402
 from autoloss_worker.tasks.mmseg_task import CE  # noqa: E402
+from mmlab_configs import dense_wire, derived_configs  # noqa: E402
 
 torch.set_num_threads(1)
 SHIPPED = str(SHIPPED_CONFIGS / "seg_mmseg_shapes.py")
@@ -67,22 +68,11 @@ model = dict(type='DepthEstimator')
 
 @pytest.fixture(scope="module")
 def configs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    root = tmp_path_factory.mktemp("mmseg-configs")
-    paths = {"shipped": SHIPPED}
-    for name, text in CONFIGS.items():
-        path = root / f"{name}.py"
-        path.write_text(f"_base_ = [{SHIPPED!r}]\n{text}")
-        paths[name] = str(path)
-    return paths
+    return derived_configs(tmp_path_factory.mktemp("mmseg-configs"), SHIPPED, CONFIGS)
 
 
 def _task(configs, name: str, **options):
     return get_task("mmseg", config=configs[name], pretrained=False, **options)
-
-
-def _wire(trees: dict[str, object]) -> dict:
-    return {"v": 1, "branches": [{"name": n, "kind": "dense", "inputs": ["y_hat", "y", "one"], "tree": t}
-                                 for n, t in trees.items()]}
 
 
 # ----------------------------------------------------------------------------- branches
@@ -99,7 +89,7 @@ def test_branches_are_the_configs_slots_in_config_order_with_their_weights(confi
     assert {s.name: (s.key, s.loss_weight) for s in task.proxy_slots()} == slots
     info = task_info_job({"task": "mmseg", "options": {"config": configs[name], "pretrained": False}})
     assert [b["name"] for b in info["branches"]] == list(slots)
-    assert task.baseline_loss == _wire({n: CE for n in slots})
+    assert task.baseline_loss == dense_wire({n: CE for n in slots})
 
 
 def test_the_shipped_config_keeps_its_single_branch_loss():
@@ -109,7 +99,7 @@ def test_the_shipped_config_keeps_its_single_branch_loss():
 
 def test_the_branches_option_searches_a_subset_and_names_unknown_ones(configs):
     task = _task(configs, "psp", branches="aux")
-    assert list(task.branches) == ["aux"] and task.baseline_loss == _wire({"aux": CE})
+    assert list(task.branches) == ["aux"] and task.baseline_loss == dense_wire({"aux": CE})
     assert list(_task(configs, "psp", branches="aux,loss").branches) == ["loss", "aux"]  # config order
     with pytest.raises(ValueError, match="option branches names decode, not branches of the task \\(loss, aux\\)"):
         _task(configs, "psp", branches="decode")
@@ -181,11 +171,11 @@ def test_ground_truth_gives_xi_one_per_branch_and_xi_is_the_checked_branchs_own(
 
 def test_eval_loss_on_a_two_branch_loss_gives_a_verdict_per_branch(configs):
     options = {"config": configs["psp"], "pretrained": False}
-    both = eval_loss_job({"task": "mmseg", "options": options, "loss": _wire({"loss": CE, "aux": CE})})
+    both = eval_loss_job({"task": "mmseg", "options": options, "loss": dense_wire({"loss": CE, "aux": CE})})
     assert both["passed"] and list(both["branches"]) == ["loss", "aux"]
     assert all(v["passed"] and v["score"] >= 0.6 for v in both["branches"].values())
     flipped = eval_loss_job({"task": "mmseg", "options": options, "branches": ["loss", "aux"],
-                             "loss": _wire({"loss": CE, "aux": ["neg", CE]})})
+                             "loss": dense_wire({"loss": CE, "aux": ["neg", CE]})})
     assert not flipped["passed"]
     assert flipped["branches"]["loss"]["passed"] and not flipped["branches"]["aux"]["passed"]
 
@@ -195,7 +185,7 @@ def test_the_fast_path_gives_the_reference_protocols_verdict_per_branch(configs)
     from autoloss_worker.graph import loss_from_wire
     from autoloss_worker.rejection import RejectionConfig
 
-    loss = _wire({"loss": CE, "aux": PAPER_MIOU})
+    loss = dense_wire({"loss": CE, "aux": PAPER_MIOU})
     short = {"iterations": 100}  # the reference steps sample by sample: keep it cheap
     reference = check_loss(_task(configs, "psp"), loss_from_wire(loss), "miou", 0, RejectionConfig(**short))
     fast = eval_loss_job({"task": "mmseg", "options": {"config": configs["psp"], "pretrained": False, "rejection": short},
@@ -210,7 +200,7 @@ def test_the_fast_path_gives_the_reference_protocols_verdict_per_branch(configs)
 @pytest.mark.parametrize("name", ["psp", "ocr"])
 def test_proxy_training_with_both_branches_searched_gives_finite_metrics(configs, name):
     task = _task(configs, name)
-    loss = _wire({b: PAPER_MIOU for b in task.branches})
+    loss = dense_wire({b: PAPER_MIOU for b in task.branches})
     rewritten = rewrite_config(task.proxy_config(), loss, task.proxy_slots(), proxy=None)
     for slot in task.proxy_slots():
         node = rewritten.model
@@ -278,7 +268,7 @@ def test_export_writes_every_searched_branch_into_its_slot(configs, name, tmp_pa
     from autoloss_worker.mmlab.export import export_fragment
 
     task = _task(configs, name)
-    loss = _wire({b: PAPER_MIOU for b in task.branches})
+    loss = dense_wire({b: PAPER_MIOU for b in task.branches})
     out = export_fragment(loss, "mmseg", "mmseg", str(tmp_path / "found.py"),
                           options={"config": configs[name], "pretrained": False})
     assert out["branches"] == list(task.branches)

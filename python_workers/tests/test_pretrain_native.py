@@ -91,3 +91,13 @@ def test_the_pretrain_command_builds_a_native_encoder(capsys, tiny):
     built = list(tiny.glob("native-seg-*.pth"))
     assert len(built) == 1 and out == f"native seg: {built[0]}"
     assert not list(tiny.glob("native-pose-*"))
+
+
+@pytest.mark.parametrize("make", [lambda **o: SegTask(width=4, train_images=32, **o),
+                                  lambda **o: PoseTask(width=4, train_images=16, **o)], ids=["seg", "pose"])
+def test_rejection_samples_come_from_the_random_network_pretrained_or_not(make):
+    """As the MMLab tasks do (and the paper's protocol): pretraining changes where proxy training
+    starts, not what the rejection protocol sees."""
+    plain, pretrained = make().rejection_samples(2, seed=5), make(pretrained=True).rejection_samples(2, seed=5)
+    for a, b in zip(plain, pretrained):
+        assert a.raw.keys() == b.raw.keys() and all(torch.equal(a.raw[k], b.raw[k]) for k in a.raw)

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .rewrite import FASTER_RCNN, SLOTS_BY_TASK, BranchSlot, _lookup
-from .slots import Slot, SlotError, branch_slots, discover_slots, unsupported_error
+from .slots import Slot, SlotError, branch_slots, discover_slots, registered_class, unsupported_error
 
 ONE_STAGE_HEADS = ("AnchorHead", "ATSSHead", "FCOSHead")  # whose loss_by_feat the recorder follows
 SUPPORTED_DETECTORS = ("two-stage configs shaped as Faster R-CNN (rpn_head.loss_cls, rpn_head.loss_bbox and one "
@@ -77,19 +77,8 @@ def one_stage_family(head_class: type) -> str:
     return "point" if name == "FCOSHead" else "anchor"
 
 
-def _registered(type_name: str) -> type | None:
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
-
-    register_all_modules(init_default_scope=False)
-    try:
-        return MODELS.get(type_name)
-    except Exception:  # mmengine raises on a scope-qualified name it cannot import
-        return None
-
-
 def _head_class(head_type: str) -> type:
-    cls = _registered(head_type)
+    cls = registered_class("mmdet", head_type)
     if cls is None:
         raise SlotError(f"the config's bbox_head type '{head_type}' is not registered in mmdet")
     return cls
@@ -100,7 +89,7 @@ def is_cascade(task: str, roi_head: Any) -> bool:
     computes its losses in its own ``loss``/``bbox_loss``/``_bbox_forward`` (HTC, SCNet, Sparse
     R-CNN) is a SlotError, since the rejection recorder follows CascadeRoIHead's calls. An
     unregistered type is not a cascade here (building the model reports it)."""
-    cls = _registered(roi_head["type"]) if isinstance(roi_head, Mapping) and isinstance(roi_head.get("type"), str) else None
+    cls = registered_class("mmdet", roi_head["type"]) if isinstance(roi_head, Mapping) and isinstance(roi_head.get("type"), str) else None
     if cls is None or "CascadeRoIHead" not in [c.__name__ for c in cls.__mro__]:
         return False
     for method in CASCADE_METHODS:

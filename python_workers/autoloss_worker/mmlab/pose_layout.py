@@ -25,11 +25,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
-from .rewrite import BranchSlot
-from .slots import Slot, SlotError, branch_slots, discover_slots
+from .slot_layout import SlotLayout, config_model, slot_layout
+from .slots import Slot, SlotError, method_owner, registered_class
 
 ESTIMATORS = ("TopdownPoseEstimator",)  # the owner of the estimator's `loss`
 HEADS = ("HeatmapHead", "CPMHead", "MSPNHead")  # owners of the head's `loss` the recorder follows
@@ -41,42 +40,19 @@ SUPPORTED = ("top-down heatmap heads (TopdownPoseEstimator with a HeatmapHead, V
              "of a list of them")
 
 
-@dataclass(frozen=True)
-class PoseLayout:
-    slots: tuple[BranchSlot, ...]
-    branches: dict[str, str]
-    # discovered slots that keep the config's own loss, with the paragraph saying why
-    kept: dict[str, str] = field(default_factory=dict)
-
-    def check_names(self, names: str) -> None:
-        """A name in the ``branches`` option that is a kept slot (by branch name or key): SlotError
-        saying why (other unknown names are ``select_branches``' to report)."""
-        for name in (n.strip() for n in names.split(",")):
-            if name in self.kept:
-                raise SlotError(self.kept[name])
-
-
-def estimator_layout(cfg: Any) -> PoseLayout:
-    model = cfg.get("model")
-    if not isinstance(model, Mapping):
-        raise SlotError("mmpose: the config has no `model` dict")
+def estimator_layout(cfg: Any) -> SlotLayout:
+    model = config_model(cfg, "mmpose")
     _check_estimator(model)
     head_type = str((model.get("head") or {}).get("type", ""))
     head_owner, head_why = _head_loss_owner(head_type)
-    branches: list[Slot] = []
-    kept: dict[str, str] = {}
-    for slot in discover_slots(cfg):
-        why = _slot_refusal(slot, head_owner, head_why)
-        if why is None:
-            branches.append(slot)
-        else:
-            kept[slot.name] = kept[slot.key] = why
-    if not branches:
+
+    def nothing_searchable(kept: dict[str, str]) -> str:
         first = next(iter(kept.values()), (
             f"Its model has no loss slots (no `loss`, `loss_*` or `*_loss` entry holding a loss type: {head_type or 'the head'} "
             f"uses the losses it defaults to, which the config does not name). The mmpose task searches {SUPPORTED}."))
-        raise SlotError(f"mmpose: no loss of this config can be searched. {first}")
-    return PoseLayout(branch_slots(branches), {s.name: "dense" for s in branches}, kept)
+        return f"mmpose: no loss of this config can be searched. {first}"
+
+    return slot_layout(cfg, lambda slot: _slot_refusal(slot, head_owner, head_why), nothing_searchable)
 
 
 def _paragraph(slot: Slot, why: str) -> str:
@@ -101,29 +77,12 @@ def _slot_refusal(slot: Slot, head_owner: str, head_why: str | None) -> str | No
     return None
 
 
-def _registered(type_name: Any) -> type | None:
-    from mmpose.registry import MODELS
-    from mmpose.utils import register_all_modules
-
-    if not isinstance(type_name, str):
-        return None
-    register_all_modules(init_default_scope=False)
-    try:
-        return MODELS.get(type_name)
-    except Exception:  # mmengine raises on a scope-qualified name it cannot import
-        return None
-
-
-def _owner(cls: type, method: str) -> str:
-    return next((c.__name__ for c in cls.__mro__ if method in vars(c)), "")
-
-
 def _check_estimator(model: Mapping[str, Any]) -> None:
-    cls = _registered(model.get("type"))
+    cls = registered_class("mmpose", model.get("type"))
     if cls is None:
         raise SlotError(f"mmpose: the config's model type {model.get('type')!r} is not registered in mmpose; "
                         f"the mmpose task searches {SUPPORTED}")
-    owner = _owner(cls, "loss")
+    owner = method_owner(cls, "loss")
     if owner not in ESTIMATORS:
         raise SlotError(f"the mmpose task cannot search {cls.__name__}: it computes its losses in {owner or 'no'}.loss, "
                         f"not as a top-down estimator (one instance crop, its head's heatmaps against target heatmaps, "
@@ -134,10 +93,10 @@ def _check_estimator(model: Mapping[str, Any]) -> None:
 def _head_loss_owner(head_type: str) -> tuple[str, str | None]:
     """(the class whose ``loss`` the head runs, None) for a head whose losses the recorder
     follows; else (that class or "", why not, one clause)."""
-    cls = _registered(head_type)
+    cls = registered_class("mmpose", head_type)
     if cls is None:
         return "", f"the head type {head_type!r} is not registered in mmpose"
-    owner = _owner(cls, "loss")
+    owner = method_owner(cls, "loss")
     if owner not in HEADS:
         return owner, (f"{head_type} computes its losses in {owner or 'no'}.loss, which does not call its loss on "
                        f"predicted against target heatmaps of one crop as HeatmapHead, CPMHead and MSPNHead do")

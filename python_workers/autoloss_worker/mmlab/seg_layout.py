@@ -22,11 +22,10 @@ option is a ``SlotError`` saying why. The segmentor must be an ``EncoderDecoder`
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
-from .rewrite import BranchSlot
-from .slots import Slot, SlotError, branch_slots, discover_slots, unsupported_error
+from .slot_layout import SlotLayout, config_model, slot_layout
+from .slots import Slot, SlotError, method_owner, registered_class, unsupported_error
 
 SEGMENTORS = ("EncoderDecoder", "CascadeEncoderDecoder")
 SEGMENTOR_METHODS = ("loss", "_decode_head_forward_train", "_auxiliary_head_forward_train")
@@ -38,64 +37,28 @@ SUPPORTED = ("segmentors built as EncoderDecoder or CascadeEncoderDecoder whose 
              "DeepLabV3+, UPer, OCR, ... heads)")
 
 
-@dataclass(frozen=True)
-class SegLayout:
-    slots: tuple[BranchSlot, ...]
-    branches: dict[str, str]
-    # discovered slots that keep the config's own loss, with the paragraph saying why
-    kept: dict[str, str] = field(default_factory=dict)
-
-    def check_names(self, names: str) -> None:
-        """A name in the ``branches`` option that is a kept slot (by branch name or key): SlotError
-        saying why (other unknown names are ``select_branches``' to report)."""
-        for name in (n.strip() for n in names.split(",")):
-            if name in self.kept:
-                raise SlotError(self.kept[name])
-
-
-def segmentor_layout(cfg: Any) -> SegLayout:
-    model = cfg.get("model")
-    if not isinstance(model, Mapping):
-        raise SlotError("mmseg: the config has no `model` dict")
+def segmentor_layout(cfg: Any) -> SlotLayout:
+    model = config_model(cfg, "mmseg")
     _check_segmentor(model)
-    branches: list[Slot] = []
-    kept: dict[str, str] = {}
-    for slot in discover_slots(cfg):
-        why = unsupported_error(slot) if not slot.searchable else _head_refusal(slot)
-        if why is None:
-            branches.append(slot)
-        else:
-            kept[slot.name] = kept[slot.key] = why
-    if not branches:
-        first = next(iter(kept.values()), "the config's model has no loss slots")
-        raise SlotError(f"mmseg: no loss of this config can be searched. {first}")
-    return SegLayout(branch_slots(branches), {s.name: "dense" for s in branches}, kept)
+    return slot_layout(cfg, _refusal, _nothing_searchable)
 
 
-def _registered(type_name: Any) -> type | None:
-    from mmseg.registry import MODELS
-    from mmseg.utils import register_all_modules
-
-    if not isinstance(type_name, str):
-        return None
-    register_all_modules(init_default_scope=False)
-    try:
-        return MODELS.get(type_name)
-    except Exception:  # mmengine raises on a scope-qualified name it cannot import
-        return None
+def _refusal(slot: Slot) -> str | None:
+    return unsupported_error(slot) if not slot.searchable else _head_refusal(slot)
 
 
-def _owner(cls: type, method: str) -> str:
-    return next((c.__name__ for c in cls.__mro__ if method in vars(c)), "")
+def _nothing_searchable(kept: dict[str, str]) -> str:
+    first = next(iter(kept.values()), "the config's model has no loss slots")
+    return f"mmseg: no loss of this config can be searched. {first}"
 
 
 def _check_segmentor(model: Mapping[str, Any]) -> None:
-    cls = _registered(model.get("type"))
+    cls = registered_class("mmseg", model.get("type"))
     if cls is None:
         raise SlotError(f"mmseg: the config's model type {model.get('type')!r} is not registered in mmseg; "
                         f"the mmseg task searches {SUPPORTED}")
     for method in SEGMENTOR_METHODS:
-        owner = _owner(cls, method)
+        owner = method_owner(cls, method)
         if owner not in SEGMENTORS:
             raise SlotError(f"the mmseg task cannot search {cls.__name__}: it computes its losses in {owner or 'no'}.{method}, "
                             f"whose calls autoloss's rejection samples do not follow. It searches {SUPPORTED}.")
@@ -103,11 +66,11 @@ def _check_segmentor(model: Mapping[str, Any]) -> None:
 
 def _head_refusal(slot: Slot) -> str | None:
     """None for a head whose losses ``BaseDecodeHead.loss_by_feat`` computes; else the paragraph."""
-    cls = _registered(slot.head_type)
+    cls = registered_class("mmseg", slot.head_type)
     if cls is None:  # discovery found the head registered; an import failure here is unexpected
         return f"mmseg: the head type {slot.head_type!r} of model.{slot.key} is not registered in mmseg"
     for method, owners in HEAD_LOSS_OWNERS.items():
-        owner = _owner(cls, method)
+        owner = method_owner(cls, method)
         if owner not in owners:
             return (f"the mmseg task cannot search the loss at model.{slot.key} ({slot.loss_type} in {slot.head_type}): "
                     f"{slot.head_type} computes its losses in {owner or 'no'}.{method}, so what its loss sees is not "

@@ -157,18 +157,31 @@ HEAD_CONTRACTS: dict[str, dict[str, dict[str, Contract]]] = {
 }
 
 
-def head_classes(library: str, head_type: str) -> tuple[str, ...] | None:
-    """Class names along `head_type`'s MRO in `library`'s model registry; None when not registered."""
+def registered_class(library: str, type_name: Any) -> type | None:
+    """The class `type_name` names in `library`'s model registry (its modules registered); None
+    when it names none."""
     try:
         models = importlib.import_module(f"{library}.registry").MODELS
-        importlib.import_module(f"{library}.models")  # registers the library's heads
+        importlib.import_module(f"{library}.utils").register_all_modules(init_default_scope=False)
     except ImportError as err:
         raise SlotError(f"the config is for {library}, which cannot be imported here ({err}); "
                         "run scripts/setup-mmlab.sh") from err
+    if not isinstance(type_name, str):
+        return None
     try:
-        cls = models.get(head_type)
+        return models.get(type_name)
     except Exception:  # mmengine raises on a scope-qualified name it cannot import
-        cls = None
+        return None
+
+
+def method_owner(cls: type, method: str) -> str:
+    """The name of the class along `cls`'s MRO that defines `method` ("" if none does)."""
+    return next((c.__name__ for c in cls.__mro__ if method in vars(c)), "")
+
+
+def head_classes(library: str, head_type: str) -> tuple[str, ...] | None:
+    """Class names along `head_type`'s MRO in `library`'s model registry; None when not registered."""
+    cls = registered_class(library, head_type)
     return None if cls is None else tuple(c.__name__ for c in cls.__mro__)
 
 

@@ -181,3 +181,26 @@ class Task(ABC):
         """A raw prediction of ``branch`` equal to the ground truth. Multi-branch tasks implement it:
         while one branch is checked for rejection, the others are set to it (paper, App. A.2)."""
         raise NotImplementedError(f"task '{self.name}' has one branch and no ground-truth predictions")
+
+
+class PretrainableTask(Task):
+    """A native task whose network's encoder may start from the shapes-pretrained checkpoint
+    (option ``pretrained``, ``pretrain.native``). Rejection samples come from ``random_model``
+    either way, as the paper's protocol (and the MMLab tasks' ``rejection_config``) has it:
+    pretraining changes where proxy training starts, not what the protocol sees."""
+
+    @abstractmethod
+    def random_model(self, seed: int) -> nn.Module:
+        """The network initialised from ``seed`` alone."""
+
+    @abstractmethod
+    def encoder_spec(self) -> Any:
+        """The ``pretrain.native.NativeSpec`` of the network's encoder."""
+
+    def build_model(self, seed: int) -> nn.Module:
+        model = self.random_model(seed)
+        if self.options.pretrained:  # type: ignore[attr-defined]
+            from autoloss_worker.pretrain.native import load_encoder  # lazily: torch-only runs stay light
+
+            load_encoder(model, self.encoder_spec())
+        return model

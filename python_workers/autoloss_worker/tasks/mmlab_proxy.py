@@ -166,6 +166,15 @@ class MMLabConfigTask(Task):
         self.options = dataclasses.replace(self.options, **{k: v for k, v in declared.items() if k not in options})
         self._samples: dict[tuple[int, int], list[Sample]] = {}
 
+    def adopt_layout(self, layout: Any, baseline: Callable[[Sequence[str]], dict[str, Any]]) -> None:
+        """Search the branches of a config's ``mmlab.slot_layout.SlotLayout``: all of them, or the
+        option ``branches``' subset (a kept slot named there: SlotError saying why); ``baseline``
+        builds the handcrafted loss over the searched branches."""
+        self.slot_table, self.all_branches = layout.slots, layout.branches
+        layout.check_names(self.options.branches)
+        self.branches = select_branches(self.name, self.all_branches, self.options.branches)
+        self.baseline_loss = baseline(list(self.branches))
+
     @functools.cached_property
     def config(self) -> Any:
         from mmengine.config import Config

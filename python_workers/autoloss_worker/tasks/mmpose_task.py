@@ -53,8 +53,7 @@ from torch import Tensor
 from autoloss_worker.metrics.keypoints import oks
 from autoloss_worker.tasks.base import DENSE, Sample
 from autoloss_worker.tasks.losses import WEIGHT_KEY
-from autoloss_worker.tasks.mmlab_proxy import (SHIPPED_CONFIGS, MMLabConfigTask, MMLabOptions, branches_as_text,
-                                               select_branches)
+from autoloss_worker.tasks.mmlab_proxy import SHIPPED_CONFIGS, MMLabConfigTask, MMLabOptions, branches_as_text
 from autoloss_worker.tasks.pose import single_object_ap
 
 DEFAULT_CONFIG = str(SHIPPED_CONFIGS / "pose_topdown_shapes.py")
@@ -116,11 +115,7 @@ class MMPoseTask(MMLabConfigTask):
         from autoloss_worker.mmlab.pose_layout import estimator_layout
 
         super().__init__(**branches_as_text(options))
-        layout = estimator_layout(self.config)
-        self.slot_table, self.all_branches = layout.slots, layout.branches
-        layout.check_names(self.options.branches)
-        self.branches = select_branches(self.name, self.all_branches, self.options.branches)
-        self.baseline_loss = baseline_wire(list(self.branches))
+        self.adopt_layout(estimator_layout(self.config), baseline_wire)
 
     def proxy_slots(self) -> Sequence[Any]:
         return self.slot_table

@@ -41,7 +41,7 @@ from autoloss_worker.metrics.segmentation import confusion_matrix, region_metric
 from autoloss_worker.mmlab.inputs import segmentation_inputs
 from autoloss_worker.tasks.base import DENSE, Sample
 from autoloss_worker.tasks.losses import WEIGHT_KEY
-from autoloss_worker.tasks.mmlab_proxy import SHIPPED_CONFIGS, MMLabConfigTask, MMLabOptions, branches_as_text, select_branches
+from autoloss_worker.tasks.mmlab_proxy import SHIPPED_CONFIGS, MMLabConfigTask, MMLabOptions, branches_as_text
 
 DEFAULT_CONFIG = str(SHIPPED_CONFIGS / "seg_mmseg_shapes.py")
 BRANCH = "loss"
@@ -95,11 +95,7 @@ class MMSegTask(MMLabConfigTask):
         from autoloss_worker.mmlab.seg_layout import segmentor_layout
 
         super().__init__(**branches_as_text(options))
-        layout = segmentor_layout(self.config)
-        self.slot_table, self.all_branches = layout.slots, layout.branches
-        layout.check_names(self.options.branches)
-        self.branches = select_branches(self.name, self.all_branches, self.options.branches)
-        self.baseline_loss = baseline_wire(list(self.branches))
+        self.adopt_layout(segmentor_layout(self.config), baseline_wire)
 
     def proxy_slots(self) -> Sequence[Any]:
         return self.slot_table

@@ -45,7 +45,7 @@ from torch import Tensor, nn
 from autoloss_worker.data.coco import to_coco
 from autoloss_worker.data.shapes import NUM_KEYPOINTS, ShapesSplit
 from autoloss_worker.metrics.keypoints import keypoint_map, oks
-from autoloss_worker.tasks.base import DENSE, Sample, Task, TrainResult
+from autoloss_worker.tasks.base import DENSE, PretrainableTask, Sample, TrainResult
 from autoloss_worker.tasks.losses import WEIGHT_KEY, branch_output, training_value
 from autoloss_worker.tasks.train_state import Continuation
 from autoloss_worker.tasks.pose_net import PoseNet
@@ -184,7 +184,7 @@ def single_object_ap(oks_value: float) -> float:
     return float((oks_value >= OKS_THRESHOLDS).mean())
 
 
-class PoseTask(Task):
+class PoseTask(PretrainableTask):
     name = "pose"
     branches = {BRANCH: DENSE}
     continues = True
@@ -218,17 +218,12 @@ class PoseTask(Task):
     def eval_coco(self) -> dict:
         return to_coco(self.eval_split())
 
-    def build_model(self, seed: int) -> nn.Module:
+    def random_model(self, seed: int) -> nn.Module:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            model = PoseNet(NUM_KEYPOINTS, self.options.width)
-        if self.options.pretrained:
-            from autoloss_worker.pretrain.native import load_encoder
+            return PoseNet(NUM_KEYPOINTS, self.options.width)
 
-            load_encoder(model, self.encoder_spec())
-        return model
-
-    def encoder_spec(self):  # -> pretrain.native.NativeSpec (imported lazily: torch-only tasks stay light)
+    def encoder_spec(self) -> Any:
         from autoloss_worker.pretrain.native import Encoder, NativeSpec
 
         width = self.options.width
@@ -244,7 +239,7 @@ class PoseTask(Task):
             crops = self.train_crops
             usable = np.flatnonzero(crops.weights.sum(1).numpy() > 0)
             chosen = np.random.default_rng(seed).choice(usable, size=B, replace=False)
-            model = self.build_model(seed).double().eval()
+            model = self.random_model(seed).double().eval()
             samples = []
             with torch.no_grad():
                 for i in chosen:

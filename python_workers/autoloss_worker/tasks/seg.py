@@ -45,7 +45,7 @@ from autoloss_worker.metrics.segmentation import (
     segmentation_metrics,
     trimap_biou,
 )
-from autoloss_worker.tasks.base import DENSE, Sample, Task, TrainResult
+from autoloss_worker.tasks.base import DENSE, PretrainableTask, Sample, TrainResult
 from autoloss_worker.tasks.losses import branch_output, training_value
 from autoloss_worker.tasks.seg_net import SegNet
 from autoloss_worker.tasks.train_state import Continuation
@@ -112,7 +112,7 @@ def training_target(labels: Tensor, metric: str, classes: int, dtype: torch.dtyp
     return y * band[:, None].to(dtype)
 
 
-class SegTask(Task):
+class SegTask(PretrainableTask):
     name = "seg"
     branches = {BRANCH: DENSE}
     continues = True
@@ -136,17 +136,12 @@ class SegTask(Task):
         o = self.options
         return shapes_split(name, n, o.data_seed, o.size, o.num_classes)
 
-    def build_model(self, seed: int) -> nn.Module:
+    def random_model(self, seed: int) -> nn.Module:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            model = SegNet(self.classes, self.options.width)
-        if self.options.pretrained:
-            from autoloss_worker.pretrain.native import load_encoder
+            return SegNet(self.classes, self.options.width)
 
-            load_encoder(model, self.encoder_spec())
-        return model
-
-    def encoder_spec(self):  # -> pretrain.native.NativeSpec (imported lazily: torch-only tasks stay light)
+    def encoder_spec(self) -> Any:
         from autoloss_worker.pretrain.native import Encoder, NativeSpec
 
         classes, width = self.classes, self.options.width
@@ -166,7 +161,7 @@ class SegTask(Task):
             # Images whose labels have a boundary, so every metric (BIoU, BF1 too) is defined.
             usable = np.flatnonzero(boundaries(labels_all.numpy()).any(axis=(1, 2)))
             chosen = np.random.default_rng(seed).choice(usable, size=B, replace=False)
-            model = self.build_model(seed).double().eval()
+            model = self.random_model(seed).double().eval()
             samples = []
             with torch.no_grad():
                 for i in chosen:

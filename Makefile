@@ -143,9 +143,13 @@ bench-fidelity: setup
 # ALLOCATION_SEEDS with `make search`'s budget for TASK and the held-out final choice ->
 # bench/results/allocation-$(TASK).{json,md}. Long: seg is 6 searches of ~6-15 min each on 2 cores;
 # runs/bench-allocation keeps every run, so rerunning resumes instead of starting over.
+# PRETRAINED=1: every search from the task's shapes-pretrained network (native seg/pose option
+# pretrained=true), written as allocation-$(TASK)-pretrained.{json,md}; ALLOCATION_VARIANTS e.g. full,asha:min=1/3.
 ALLOCATION_SEEDS ?= 0,1,2
+ALLOCATION_VARIANTS ?= full,asha
 bench-allocation: setup
-	npx tsx bench/allocation.ts --task $(TASK) --seeds $(ALLOCATION_SEEDS) --budget $(BUDGET) --population $(POPULATION) --workers $(WORKERS)
+	npx tsx bench/allocation.ts --task $(TASK) --seeds $(ALLOCATION_SEEDS) --variants $(ALLOCATION_VARIANTS) --budget $(BUDGET) \
+	  --population $(POPULATION) --workers $(WORKERS) $(if $(PRETRAINED),--name $(TASK)-pretrained -- --option pretrained=true)
 
 # Screening inside the real search: a short seg search with --screen-batch 1 (one eval-loss job per
 # candidate) and batched (eval-losses jobs), same seed and workers -> bench/results/screening.json

@@ -32,11 +32,15 @@ const { values, positionals } = parseArgs({
     budget: { type: "string" },
     population: { type: "string" },
     workers: { type: "string", default: "2" },
-    "out-dir": { type: "string" }
+    "out-dir": { type: "string" },
+    // names the results file and the run directories (default: the task), so a variant of the bench
+    // (e.g. `-- --option pretrained=true`) does not overwrite or resume the default one
+    name: { type: "string" }
   },
   allowPositionals: true
 })
 const task = values.task!
+const name = values.name ?? task
 // The `make search` defaults (Makefile), so the bench measures the product's default search.
 const DEFAULTS: Record<string, { budget: number; population: number }> = {
   seg: { budget: 60, population: 12 },
@@ -76,9 +80,56 @@ const explored = (dir: string): number => {
 }
 
 const rows: RunRow[] = []
-for (const variant of variants) {
-  for (const seed of seeds) {
-    const dir = join(baseDir, `${task}-${variant.replace(/[^A-Za-z0-9.]+/g, "-")}-${seed}`)
+const mean = (xs: ReadonlyArray<number>) => xs.reduce((a, b) => a + b, 0) / xs.length
+
+function writeResults(): void {
+  const perVariant = variants.map((variant) => {
+    const mine = rows.filter((r) => r.variant === variant)
+    const held = mine.flatMap((r) => (r.chosenHeldOut === null ? [] : [mean(r.chosenHeldOut)]))
+    const base = mine.flatMap((r) => (r.baselineHeldOut === null ? [] : [mean(r.baselineHeldOut)]))
+    return {
+      variant,
+      explored_mean: mean(mine.map((r) => r.explored)),
+      chosen_heldout_mean: held.length > 0 ? mean(held) : null,
+      baseline_heldout_mean: base.length > 0 ? mean(base) : null,
+      wall_s_mean: mean(mine.map((r) => r.wall_s))
+    }
+  })
+  const out = {
+    bench: "allocation", task, budget, population, workers: Number(values.workers), seeds, variants,
+    runs: rows, per_variant: perVariant,
+    machine: { cpus: cpus().length, model: cpus()[0]?.model ?? "cpu", node: process.version },
+    command: `npx tsx bench/allocation.ts --task ${task} --seeds ${seeds.join(",")} --variants ${variants.join(",")} --budget ${budget} --population ${population} --workers ${values.workers}${values.name ? ` --name ${name}` : ""} ${positionals.join(" ")}`.trim(),
+    written_at: new Date().toISOString()
+  }
+  const fmt = (x: number | null, d = 3) => (x === null ? "–" : x.toFixed(d))
+  const table = [
+    `# Budget allocation on ${task}: budget ${budget} full-proxy equivalents, population ${population}, ${values.workers} workers`,
+    "",
+    "| variant | search seed | explored losses | full-proxy equiv. | chosen loss | held-out (chosen) | held-out (baseline) | mean diff | wins | wall (s) | load1 |",
+    "|---|---|---|---|---|---|---|---|---|---|---|",
+    ...rows.map((r) =>
+      `| ${r.variant} | ${r.seed} | ${r.explored} | ${fmt(r.fullProxyEquivalents, 2)} | \`${r.chosen ?? "–"}\` | ${r.chosenHeldOut?.map((v) => v.toFixed(3)).join(", ") ?? "–"} | ${r.baselineHeldOut?.map((v) => v.toFixed(3)).join(", ") ?? "–"} | ${fmt(r.diffMean)} | ${r.wins ?? "–"} | ${r.wall_s.toFixed(0)} | ${r.load1.min.toFixed(1)}–${r.load1.max.toFixed(1)} |`),
+    "",
+    "| variant | explored (mean) | chosen held-out (mean) | baseline held-out (mean) | wall (s, mean) |",
+    "|---|---|---|---|---|",
+    ...perVariant.map((v) => `| ${v.variant} | ${v.explored_mean.toFixed(1)} | ${fmt(v.chosen_heldout_mean)} | ${fmt(v.baseline_heldout_mean)} | ${v.wall_s_mean.toFixed(0)} |`),
+    "",
+    `Command: \`${out.command}\``,
+    ""
+  ].join("\n")
+  const file = join(root, "bench", "results", `allocation-${name}`)
+  mkdirSync(dirname(file), { recursive: true })
+  writeFileSync(`${file}.json`, JSON.stringify(out, null, 2) + "\n")
+  writeFileSync(`${file}.md`, table)
+  process.stdout.write(table)
+}
+
+// Seed-major, and the results rewritten after every run: a bench cut short still reports full and
+// asha on the same seeds.
+for (const seed of seeds) {
+  for (const variant of variants) {
+    const dir = join(baseDir, `${name}-${variant.replace(/[^A-Za-z0-9.]+/g, "-")}-${seed}`)
     const resume = existsSync(join(dir, "search.db"))
     const args = resume
       ? ["resume", dir, "--json"]
@@ -117,47 +168,7 @@ for (const variant of variants) {
       wall_s: (Date.now() - started) / 1000,
       load1: { min: Math.min(...load), max: Math.max(...load) }
     })
+    writeResults()
   }
 }
 
-const mean = (xs: ReadonlyArray<number>) => xs.reduce((a, b) => a + b, 0) / xs.length
-const perVariant = variants.map((variant) => {
-  const mine = rows.filter((r) => r.variant === variant)
-  const held = mine.flatMap((r) => (r.chosenHeldOut === null ? [] : [mean(r.chosenHeldOut)]))
-  const base = mine.flatMap((r) => (r.baselineHeldOut === null ? [] : [mean(r.baselineHeldOut)]))
-  return {
-    variant,
-    explored_mean: mean(mine.map((r) => r.explored)),
-    chosen_heldout_mean: held.length > 0 ? mean(held) : null,
-    baseline_heldout_mean: base.length > 0 ? mean(base) : null,
-    wall_s_mean: mean(mine.map((r) => r.wall_s))
-  }
-})
-const out = {
-  bench: "allocation", task, budget, population, workers: Number(values.workers), seeds, variants,
-  runs: rows, per_variant: perVariant,
-  machine: { cpus: cpus().length, model: cpus()[0]?.model ?? "cpu", node: process.version },
-  command: `npx tsx bench/allocation.ts --task ${task} --seeds ${seeds.join(",")} --variants ${variants.join(",")} --budget ${budget} --population ${population} --workers ${values.workers} ${positionals.join(" ")}`.trim(),
-  written_at: new Date().toISOString()
-}
-const fmt = (x: number | null, d = 3) => (x === null ? "–" : x.toFixed(d))
-const table = [
-  `# Budget allocation on ${task}: budget ${budget} full-proxy equivalents, population ${population}, ${values.workers} workers`,
-  "",
-  "| variant | search seed | explored losses | full-proxy equiv. | chosen loss | held-out (chosen) | held-out (baseline) | mean diff | wins | wall (s) | load1 |",
-  "|---|---|---|---|---|---|---|---|---|---|---|",
-  ...rows.map((r) =>
-    `| ${r.variant} | ${r.seed} | ${r.explored} | ${fmt(r.fullProxyEquivalents, 2)} | \`${r.chosen ?? "–"}\` | ${r.chosenHeldOut?.map((v) => v.toFixed(3)).join(", ") ?? "–"} | ${r.baselineHeldOut?.map((v) => v.toFixed(3)).join(", ") ?? "–"} | ${fmt(r.diffMean)} | ${r.wins ?? "–"} | ${r.wall_s.toFixed(0)} | ${r.load1.min.toFixed(1)}–${r.load1.max.toFixed(1)} |`),
-  "",
-  "| variant | explored (mean) | chosen held-out (mean) | baseline held-out (mean) | wall (s, mean) |",
-  "|---|---|---|---|---|",
-  ...perVariant.map((v) => `| ${v.variant} | ${v.explored_mean.toFixed(1)} | ${fmt(v.chosen_heldout_mean)} | ${fmt(v.baseline_heldout_mean)} | ${v.wall_s_mean.toFixed(0)} |`),
-  "",
-  `Command: \`${out.command}\``,
-  ""
-].join("\n")
-const file = join(root, "bench", "results", `allocation-${task}`)
-mkdirSync(dirname(file), { recursive: true })
-writeFileSync(`${file}.json`, JSON.stringify(out, null, 2) + "\n")
-writeFileSync(`${file}.md`, table)
-process.stdout.write(table)

@@ -64,7 +64,10 @@ export const DEFAULT_RUN: Omit<RunConfig, "task"> = {
   tournamentPercent: 5,
   equivalence: "directional",
   screenWindow: 8,
-  trainConcurrency: 1,
+  // Two trainings at once: the default two local workers (one torch thread each) both train instead
+  // of one training while the other idles between screening jobs. The trajectory is a function of
+  // this number (it is also the outcome lag), never of the worker count.
+  trainConcurrency: 2,
   maxCandidates: null,
   options: {}
 }

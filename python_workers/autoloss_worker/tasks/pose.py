@@ -71,7 +71,9 @@ class PoseOptions:
     batch_size: int = 32
     lr: float = 3e-3  # Adam; the paper's 2.5e-4 is for batch 256 and R50 over 4 epochs
     warmup: int = 25  # linear warm-up steps before the cosine schedule
-    threads: int = 2
+    # torch intra-op threads for proxy training; 0: the process's own (a pool worker's --threads, 1
+    # each by default). A fixed 2 spun against the pool's other worker: 6x slower steps on 2 loaded cores.
+    threads: int = 0
     device: str = "cpu"
     stop_on_invalid: bool = True  # False: train through NaN/Inf (the naive ablation baseline)
     # Start from the shapes-pretrained encoder (pretrain.native; built once, cached) instead of random weights.

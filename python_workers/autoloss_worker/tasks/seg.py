@@ -71,7 +71,9 @@ class SegOptions:
     head_lr_scale: float = 10.0
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    threads: int = 2  # torch intra-op threads for proxy training (0: leave torch's default)
+    # torch intra-op threads for proxy training; 0: the process's own (a pool worker's --threads, 1
+    # each by default). A fixed 2 spun against the pool's other worker: 6x slower steps on 2 loaded cores.
+    threads: int = 0
     device: str = "cpu"
     stop_on_invalid: bool = True  # False: train through NaN/Inf (the naive ablation baseline)
     # Start from the shapes-pretrained encoder (pretrain.native; built once, cached) instead of random

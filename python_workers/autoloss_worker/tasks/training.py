@@ -138,7 +138,14 @@ def guarded_training(
     return Trained(invalid, stop, start or None)
 
 
+# The process's own intra-op threads, read once at import: a pool worker's --threads (OMP_NUM_THREADS,
+# set before torch is imported), else torch's default. A job that asks for 0 gets these back even
+# after an earlier job of the same worker asked for more.
+_PROCESS_THREADS = torch.get_num_threads()
+
+
 def set_threads(threads: int) -> None:
-    """Proxy training is meant for small CPUs too; 0 leaves torch's own choice."""
-    if threads > 0:
-        torch.set_num_threads(threads)
+    """Intra-op threads for one proxy training: ``threads``, or the process's own with 0."""
+    if threads < 0:
+        raise ValueError(f"option 'threads' must be >= 0 (0: the process's own), got {threads}")
+    torch.set_num_threads(threads if threads > 0 else _PROCESS_THREADS)

@@ -47,7 +47,7 @@ export const { spec, summary, run } = defineVerb({
     equivalence: { type: "string", value: "directional|paper", help: "the gradient-equivalence test", defaultText: DEFAULT_RUN.equivalence },
     "screen-window": { type: "string", value: "N", help: "candidates screened ahead of training", defaultText: `max(${DEFAULT_RUN.screenWindow}, 2 × workers)` },
     "screen-batch": { type: "string", value: "N", help: "candidates per screening job (1: one job each)", defaultText: String(DEFAULT_SCREEN_BATCH) },
-    "train-concurrency": { type: "string", value: "N", help: "proxy trainings at once", defaultText: String(DEFAULT_RUN.trainConcurrency) },
+    "train-concurrency": { type: "string", value: "N", help: "proxy trainings at once (the search's decisions depend on it, not on the workers)", defaultText: String(DEFAULT_RUN.trainConcurrency) },
     "max-candidates": { type: "string", value: "N", help: "stop after this many candidates were generated", defaultText: "no limit" },
     ...OPTION_FLAGS,
     "select-top": { type: "string", value: "K", help: "finalists trained again from the held-out seeds (0: the proxy best is the answer)", defaultText: String(DEFAULT_SELECTION.top) },

@@ -43,7 +43,7 @@ SEED ?= 0
 OUT ?= runs/$(TASK)-$(shell date +%Y%m%d-%H%M%S)
 RESULTS := test-results
 
-.PHONY: setup setup-node setup-python setup-mmlab test-deps test test-ts test-py typecheck pretrain search bench bench-fabric bench-rejection bench-ablation bench-fidelity bench-allocation bench-screening clean
+.PHONY: setup setup-node setup-python setup-mmlab test-deps test test-ts test-py typecheck pretrain search bench bench-fabric bench-rejection bench-ablation bench-fidelity bench-allocation bench-screening bench-threads clean
 
 setup: setup-node setup-python setup-mmlab
 
@@ -157,6 +157,11 @@ bench-allocation: setup
 # SCREENING_FLAGS e.g. "--budget 20 --population 8 --option iterations=300".
 bench-screening: setup
 	npx tsx bench/screening.ts $(SCREENING_FLAGS)
+
+# Proxy trainings per minute in the search's layout: a fixed 2 torch threads per training, one or two
+# at once, against two at once with the worker's own thread -> bench/results/train-threads-$(TASK).json
+bench-threads: setup
+	$(PY) bench/train_threads.py --task $(TASK)
 
 # Round-trip overhead, throughput and payload bandwidth of the worker fabric -> bench/results/fabric.json
 bench-fabric: setup

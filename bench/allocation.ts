@@ -81,6 +81,8 @@ const explored = (dir: string): number => {
 
 const rows: RunRow[] = []
 const mean = (xs: ReadonlyArray<number>) => xs.reduce((a, b) => a + b, 0) / xs.length
+/** The mean, or null for a variant with no finished run yet (a bench cut short). */
+const meanOrNull = (xs: ReadonlyArray<number>) => (xs.length > 0 ? mean(xs) : null)
 
 function writeResults(): void {
   const perVariant = variants.map((variant) => {
@@ -89,17 +91,17 @@ function writeResults(): void {
     const base = mine.flatMap((r) => (r.baselineHeldOut === null ? [] : [mean(r.baselineHeldOut)]))
     return {
       variant,
-      explored_mean: mean(mine.map((r) => r.explored)),
-      chosen_heldout_mean: held.length > 0 ? mean(held) : null,
-      baseline_heldout_mean: base.length > 0 ? mean(base) : null,
-      wall_s_mean: mean(mine.map((r) => r.wall_s))
+      explored_mean: meanOrNull(mine.map((r) => r.explored)),
+      chosen_heldout_mean: meanOrNull(held),
+      baseline_heldout_mean: meanOrNull(base),
+      wall_s_mean: meanOrNull(mine.map((r) => r.wall_s))
     }
   })
   const out = {
     bench: "allocation", task, budget, population, workers: Number(values.workers), seeds, variants,
     runs: rows, per_variant: perVariant,
     machine: { cpus: cpus().length, model: cpus()[0]?.model ?? "cpu", node: process.version },
-    command: `npx tsx bench/allocation.ts --task ${task} --seeds ${seeds.join(",")} --variants ${variants.join(",")} --budget ${budget} --population ${population} --workers ${values.workers}${values.name ? ` --name ${name}` : ""} ${positionals.join(" ")}`.trim(),
+    command: `npx tsx bench/allocation.ts --task ${task} --seeds ${seeds.join(",")} --variants ${variants.join(",")} --budget ${budget} --population ${population} --workers ${values.workers}${values.name ? ` --name ${name}` : ""}${positionals.length > 0 ? ` -- ${positionals.join(" ")}` : ""}`,
     written_at: new Date().toISOString()
   }
   const fmt = (x: number | null, d = 3) => (x === null ? "–" : x.toFixed(d))
@@ -113,7 +115,7 @@ function writeResults(): void {
     "",
     "| variant | explored (mean) | chosen held-out (mean) | baseline held-out (mean) | wall (s, mean) |",
     "|---|---|---|---|---|",
-    ...perVariant.map((v) => `| ${v.variant} | ${v.explored_mean.toFixed(1)} | ${fmt(v.chosen_heldout_mean)} | ${fmt(v.baseline_heldout_mean)} | ${v.wall_s_mean.toFixed(0)} |`),
+    ...perVariant.map((v) => `| ${v.variant} | ${fmt(v.explored_mean, 1)} | ${fmt(v.chosen_heldout_mean)} | ${fmt(v.baseline_heldout_mean)} | ${fmt(v.wall_s_mean, 0)} |`),
     "",
     `Command: \`${out.command}\``,
     ""

@@ -16,7 +16,7 @@
  * Every run directory (default `runs/bench-allocation/<task>-<variant>-<seed>`) is kept: rerunning
  * resumes an interrupted run instead of starting it again (`autoloss resume` semantics).
  */
-import { existsSync, mkdirSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { cpus, loadavg } from "node:os"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -79,6 +79,31 @@ const explored = (dir: string): number => {
   }
 }
 
+/**
+ * Wall time of a run across invocations, kept in its directory (`bench-wall.json`), so a resumed or
+ * re-read run reports the time it took, not only the last invocation's. A run interrupted before this
+ * file existed starts from the span its database records (first creation to last recorded result),
+ * which matches the bench's own clock to about 10 s on uninterrupted runs.
+ */
+interface WallRecord { wall_s: number; load1: { min: number; max: number }; invocations: number; from_db_span_s?: number }
+const wallFile = (dir: string) => join(dir, "bench-wall.json")
+function recordedSpan(dir: string): number {
+  const db = new Database(join(dir, "search.db"), { readonly: true })
+  try {
+    const row = db.prepare(`SELECT (MAX(t) - (SELECT created_at FROM run)) / 1000.0 AS s FROM
+      (SELECT recorded_at AS t FROM evaluations UNION ALL SELECT recorded_at FROM holdout_runs)`).get() as { s: number | null }
+    return row.s ?? 0
+  } finally {
+    db.close()
+  }
+}
+function priorWall(dir: string): WallRecord | null {
+  if (existsSync(wallFile(dir))) return JSON.parse(readFileSync(wallFile(dir), "utf8")) as WallRecord
+  if (!existsSync(join(dir, "search.db"))) return null
+  const span = recordedSpan(dir)
+  return { wall_s: span, load1: { min: Number.POSITIVE_INFINITY, max: Number.NEGATIVE_INFINITY }, invocations: 0, from_db_span_s: span }
+}
+
 const rows: RunRow[] = []
 const mean = (xs: ReadonlyArray<number>) => xs.reduce((a, b) => a + b, 0) / xs.length
 /** The mean, or null for a variant with no finished run yet (a bench cut short). */
@@ -133,6 +158,7 @@ for (const seed of seeds) {
   for (const variant of variants) {
     const dir = join(baseDir, `${name}-${variant.replace(/[^A-Za-z0-9.]+/g, "-")}-${seed}`)
     const resume = existsSync(join(dir, "search.db"))
+    const prior = priorWall(dir)
     const args = resume
       ? ["resume", dir, "--json"]
       : ["search", "--task", task, "--seed", String(seed), "--budget", String(budget), "--population", String(population),
@@ -154,6 +180,13 @@ for (const seed of seeds) {
         baseline: { heldOut: { values: number[] } }
       }
     }
+    const wall: WallRecord = {
+      wall_s: (prior?.wall_s ?? 0) + (Date.now() - started) / 1000,
+      load1: { min: Math.min(prior?.load1.min ?? Infinity, ...load), max: Math.max(prior?.load1.max ?? -Infinity, ...load) },
+      invocations: (prior?.invocations ?? 0) + 1,
+      ...(prior?.from_db_span_s !== undefined ? { from_db_span_s: prior.from_db_span_s } : {})
+    }
+    writeFileSync(wallFile(dir), JSON.stringify(wall, null, 2) + "\n")
     const c = summary.counters
     const s = summary.selection
     rows.push({
@@ -166,9 +199,9 @@ for (const seed of seeds) {
       baselineHeldOut: s?.baseline.heldOut.values ?? null,
       diffMean: s?.chosen.vsBaseline.mean ?? null,
       wins: s?.chosen.vsBaseline.wins ?? null,
-      // a resumed run's wall time is only this invocation's
-      wall_s: (Date.now() - started) / 1000,
-      load1: { min: Math.min(...load), max: Math.max(...load) }
+      // summed over the invocations that ran it (a finished run re-read adds only its read time)
+      wall_s: wall.wall_s,
+      load1: wall.load1
     })
     writeResults()
   }

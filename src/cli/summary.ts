@@ -5,6 +5,7 @@
  */
 import { Effect } from "effect"
 import { layer as storeLayer, Store } from "../store/Store.ts"
+import type { Comparison, Spread } from "../report/compare.ts"
 import { atHighestRung, decide, type Decision, rankByFitness } from "../search/selection.ts"
 import { fullEquivalents, trainingsPerRung } from "./progress.ts"
 import { writeReport } from "./verbs/report.ts"
@@ -31,6 +32,21 @@ export interface SelectionSummary {
     readonly proxy: number | null
     readonly proxyMetrics: Readonly<Record<string, number>> | null
   }
+  /**
+   * The chosen loss against the baseline on the confirmation seeds, which took no part in the
+   * choice (null: the run had none).
+   */
+  readonly confirmation: {
+    readonly seeds: ReadonlyArray<number>
+    readonly chosen: { readonly values: ReadonlyArray<number>; readonly mean: number; readonly sd: number }
+    readonly baseline: { readonly values: ReadonlyArray<number>; readonly mean: number; readonly sd: number }
+    readonly vsBaseline: { readonly diffs: ReadonlyArray<number>; readonly mean: number; readonly sd: number; readonly wins: number; readonly ties: number; readonly losses: number }
+  } | null
+  /**
+   * `confirmed`: the chosen loss beats the baseline on the confirmation seeds' mean; `not-confirmed`:
+   * it does not; `unconfirmed`: no confirmation seeds, only the (optimistic) held-out comparison.
+   */
+  readonly verdict: "confirmed" | "not-confirmed" | "unconfirmed"
   /** The finalists in proxy order, with their held-out means. */
   readonly finalists: ReadonlyArray<SummaryLoss & { readonly heldOutMean: number; readonly diffMean: number; readonly wins: number }>
 }
@@ -42,6 +58,9 @@ export interface Summary {
   /** Null: no selection (`--select-top 0`, nothing scored, or not finished). */
   readonly selection: SelectionSummary | null
 }
+
+const spreadOf = (x: Spread) => ({ values: x.values, mean: x.mean, sd: x.sd })
+const vsBaselineOf = (c: Comparison) => ({ diffs: c.diff.values, mean: c.diff.mean, sd: c.diff.sd, wins: c.wins, ties: c.ties, losses: c.losses })
 
 const selectionSummary = (
   d: Decision,
@@ -56,14 +75,21 @@ const selectionSummary = (
     seeds: d.seeds,
     chosen: {
       id: chosen.id, loss: text(chosen.id), score: chosen.proxyScore, proxyMetrics: proxyMetrics(chosen.id),
-      heldOut: { values: c.loss.values, mean: c.loss.mean, sd: c.loss.sd },
-      vsBaseline: { diffs: c.diff.values, mean: c.diff.mean, sd: c.diff.sd, wins: c.wins, ties: c.ties, losses: c.losses }
+      heldOut: spreadOf(c.loss),
+      vsBaseline: vsBaselineOf(c)
     },
     baseline: {
       heldOut: { values: d.baseline.values, mean: d.baseline.mean, sd: d.baseline.sd },
       proxy: d.baselineProxy,
       proxyMetrics: baselineProxyMetrics
     },
+    confirmation: d.confirmation === null ? null : {
+      seeds: d.confirmation.seeds,
+      chosen: spreadOf(d.confirmation.comparison.loss),
+      baseline: spreadOf(d.confirmation.comparison.against),
+      vsBaseline: vsBaselineOf(d.confirmation.comparison)
+    },
+    verdict: d.confirmation === null ? "unconfirmed" : d.confirmation.confirmed ? "confirmed" : "not-confirmed",
     finalists: d.finalists.map((f) => ({
       id: f.id, loss: text(f.id), score: f.proxyScore, heldOutMean: f.comparison.loss.mean, diffMean: f.comparison.diff.mean, wins: f.comparison.wins
     }))
@@ -121,6 +147,32 @@ const signed = (x: number): string => (x >= 0 ? "+" : "") + x.toFixed(4)
 const row = (cells: ReadonlyArray<string>, widths: ReadonlyArray<number>): string =>
   "  " + cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ")
 
+/** The confirmation's small table and the verdict, for the terminal summary. */
+const confirmationLines = (
+  sel: SelectionSummary,
+  spreadText: (x: { mean: number; sd: number }) => string,
+  line: (cells: ReadonlyArray<string>, widths: ReadonlyArray<number>) => string
+): string[] => {
+  const k = sel.confirmation
+  if (k === null) {
+    return ["", "  Not confirmed on further seeds (--confirm-seeds none): the difference above is measured on the seeds the answer", "  was chosen on and overstates it."]
+  }
+  const v = k.vsBaseline
+  const widths = [10, 17, ...k.seeds.map((seed) => Math.max(8, `seed ${seed}`.length))]
+  return [
+    "",
+    `Confirmation on seeds ${k.seeds.join(", ")}, which took no part in the choice:`,
+    line(["", "mean±sd", ...k.seeds.map((seed) => `seed ${seed}`)], widths),
+    line(["chosen", spreadText(k.chosen), ...k.chosen.values.map(f4)], widths),
+    line(["baseline", spreadText(k.baseline), ...k.baseline.values.map(f4)], widths),
+    line(["difference", `${signed(v.mean)} ± ${v.sd.toFixed(4)}`, ...v.diffs.map(signed)], widths),
+    sel.verdict === "confirmed"
+      ? `  Verdict: confirmed, the answer beats the baseline on seeds it was not chosen on (${v.wins} of ${k.seeds.length} better).`
+      : `  Verdict: NOT confirmed, the answer does not beat the baseline on seeds it was not chosen on (${v.wins} of ${k.seeds.length} better);` +
+        "\n  keep the handcrafted baseline, or search longer or with a more faithful proxy."
+  ]
+}
+
 /** The readable end of a search on a terminal: the answer beside the baseline, the top losses, where things are. */
 export const formatSummary = (s: Summary, where: { readonly dir: string; readonly report: string | null }): string => {
   const c = s.counters
@@ -159,6 +211,7 @@ export const formatSummary = (s: Summary, where: { readonly dir: string; readonl
       ], widths),
       `  better than the baseline on ${v.wins} of ${sel.seeds.length} held-out seeds (${v.ties} tie(s), ${v.losses} worse)` +
         (v.mean > 0 ? "" : "; no finalist beats the baseline on the held-out mean"),
+      ...confirmationLines(sel, spreadText, row),
       "",
       `Top ${sel.finalists.length} by proxy score, with their held-out means:`,
       row(["rank", "cand", "proxy", "held-out", "vs base", "", "loss"], [4, 5, 7, 8, 8, 1, 0]),

@@ -141,7 +141,29 @@ const heldOutTables = (d: Decision): string => {
       `<td class="num">${fmtScore(f.proxyScore)}</td><td class="num">${f.comparison.loss.mean.toFixed(4)}</td>` +
       `<td class="num">${signed(f.comparison.diff.mean)}</td><td class="num">${f.comparison.wins}/${d.seeds.length}</td></tr>`
     ).join("") + "</table>"
-  return seedTable + verdict + `<h3>Finalists</h3>` + finalists
+  return seedTable + verdict + confirmationSection(d) + `<h3>Finalists</h3>` + finalists
+}
+
+/** The chosen loss against the baseline on the seeds that took no part in the choice: the verdict. */
+const confirmationSection = (d: Decision): string => {
+  const k = d.confirmation
+  if (k === null) {
+    return `<p class="note" data-verdict="unconfirmed">No confirmation seeds: the difference above is measured on the seeds the answer was chosen on, ` +
+      "so it overstates the answer's advantage (best of the finalists).</p>"
+  }
+  const c = k.comparison
+  const head = `<tr><th></th>${k.seeds.map((s) => `<th>seed ${s}</th>`).join("")}<th>mean</th><th>sd</th></tr>`
+  const line = (label: string, values: ReadonlyArray<string>, mean: string, sd: string) =>
+    `<tr><th>${label}</th>${values.map((v) => `<td class="num">${v}</td>`).join("")}<td class="num">${mean}</td><td class="num">${sd}</td></tr>`
+  const table = `<table class="confirmation">${head}` +
+    line("chosen", c.loss.values.map((v) => v.toFixed(4)), c.loss.mean.toFixed(4), c.loss.sd.toFixed(4)) +
+    line("baseline", c.against.values.map((v) => v.toFixed(4)), c.against.mean.toFixed(4), c.against.sd.toFixed(4)) +
+    line("difference", c.diff.values.map(signed), signed(c.diff.mean), c.diff.sd.toFixed(4)) + "</table>"
+  const verdict = k.confirmed
+    ? `<p class="verdict confirmed" data-verdict="confirmed">Confirmed: on seeds it was not chosen on, the answer beats the baseline by ${signed(c.diff.mean)} on the mean (better on ${c.wins} of ${k.seeds.length}).</p>`
+    : `<p class="verdict not-confirmed" data-verdict="not-confirmed">Not confirmed: on seeds it was not chosen on, the answer does not beat the baseline (${signed(c.diff.mean)} on the mean, better on ${c.wins} of ${k.seeds.length}). ` +
+      "Keep the handcrafted baseline, or search longer or with a more faithful proxy.</p>"
+  return `<h3>Confirmation (seeds ${k.seeds.join(", ")}, not used to choose)</h3>` + table + verdict
 }
 
 const answerSection = (m: ReportModel): string => {
@@ -234,7 +256,8 @@ article.loss,article.answer{background:#fff;border:1px solid #e3e3e3;padding:10p
 code{font-size:12px;color:#333;word-break:break-all}
 .metrics{margin-top:8px}.metrics th{font-weight:500;color:#555;border-bottom:1px solid #ddd}
 .lineage{margin:4px 0;padding-left:20px}.lineage li{margin:3px 0}.cid{font-weight:600}.score{color:#1f5f9f}
-.note{color:#8a5a00}.heldout,.finalists{margin-top:8px}.heldout th,.finalists th{color:#555;font-weight:500}
+.note{color:#8a5a00}.heldout,.finalists,.confirmation{margin-top:8px}.heldout th,.finalists th,.confirmation th{color:#555;font-weight:500}
+.verdict{font-weight:600}.verdict.confirmed{color:#1d6b2a}.verdict.not-confirmed{color:#a12a1a}
 .finalists tr.chosen td{font-weight:600}#live{position:fixed;top:6px;right:10px;font-size:12px;color:#666}
 `
 

@@ -6,7 +6,7 @@
  * screening and training jobs ran, not when they finished. A job's finish time is estimated as
  * proposal time + screening time (+ training time): a lower bound that ignores queueing.
  */
-import { type Decision, decide, heldOutDone, heldOutValue, rankByFitness, atHighestRung } from "../search/selection.ts"
+import { type Decision, decide, heldOutDone, heldOutValue, rankByFitness, atHighestRung, selectionTotal } from "../search/selection.ts"
 import { ladderOf, rungIterations } from "../search/fidelity.ts"
 import type { CandidateRecord, RunData } from "./run-data.ts"
 
@@ -376,7 +376,7 @@ export const rungLadderOf = (run: Pick<RunData, "candidates" | "rungs" | "config
 export interface SelectionProgress {
   readonly seeds: ReadonlyArray<number>
   readonly finalists: number
-  /** Held-out trainings stored, of the planned ones. */
+  /** Held-out and confirmation trainings stored, of the planned ones (the baseline's proxy run not counted). */
   readonly done: number
   readonly total: number
 }
@@ -384,7 +384,7 @@ export interface SelectionProgress {
 const selectionProgress = (run: Pick<RunData, "selection">): SelectionProgress | null => {
   if (run.selection === null) return null
   const { plan, runs } = run.selection
-  return { seeds: plan.seeds, finalists: plan.finalists.length, done: heldOutDone(plan, runs), total: (plan.finalists.length + 1) * plan.seeds.length }
+  return { seeds: plan.seeds, finalists: plan.finalists.length, done: heldOutDone(plan, runs), total: selectionTotal(plan.finalists.length, plan.seeds, plan.confirmSeeds) - 1 }
 }
 
 /** The baseline's score on the search's own seed and data (the reference for the search curves). */

@@ -11,6 +11,13 @@ export interface SelectionSettings {
   readonly seeds: ReadonlyArray<number>
   /** Training iterations of each held-out run; null: the task's (or the run's) full proxy. */
   readonly iterations: number | null
+  /**
+   * Confirmation seeds: after the choice, the chosen loss and the baseline are trained once more
+   * from each of these, which played no part in choosing it, so their paired difference is not
+   * inflated by picking the best of the finalists on the held-out seeds. Empty: no confirmation.
+   * Absent in runs made before it existed (read as empty).
+   */
+  readonly confirmSeeds?: ReadonlyArray<number>
 }
 
 /** A finalist's candidate id, or the task's handcrafted baseline. */
@@ -30,6 +37,8 @@ export interface CellResult extends Cell {
 export interface Plan {
   readonly metric: string
   readonly seeds: ReadonlyArray<number>
+  /** `SelectionSettings.confirmSeeds`, empty when none. */
+  readonly confirmSeeds: ReadonlyArray<number>
   /** Candidate ids in fitness order, with their proxy scores. */
   readonly finalists: ReadonlyArray<{ readonly id: number; readonly score: number }>
 }

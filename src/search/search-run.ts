@@ -14,7 +14,7 @@ import { runSearch, type SearchResult } from "./engine.ts"
 import { heldOutLayer, layer as poolEvaluatorLayer } from "./pool-evaluator.ts"
 import { RandomSearch } from "./random-search.ts"
 import { fidelityOf, kindByName, RUN_FILE, type RunConfig, selectionOf } from "./run-config.ts"
-import { selectionProblems } from "./selection.ts"
+import { confirmSeedsOf, selectionProblems, selectionTotal } from "./selection.ts"
 import { runSelection, type SelectionOutcome } from "./selection-run.ts"
 
 export { RUN_FILE }
@@ -129,7 +129,7 @@ const reportProgress = (config: RunConfig, sink: ProgressSink, started: number, 
     const finalists = plan?.finalists.length ?? settings.top
     const selection = settings.top === 0
       ? null
-      : { done: (yield* store.holdoutRuns()).length, total: (finalists + 1) * settings.seeds.length + 1 }
+      : { done: (yield* store.holdoutRuns()).length, total: selectionTotal(finalists, settings.seeds, confirmSeedsOf(settings)) }
     sink({ elapsedS: (Date.now() - started) / 1000, counters, budget: config.budget, best, selection, done })
   })
 

@@ -1,7 +1,8 @@
 /**
  * Performs the held-out final choice (`selection.ts`) after a search, in its store: picks the
  * finalists from the stored outcomes, stores the plan, trains every cell the store does not hold
- * yet and stores each result as it arrives, then stores the choice.
+ * yet and stores each result as it arrives, chooses, trains the chosen loss and the baseline from
+ * the confirmation seeds the same way, then stores the choice.
  *
  * Resume: the finalists are a function of the finished search's rows, so a rerun recomputes the
  * same plan (checked against the stored one); a stored cell is never trained again, a cell in
@@ -12,7 +13,10 @@ import { fromWire } from "../graph/wire.ts"
 import { Store } from "../store/Store.ts"
 import type { StoreError } from "../store/StoreError.ts"
 import { type HeldOutError, type HeldOutJob, HeldOutTrainer } from "./evaluator.ts"
-import { atHighestRung, cellKey, type Decision, decide, type Plan, planCells, rankByFitness, type SelectionSettings } from "./selection.ts"
+import {
+  atHighestRung, type Cell, cellKey, choose, confirmSeedsOf, type Decision, decide, type Plan, planCells, planConfirmCells, rankByFitness,
+  type SelectionSettings
+} from "./selection.ts"
 
 export interface SelectionOptions {
   /** The metric the search maximised (the task's resolved target metric). */
@@ -41,30 +45,40 @@ export const runSelection = (
     const rows = atHighestRung(yield* store.candidates(), yield* store.rungResults())
     const finalists = rankByFitness(rows, settings.top)
     if (finalists.length === 0) return { decision: null, trainings: 0 }
-    const plan: Plan = { metric: options.metric, seeds: settings.seeds, finalists: finalists.map((r) => ({ id: r.id, score: r.score as number })) }
+    const plan: Plan = {
+      metric: options.metric, seeds: settings.seeds, confirmSeeds: confirmSeedsOf(settings),
+      finalists: finalists.map((r) => ({ id: r.id, score: r.score as number }))
+    }
     yield* store.startSelection({ ...plan, settings })
     const byId = new Map(finalists.map((r) => [r.id, r]))
-    const stored = new Set((yield* store.holdoutRuns()).map(cellKey))
-    const todo = planCells(plan.finalists.map((f) => f.id), plan.seeds, options.searchSeed).filter((c) => !stored.has(cellKey(c)))
     let trainings = 0
-    yield* Effect.forEach(
-      todo,
-      (cell) =>
-        Effect.gen(function* () {
-          const row = cell.subject === "baseline" ? undefined : byId.get(cell.subject)
-          const subject: HeldOutJob["subject"] = row === undefined
-            ? { kind: "baseline" }
-            : { kind: "loss", candidate: { id: row.id, graph: fromWire(row.wire), hash: row.hash, text: row.text } }
-          // The baseline's proxy reference is the search's own training recipe, at full length.
-          const iterations = cell.split === "proxy" ? null : settings.iterations
-          const start = yield* Clock.currentTimeMillis
-          trainings++
-          const result = yield* trainer.train({ subject, seed: cell.seed, split: cell.split, iterations })
-          const elapsedMs = (yield* Clock.currentTimeMillis) - start
-          yield* store.putHoldoutRun(cell, iterations, { result, elapsedMs })
-        }),
-      { concurrency: options.concurrency, discard: true }
-    )
+    // Trains the cells the store does not hold yet, storing each as it arrives.
+    const trainAll = (cells: ReadonlyArray<Cell>) =>
+      Effect.gen(function* () {
+        const stored = new Set((yield* store.holdoutRuns()).map(cellKey))
+        yield* Effect.forEach(
+          cells.filter((c) => !stored.has(cellKey(c))),
+          (cell) =>
+            Effect.gen(function* () {
+              const row = cell.subject === "baseline" ? undefined : byId.get(cell.subject)
+              const subject: HeldOutJob["subject"] = row === undefined
+                ? { kind: "baseline" }
+                : { kind: "loss", candidate: { id: row.id, graph: fromWire(row.wire), hash: row.hash, text: row.text } }
+              // The baseline's proxy reference is the search's own training recipe, at full length.
+              const iterations = cell.split === "proxy" ? null : settings.iterations
+              const start = yield* Clock.currentTimeMillis
+              trainings++
+              const result = yield* trainer.train({ subject, seed: cell.seed, split: cell.split, iterations })
+              const elapsedMs = (yield* Clock.currentTimeMillis) - start
+              yield* store.putHoldoutRun(cell, iterations, { result, elapsedMs })
+            }),
+          { concurrency: options.concurrency, discard: true }
+        )
+      })
+    yield* trainAll(planCells(plan.finalists.map((f) => f.id), plan.seeds, options.searchSeed))
+    const choice = choose(plan, yield* store.holdoutRuns())
+    if (choice === null) return yield* Effect.dieMessage("selection invariant: every planned training is stored but no choice")
+    yield* trainAll(planConfirmCells(choice.chosen, plan.confirmSeeds))
     const decision = decide(plan, yield* store.holdoutRuns())
     if (decision === null) return yield* Effect.dieMessage("selection invariant: every planned training is stored but no decision")
     yield* store.completeSelection(decision.chosen)

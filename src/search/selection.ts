@@ -9,6 +9,11 @@
  * the better proxy rank. The answer is always a searched loss; whether it beats the baseline is
  * what the paired comparison (`src/report/compare.ts`) says.
  *
+ * Picking the best of k finalists on the held-out seeds inflates its difference on those same
+ * seeds (the winner's curse once more, smaller). So the chosen loss and the baseline are then
+ * trained from the confirmation seeds, which took no part in any choice; their paired difference
+ * there is the run's unbiased estimate, and the verdict: confirmed when its mean is above 0.
+ *
  * The baseline is also trained once on the search's own seed and data (`split: "proxy"`): its
  * proxy score, the reference the search's scores are read against.
  */
@@ -18,7 +23,10 @@ import type { Cell, CellResult, Plan, SelectionSettings, Subject } from "../resu
 // The records the store keeps live below both the search and the store; re-exported for callers.
 export type { Cell, CellResult, Plan, SelectionSettings, Subject } from "../results/selection.ts"
 
-export const DEFAULT_SELECTION: SelectionSettings = { top: 5, seeds: [101, 102, 103], iterations: null }
+export const DEFAULT_SELECTION: SelectionSettings = { top: 5, seeds: [101, 102, 103], iterations: null, confirmSeeds: [201, 202, 203] }
+
+/** The run's confirmation seeds (none in runs that predate them). */
+export const confirmSeedsOf = (s: SelectionSettings): ReadonlyArray<number> => s.confirmSeeds ?? []
 
 /** `101,102,103` → [101, 102, 103]; throws naming the problem. */
 export const parseSeedList = (flag: string, text: string): number[] => {
@@ -42,6 +50,12 @@ export const selectionProblems = (s: SelectionSettings, searchSeeds: ReadonlyArr
   const used = s.seeds.filter((x) => searchSeeds.includes(x))
   if (s.top > 0 && used.length > 0) {
     problems.push(`holdout-seeds ${used.join(",")} ${used.length === 1 ? "was" : "were"} used by the search (its seeds: ${[...new Set(searchSeeds)].join(",")}); held-out seeds must be new`)
+  }
+  const confirm = confirmSeedsOf(s)
+  if (s.top > 0 && new Set(confirm).size !== confirm.length) problems.push(`confirm-seeds repeats a seed: ${confirm.join(",")}`)
+  const reused = confirm.filter((x) => searchSeeds.includes(x) || s.seeds.includes(x))
+  if (s.top > 0 && reused.length > 0) {
+    problems.push(`confirm-seeds ${reused.join(",")} ${reused.length === 1 ? "is" : "are"} also a search or held-out seed; a confirmation seed must take no part in the choice`)
   }
   return problems
 }
@@ -102,6 +116,17 @@ export const planCells = (finalists: ReadonlyArray<number>, seeds: ReadonlyArray
 ]
 
 /**
+ * The confirmation's trainings, once the choice is known: seed by seed, the baseline then the
+ * chosen loss (split "held-out": the seeds differ from the choice's, so the cells never collide).
+ */
+export const planConfirmCells = (chosen: number, confirmSeeds: ReadonlyArray<number>): Cell[] =>
+  confirmSeeds.flatMap((seed) => (["baseline", chosen] as Subject[]).map((subject) => ({ subject, seed, split: "held-out" as const })))
+
+/** Trainings the whole selection plans: finalists and baseline on every held-out seed, the confirmation, the baseline's proxy run. */
+export const selectionTotal = (finalists: number, seeds: ReadonlyArray<number>, confirmSeeds: ReadonlyArray<number>): number =>
+  (finalists + 1) * seeds.length + 2 * confirmSeeds.length + 1
+
+/**
  * A run's value of `metric` for the comparison. Tasks report every metric as 0 (the worst on their
  * 0–1 scale) when training stops on NaN/Inf; a missing or non-finite value is read the same way.
  */
@@ -119,10 +144,20 @@ export interface FinalistResult {
   readonly comparison: Comparison
 }
 
+/** The chosen loss against the baseline on the confirmation seeds. */
+export interface Confirmation {
+  readonly seeds: ReadonlyArray<number>
+  readonly comparison: Comparison
+  /** The paired mean difference is above 0: the chosen loss beats the baseline on seeds it was not chosen on. */
+  readonly confirmed: boolean
+}
+
 export interface Decision {
   readonly metric: string
   readonly seeds: ReadonlyArray<number>
   readonly chosen: number
+  /** Null when the run has no confirmation seeds. */
+  readonly confirmation: Confirmation | null
   /** In fitness order. */
   readonly finalists: ReadonlyArray<FinalistResult>
   readonly baseline: Spread
@@ -132,25 +167,32 @@ export interface Decision {
 
 const seedRun = (r: CellResult, metric: string): SeedRun => ({ seed: r.seed, metrics: { [metric]: heldOutValue(r, metric) }, invalid: r.invalid })
 
-/** How many of the plan's held-out trainings are stored. */
+/** How many of the plan's held-out and confirmation trainings are stored. */
 export const heldOutDone = (plan: Plan, cells: ReadonlyArray<CellResult>): number => {
   const wanted = new Set(plan.seeds.flatMap((seed) => (["baseline", ...plan.finalists.map((f) => f.id)] as Subject[]).map((subject) => cellKey({ subject, seed, split: "held-out" }))))
-  return cells.filter((c) => wanted.has(cellKey(c))).length
+  const confirming = (c: CellResult) => c.split === "held-out" && plan.confirmSeeds.includes(c.seed)
+  return cells.filter((c) => wanted.has(cellKey(c)) || confirming(c)).length
 }
 
-/** The choice, once every held-out training of the plan is stored; null before (or with no finalist). */
-export const decide = (plan: Plan, cells: ReadonlyArray<CellResult>): Decision | null => {
+/** The runs of `subject` on every one of `seeds`, or null while one is missing. */
+const runsOn = (byKey: ReadonlyMap<string, CellResult>, metric: string, subject: Subject, seeds: ReadonlyArray<number>): SeedRun[] | null => {
+  const runs: SeedRun[] = []
+  for (const seed of seeds) {
+    const r = byKey.get(cellKey({ subject, seed, split: "held-out" }))
+    if (r === undefined) return null
+    runs.push(seedRun(r, metric))
+  }
+  return runs
+}
+
+/**
+ * The choice alone (no confirmation), once every held-out training of the plan is stored; null
+ * before (or with no finalist). What the confirmation's trainings are planned from.
+ */
+export const choose = (plan: Plan, cells: ReadonlyArray<CellResult>): Omit<Decision, "confirmation"> | null => {
   if (plan.finalists.length === 0) return null
   const byKey = new Map(cells.map((c) => [cellKey(c), c]))
-  const runsOf = (subject: Subject): SeedRun[] | null => {
-    const runs: SeedRun[] = []
-    for (const seed of plan.seeds) {
-      const r = byKey.get(cellKey({ subject, seed, split: "held-out" }))
-      if (r === undefined) return null
-      runs.push(seedRun(r, plan.metric))
-    }
-    return runs
-  }
+  const runsOf = (subject: Subject) => runsOn(byKey, plan.metric, subject, plan.seeds)
   const baselineRuns = runsOf("baseline")
   if (baselineRuns === null) return null
   const finalists: FinalistResult[] = []
@@ -171,4 +213,17 @@ export const decide = (plan: Plan, cells: ReadonlyArray<CellResult>): Decision |
     baseline: spread(baselineRuns.map((r) => r.metrics[plan.metric]!)),
     baselineProxy: proxy === undefined ? null : heldOutValue(proxy, plan.metric)
   }
+}
+
+/** The choice and its confirmation, once every training of both is stored; null before. */
+export const decide = (plan: Plan, cells: ReadonlyArray<CellResult>): Decision | null => {
+  const choice = choose(plan, cells)
+  if (choice === null) return null
+  if (plan.confirmSeeds.length === 0) return { ...choice, confirmation: null }
+  const byKey = new Map(cells.map((c) => [cellKey(c), c]))
+  const loss = runsOn(byKey, plan.metric, choice.chosen, plan.confirmSeeds)
+  const baseline = runsOn(byKey, plan.metric, "baseline", plan.confirmSeeds)
+  if (loss === null || baseline === null) return null
+  const comparison = compareRuns(plan.metric, loss, baseline)
+  return { ...choice, confirmation: { seeds: plan.confirmSeeds, comparison, confirmed: comparison.diff.mean > 0 } }
 }

@@ -26,14 +26,18 @@ export const decodeNumbers = <T>(text: string): T =>
 const bool = (v: unknown): boolean | null => (v === null || v === undefined ? null : v === 1)
 
 /** A `selection` row (the report reads the table with these too). */
-export const selectionFromRow = (r: Record<string, unknown>): StoredSelection => ({
-  settings: JSON.parse(r["settings"] as string) as SelectionSettings,
-  metric: r["metric"] as string,
-  seeds: (JSON.parse(r["settings"] as string) as SelectionSettings).seeds,
-  finalists: decodeNumbers<Plan["finalists"]>(r["finalists"] as string),
-  chosenId: r["chosen_id"] as number | null,
-  completedAt: r["completed_at"] as number | null
-})
+export const selectionFromRow = (r: Record<string, unknown>): StoredSelection => {
+  const settings = JSON.parse(r["settings"] as string) as SelectionSettings
+  return {
+    settings,
+    metric: r["metric"] as string,
+    seeds: settings.seeds,
+    confirmSeeds: settings.confirmSeeds ?? [],
+    finalists: decodeNumbers<Plan["finalists"]>(r["finalists"] as string),
+    chosenId: r["chosen_id"] as number | null,
+    completedAt: r["completed_at"] as number | null
+  }
+}
 
 /** The columns `holdout_runs` and `rung_results` share: one training's result, who ran it and when. */
 export const trainingColumns = ({ result, elapsedMs }: StoredTrain) => ({

@@ -16,7 +16,7 @@ const cli = (args: string[]) => execa("node", ["bin/autoloss.js", ...args], { re
 const tiny = [
   "--task", "seg", "--budget", "1", "--population", "1", "--workers", "1", "--seed", "3", "--max-candidates", "300",
   "--option", "iterations=4", "--option", "train_images=16", "--option", "eval_images=8", "--option", "batch_size=8",
-  "--holdout-seeds", "5,6"
+  "--holdout-seeds", "5,6", "--confirm-seeds", "7"
 ]
 
 const holdoutRows = (dir: string) => {
@@ -50,8 +50,13 @@ t.test("search runs a tiny budget and resume replays it from the store", async (
   t.equal(sel.baseline.heldOut.values.length, 2)
   t.ok(Math.abs(sel.chosen.vsBaseline.mean - (sel.chosen.heldOut.mean - sel.baseline.heldOut.mean)) < 1e-12)
   t.type(sel.baseline.proxy, "number")
+  // the confirmation: the answer and the baseline once more from seed 7, which took no part in the choice
+  t.same(sel.confirmation.seeds, [7])
+  t.equal(sel.confirmation.chosen.values.length, 1)
+  t.equal(sel.verdict, sel.confirmation.vsBaseline.mean > 0 ? "confirmed" : "not-confirmed")
   const cells = holdoutRows(dir)
-  t.equal(cells.length, 2 * 2 + 1, "finalist and baseline on each held-out seed, and the baseline's proxy run")
+  t.equal(cells.length, 2 * 2 + 1 + 2, "finalist and baseline on each held-out seed, the baseline's proxy run, and both on the confirmation seed")
+  t.same((cells as Array<{ candidate_id: number | null; seed: number }>).slice(-2).map((c) => [c.candidate_id, c.seed]), [[null, 7], [sel.chosen.id, 7]])
 
   const again = await cli(["resume", dir, "--workers", "1"])
   t.equal(again.exitCode, 0, again.stderr.slice(-2000))
@@ -75,6 +80,12 @@ t.test("search reports usage errors with the offending flag", async (t) => {
   const reused = await cli(["search", "--task", "seg", "--seed", "101", "--out", join(mkdtempSync(join(tmpdir(), "autoloss-seed-")), "run")])
   t.equal(reused.exitCode, 2)
   t.match(reused.stderr, /holdout-seeds 101 was used by the search/)
+  const confirmReused = await cli(["search", "--task", "seg", "--confirm-seeds", "102,9", "--out", join(mkdtempSync(join(tmpdir(), "autoloss-seed-")), "run")])
+  t.equal(confirmReused.exitCode, 2)
+  t.match(confirmReused.stderr, /confirm-seeds 102 is also a search or held-out seed/)
+  const confirmBad = await cli(["search", "--task", "seg", "--confirm-seeds", "x", "--out", join(mkdtempSync(join(tmpdir(), "autoloss-seed-")), "run")])
+  t.equal(confirmBad.exitCode, 2)
+  t.match(confirmBad.stderr, /--confirm-seeds wants comma-separated non-negative integers, got 'x'/)
   const dir = mkdtempSync(join(tmpdir(), "autoloss-resume-"))
   const notRun = await cli(["resume", dir])
   t.equal(notRun.exitCode, 2)

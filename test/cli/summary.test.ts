@@ -19,6 +19,8 @@ const SUMMARY: Summary = {
       vsBaseline: { diffs: [0.03, -0.01], mean: 0.01, sd: 0.0283, wins: 1, ties: 0, losses: 1 }
     },
     baseline: { heldOut: { values: [0.25, 0.27], mean: 0.26, sd: 0.0141 }, proxy: 0.2634, proxyMetrics: { miou: 0.2634 } },
+    confirmation: null,
+    verdict: "unconfirmed",
     finalists: [
       { id: 3, loss: "neg(mul(y, y_hat))", score: 0.29, heldOutMean: 0.25, diffMean: -0.01, wins: 0 },
       { id: 8, loss: "exp(y_hat)", score: 0.27, heldOutMean: 0.27, diffMean: 0.01, wins: 1 }
@@ -39,6 +41,24 @@ t.test("the terminal summary: the answer beside the baseline, seed by seed, and 
   t.match(text, /Report: +runs\/s\/report\.html\nExport: +npx autoloss export runs\/s --format torch +\(the chosen loss;/)
 })
 
+t.test("the confirmation: its own table and the verdict, confirmed or not", async (t) => {
+  const sel = SUMMARY.selection!
+  t.match(formatSummary(SUMMARY, { dir: "runs/s", report: null }), /Not confirmed on further seeds \(--confirm-seeds none\)/)
+  const confirmation = {
+    seeds: [201, 202],
+    chosen: { values: [0.30, 0.24], mean: 0.27, sd: 0.0424 },
+    baseline: { values: [0.28, 0.25], mean: 0.265, sd: 0.0212 },
+    vsBaseline: { diffs: [0.02, -0.01], mean: 0.005, sd: 0.0212, wins: 1, ties: 0, losses: 1 }
+  }
+  const yes = formatSummary({ ...SUMMARY, selection: { ...sel, confirmation, verdict: "confirmed" } }, { dir: "runs/s", report: null })
+  t.match(yes, /Confirmation on seeds 201, 202, which took no part in the choice:\n/)
+  t.match(yes, /\n  chosen +0\.2700 ± 0\.0424 +0\.3000 +0\.2400\n  baseline +0\.2650 ± 0\.0212 +0\.2800 +0\.2500\n  difference +\+0\.0050 ± 0\.0212 +\+0\.0200 +-0\.0100\n/)
+  t.match(yes, /Verdict: confirmed, the answer beats the baseline on seeds it was not chosen on \(1 of 2 better\)/)
+  t.notMatch(yes, /NOT confirmed/)
+  const no = formatSummary({ ...SUMMARY, selection: { ...sel, confirmation, verdict: "not-confirmed" } }, { dir: "runs/s", report: null })
+  t.match(no, /Verdict: NOT confirmed, the answer does not beat the baseline on seeds it was not chosen on \(1 of 2 better\);\n  keep the handcrafted baseline/)
+})
+
 t.test("asha: the cost in full-proxy equivalents and the trainings per rung", async (t) => {
   const counters = { trained: 40, proposed: 300, passed: 50, trainedRung0: 40, trainedRung1: 10, trainedRung10: 0, trainedRung2: 3, spentUnits: 78, unitsPerFull: 9 }
   const text = formatSummary({ ...SUMMARY, counters }, { dir: "runs/s", report: null })
@@ -57,7 +77,7 @@ t.test("the stored run's summary carries the selection the store holds", async (
   const dir = tempDir(t)
   const fake = makeFakeEvaluator({ invalidRate: 0 })
   await run(dir, evolution(8), fake, { ...SMALL, budget: 12 })
-  const settings = { top: 3, seeds: [101, 102], iterations: null }
+  const settings = { top: 3, seeds: [101, 102], iterations: null, confirmSeeds: [201, 202, 203] }
   const { decision } = await Effect.runPromise(
     runSelection(settings, { metric: "miou", searchSeed: 0, concurrency: 2 }).pipe(Effect.provide(Layer.merge(layer(dir), fake.layer)))
   )
@@ -68,4 +88,9 @@ t.test("the stored run's summary carries the selection the store holds", async (
   t.equal(s.best?.id, s.top5[0]?.id)
   t.same(s.selection?.chosen.heldOut.values, decision!.finalists.find((f) => f.id === decision!.chosen)!.comparison.loss.values)
   t.ok(typeof s.selection?.baseline.proxy === "number")
+  const k = decision!.confirmation!
+  t.same(s.selection?.confirmation?.seeds, [201, 202, 203])
+  t.same(s.selection?.confirmation?.chosen.values, k.comparison.loss.values)
+  t.same(s.selection?.confirmation?.baseline.values, k.comparison.against.values)
+  t.equal(s.selection?.verdict, k.confirmed ? "confirmed" : "not-confirmed")
 })

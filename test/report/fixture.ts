@@ -151,7 +151,11 @@ export const writeSyntheticRun = async (dir: string, specs: ReadonlyArray<Spec> 
  */
 export const SELECTION = { chosen: 4, finalists: [10, 4], seeds: [101, 102], baselineProxy: 0.31 } as const
 
-export const writeSelection = async (dir: string): Promise<void> => {
+export const writeSelection = async (
+  dir: string,
+  /** Confirmation trainings: [seed, the chosen loss's score, the baseline's]; none by default (a run without confirmation). */
+  confirm: ReadonlyArray<readonly [number, number, number]> = []
+): Promise<void> => {
   const held: ReadonlyArray<[number | "baseline", number, number]> = [
     ["baseline", 101, 0.30], [10, 101, 0.28], [4, 101, 0.33],
     ["baseline", 102, 0.32], [10, 102, 0.30], [4, 102, 0.35]
@@ -160,13 +164,18 @@ export const writeSelection = async (dir: string): Promise<void> => {
   const program = Effect.gen(function* () {
     const s = yield* Store
     yield* s.startSelection({
-      settings: { top: 2, seeds: [...SELECTION.seeds], iterations: null },
+      settings: { top: 2, seeds: [...SELECTION.seeds], iterations: null, ...(confirm.length > 0 ? { confirmSeeds: confirm.map(([seed]) => seed) } : {}) },
       metric: "miou",
       seeds: [...SELECTION.seeds],
+      confirmSeeds: confirm.map(([seed]) => seed),
       finalists: [{ id: 10, score: 0.5 }, { id: 4, score: 0.4 }]
     })
     for (const [subject, seed, miou] of held) yield* s.putHoldoutRun({ subject, seed, split: "held-out" }, null, result(miou))
     yield* s.putHoldoutRun({ subject: "baseline", seed: 0, split: "proxy" }, null, result(SELECTION.baselineProxy))
+    for (const [seed, chosen, baseline] of confirm) {
+      yield* s.putHoldoutRun({ subject: "baseline", seed, split: "held-out" }, null, result(baseline))
+      yield* s.putHoldoutRun({ subject: SELECTION.chosen, seed, split: "held-out" }, null, result(chosen))
+    }
     yield* s.completeSelection(SELECTION.chosen)
   })
   await Effect.runPromise(Effect.scoped(program).pipe(Effect.provide(layer(dir))))

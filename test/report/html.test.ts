@@ -118,8 +118,30 @@ t.test("the report opens with the answer: the held-out choice as a formula, its 
   t.match(a, /better than the baseline on 2 of 2 held-out seeds/)
   // finalist 10: held out 0.29 against the baseline's 0.31
   t.match(a, /<tr data-candidate="10"><td class="num">1<\/td><td class="num">10<\/td><td class="num">0\.5000<\/td><td class="num">0\.2900<\/td><td class="num">-0\.0200<\/td><td class="num">0\/2<\/td><\/tr>/)
+  t.match(a, /data-verdict="unconfirmed"/, "a run without confirmation seeds says its difference is optimistic")
   // The curves draw the baseline's proxy score across the run: two points at y = 0.31 on each chart.
   const curve = html.slice(html.indexOf('<section id="curve">'), html.indexOf('<section id="funnel">'))
   t.equal(curve.match(/data-series="baseline \(proxy\)"/g)?.length, 2)
   t.equal(curve.match(/data-y="0\.31"/g)?.length, 4)
+})
+
+t.test("the report's confirmation: the chosen loss beside the baseline on the confirmation seeds, and the verdict", async (t) => {
+  const { writeSelection } = await import("./fixture.ts")
+  const page = async (confirm: ReadonlyArray<readonly [number, number, number]>) => {
+    const dir = tempDir(t)
+    await writeSyntheticRun(dir)
+    await writeSelection(dir, confirm)
+    const html = renderReportPage(buildReportModel(loadRun(dir)))
+    return html.slice(html.indexOf('<section id="answer">'), html.indexOf('<section id="curve">'))
+  }
+  // chosen 0.36, 0.30 against the baseline's 0.31, 0.32: +0.05, −0.02, mean +0.015
+  const yes = await page([[201, 0.36, 0.31], [202, 0.30, 0.32]])
+  t.match(yes, /Confirmation \(seeds 201, 202, not used to choose\)/)
+  t.match(yes, /<table class="confirmation"><tr><th><\/th><th>seed 201<\/th><th>seed 202<\/th><th>mean<\/th><th>sd<\/th><\/tr><tr><th>chosen<\/th><td class="num">0\.3600<\/td><td class="num">0\.3000<\/td><td class="num">0\.3300<\/td>/)
+  t.match(yes, /<th>difference<\/th><td class="num">\+0\.0500<\/td><td class="num">-0\.0200<\/td><td class="num">\+0\.0150<\/td>/)
+  t.match(yes, /data-verdict="confirmed">Confirmed: on seeds it was not chosen on, the answer beats the baseline by \+0\.0150 on the mean \(better on 1 of 2\)/)
+  // the held-out choice (+0.03 on both its seeds) is not confirmed: 0.29, 0.30 against 0.31, 0.32
+  const no = await page([[201, 0.29, 0.31], [202, 0.30, 0.32]])
+  t.match(no, /data-verdict="not-confirmed">Not confirmed: on seeds it was not chosen on, the answer does not beat the baseline \(-0\.0200 on the mean, better on 0 of 2\)/)
+  t.notMatch(no, /data-verdict="confirmed"/)
 })

@@ -1,15 +1,18 @@
 import t from "tap"
 import {
   type CellResult,
+  choose,
   decide,
   heldOutDone,
   heldOutValue,
   parseSeedList,
   planCells,
+  planConfirmCells,
   atHighestRung,
   type Ranked,
   rankByFitness,
-  selectionProblems
+  selectionProblems,
+  selectionTotal
 } from "../../src/search/selection.ts"
 
 const row = (id: number, score: number | null, extra: { status?: string; reuseKind?: string | null } = {}): Ranked =>
@@ -45,6 +48,10 @@ t.test("flags: seed lists and held-out seeds the search used", async (t) => {
   t.match(selectionProblems({ ...ok, seeds: [3, 7] }, [3, 7]).join(), /holdout-seeds 3,7 were used/)
   t.same(selectionProblems({ ...ok, top: 0, seeds: [0] }, [0]), [], "no selection: the seeds do not matter")
   t.match(selectionProblems({ ...ok, iterations: 0 }, [0]).join(), /select-iterations must be an integer ≥ 1/)
+  t.same(selectionProblems({ ...ok, confirmSeeds: [201, 202] }, [0]), [])
+  t.match(selectionProblems({ ...ok, confirmSeeds: [201, 102] }, [0]).join(), /confirm-seeds 102 is also a search or held-out seed/)
+  t.match(selectionProblems({ ...ok, confirmSeeds: [0, 7] }, [0, 7]).join(), /confirm-seeds 0,7 are also a search or held-out seed/)
+  t.match(selectionProblems({ ...ok, confirmSeeds: [201, 201] }, [0]).join(), /confirm-seeds repeats a seed: 201,201/)
 })
 
 t.test("cells: seed by seed, baseline first, then the baseline on the search's seed", async (t) => {
@@ -55,11 +62,22 @@ t.test("cells: seed by seed, baseline first, then the baseline on the search's s
   ])
 })
 
+t.test("confirmation cells: seed by seed, the baseline then the chosen loss; the total counts them", async (t) => {
+  t.same(planConfirmCells(7, [201, 202]), [
+    { subject: "baseline", seed: 201, split: "held-out" }, { subject: 7, seed: 201, split: "held-out" },
+    { subject: "baseline", seed: 202, split: "held-out" }, { subject: 7, seed: 202, split: "held-out" }
+  ])
+  t.same(planConfirmCells(7, []), [])
+  // 3 finalists + baseline on 2 seeds, 2 × 3 confirmation trainings, the baseline's proxy run
+  t.equal(selectionTotal(3, [101, 102], [201, 202, 203]), 8 + 6 + 1)
+  t.equal(selectionTotal(3, [101, 102], []), 9)
+})
+
 const cell = (subject: number | "baseline", seed: number, miou: number, invalid = false): CellResult =>
   ({ subject, seed, split: "held-out", metrics: { miou }, invalid })
 
 t.test("decision: best held-out mean, paired differences against the baseline, worked by hand", async (t) => {
-  const plan = { metric: "miou", seeds: [101, 102], finalists: [{ id: 4, score: 0.30 }, { id: 2, score: 0.28 }] }
+  const plan = { metric: "miou", seeds: [101, 102], confirmSeeds: [], finalists: [{ id: 4, score: 0.30 }, { id: 2, score: 0.28 }] }
   const cells = [
     cell("baseline", 101, 0.25), cell("baseline", 102, 0.27),
     cell(4, 101, 0.24), cell(4, 102, 0.26),
@@ -80,10 +98,42 @@ t.test("decision: best held-out mean, paired differences against the baseline, w
 })
 
 t.test("decision: a tie goes to the better proxy rank; a NaN training counts as 0", async (t) => {
-  const plan = { metric: "miou", seeds: [101], finalists: [{ id: 9, score: 0.3 }, { id: 3, score: 0.2 }, { id: 5, score: 0.1 }] }
+  const plan = { metric: "miou", seeds: [101], confirmSeeds: [], finalists: [{ id: 9, score: 0.3 }, { id: 3, score: 0.2 }, { id: 5, score: 0.1 }] }
   const cells = [cell("baseline", 101, 0.2), cell(9, 101, 0.25), cell(3, 101, 0.25), cell(5, 101, NaN, true)]
   const d = decide(plan, cells)!
   t.equal(d.chosen, 9)
   t.equal(d.finalists[2]!.comparison.loss.mean, 0)
   t.equal(heldOutValue({ metrics: {} }, "miou"), 0)
+})
+
+t.test("confirmation: the chosen loss against the baseline on seeds that took no part in the choice, worked by hand", async (t) => {
+  const plan = { metric: "miou", seeds: [101, 102], confirmSeeds: [201, 202], finalists: [{ id: 4, score: 0.30 }, { id: 2, score: 0.28 }] }
+  const chosenOn = [
+    cell("baseline", 101, 0.25), cell("baseline", 102, 0.27),
+    cell(4, 101, 0.24), cell(4, 102, 0.26),
+    cell(2, 101, 0.28), cell(2, 102, 0.26)
+  ]
+  t.equal(choose(plan, chosenOn)?.chosen, 2, "the choice is known before the confirmation")
+  t.equal(decide(plan, chosenOn), null, "undecided until the confirmation is stored")
+  const confirm = [cell("baseline", 201, 0.30), cell(2, 201, 0.28), cell("baseline", 202, 0.20), cell(2, 202, 0.25)]
+  t.equal(decide(plan, [...chosenOn, ...confirm.slice(0, 3)]), null)
+  t.equal(heldOutDone(plan, [...chosenOn, ...confirm.slice(0, 3)]), 9, "confirmation trainings count as done")
+  const d = decide(plan, [...chosenOn, ...confirm])!
+  t.equal(d.chosen, 2)
+  const k = d.confirmation!
+  t.same(k.seeds, [201, 202])
+  // diffs −0.02, +0.05: mean +0.015, sd |0.07|/√2; the choice's own comparison is unchanged
+  t.ok(Math.abs(k.comparison.diff.mean - 0.015) < 1e-12 && Math.abs(k.comparison.diff.sd - 0.07 / Math.SQRT2) < 1e-12)
+  t.same([k.comparison.wins, k.comparison.losses], [1, 1])
+  t.equal(k.confirmed, true)
+  t.ok(Math.abs(d.finalists[1]!.comparison.diff.mean - 0.01) < 1e-12)
+  // the chosen loss loses on both confirmation seeds: not confirmed, though it won the choice
+  const worse = [cell("baseline", 201, 0.30), cell(2, 201, 0.28), cell("baseline", 202, 0.27), cell(2, 202, 0.25)]
+  const n = decide(plan, [...chosenOn, ...worse])!.confirmation!
+  t.equal(n.confirmed, false)
+  t.ok(Math.abs(n.comparison.diff.mean + 0.02) < 1e-12)
+  // a tie is not a confirmation
+  const tie = [cell("baseline", 201, 0.3), cell(2, 201, 0.3), cell("baseline", 202, 0.2), cell(2, 202, 0.2)]
+  t.equal(decide(plan, [...chosenOn, ...tie])!.confirmation!.confirmed, false)
+  t.equal(decide({ ...plan, confirmSeeds: [] }, chosenOn)!.confirmation, null, "no confirmation seeds: no confirmation")
 })

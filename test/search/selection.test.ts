@@ -10,11 +10,11 @@ import { layer, Store } from "../../src/store/Store.ts"
 import { DB_FILE } from "../../src/store/schema.ts"
 import { evolution, readStore, run, SMALL, tempDir } from "./harness.ts"
 
-const SETTINGS: SelectionSettings = { top: 4, seeds: [101, 102, 103], iterations: null }
+const SETTINGS: SelectionSettings = { top: 4, seeds: [101, 102, 103], iterations: null, confirmSeeds: [201, 202] }
 const OPTIONS = { metric: "miou", searchSeed: 0, concurrency: 2 }
 const CONFIG = { ...SMALL, budget: 12 }
-/** 4 finalists + the baseline on 3 held-out seeds, and the baseline's proxy run. */
-const CELLS = 5 * 3 + 1
+/** 4 finalists + the baseline on 3 held-out seeds, the baseline's proxy run, the chosen loss and the baseline on 2 confirmation seeds. */
+const CELLS = 5 * 3 + 1 + 2 * 2
 
 const select = (dir: string, trainer: FakeEvaluator["heldOut"], settings = SETTINGS) =>
   Effect.runPromise(
@@ -63,7 +63,15 @@ t.test("the held-out choice can differ from the proxy's best, and is stored with
   const holdouts = fake.calls.filter((c) => c.kind === "holdout")
   t.equal(holdouts.length, CELLS)
   t.same(holdouts.slice(0, 5).map((c) => [c.id, c.seed]), [[-1, 101], ...finalists.map((f) => [f.id, 101])], "seed by seed, baseline first")
-  t.same(holdouts.at(-1), { kind: "holdout", id: -1, hash: holdouts.at(-1)!.hash, seed: 0, split: "proxy" })
+  t.same(holdouts[15], { kind: "holdout", id: -1, hash: holdouts[15]!.hash, seed: 0, split: "proxy" })
+  t.same(holdouts.slice(16).map((c) => [c.id, c.seed, c.split]), [[-1, 201, "held-out"], [d.chosen, 201, "held-out"], [-1, 202, "held-out"], [d.chosen, 202, "held-out"]],
+    "then the chosen loss and the baseline on the confirmation seeds, trained after the choice")
+  // confirmation: chosen 1 − proxy + seed/1000 against 0.5 + seed/10000 on seeds 201, 202
+  const k = d.confirmation!
+  t.same(k.seeds, [201, 202])
+  t.ok(Math.abs(k.comparison.loss.mean - (1 - finalists[3]!.score! + 0.2015)) < 1e-12)
+  t.ok(Math.abs(k.comparison.against.mean - 0.52015) < 1e-12)
+  t.equal(k.confirmed, k.comparison.diff.mean > 0)
   const stored = await readSelection(dir)
   t.equal(stored.selection?.chosenId, d.chosen)
   t.ok(stored.selection?.completedAt !== null)
@@ -82,7 +90,7 @@ t.test("kill during the selection, resume: same choice and rows, no stored train
   const ref = await readSelection(reference)
   const comparable = (runs: typeof ref.runs) =>
     runs.map(({ workerId: _w, attempt: _a, ...r }) => r).sort((a, b) => `${a.subject}/${a.seed}`.localeCompare(`${b.subject}/${b.seed}`))
-  for (const killAt of [1, 7, CELLS - 1]) {
+  for (const killAt of [1, 7, 17, CELLS - 1]) {
     const dir = tempDir(t)
     await run(dir, evolution(8), makeFakeEvaluator({ invalidRate: 0 }), CONFIG)
     const first = makeFakeEvaluator({ heldOut, timingSeed: killAt })
@@ -132,7 +140,7 @@ t.test("a changed plan on resume is refused, not mixed with the stored trainings
   const { dir, heldOut } = await reversedSearch(t)
   await select(dir, makeFakeEvaluator({ heldOut }).heldOut)
   const exit = await Effect.runPromiseExit(
-    runSelection({ ...SETTINGS, seeds: [201, 202, 203] }, OPTIONS).pipe(Effect.provide(Layer.merge(layer(dir), makeFakeEvaluator().layer)))
+    runSelection({ ...SETTINGS, seeds: [301, 302, 303] }, OPTIONS).pipe(Effect.provide(Layer.merge(layer(dir), makeFakeEvaluator().layer)))
   )
   t.match(JSON.stringify(exit), /"reason":"diverged"/)
 })

@@ -129,8 +129,13 @@ export const whichLoss = (answer: Answer | null): string => {
   const d = answer.decision
   if (d === null) return "the best proxy score: this run made no held-out selection (or it has not finished)"
   const f = d.finalists.find((x) => x.id === d.chosen)!
+  const k = d.confirmation
+  const confirmation = k === null
+    ? "; not confirmed on further seeds (the run had none)"
+    : `; on confirmation seeds ${k.seeds.join(",")} ${k.comparison.loss.mean.toFixed(4)} vs the baseline's ${k.comparison.against.mean.toFixed(4)}: ` +
+      (k.confirmed ? "confirmed" : "NOT confirmed, the baseline is at least as good")
   return `the held-out choice: ${d.metric} ${f.comparison.loss.mean.toFixed(4)} on seeds ${d.seeds.join(",")} ` +
-    `(the baseline ${d.baseline.mean.toFixed(4)}), best of the top ${d.finalists.length} by proxy score`
+    `(the baseline ${d.baseline.mean.toFixed(4)}), best of the top ${d.finalists.length} by proxy score` + confirmation
 }
 
 const flags = {

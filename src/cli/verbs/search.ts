@@ -11,7 +11,7 @@ import { DEFAULT_SCREEN_BATCH } from "../../search/pool-evaluator.ts"
 import type { EquivalenceMode } from "../../search/equivalence.ts"
 import { UsageError } from "../args.ts"
 import { CONNECT_FLAG, OPTION_FLAGS, parseConnect, parseFidelityFlag, parseJobOptions, parseSeedsFlag, parseWorkerDevices, WORKER_FLAGS } from "../job-flags.ts"
-import { DEFAULT_SELECTION } from "../../search/selection.ts"
+import { confirmSeedsOf, DEFAULT_SELECTION } from "../../search/selection.ts"
 import { makeSink } from "../progress.ts"
 import { printSummary } from "../summary.ts"
 import { TASKS_HELP } from "../task-job.ts"
@@ -53,13 +53,15 @@ export const { spec, summary, run } = defineVerb({
     "select-top": { type: "string", value: "K", help: "finalists trained again from the held-out seeds (0: the proxy best is the answer)", defaultText: String(DEFAULT_SELECTION.top) },
     "holdout-seeds": { type: "string", value: "S,S,...", help: "the held-out seeds (new ones: not the search's)", defaultText: DEFAULT_SELECTION.seeds.join(",") },
     "select-iterations": { type: "string", value: "N", help: "training iterations of each held-out run", defaultText: "the task's (or the run's) full proxy" },
+    "confirm-seeds": { type: "string", value: "S,S,...|none", help: "seeds the chosen loss and the baseline are trained from once more, after the choice: its unbiased check", defaultText: confirmSeedsOf(DEFAULT_SELECTION).join(",") },
     json: { type: "boolean", default: false, help: "print the end-of-run summary as JSON (also when stdout is not a terminal)" }
   },
   description: `
 The paper's full search is --budget 500 --population 20. Progress goes to stderr (JSON lines when not
 a terminal). At the end the top K losses and the task's baseline are trained from the held-out seeds
-and the best held-out mean is the run's answer; the summary is readable on a terminal, JSON with
---json or when stdout is not a terminal.
+and the best held-out mean is the run's answer; then the answer and the baseline are trained from the
+confirmation seeds, which took no part in the choice: the verdict (does it beat the baseline?) is read
+there. The summary is readable on a terminal, JSON with --json or when stdout is not a terminal.
 Exit: 0 done, 1 failed (message printed), 2 usage error; 130/143 after SIGINT/SIGTERM (resume it).`,
   examples: [
     "autoloss search --task seg --budget 60 --population 12 --workers 2 --out runs/seg-1",
@@ -91,7 +93,10 @@ Exit: 0 done, 1 failed (message printed), 2 usage error; 130/143 after SIGINT/SI
     selection: {
       top: intFlag("select-top", values["select-top"], DEFAULT_SELECTION.top),
       seeds: values["holdout-seeds"] === undefined ? DEFAULT_SELECTION.seeds : parseSeedsFlag("--holdout-seeds", values["holdout-seeds"]),
-      iterations: values["select-iterations"] === undefined ? DEFAULT_SELECTION.iterations : intFlag("select-iterations", values["select-iterations"], 0)
+      iterations: values["select-iterations"] === undefined ? DEFAULT_SELECTION.iterations : intFlag("select-iterations", values["select-iterations"], 0),
+      confirmSeeds: values["confirm-seeds"] === undefined
+        ? confirmSeedsOf(DEFAULT_SELECTION)
+        : values["confirm-seeds"] === "none" ? [] : parseSeedsFlag("--confirm-seeds", values["confirm-seeds"])
     }
   }
   const problems = checkRunConfig(config)

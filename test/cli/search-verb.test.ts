@@ -58,6 +58,17 @@ t.test("search runs a tiny budget and resume replays it from the store", async (
   t.equal(cells.length, 2 * 2 + 1 + 2, "finalist and baseline on each held-out seed, the baseline's proxy run, and both on the confirmation seed")
   t.same((cells as Array<{ candidate_id: number | null; seed: number }>).slice(-2).map((c) => [c.candidate_id, c.seed]), [[null, 7], [sel.chosen.id, 7]])
 
+  // compare --new-data on the confirmation seed sends the same jobs: it repeats the confirmation exactly
+  const tinyOptions = tiny.flatMap((x, i) => (tiny[i - 1] === "--option" ? ["--option", x] : []))
+  const repeat = await cli(["compare", "--task", "seg", "--loss", sel.chosen.loss, "--seeds", "7", "--new-data", "--workers", "1", "--json", ...tinyOptions])
+  t.equal(repeat.exitCode, 0, repeat.stderr.slice(-2000))
+  const repeated = JSON.parse(repeat.stdout)
+  t.same(repeated.runs.loss[0].metrics.miou, sel.confirmation.chosen.values[0], "the chosen loss on seed 7, as the confirmation trained it")
+  t.same(repeated.runs.reference[0].metrics.miou, sel.confirmation.baseline.values[0], "the baseline on seed 7")
+  const pinned = await cli(["compare", "--task", "seg", "--loss", sel.chosen.loss, "--new-data", "--option", "data_seed=3"])
+  t.equal(pinned.exitCode, 2)
+  t.match(pinned.stderr, /--new-data sets data_seed from each seed/)
+
   const again = await cli(["resume", dir, "--workers", "1"])
   t.equal(again.exitCode, 0, again.stderr.slice(-2000))
   const resumed = JSON.parse(again.stdout)

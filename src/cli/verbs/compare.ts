@@ -12,6 +12,7 @@ import type { WorkerPoolService } from "../../workers/WorkerPool.ts"
 import { OPTION_FLAGS, parseJobOptions, parseSeedsFlag, parseWorkerDevices, WORKER_FLAGS } from "../job-flags.ts"
 import { runWithPool } from "../pool-job.ts"
 import { LOSS_FLAG, parseExpression, TASK_FLAG, TASK_JOB_FLAGS } from "../task-job.ts"
+import { UsageError } from "../args.ts"
 import { defineVerb, type VerbOutput } from "../verb.ts"
 
 interface Parsed {
@@ -21,6 +22,8 @@ interface Parsed {
   readonly against: { readonly text: string; readonly graph: LossGraph } | undefined
   readonly seeds: ReadonlyArray<number>
   readonly options: Readonly<Record<string, unknown>>
+  /** Each seed also generates the task's data (`data_seed`), as the search's held-out and confirmation runs do. */
+  readonly newData: boolean
   readonly json: boolean
 }
 
@@ -28,10 +31,15 @@ const program = (p: Parsed, io: VerbOutput) => (pool: WorkerPoolService) => Effe
   const base = { task: p.task, metric: p.metric, options: p.options }
   const info = yield* pool.submit("task-info", base)
   const metric = String(info["metric"])
+  const dataSeeded = p.newData && info["dataSeed"] !== null && info["dataSeed"] !== undefined
+  if (p.newData && !dataSeeded) io.stderr(`autoloss compare: --new-data: task ${p.task}'s data has no data_seed option here; each seed changes initialisation and batch order only\n`)
   const train = (side: "loss" | "reference", seed: number) => {
     const graph = side === "loss" ? p.loss.graph : p.against?.graph
-    const job = graph === undefined ? pool.submit("baseline", { ...base, seed }) : pool.submit("train-loss", { ...base, seed, loss: toWire(graph) })
-    return job.pipe(
+    // The payload the search's held-out runs send (pool-evaluator.ts `heldOutPayload`), so a compare
+    // with --new-data on a run's confirmation seeds repeats its confirmation exactly.
+    const job = { ...base, seed, options: dataSeeded ? { ...p.options, data_seed: seed } : p.options }
+    const sent = graph === undefined ? pool.submit("baseline", job) : pool.submit("train-loss", { ...job, loss: toWire(graph) })
+    return sent.pipe(
       Effect.map((out): SeedRun => {
         const r = decodeTrain(out)
         return { seed, metrics: r.metrics, invalid: r.invalid }
@@ -69,6 +77,7 @@ export const { spec, summary, run } = defineVerb({
     against: { type: "string", value: '"<expr>"', help: "the reference loss", defaultText: "the task's hand-designed baseline" },
     seeds: { type: "string", default: "1,2,3", value: "S,S,...", help: "seeds to train both losses from (distinct non-negative integers)" },
     metric: TASK_JOB_FLAGS.metric,
+    "new-data": { type: "boolean", default: false, help: "each seed also generates the task's data (data_seed = the seed), as the search's held-out and confirmation runs do" },
     ...WORKER_FLAGS,
     ...OPTION_FLAGS,
     json: { type: "boolean", default: false, help: "print {metric, seeds, wins, ties, losses, loss, against, runs: {loss, reference}}" }
@@ -80,16 +89,19 @@ Exit: 0 done, 1 a training job failed, 2 usage error (a bad expression names its
 task, metric or option).`,
   examples: [
     'autoloss compare --task seg --loss "neg(mul(y_hat, y))" --seeds 1,2,3,4,5 --workers 2',
+    'autoloss compare --task seg --loss "neg(mul(y_hat, y))" --seeds 301,302,303 --new-data   # new data too, as a held-out run',
     'autoloss compare --task seg --loss "neg(mul(y_hat, y))" --against "neg(mul(y, log(y_hat)))" --option iterations=200 --json'
   ]
 }, async ({ values }, io) => {
   const seeds = parseSeedsFlag("--seeds", values.seeds)
+  const options = parseJobOptions(values)
+  if (values["new-data"] && options["data_seed"] !== undefined) throw new UsageError("--new-data sets data_seed from each seed; drop --option data_seed or --new-data")
   const parsed: Parsed = {
     task: values.task,
     metric: values.metric ?? null,
     loss: { text: values.loss, graph: parseExpression("--loss", values.loss) },
     against: values.against === undefined ? undefined : { text: values.against, graph: parseExpression("--against", values.against) },
-    seeds, options: parseJobOptions(values), json: values.json
+    seeds, options, newData: values["new-data"], json: values.json
   }
   return runWithPool("compare", parseWorkerDevices(values, 2), program(parsed, io), io)
 })

@@ -64,6 +64,9 @@ interface RunRow {
   readonly baselineHeldOut: ReadonlyArray<number> | null
   readonly diffMean: number | null
   readonly wins: number | null
+  /** The chosen loss against the baseline on the confirmation seeds (unbiased; null: the run had none). */
+  readonly confirmation: { readonly seeds: ReadonlyArray<number>; readonly chosen: ReadonlyArray<number>; readonly baseline: ReadonlyArray<number>; readonly diffMean: number; readonly wins: number } | null
+  readonly verdict: string | null
   readonly wall_s: number
   readonly load1: { readonly min: number; readonly max: number }
 }
@@ -97,6 +100,17 @@ function recordedSpan(dir: string): number {
     db.close()
   }
 }
+/** The run finished: its selection is stored as complete (a `--select-top 0` run never counts, so re-reading it adds its few seconds). */
+function finished(dir: string): boolean {
+  if (!existsSync(join(dir, "search.db"))) return false
+  const db = new Database(join(dir, "search.db"), { readonly: true })
+  try {
+    const row = db.prepare("SELECT completed_at AS c FROM selection").get() as { c: number | null } | undefined
+    return row?.c !== undefined && row.c !== null
+  } finally {
+    db.close()
+  }
+}
 function priorWall(dir: string): WallRecord | null {
   if (existsSync(wallFile(dir))) return JSON.parse(readFileSync(wallFile(dir), "utf8")) as WallRecord
   if (!existsSync(join(dir, "search.db"))) return null
@@ -119,6 +133,7 @@ function writeResults(): void {
       explored_mean: meanOrNull(mine.map((r) => r.explored)),
       chosen_heldout_mean: meanOrNull(held),
       baseline_heldout_mean: meanOrNull(base),
+      confirmation_diff_mean: meanOrNull(mine.flatMap((r) => (r.confirmation === null ? [] : [r.confirmation.diffMean]))),
       wall_s_mean: meanOrNull(mine.map((r) => r.wall_s))
     }
   })
@@ -133,14 +148,14 @@ function writeResults(): void {
   const table = [
     `# Budget allocation on ${task}: budget ${budget} full-proxy equivalents, population ${population}, ${values.workers} workers`,
     "",
-    "| variant | search seed | explored losses | full-proxy equiv. | chosen loss | held-out (chosen) | held-out (baseline) | mean diff | wins | wall (s) | load1 |",
-    "|---|---|---|---|---|---|---|---|---|---|---|",
+    "| variant | search seed | explored losses | full-proxy equiv. | chosen loss | held-out (chosen) | held-out (baseline) | mean diff | wins | confirmation diff (wins) | verdict | wall (s) | load1 |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ...rows.map((r) =>
-      `| ${r.variant} | ${r.seed} | ${r.explored} | ${fmt(r.fullProxyEquivalents, 2)} | \`${r.chosen ?? "–"}\` | ${r.chosenHeldOut?.map((v) => v.toFixed(3)).join(", ") ?? "–"} | ${r.baselineHeldOut?.map((v) => v.toFixed(3)).join(", ") ?? "–"} | ${fmt(r.diffMean)} | ${r.wins ?? "–"} | ${r.wall_s.toFixed(0)} | ${r.load1.min.toFixed(1)}–${r.load1.max.toFixed(1)} |`),
+      `| ${r.variant} | ${r.seed} | ${r.explored} | ${fmt(r.fullProxyEquivalents, 2)} | \`${r.chosen ?? "–"}\` | ${r.chosenHeldOut?.map((v) => v.toFixed(3)).join(", ") ?? "–"} | ${r.baselineHeldOut?.map((v) => v.toFixed(3)).join(", ") ?? "–"} | ${fmt(r.diffMean)} | ${r.wins ?? "–"} | ${r.confirmation === null ? "–" : `${fmt(r.confirmation.diffMean)} (${r.confirmation.wins}/${r.confirmation.seeds.length})`} | ${r.verdict ?? "–"} | ${r.wall_s.toFixed(0)} | ${r.load1.min.toFixed(1)}–${r.load1.max.toFixed(1)} |`),
     "",
-    "| variant | explored (mean) | chosen held-out (mean) | baseline held-out (mean) | wall (s, mean) |",
-    "|---|---|---|---|---|",
-    ...perVariant.map((v) => `| ${v.variant} | ${fmt(v.explored_mean, 1)} | ${fmt(v.chosen_heldout_mean)} | ${fmt(v.baseline_heldout_mean)} | ${fmt(v.wall_s_mean, 0)} |`),
+    "| variant | explored (mean) | chosen held-out (mean) | baseline held-out (mean) | confirmation diff (mean) | wall (s, mean) |",
+    "|---|---|---|---|---|---|",
+    ...perVariant.map((v) => `| ${v.variant} | ${fmt(v.explored_mean, 1)} | ${fmt(v.chosen_heldout_mean)} | ${fmt(v.baseline_heldout_mean)} | ${fmt(v.confirmation_diff_mean)} | ${fmt(v.wall_s_mean, 0)} |`),
     "",
     `Command: \`${out.command}\``,
     ""
@@ -159,6 +174,8 @@ for (const seed of seeds) {
     const dir = join(baseDir, `${name}-${variant.replace(/[^A-Za-z0-9.]+/g, "-")}-${seed}`)
     const resume = existsSync(join(dir, "search.db"))
     const prior = priorWall(dir)
+    // re-reading a finished run adds neither time nor load samples to it
+    const reread = prior !== null && finished(dir)
     const args = resume
       ? ["resume", dir, "--json"]
       : ["search", "--task", task, "--seed", String(seed), "--budget", String(budget), "--population", String(population),
@@ -178,9 +195,11 @@ for (const seed of seeds) {
       selection: null | {
         chosen: { loss: string; heldOut: { values: number[] }; vsBaseline: { mean: number; wins: number } }
         baseline: { heldOut: { values: number[] } }
+        confirmation: null | { seeds: number[]; chosen: { values: number[] }; baseline: { values: number[] }; vsBaseline: { mean: number; wins: number } }
+        verdict: string
       }
     }
-    const wall: WallRecord = {
+    const wall: WallRecord = reread ? prior : {
       wall_s: (prior?.wall_s ?? 0) + (Date.now() - started) / 1000,
       load1: { min: Math.min(prior?.load1.min ?? Infinity, ...load), max: Math.max(prior?.load1.max ?? -Infinity, ...load) },
       invocations: (prior?.invocations ?? 0) + 1,
@@ -199,6 +218,11 @@ for (const seed of seeds) {
       baselineHeldOut: s?.baseline.heldOut.values ?? null,
       diffMean: s?.chosen.vsBaseline.mean ?? null,
       wins: s?.chosen.vsBaseline.wins ?? null,
+      confirmation: s?.confirmation == null ? null : {
+        seeds: s.confirmation.seeds, chosen: s.confirmation.chosen.values, baseline: s.confirmation.baseline.values,
+        diffMean: s.confirmation.vsBaseline.mean, wins: s.confirmation.vsBaseline.wins
+      },
+      verdict: s?.verdict ?? null,
       // summed over the invocations that ran it (a finished run re-read adds only its read time)
       wall_s: wall.wall_s,
       load1: wall.load1

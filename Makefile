@@ -26,12 +26,22 @@ METRIC ?=
 CONFIG ?=
 BRANCHES ?=
 ITERATIONS ?=
-# FIDELITY=asha (or asha:eta=3,min=1/9): successive halving over proxy iterations; empty = full (README)
-FIDELITY ?=
-# Per-task defaults, measured on the idle 2-core machine: seg 60/12 takes 15 min and finds a loss
-# that beats cross-entropy on held-out seeds (README); det/ins 10/4 take about 13 min.
-SEARCH_BUDGET_seg := 60
-SEARCH_POPULATION_seg := 12
+# Per-task defaults. seg: the setting the allocation bench measured over 3 search seeds (README,
+# bench/results/allocation-seg-pretrained*.md): from the shapes-pretrained encoder, successive
+# halving with its rung at 1/3 of the proxy, 20 full-proxy equivalents, the top 3 held out.
+# det/ins 10/4 take about 13 min.
+SEARCH_BUDGET_seg := 20
+SEARCH_POPULATION_seg := 8
+SEARCH_FIDELITY_seg := asha:min=1/3
+SEARCH_PRETRAINED_seg := 1
+SEARCH_SELECT_TOP_seg := 3
+# FIDELITY=asha (or asha:eta=3,min=1/9): successive halving over proxy iterations; full = one proxy
+# length for all (README). Empty: the task's default above, else full.
+FIDELITY ?= $(SEARCH_FIDELITY_$(TASK))
+# SEARCH_PRETRAINED=1: native seg/pose proxies start from the shapes-pretrained encoder (option
+# pretrained=true); SEARCH_PRETRAINED=0 from random weights. SELECT_TOP: finalists held out.
+SEARCH_PRETRAINED ?= $(SEARCH_PRETRAINED_$(TASK))
+SELECT_TOP ?= $(SEARCH_SELECT_TOP_$(TASK))
 SEARCH_BUDGET_det := 10
 SEARCH_POPULATION_det := 4
 SEARCH_BUDGET_ins := 10
@@ -104,7 +114,8 @@ search: setup
 	npx autoloss search --task $(TASK) $(if $(METRIC),--metric $(METRIC)) --budget $(BUDGET) \
 	  --population $(POPULATION) --workers $(WORKERS) --seed $(SEED) --out $(OUT) \
 	  $(if $(CONFIG),--option config=$(abspath $(CONFIG))) $(if $(BRANCHES),--option branches=$(BRANCHES)) \
-	  $(if $(ITERATIONS),--option iterations=$(ITERATIONS)) $(if $(FIDELITY),--fidelity $(FIDELITY))
+	  $(if $(ITERATIONS),--option iterations=$(ITERATIONS)) $(if $(FIDELITY),--fidelity $(FIDELITY)) \
+	  $(if $(filter 1 true,$(SEARCH_PRETRAINED)),--option pretrained=true) $(if $(SELECT_TOP),--select-top $(SELECT_TOP))
 
 bench: bench-fabric bench-rejection bench-ablation
 

@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # GPU users: TORCH_SPEC="torch==2.14.1 torchvision==0.29.1 --index-url <your CUDA index>"
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
-# `make search` defaults: a run that finishes in about 15 min on 2 idle CPU cores.
+# `make search` defaults: seg finishes in about 18 min on 2 CPU cores with the test suite beside it.
 # The paper's full search is BUDGET=500 POPULATION=20 (see README).
 # TASK, the same names as `autoloss --task`: seg (native, default), det (Faster R-CNN), ins (Mask
 # R-CNN), mmpose (MMPose top-down), mmseg (MMSegmentation), pose (native). CONFIG=your_mmlab_config.py swaps in

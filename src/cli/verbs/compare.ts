@@ -89,7 +89,7 @@ Exit: 0 done, 1 a training job failed, 2 usage error (a bad expression names its
 task, metric or option).`,
   examples: [
     'autoloss compare --task seg --loss "neg(mul(y_hat, y))" --seeds 1,2,3,4,5 --workers 2',
-    'autoloss compare --task seg --loss "neg(mul(y_hat, y))" --seeds 301,302,303 --new-data   # new data too, as a held-out run',
+    'autoloss compare --task seg --loss "neg(mul(y_hat, y))" --seeds 301,302,303 --new-data',
     'autoloss compare --task seg --loss "neg(mul(y_hat, y))" --against "neg(mul(y, log(y_hat)))" --option iterations=200 --json'
   ]
 }, async ({ values }, io) => {

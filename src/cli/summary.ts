@@ -79,7 +79,7 @@ const selectionSummary = (
       vsBaseline: vsBaselineOf(c)
     },
     baseline: {
-      heldOut: { values: d.baseline.values, mean: d.baseline.mean, sd: d.baseline.sd },
+      heldOut: spreadOf(d.baseline),
       proxy: d.baselineProxy,
       proxyMetrics: baselineProxyMetrics
     },

@@ -209,12 +209,23 @@ export const heldOutPayload = (job: TaskJobConfig, h: HeldOutJob, dataSeeded: bo
   task: job.task,
   metric: job.metric,
   seed: h.seed,
-  options: {
-    ...(job.options ?? {}),
-    ...(h.iterations === null ? {} : { iterations: h.iterations }),
-    ...(dataSeeded && h.split === "held-out" ? { data_seed: h.seed } : {})
-  },
+  options: seededOptions(job.options ?? {}, h.seed, { iterations: h.iterations, newData: dataSeeded && h.split === "held-out" }),
   ...(h.subject.kind === "loss" ? { loss: toWire(h.subject.candidate.graph) } : {})
+})
+
+/**
+ * A training's task options on one seed: `iterations` (when not null) overrides the proxy's length;
+ * with `newData` the task's `data_seed` becomes the seed, so the data is new too. Shared by the
+ * held-out runs and `compare --new-data`, which must send the same payload.
+ */
+export const seededOptions = (
+  options: Readonly<Record<string, unknown>>,
+  seed: number,
+  how: { readonly iterations: number | null; readonly newData: boolean }
+): Record<string, unknown> => ({
+  ...options,
+  ...(how.iterations === null ? {} : { iterations: how.iterations }),
+  ...(how.newData ? { data_seed: seed } : {})
 })
 
 /** Held-out trainings as `train-loss` / `baseline` jobs on the pool. */

@@ -7,7 +7,7 @@ import { Effect } from "effect"
 import type { LossGraph } from "../../graph/types.ts"
 import { toWire } from "../../graph/wire.ts"
 import { compareRuns, formatComparison, type SeedRun } from "../../report/compare.ts"
-import { decodeTrain } from "../../search/pool-evaluator.ts"
+import { decodeTrain, seededOptions } from "../../search/pool-evaluator.ts"
 import type { WorkerPoolService } from "../../workers/WorkerPool.ts"
 import { OPTION_FLAGS, parseJobOptions, parseSeedsFlag, parseWorkerDevices, WORKER_FLAGS } from "../job-flags.ts"
 import { runWithPool } from "../pool-job.ts"
@@ -35,9 +35,9 @@ const program = (p: Parsed, io: VerbOutput) => (pool: WorkerPoolService) => Effe
   if (p.newData && !dataSeeded) io.stderr(`autoloss compare: --new-data: task ${p.task}'s data has no data_seed option here; each seed changes initialisation and batch order only\n`)
   const train = (side: "loss" | "reference", seed: number) => {
     const graph = side === "loss" ? p.loss.graph : p.against?.graph
-    // The payload the search's held-out runs send (pool-evaluator.ts `heldOutPayload`), so a compare
-    // with --new-data on a run's confirmation seeds repeats its confirmation exactly.
-    const job = { ...base, seed, options: dataSeeded ? { ...p.options, data_seed: seed } : p.options }
+    // The options the search's held-out runs send (`seededOptions`), so a compare with --new-data
+    // on a run's confirmation seeds repeats its confirmation exactly.
+    const job = { ...base, seed, options: seededOptions(p.options, seed, { iterations: null, newData: dataSeeded }) }
     const sent = graph === undefined ? pool.submit("baseline", job) : pool.submit("train-loss", { ...job, loss: toWire(graph) })
     return sent.pipe(
       Effect.map((out): SeedRun => {

@@ -13,6 +13,8 @@
  * alone (`--option branches=<name>`, the other branches at ground truth as the protocol has them),
  * and the first `--want` passing subtrees per branch are kept, in draw order → one JSON line per
  * kept subtree: {"branch", "index", "text", "score"}. The panel composes losses from them.
+ * `--branches a,b` (with `--per-branch`): screen only those branches of each draw (the panel varies
+ * them and keeps the others at the baseline); the draws themselves are the same stream.
  */
 import { parseArgs } from "node:util"
 import { Effect } from "effect"
@@ -32,7 +34,7 @@ const { values } = parseArgs({
   options: {
     task: { type: "string" }, seed: { type: "string", default: "1" }, want: { type: "string", default: "6" },
     max: { type: "string", default: "300" }, workers: { type: "string", default: "2" },
-    "per-branch": { type: "boolean", default: false }
+    "per-branch": { type: "boolean", default: false }, branches: { type: "string" }
   }
 })
 if (values.task === undefined) throw new Error("--task is required")
@@ -51,7 +53,12 @@ const program = Effect.gen(function* () {
   const seen = new Set<string>()
   const kept: Array<Kept> = []
   // Per branch: what is still wanted of each branch; whole losses: one pseudo-branch "".
-  const wanted = new Map(values["per-branch"] ? branches.map((b) => [b.name, want]) : [["", want]])
+  const only = values.branches?.split(",").map((b) => b.trim())
+  const unknown = only?.filter((b) => !branches.some((t) => t.name === b)) ?? []
+  if (unknown.length > 0) throw new Error(`--branches: ${unknown.join(", ")} not among task ${task}'s branches (${branches.map((b) => b.name).join(", ")})`)
+  if (only !== undefined && !values["per-branch"]) throw new Error("--branches needs --per-branch")
+  const screened = branches.filter((b) => only === undefined || only.includes(b.name))
+  const wanted = new Map(values["per-branch"] ? screened.map((b) => [b.name, want]) : [["", want]])
   const done = () => [...wanted.values()].every((n) => n === 0)
   let index = 0
   // Screen in batches of `workers`, then keep passes in draw order: deterministic under any timing.
@@ -61,7 +68,7 @@ const program = Effect.gen(function* () {
       const graph = randomLoss(branches, rng)
       const i = index++
       const units: Array<Unit> = values["per-branch"]
-        ? graph.branches.filter((b) => wanted.get(b.name)! > 0).map((b) => ({ index: i, graph: { branches: [b] }, branch: b.name }))
+        ? graph.branches.filter((b) => (wanted.get(b.name) ?? 0) > 0).map((b) => ({ index: i, graph: { branches: [b] }, branch: b.name }))
         : [{ index: i, graph }]
       for (const u of units) {
         const hash = hashLoss(u.graph)

@@ -149,6 +149,7 @@ NATIVE_FIDELITY_OPTIONS := '{"threads":1$(if $(PRETRAINED),$(comma)"pretrained":
 FIDELITY_FLAGS_pose := --seeds 1 --long-factor 5 --options $(NATIVE_FIDELITY_OPTIONS)
 FIDELITY_FLAGS_seg := --seeds 1 --long-factor 3 --options $(NATIVE_FIDELITY_OPTIONS)
 FIDELITY_FLAGS_det := --seeds 1 --long-factor 5
+FIDELITY_FLAGS_ins := --seeds 1 --long-factor 5
 FIDELITY_FLAGS_mmpose := --seeds 1 --long-factor 5 --options '{"threads":1}'
 FIDELITY_FLAGS_default := --seeds 1,2 --long-factor 5
 FIDELITY_FLAGS ?= $(or $(FIDELITY_FLAGS_$(TASK)),$(FIDELITY_FLAGS_default))

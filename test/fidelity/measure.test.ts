@@ -22,7 +22,7 @@ const LOSSES = [
 ]
 
 t.test("the shipped panels load and meet the issue's sizes", async (t) => {
-  for (const [task, min] of [["pose", 12], ["seg", 12], ["det", 12], ["mmpose", 12]] as const) {
+  for (const [task, min] of [["pose", 12], ["seg", 12], ["det", 12], ["mmpose", 12], ["ins", 8], ["mmseg", 8]] as const) {
     const p = loadPanel(defaultPanelPath(task), task)
     t.ok(p.losses.length >= min, `${task}: ${p.losses.length} losses`)
     t.equal(p.losses.filter((l) => l.origin === "baseline").length, 1, `${task}: one baseline`)

@@ -24,7 +24,8 @@ $(info note: TASK=pose is the native pose task (as `autoloss --task pose`); MMPo
 endif
 METRIC ?=
 CONFIG ?=
-BRANCHES ?= $(SEARCH_BRANCHES_$(TASK))
+# The task's default branches apply to its shipped config only (CONFIG= may name other slots).
+BRANCHES ?= $(if $(CONFIG),,$(SEARCH_BRANCHES_$(TASK)))
 ITERATIONS ?=
 # Per-task defaults. seg: the setting the allocation bench measured over 3 search seeds (README,
 # bench/results/allocation-seg-pretrained*.md): from the shapes-pretrained encoder, successive
@@ -32,7 +33,8 @@ ITERATIONS ?=
 # det: 10 evaluations of the R-CNN box-regression loss alone (BRANCHES=rcnn_reg; the other three keep
 # the config's own), the top 3 held out: 19 min on an idle 2-core machine, answer at parity with the
 # baseline over 6 fresh seeds (README). BRANCHES= (empty) searches all four branches, as the paper
-# does: at 10 evaluations every random four-branch loss it trained scored bbox mAP 0.
+# does: at 10 evaluations every random four-branch loss it trained scored bbox mAP 0. With CONFIG=,
+# every branch of that config unless BRANCHES= names some.
 SEARCH_BUDGET_seg := 20
 SEARCH_POPULATION_seg := 8
 SEARCH_FIDELITY_seg := asha:min=1/3

@@ -31,8 +31,8 @@ ITERATIONS ?=
 # bench/results/allocation-seg-pretrained*.md): from the shapes-pretrained encoder, successive
 # halving with its rung at 1/3 of the proxy, 20 full-proxy equivalents, the top 3 held out.
 # det: 10 evaluations of the R-CNN box-regression loss alone (BRANCHES=rcnn_reg; the other three keep
-# the config's own), the top 3 held out: 19 min on an idle 2-core machine, answer at parity with the
-# baseline over 6 fresh seeds (README). BRANCHES= (empty) searches all four branches, as the paper
+# the config's own), the top 3 held out: 19 min on an idle 2-core machine (seed 0), answers at parity with
+# the baseline for search seeds 0 and 1 (README). BRANCHES= (empty) searches all four branches, as the paper
 # does: at 10 evaluations every random four-branch loss it trained scored bbox mAP 0. With CONFIG=,
 # every branch of that config unless BRANCHES= names some.
 SEARCH_BUDGET_seg := 20

@@ -16,6 +16,8 @@ import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
 import { execa } from "execa"
+import { compareRuns } from "../src/report/compare.ts"
+import { judge } from "../src/report/verdict.ts"
 
 const { values, positionals } = parseArgs({
   options: {
@@ -52,6 +54,12 @@ const mean = (xs: ReadonlyArray<number>) => xs.reduce((a, b) => a + b, 0) / xs.l
 const score = (metrics: Record<string, number>, metric: string) => (Number.isFinite(metrics[metric]) ? metrics[metric]! : 0)
 const command = `npx tsx bench/confirm_allocation.ts --name ${values.name} --seeds ${values.seeds} --workers ${values.workers}${positionals.length > 0 ? ` -- ${positionals.join(" ")}` : ""}`
 
+/** The search's own verdict rule (`src/report/verdict.ts`) on a row. */
+const verdictOf = (r: Row) => {
+  const seedRuns = (values: ReadonlyArray<number>) => values.map((v, i) => ({ seed: i, metrics: { score: v }, invalid: false }))
+  return judge(compareRuns("score", seedRuns(r.chosen), seedRuns(r.baseline)), r.selectionDiff)
+}
+
 function write(): void {
   const variants = [...new Set(rows.map((r) => r.variant))]
   const perVariant = variants.map((variant) => {
@@ -61,7 +69,7 @@ function write(): void {
       runs: mine.length,
       selection_diff_mean: mean(mine.flatMap((r) => (r.selectionDiff === null ? [] : [r.selectionDiff]))),
       confirmation_diff_mean: mean(mine.map((r) => r.diffMean)),
-      confirmed: mine.filter((r) => r.diffMean > 0).length
+      confirmed: mine.filter((r) => verdictOf(r).kind === "confirmed").length
     }
   })
   writeFileSync(`${target}.json`, JSON.stringify({ bench: "confirm-allocation", task: allocation.task, seeds: values.seeds, rows, per_variant: perVariant, command, written_at: new Date().toISOString() }, null, 2) + "\n")
@@ -72,7 +80,7 @@ function write(): void {
     "| variant | search seed | chosen loss | chosen | baseline | diff on its held-out seeds (chosen there) | diff on the confirmation seeds | wins | verdict |",
     "|---|---|---|---|---|---|---|---|---|",
     ...rows.map((r) => `| ${r.variant} | ${r.seed} | \`${r.loss}\` | ${r.chosen.map((v) => v.toFixed(3)).join(", ")} | ${r.baseline.map((v) => v.toFixed(3)).join(", ")} | ` +
-      `${r.selectionDiff === null ? "–" : f(r.selectionDiff)} | ${f(r.diffMean)} | ${r.wins}/${r.chosen.length} | ${r.diffMean > 0 ? "confirmed" : "not confirmed"} |`),
+      `${r.selectionDiff === null ? "–" : f(r.selectionDiff)} | ${f(r.diffMean)} | ${r.wins}/${r.chosen.length} | ${verdictOf(r).kind} |`),
     "",
     "| variant | runs | diff on held-out seeds (mean) | diff on confirmation seeds (mean) | confirmed |",
     "|---|---|---|---|---|",

@@ -6,6 +6,7 @@
 import { Effect } from "effect"
 import { layer as storeLayer, Store } from "../store/Store.ts"
 import type { Comparison, Spread } from "../report/compare.ts"
+import type { VerdictKind } from "../report/verdict.ts"
 import { atHighestRung, decide, type Decision, rankByFitness } from "../search/selection.ts"
 import { fullEquivalents, trainingsPerRung } from "./progress.ts"
 import { writeReport } from "./verbs/report.ts"
@@ -43,10 +44,15 @@ export interface SelectionSummary {
     readonly vsBaseline: { readonly diffs: ReadonlyArray<number>; readonly mean: number; readonly sd: number; readonly wins: number; readonly ties: number; readonly losses: number }
   } | null
   /**
-   * `confirmed`: the chosen loss beats the baseline on the confirmation seeds' mean; `not-confirmed`:
-   * it does not; `unconfirmed`: no confirmation seeds, only the (optimistic) held-out comparison.
+   * `confirmed`: the chosen loss beats the baseline on the confirmation seeds beyond seed noise
+   * (one-sided paired t-test, 5 %) and on its held-out seeds; `inconclusive`: ahead on the
+   * confirmation mean, but within noise or against its held-out seeds; `not-confirmed`: not ahead;
+   * `unconfirmed`: no confirmation seeds, only the (optimistic) held-out comparison. The rule:
+   * `src/report/verdict.ts`.
    */
-  readonly verdict: "confirmed" | "not-confirmed" | "unconfirmed"
+  readonly verdict: VerdictKind | "unconfirmed"
+  /** The verdict's reason, with its numbers (null when unconfirmed). */
+  readonly verdictReason: string | null
   /** The finalists in proxy order, with their held-out means. */
   readonly finalists: ReadonlyArray<SummaryLoss & { readonly heldOutMean: number; readonly diffMean: number; readonly wins: number }>
 }
@@ -89,7 +95,8 @@ const selectionSummary = (
       baseline: spreadOf(d.confirmation.comparison.against),
       vsBaseline: vsBaselineOf(d.confirmation.comparison)
     },
-    verdict: d.confirmation === null ? "unconfirmed" : d.confirmation.confirmed ? "confirmed" : "not-confirmed",
+    verdict: d.confirmation === null ? "unconfirmed" : d.confirmation.verdict.kind,
+    verdictReason: d.confirmation === null ? null : d.confirmation.verdict.reason,
     finalists: d.finalists.map((f) => ({
       id: f.id, loss: text(f.id), score: f.proxyScore, heldOutMean: f.comparison.loss.mean, diffMean: f.comparison.diff.mean, wins: f.comparison.wins
     }))
@@ -167,7 +174,10 @@ const confirmationLines = (
     line(["baseline", spreadText(k.baseline), ...k.baseline.values.map(f4)], widths),
     line(["difference", `${signed(v.mean)} ± ${v.sd.toFixed(4)}`, ...v.diffs.map(signed)], widths),
     sel.verdict === "confirmed"
-      ? `  Verdict: confirmed, the answer beats the baseline on seeds it was not chosen on (${v.wins} of ${k.seeds.length} better).`
+      ? `  Verdict: confirmed, ${sel.verdictReason}.`
+      : sel.verdict === "inconclusive"
+      ? `  Verdict: inconclusive, ${sel.verdictReason};` +
+        "\n  train both on more seeds (--confirm-seeds, or `autoloss compare`) before trusting the gain."
       : `  Verdict: NOT confirmed, the answer does not beat the baseline on seeds it was not chosen on (${v.wins} of ${k.seeds.length} better);` +
         "\n  keep the handcrafted baseline, or search longer or with a more faithful proxy."
   ]

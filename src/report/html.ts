@@ -159,8 +159,12 @@ const confirmationSection = (d: Decision): string => {
     line("chosen", c.loss.values.map((v) => v.toFixed(4)), c.loss.mean.toFixed(4), c.loss.sd.toFixed(4)) +
     line("baseline", c.against.values.map((v) => v.toFixed(4)), c.against.mean.toFixed(4), c.against.sd.toFixed(4)) +
     line("difference", c.diff.values.map(signed), signed(c.diff.mean), c.diff.sd.toFixed(4)) + "</table>"
-  const verdict = k.confirmed
-    ? `<p class="verdict confirmed" data-verdict="confirmed">Confirmed: on seeds it was not chosen on, the answer beats the baseline by ${signed(c.diff.mean)} on the mean (better on ${c.wins} of ${k.seeds.length}).</p>`
+  const v = k.verdict
+  const verdict = v.kind === "confirmed"
+    ? `<p class="verdict confirmed" data-verdict="confirmed">Confirmed: ${esc(v.reason)}.</p>`
+    : v.kind === "inconclusive"
+    ? `<p class="verdict inconclusive" data-verdict="inconclusive">Inconclusive: ${esc(v.reason)}. ` +
+      "Train both on more seeds (<code>--confirm-seeds</code>, or <code>autoloss compare</code>) before trusting the gain.</p>"
     : `<p class="verdict not-confirmed" data-verdict="not-confirmed">Not confirmed: on seeds it was not chosen on, the answer does not beat the baseline (${signed(c.diff.mean)} on the mean, better on ${c.wins} of ${k.seeds.length}). ` +
       "Keep the handcrafted baseline, or search longer or with a more faithful proxy.</p>"
   return `<h3>Confirmation (seeds ${k.seeds.join(", ")}, not used to choose)</h3>` + table + verdict
@@ -257,7 +261,7 @@ code{font-size:12px;color:#333;word-break:break-all}
 .metrics{margin-top:8px}.metrics th{font-weight:500;color:#555;border-bottom:1px solid #ddd}
 .lineage{margin:4px 0;padding-left:20px}.lineage li{margin:3px 0}.cid{font-weight:600}.score{color:#1f5f9f}
 .note{color:#8a5a00}.heldout,.finalists,.confirmation{margin-top:8px}.heldout th,.finalists th,.confirmation th{color:#555;font-weight:500}
-.verdict{font-weight:600}.verdict.confirmed{color:#1d6b2a}.verdict.not-confirmed{color:#a12a1a}
+.verdict{font-weight:600}.verdict.confirmed{color:#1d6b2a}.verdict.not-confirmed{color:#a12a1a}.verdict.inconclusive{color:#8a5a00}
 .finalists tr.chosen td{font-weight:600}#live{position:fixed;top:6px;right:10px;font-size:12px;color:#666}
 `
 

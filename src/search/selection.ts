@@ -12,13 +12,15 @@
  * Picking the best of k finalists on the held-out seeds inflates its difference on those same
  * seeds (the winner's curse once more, smaller). So the chosen loss and the baseline are then
  * trained from the confirmation seeds, which took no part in any choice; their paired difference
- * there is the run's unbiased estimate, and the verdict: confirmed when its mean is above 0.
+ * there is the run's unbiased estimate, and the verdict (`src/report/verdict.ts`): confirmed when
+ * that gain is above seed noise and the held-out seeds agree.
  *
  * The baseline is also trained once on the search's own seed and data (`split: "proxy"`): its
  * proxy score, the reference the search's scores are read against.
  */
 import { type Comparison, compareRuns, type SeedRun, type Spread, spread } from "../report/compare.ts"
 import type { Cell, CellResult, Plan, SelectionSettings, Subject } from "../results/selection.ts"
+import { judge, type Verdict } from "../report/verdict.ts"
 
 // The records the store keeps live below both the search and the store; re-exported for callers.
 export type { Cell, CellResult, Plan, SelectionSettings, Subject } from "../results/selection.ts"
@@ -148,8 +150,8 @@ export interface FinalistResult {
 export interface Confirmation {
   readonly seeds: ReadonlyArray<number>
   readonly comparison: Comparison
-  /** The paired mean difference is above 0: the chosen loss beats the baseline on seeds it was not chosen on. */
-  readonly confirmed: boolean
+  /** Whether the chosen loss beats the baseline on seeds it was not chosen on, and why. */
+  readonly verdict: Verdict
 }
 
 export interface Decision {
@@ -225,5 +227,6 @@ export const decide = (plan: Plan, cells: ReadonlyArray<CellResult>): Decision |
   const baseline = runsOn(byKey, plan.metric, "baseline", plan.confirmSeeds)
   if (loss === null || baseline === null) return null
   const comparison = compareRuns(plan.metric, loss, baseline)
-  return { ...choice, confirmation: { seeds: plan.confirmSeeds, comparison, confirmed: comparison.diff.mean > 0 } }
+  const heldOut = choice.finalists.find((f) => f.id === choice.chosen)!.comparison
+  return { ...choice, confirmation: { seeds: plan.confirmSeeds, comparison, verdict: judge(comparison, heldOut.diff.mean) } }
 }

@@ -21,6 +21,7 @@ const SUMMARY: Summary = {
     baseline: { heldOut: { values: [0.25, 0.27], mean: 0.26, sd: 0.0141 }, proxy: 0.2634, proxyMetrics: { miou: 0.2634 } },
     confirmation: null,
     verdict: "unconfirmed",
+    verdictReason: null,
     finalists: [
       { id: 3, loss: "neg(mul(y, y_hat))", score: 0.29, heldOutMean: 0.25, diffMean: -0.01, wins: 0 },
       { id: 8, loss: "exp(y_hat)", score: 0.27, heldOutMean: 0.27, diffMean: 0.01, wins: 1 }
@@ -50,12 +51,16 @@ t.test("the confirmation: its own table and the verdict, confirmed or not", asyn
     baseline: { values: [0.28, 0.25], mean: 0.265, sd: 0.0212 },
     vsBaseline: { diffs: [0.02, -0.01], mean: 0.005, sd: 0.0212, wins: 1, ties: 0, losses: 1 }
   }
-  const yes = formatSummary({ ...SUMMARY, selection: { ...sel, confirmation, verdict: "confirmed" } }, { dir: "runs/s", report: null })
+  const reason = "the answer beats the baseline by +0.0050 on seeds it was not chosen on (1 of 2 better; paired t = 7.00 ≥ 6.314, one-sided 5 %)"
+  const yes = formatSummary({ ...SUMMARY, selection: { ...sel, confirmation, verdict: "confirmed", verdictReason: reason } }, { dir: "runs/s", report: null })
   t.match(yes, /Confirmation on seeds 201, 202, which took no part in the choice:\n/)
   t.match(yes, /\n  chosen +0\.2700 ± 0\.0424 +0\.3000 +0\.2400\n  baseline +0\.2650 ± 0\.0212 +0\.2800 +0\.2500\n  difference +\+0\.0050 ± 0\.0212 +\+0\.0200 +-0\.0100\n/)
-  t.match(yes, /Verdict: confirmed, the answer beats the baseline on seeds it was not chosen on \(1 of 2 better\)/)
+  t.match(yes, /Verdict: confirmed, the answer beats the baseline by \+0\.0050 on seeds it was not chosen on \(1 of 2 better; paired t = 7\.00/)
   t.notMatch(yes, /NOT confirmed/)
-  const no = formatSummary({ ...SUMMARY, selection: { ...sel, confirmation, verdict: "not-confirmed" } }, { dir: "runs/s", report: null })
+  const unsure = formatSummary({ ...SUMMARY, selection: { ...sel, confirmation, verdict: "inconclusive", verdictReason: "within seed noise" } }, { dir: "runs/s", report: null })
+  t.match(unsure, /Verdict: inconclusive, within seed noise;\n  train both on more seeds \(--confirm-seeds, or `autoloss compare`\)/)
+  t.notMatch(unsure, /confirmed/)
+  const no = formatSummary({ ...SUMMARY, selection: { ...sel, confirmation, verdict: "not-confirmed", verdictReason: "not ahead" } }, { dir: "runs/s", report: null })
   t.match(no, /Verdict: NOT confirmed, the answer does not beat the baseline on seeds it was not chosen on \(1 of 2 better\);\n  keep the handcrafted baseline/)
 })
 
@@ -92,5 +97,6 @@ t.test("the stored run's summary carries the selection the store holds", async (
   t.same(s.selection?.confirmation?.seeds, [201, 202, 203])
   t.same(s.selection?.confirmation?.chosen.values, k.comparison.loss.values)
   t.same(s.selection?.confirmation?.baseline.values, k.comparison.against.values)
-  t.equal(s.selection?.verdict, k.confirmed ? "confirmed" : "not-confirmed")
+  t.equal(s.selection?.verdict, k.verdict.kind)
+  t.equal(s.selection?.verdictReason, k.verdict.reason)
 })

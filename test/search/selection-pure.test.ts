@@ -125,15 +125,22 @@ t.test("confirmation: the chosen loss against the baseline on seeds that took no
   // diffs −0.02, +0.05: mean +0.015, sd |0.07|/√2; the choice's own comparison is unchanged
   t.ok(Math.abs(k.comparison.diff.mean - 0.015) < 1e-12 && Math.abs(k.comparison.diff.sd - 0.07 / Math.SQRT2) < 1e-12)
   t.same([k.comparison.wins, k.comparison.losses], [1, 1])
-  t.equal(k.confirmed, true)
+  // ahead on the mean, but t = 0.015 / (0.0495 / √2) = 0.43 is far below 6.314 (1 df): within noise
+  t.equal(k.verdict.kind, "inconclusive")
+  t.match(k.verdict.reason, /within seed noise: paired t = 0\.43, below 6\.314 \(one-sided 5 %, 1 df\)/)
   t.ok(Math.abs(d.finalists[1]!.comparison.diff.mean - 0.01) < 1e-12)
   // the chosen loss loses on both confirmation seeds: not confirmed, though it won the choice
   const worse = [cell("baseline", 201, 0.30), cell(2, 201, 0.28), cell("baseline", 202, 0.27), cell(2, 202, 0.25)]
   const n = decide(plan, [...chosenOn, ...worse])!.confirmation!
-  t.equal(n.confirmed, false)
+  t.equal(n.verdict.kind, "not-confirmed")
   t.ok(Math.abs(n.comparison.diff.mean + 0.02) < 1e-12)
   // a tie is not a confirmation
   const tie = [cell("baseline", 201, 0.3), cell(2, 201, 0.3), cell("baseline", 202, 0.2), cell(2, 202, 0.2)]
-  t.equal(decide(plan, [...chosenOn, ...tie])!.confirmation!.confirmed, false)
+  t.equal(decide(plan, [...chosenOn, ...tie])!.confirmation!.verdict.kind, "not-confirmed")
+  // +0.03 and +0.04: t = 0.035 / (0.00707 / √2) = 7.0 ≥ 6.314, and ahead on the held-out seeds (+0.01)
+  const better = [cell("baseline", 201, 0.20), cell(2, 201, 0.23), cell("baseline", 202, 0.20), cell(2, 202, 0.24)]
+  const y = decide(plan, [...chosenOn, ...better])!.confirmation!
+  t.equal(y.verdict.kind, "confirmed")
+  t.ok(Math.abs(y.verdict.t! - 7) < 1e-9)
   t.equal(decide({ ...plan, confirmSeeds: [] }, chosenOn)!.confirmation, null, "no confirmation seeds: no confirmation")
 })

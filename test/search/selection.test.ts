@@ -71,7 +71,7 @@ t.test("the held-out choice can differ from the proxy's best, and is stored with
   t.same(k.seeds, [201, 202])
   t.ok(Math.abs(k.comparison.loss.mean - (1 - finalists[3]!.score! + 0.2015)) < 1e-12)
   t.ok(Math.abs(k.comparison.against.mean - 0.52015) < 1e-12)
-  t.equal(k.confirmed, k.comparison.diff.mean > 0)
+  t.equal(k.verdict.kind === "not-confirmed", !(k.comparison.diff.mean > 0), "not ahead on the mean: not confirmed")
   const stored = await readSelection(dir)
   t.equal(stored.selection?.chosenId, d.chosen)
   t.ok(stored.selection?.completedAt !== null)

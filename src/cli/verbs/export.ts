@@ -133,7 +133,9 @@ export const whichLoss = (answer: Answer | null): string => {
   const confirmation = k === null
     ? "; not confirmed on further seeds (the run had none)"
     : `; on confirmation seeds ${k.seeds.join(",")} ${k.comparison.loss.mean.toFixed(4)} vs the baseline's ${k.comparison.against.mean.toFixed(4)}: ` +
-      (k.confirmed ? "confirmed" : "NOT confirmed, the baseline is at least as good")
+      (k.verdict.kind === "confirmed" ? "confirmed"
+        : k.verdict.kind === "inconclusive" ? `inconclusive (${k.verdict.reason})`
+        : "NOT confirmed, the baseline is at least as good")
   return `the held-out choice: ${d.metric} ${f.comparison.loss.mean.toFixed(4)} on seeds ${d.seeds.join(",")} ` +
     `(the baseline ${d.baseline.mean.toFixed(4)}), best of the top ${d.finalists.length} by proxy score` + confirmation
 }

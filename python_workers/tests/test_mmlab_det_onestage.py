@@ -1,5 +1,5 @@
 """The det task on one-stage detectors (RetinaNet, FCOS, ATSS): branches from the discovered
-slots, sigmoid classification and point-head box records with their ξ factors, the equivalence of
+slots, sigmoid classification, point-head box and centerness records with their ξ factors, the equivalence of
 the baseline graphs with mmdet's own losses *inside the heads*, and the one-paragraph refusals."""
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ import torch
 
 pytest.importorskip("mmdet", reason="MMDetection is not installed (scripts/setup-mmlab.sh)")
 
-from autoloss_worker.mmlab.det_records import (ClsRecord, PointBoxRecord, ap_101, cls_factor,  # noqa: E402
-                                               decode_distances, unit_boxes)
+from autoloss_worker.mmlab.det_records import (ClsRecord, PointBoxRecord, ScoreRecord, ap_101,  # noqa: E402
+                                               cls_factor, decode_distances, score_factor, unit_boxes)
 from autoloss_worker.mmlab.slots import SlotError  # noqa: E402
 from autoloss_worker.task_jobs import eval_loss_job, task_info_job  # noqa: E402
 from autoloss_worker.tasks import get_task  # noqa: E402
-from autoloss_worker.tasks.det import BCE, FOCAL, ONE_MINUS_GIOU  # noqa: E402
+from autoloss_worker.tasks.det import BCE, CE, FOCAL, ONE_MINUS_GIOU  # noqa: E402
 from autoloss_worker.tasks.mmlab_proxy import SHIPPED_CONFIGS  # noqa: E402
 
 torch.set_num_threads(1)
@@ -119,23 +119,64 @@ def test_retinanet_branches_come_from_its_slots():
 def test_samples_score_one_at_ground_truth_low_as_recorded_and_the_baseline_passes(variants, variant):
     task = _task(variants[variant])
     samples = task.rejection_samples(5, 0)
+    assert list(task.branches) == ["cls", "reg"] + ([] if variant == "retinanet" else ["centerness"])
     for s in samples:
-        assert set(s.target.branches) == {"cls", "reg"}
+        assert set(s.target.branches) == set(task.branches)
         assert s.target.branches["cls"].sigmoid
         gt = {b: task.ground_truth_raw(b, s.target) for b in task.branches}
         assert task.sample_metric(gt, s.target, "bbox_map") == pytest.approx(1.0, abs=1e-6)
-        for b in task.branches:  # the random network, one branch at a time
+        for b in ("cls", "reg"):  # the random network, one branch at a time
             assert task.sample_metric({**gt, b: s.raw[b]}, s.target, "bbox_map") < 0.1, b
+    if "centerness" in task.branches:  # an image with one positive prior can land near its target by chance
+        random = [task.sample_metric({**gt, "centerness": s.raw["centerness"]}, s.target, "bbox_map")
+                  for s in samples for gt in [{b: task.ground_truth_raw(b, s.target) for b in task.branches}]]
+        assert max(random) < 0.5 and sum(random) / len(random) < 0.1, random
     out = eval_loss_job({"task": "det", "loss": task.baseline_loss, "seed": 0,
                          "options": {"config": variants[variant], "pretrained": False}})
     assert out["passed"], out["branches"]
 
 
-def test_fcos_keeps_its_centerness_loss_and_naming_it_says_why(variants):
-    task = _task(variants["fcos"])
-    assert list(task.branches) == ["cls", "reg"]
-    with pytest.raises(SlotError, match=r"model\.bbox_head\.loss_centerness \(CrossEntropyLoss in FCOSHead, kind score_bce\)"):
-        _task(variants["fcos"], branches="cls,centerness")
+def test_score_record_by_hand():
+    targets = torch.tensor([0.2, 0.9, 0.5, 0.0], dtype=torch.float64)
+    # a constant 0.5 errs by 0.3 + 0.4 + 0 + 0.5 = 1.2; σ = (0.3, 0.7, 0.5, 0.1) by 0.1 + 0.2 + 0 + 0.1 = 0.4
+    logits = torch.logit(torch.tensor([0.3, 0.7, 0.5, 0.1], dtype=torch.float64))
+    tol = 1 / (1 + math.exp(10))  # σ(−10): every error is forgiven this much (the 0.5 target's 0 stays 0)
+    assert score_factor(logits, targets) == pytest.approx(1 - (0.4 - 3 * tol) / (1.2 - 3 * tol), abs=1e-12)
+    assert score_factor(torch.zeros(4, dtype=torch.float64), targets) == 0.0
+    assert score_factor(-logits * 5, targets) == 0.0, "worse than the constant: clamped at 0"
+    record = ScoreRecord(logits=torch.zeros(4, dtype=torch.float64), targets=targets)
+    assert record.factor(record.ground_truth()[0]) == 1.0, "the target 0 is clamped to σ(−10), within the tolerance"
+    env = record.loss_inputs(record.ground_truth())
+    assert env["y_hat"].shape == (4, 2, 1, 1)
+    assert torch.allclose(env["y"][:, 0, 0, 0], targets) and torch.allclose(env["y"][:, 1, 0, 0], 1 - targets)
+    assert torch.allclose(env["y_hat"][:, 0, 0, 0], targets, atol=5e-5)
+
+
+@pytest.mark.parametrize("variant", ["fcos", "atss"])
+def test_centerness_records_are_the_heads_own_targets_and_rejection_tells_bce_from_its_sign_flip(variants, variant):
+    task = _task(variants[variant], branches="centerness")
+    assert list(task.branches) == ["centerness"]
+    assert task.baseline_loss["branches"][0]["tree"] == CE, "CE over (σ, 1 − σ) is the heads' BCE"
+    for s in task.rejection_samples(5, 0):
+        r = s.target.branches["centerness"]
+        assert r.targets.shape == r.logits.shape and r.targets.shape[0] > 0
+        assert bool(((r.targets > 0) & (r.targets <= 1)).all()), "centres inside their boxes: scores in (0, 1]"
+    options = {"config": variants[variant], "pretrained": False, "branches": "centerness"}
+    ce = eval_loss_job({"task": "det", "loss": task.baseline_loss, "seed": 0, "options": options})
+    assert ce["passed"], ce["branches"]
+    flipped = {**task.baseline_loss, "branches": [{**task.baseline_loss["branches"][0], "tree": ["mul", "y", ["log", "y_hat"]]}]}
+    out = eval_loss_job({"task": "det", "loss": flipped, "seed": 0, "options": options})
+    assert not out["passed"], out["branches"]
+
+
+def test_a_score_slot_of_a_head_autoloss_cannot_record_says_why():
+    from mmengine.config import Config
+
+    from autoloss_worker.mmlab.slots import discover_slots
+
+    slots = {s.name: s for s in discover_slots(Config.fromfile(str(MIM / "yolox/yolox_tiny_8xb8-300e_coco.py")))}
+    assert not slots["obj"].searchable and slots["obj"].kind == "score_bce"
+    assert "FCOSHead and ATSSHead only" in slots["obj"].reason or "ATSSHead, FCOSHead only" in slots["obj"].reason
 
 
 @pytest.mark.parametrize("config, words", [
@@ -195,11 +236,12 @@ def _head_losses(cfg, tree_of, seed=0):
 
 @pytest.mark.parametrize("variant, trees", [
     ("retinanet", {"cls": FOCAL, "reg": ONE_MINUS_GIOU}),  # FocalLoss (γ 2, α 0.25), GIoULoss
-    ("fcos", {"cls": FOCAL, "reg": ONE_MINUS_GIOU}),  # GIoULoss weighted by centerness targets, centerness BCE kept
+    # GIoULoss weighted by centerness targets; centerness: sigmoid CrossEntropyLoss against CE over (σ, 1 − σ)
+    ("fcos", {"cls": FOCAL, "reg": ONE_MINUS_GIOU, "centerness": CE}),
     # IoULoss (mode 'log') weighted by centerness targets. Equal only where boxes overlap: mmdet
     # clamps IoU at 1e-6 (−log = 13.8), the graph's log(0) is log(ε) = −27.6; ATSS's positives
     # are anchors overlapping their object (FCOS's random boxes need not: its test takes GIoU).
-    ("atss", {"cls": FOCAL, "reg": NEG_LOG_IOU}),
+    ("atss", {"cls": FOCAL, "reg": NEG_LOG_IOU, "centerness": CE}),
 ])
 def test_baseline_graphs_equal_mmdets_losses_inside_the_head(variants, variant, trees):
     from mmengine.config import Config

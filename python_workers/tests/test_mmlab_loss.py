@@ -154,6 +154,28 @@ def test_mask_mode_equals_mmdet_mask_cross_entropy():
     torch.testing.assert_close(ours, theirs.squeeze(0), rtol=1e-9, atol=1e-9)  # mmdet returns shape (1,)
 
 
+@pytest.mark.parametrize("shape", [(9,), (9, 1)])
+def test_score_mode_ce_equals_mmdet_sigmoid_cross_entropy_on_soft_targets(shape):
+    """FCOS / ATSS centerness: CE over (σ, 1 − σ) against (t, 1 − t) is mmdet's sigmoid
+    CrossEntropyLoss with a soft target; with weights (one of them 0) and an avg_factor."""
+    gen = torch.Generator().manual_seed(3)
+    logits = torch.randn(*shape, generator=gen, dtype=torch.float64, requires_grad=True)
+    targets = torch.rand(*shape, generator=gen, dtype=torch.float64)
+    weight = torch.tensor([1.0, 0.5, 0.0, 2.0, 1.0, 1.0, 0.3, 1.0, 1.0], dtype=torch.float64).reshape(shape)
+    ours = AutoLossGraph(graph=CE, branch_kind="dense", use_score=True, loss_weight=2.0)
+    theirs = CrossEntropyLoss(use_sigmoid=True, loss_weight=2.0)
+    for w in (None, weight):
+        got = ours(logits, targets, w, avg_factor=5.0)
+        (g_ours,) = torch.autograd.grad(got, logits)
+        expected = theirs(logits, targets, w, avg_factor=5.0)
+        (g_theirs,) = torch.autograd.grad(expected, logits)
+        # mmdet's binary_cross_entropy casts its weights to float32: compare at that precision
+        torch.testing.assert_close(got, expected.to(got.dtype), rtol=1e-6, atol=1e-9)
+        torch.testing.assert_close(g_ours, g_theirs.to(g_ours.dtype), rtol=1e-6, atol=1e-9)
+    with pytest.raises(AssertionError, match="exclude each other"):
+        AutoLossGraph(graph=CE, branch_kind="dense", use_score=True, use_sigmoid=True)
+
+
 def test_registry_builds_the_module_by_name_and_rejects_a_clash():
     assert "mmdet.AutoLossGraph" in registry.REGISTERED
     built = MODELS.build(dict(type="AutoLossGraph", graph=PAPER_RPN_REG, branch_kind="box", loss_weight=10.0))

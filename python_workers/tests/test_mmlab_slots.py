@@ -89,7 +89,7 @@ def test_one_stage_kinds_follow_the_head_not_only_the_loss_type():
     assert (s["retina.loss_cls"].kind, s["retina.loss_cls"].searchable, s["retina.loss_cls"].use_sigmoid) == ("cls_sigmoid", True, True)
     assert dict(s["retina.loss_bbox"].head_settings) == {"reg_decoded_bbox": True}
     assert s["fcos.loss_bbox"].searchable and dict(s["fcos.loss_bbox"].head_settings) == {}  # FCOS decodes itself
-    assert (s["fcos.loss_centerness"].kind, s["fcos.loss_centerness"].searchable) == ("score_bce", False)
+    assert (s["fcos.loss_centerness"].kind, s["fcos.loss_centerness"].searchable, s["fcos.loss_centerness"].use_score) == ("score_bce", True, True)
     assert (s["gfl.loss_cls"].kind, s["gfl.loss_cls"].searchable) == ("cls_quality", False)
     assert "IoU-quality" in s["gfl.loss_cls"].reason
     assert (s["gfl.loss_dfl"].kind, s["gfl.loss_bbox"].searchable) == ("distribution", True)

@@ -74,11 +74,11 @@ EXPECTED: dict[tuple[str, str], list[tuple[str, str, str, str, bool]]] = {
     ("mmdet", "fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py"): [
         ("bbox_head.loss_cls", "cls", "cls_sigmoid", "FocalLoss", True),
         ("bbox_head.loss_bbox", "reg", "box", "IoULoss", True),
-        ("bbox_head.loss_centerness", "centerness", "score_bce", CE_SIG, False)],
+        ("bbox_head.loss_centerness", "centerness", "score_bce", CE_SIG, True)],
     ("mmdet", "atss/atss_r50_fpn_1x_coco.py"): [
         ("bbox_head.loss_cls", "cls", "cls_sigmoid", "FocalLoss", True),
         ("bbox_head.loss_bbox", "reg", "box", "GIoULoss", True),
-        ("bbox_head.loss_centerness", "centerness", "score_bce", CE_SIG, False)],
+        ("bbox_head.loss_centerness", "centerness", "score_bce", CE_SIG, True)],
     ("mmdet", "gfl/gfl_r50_fpn_1x_coco.py"): [
         ("bbox_head.loss_cls", "cls", "cls_quality", "QualityFocalLoss", False),
         ("bbox_head.loss_dfl", "dfl", "distribution", "DistributionFocalLoss", False),
@@ -143,7 +143,7 @@ NEG_LOG_IOU = ["neg", ["log", ["mul", "i", ["inv", "u"]]]]
 HEATMAP_MSE = ["square", ["add", "y_hat", ["neg", "y"]]]
 INPUTS = {"dense": ["y_hat", "y", "one"], "box": ["i", "u", "e", "one"]}
 TREE_OF_KIND = {"cls_softmax": CE_TREE, "cls_sigmoid": BCE_TREE, "mask": CE_TREE, "segmentation": CE_TREE,
-                "heatmap": HEATMAP_MSE, "box": NEG_LOG_IOU}
+                "heatmap": HEATMAP_MSE, "box": NEG_LOG_IOU, "score_bce": CE_TREE}  # CE over (σ, 1 − σ) is BCE
 
 
 def wire(slots):
@@ -307,7 +307,8 @@ def test_autoloss_graph_in_every_searchable_slot_trains(library, relative):
 EQUIVALENT = [
     (("mmdet", "faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py"),
      {"rcnn_cls": ("loss_cls", "roi_head.bbox_head.fc_cls.weight"), "rpn_cls": ("loss_rpn_cls", "rpn_head.rpn_cls.weight")}, 1.0),
-    (("mmdet", "fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py"), {"reg": ("loss_bbox", "bbox_head.conv_reg.weight")}, 1.0),
+    (("mmdet", "fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py"), {"reg": ("loss_bbox", "bbox_head.conv_reg.weight"),
+                                                              "centerness": ("loss_centerness", "bbox_head.conv_centerness.weight")}, 1.0),
     (("mmseg", "deeplabv3plus/deeplabv3plus_r50-d8_4xb2-40k_cityscapes-512x1024.py"),
      {"loss": ("decode.loss_", "decode_head.conv_seg.weight"), "aux": ("aux.loss_", "auxiliary_head.conv_seg.weight")}, 1.0),
     # KeypointMSELoss averages over the K joints too; the paper's branch value does not (docs/mmlab.md)
@@ -324,7 +325,7 @@ def _pick(losses: dict[str, torch.Tensor], key: str) -> torch.Tensor:
 
 @pytest.mark.parametrize(("config", "checks", "factor"), EQUIVALENT, ids=[c[1].split("/")[-1] for c, *_ in EQUIVALENT])
 def test_graph_equal_to_the_config_loss_gives_its_values_and_gradients(config, checks, factor):
-    """CE (softmax R-CNN, segmentation), BCE (sigmoid RPN), -log IoU (FCOS) and squared error
+    """CE (softmax R-CNN, segmentation), BCE (sigmoid RPN; FCOS centerness as CE over (σ, 1 − σ)), -log IoU (FCOS) and squared error
     (heatmaps) as graphs: the same losses and gradients as the config's modules, same weights."""
     library, relative = config
     cfg = cpu_sized(load(library, relative))

@@ -21,8 +21,8 @@
   losses another way (HTC, SCNet, Sparse R-CNN) are refused.
 * One-stage configs (only ``det``): the searchable slots that ``mmlab.slots`` discovers in
   ``bbox_head`` (``cls``, ``reg``), with their own classification (a sigmoid head stays sigmoid)
-  and boxes switched to decoded ones where the head needs it. Slots autoloss cannot search
-  (FCOS/ATSS centerness, ...) keep the config's loss. The head must compute its losses in
+  and boxes switched to decoded ones where the head needs it, and FCOS / ATSS centerness
+  (``centerness``, a score branch). Slots autoloss cannot search keep the config's loss. The head must compute its losses in
   ``AnchorHead``'s, ``ATSSHead``'s or ``FCOSHead``'s ``loss_by_feat``: the rejection recorder
   (``det_samples``) follows those calls.
 
@@ -39,6 +39,7 @@ from .rewrite import FASTER_RCNN, SLOTS_BY_TASK, BranchSlot, _lookup
 from .slots import Slot, SlotError, branch_slots, discover_slots, registered_class, unsupported_error
 
 ONE_STAGE_HEADS = ("AnchorHead", "ATSSHead", "FCOSHead")  # whose loss_by_feat the recorder follows
+ONE_STAGE_KEYS = ("bbox_head.loss_cls", "bbox_head.loss_bbox", "bbox_head.loss_centerness")  # what it records
 SUPPORTED_DETECTORS = ("two-stage configs shaped as Faster R-CNN (rpn_head.loss_cls, rpn_head.loss_bbox and one "
                        "roi_head.bbox_head with loss_cls and loss_bbox; + roi_head.mask_head.loss_mask for ins) and, "
                        "for det, Cascade R-CNN (a CascadeRoIHead whose stage box heads have loss_cls and loss_bbox; "
@@ -132,10 +133,10 @@ def detector_layout(task: str, cfg: Any, two_stage_branches: Mapping[str, str]) 
     searchable = [s for s in discovered if s.searchable]
     if not searchable:
         raise SlotError(" ".join(unsupported_error(s) for s in discovered[:1]) or "det: the config's model has no loss slots")
-    outside = [s for s in searchable if s.key not in ("bbox_head.loss_cls", "bbox_head.loss_bbox")]
+    outside = [s for s in searchable if s.key not in ONE_STAGE_KEYS]
     if outside:
         raise SlotError(f"det: the one-stage config has a searchable loss at model.{outside[0].key} ({outside[0].loss_type}); "
-                        f"the det task searches bbox_head.loss_cls and bbox_head.loss_bbox of one-stage heads. "
+                        f"the det task searches {', '.join(ONE_STAGE_KEYS)} of one-stage heads. "
                         f"The config's loss slots: {_slot_list(discovered)}.")
     one_stage_family(_head_class(head["type"]))
     sigmoid = {s.name: dict(_loss_at(model, s.key)) for s in searchable if s.kind == "cls_sigmoid"}

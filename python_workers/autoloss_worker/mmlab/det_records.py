@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .inputs import box_inputs, classification_inputs, mask_inputs
+from .inputs import box_inputs, classification_inputs, mask_inputs, score_inputs
 
 GT_LOGIT = 10.0  # ground-truth logits: 10 on the label, 0 elsewhere (softmax ≥ 0.998 on the label for C ≤ 21)
 
@@ -112,6 +112,23 @@ def mask_factor(logits: Tensor, targets: Tensor) -> float:
     iou = inter / union
     iou0 = fg.flatten(1).double().mean(1)
     return float(((iou - iou0) / (1 - iou0)).clamp(min=0).mean())
+
+
+SCORE_TOLERANCE = 1 / (1 + math.exp(GT_LOGIT))  # σ(−10): how far the ground truth's clamped logits may miss
+
+
+def score_factor(logits: Tensor, targets: Tensor) -> float:
+    """The share of a constant σ = 0.5 prediction's absolute error that σ(logits) removes:
+    max(0, 1 − Σ|σ − t| / Σ|0.5 − t|) over the positive priors (``tasks/det.py``), each error less
+    ``SCORE_TOLERANCE`` (at least 0), so that the ground truth (logits clamped at ±10) scores exactly
+    1 and the constant exactly 0."""
+    def error(pred: Tensor) -> Tensor:
+        return ((pred - targets.double()).abs() - SCORE_TOLERANCE).clamp(min=0).sum()
+
+    err, constant = error(logits.double().sigmoid()), error(torch.full_like(targets, 0.5, dtype=torch.float64))
+    if float(constant) == 0.0:  # every target 0.5: only an exact prediction removes "all" of nothing
+        return 1.0 if float(err) == 0.0 else 0.0
+    return float((1 - err / constant).clamp(min=0))
 
 
 def _repeat(t: Tensor, n: int) -> Tensor:
@@ -312,6 +329,35 @@ class MaskRecord(Record):
 
     def as_double(self) -> MaskRecord:
         return MaskRecord(logits=_cpu64(self.logits), targets=_cpu64(self.targets))
+
+
+@dataclass(frozen=True)
+class ScoreRecord(Record):
+    """Positive priors of one image of a head with a score branch (FCOS / ATSS centerness): the
+    score logits (p,) and their targets (p,) in [0, 1], as the head's ``centerness_target`` makes
+    them. Loss inputs: each prior a one-pixel mask, (σ, 1 − σ) against (t, 1 − t)."""
+
+    logits: Tensor
+    targets: Tensor
+
+    @property
+    def leaf(self) -> Tensor:
+        return self.logits
+
+    def loss_inputs(self, raw: Tensor) -> dict[str, Tensor]:
+        return score_inputs(raw.reshape(-1), _repeat(self.targets, raw.shape[0])).as_env()
+
+    def ground_truth(self) -> Tensor:
+        return torch.logit(self.targets.clamp(SCORE_TOLERANCE, 1 - SCORE_TOLERANCE))[None]
+
+    def factor(self, pred: Tensor) -> float:
+        return score_factor(pred, self.targets)
+
+    def usable(self) -> bool:
+        return self.targets.shape[0] > 0
+
+    def as_double(self) -> ScoreRecord:
+        return ScoreRecord(logits=_cpu64(self.logits), targets=_cpu64(self.targets))
 
 
 @dataclass(frozen=True)

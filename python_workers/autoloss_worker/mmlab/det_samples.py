@@ -49,11 +49,13 @@ import torch
 from torch import Tensor
 
 from .det_layout import one_stage_family
-from .det_records import BoxRecord, ClsRecord, DetRecord, MaskRecord, PointBoxRecord, Record
+from .det_records import BoxRecord, ClsRecord, DetRecord, MaskRecord, PointBoxRecord, Record, ScoreRecord
 from .rewrite import FASTER_RCNN, BranchSlot, replace_losses
 from .seeded import first_records, quiet, seeded_model_and_dataset
+from .slots import branch_name
 
 MAX_PRIOR_IOU = 0.95  # positives whose prior already fits their target this well are not recorded
+CENTERNESS = branch_name("bbox_head.loss_centerness")  # the branch FCOS / ATSS centerness records go under
 
 
 def _searched_heads(cfg: Any, layout: Mapping[str, Any], slots: Sequence[BranchSlot]) -> Any:
@@ -81,11 +83,13 @@ def _aligned_iou(a: Tensor, b: Tensor) -> Tensor:
 
 
 def _anchor_records(head: Any, cls_maps: Sequence[Tensor], box_maps: Sequence[Tensor], gts: Any, metas: Any,
-                    gts_ignore: Any, *, drop_exact: bool) -> tuple[ClsRecord, BoxRecord]:
+                    gts_ignore: Any, *, drop_exact: bool,
+                    score_maps: Sequence[Tensor] | None = None) -> tuple[ClsRecord, BoxRecord, ScoreRecord | None]:
     """An anchor head's records (RPN, RetinaNet, ATSS): labels and box targets from the head's own
     ``get_targets`` (assigner, sampler); the sampled anchors (label weight > 0) form the
     classification record, the positive ones the box record (``drop_exact``: without those whose
-    anchor already fits the target, IoU ≥ MAX_PRIOR_IOU)."""
+    anchor already fits the target, IoU ≥ MAX_PRIOR_IOU). With ``score_maps`` (ATSS's centerness),
+    every positive anchor's score logit against ``head.centerness_target`` (as ATSSHead's loss)."""
     if type(head.bbox_coder).__name__ != "DeltaXYWHBBoxCoder":
         raise ValueError(f"det rejection samples: {type(head).__name__} encodes boxes with {type(head.bbox_coder).__name__}; "
                          "autoloss records anchor heads with DeltaXYWHBBoxCoder (offsets in units of the anchor's size)")
@@ -105,10 +109,15 @@ def _anchor_records(head: Any, cls_maps: Sequence[Tensor], box_maps: Sequence[Te
     sigmoid = bool(head.use_sigmoid_cls) and head.cls_out_channels == head.num_classes
     cls = ClsRecord(logits=logits[sampled], labels=labels_all[sampled], others=logits[~sampled], sigmoid=sigmoid)
     reg = BoxRecord(offsets=_offsets(head.bbox_coder, deltas[pos]), priors=anchors_all[pos], targets=targets_all[pos])
-    return cls, reg
+    score = None
+    if score_maps is not None:
+        every_pos = sampled & (labels_all < head.num_classes)
+        score = ScoreRecord(logits=_flat_levels(score_maps, 1)[every_pos, 0],
+                            targets=head.centerness_target(anchors_all[every_pos], targets_all[every_pos]))
+    return cls, reg, score
 
 
-def _point_records(head: Any, x: Any, gts: Any) -> tuple[ClsRecord, PointBoxRecord]:
+def _point_records(head: Any, x: Any, gts: Any) -> tuple[ClsRecord, PointBoxRecord, ScoreRecord]:
     """A point head's records (FCOS): every point is a classification sample (FCOS weighs them
     all), the positive ones the box record. The box leaf is the head's output before its
     activation (the ``Scale`` modules' outputs, caught with hooks): with ``norm_on_bbox`` the
@@ -117,7 +126,7 @@ def _point_records(head: Any, x: Any, gts: Any) -> tuple[ClsRecord, PointBoxReco
     caught: list[Tensor] = []
     hooks = [scale.register_forward_hook(lambda _m, _i, out: caught.append(out)) for scale in head.scales]
     try:
-        cls_maps, _, _ = head(x)
+        cls_maps, _, score_maps = head(x)
     finally:
         for hook in hooks:
             hook.remove()
@@ -133,18 +142,23 @@ def _point_records(head: Any, x: Any, gts: Any) -> tuple[ClsRecord, PointBoxReco
     p_pts, p_t = points_all[pos], target_dist[pos]
     targets = torch.cat([p_pts - p_t[:, :2], p_pts + p_t[:, 2:]], dim=1)
     cls = ClsRecord(logits=logits, labels=labels_all, others=logits[:0], sigmoid=True)
-    return cls, PointBoxRecord(raw=raw[pos], points=p_pts, strides=strides[pos], targets=targets)
+    # FCOSHead's centerness targets: from the (l, t, r, b) distances, whose scale cancels out
+    score = ScoreRecord(logits=_flat_levels(score_maps, 1)[pos, 0], targets=head.centerness_target(torch.cat(box_t)[pos]))
+    return cls, PointBoxRecord(raw=raw[pos], points=p_pts, strides=strides[pos], targets=targets), score
 
 
 def _record_one_stage(model: Any, x: Any, gts: Any, metas: Any, gts_ignore: Any, index: int) -> DetRecord:
-    """A one-stage detector's records, under the branch names of its slots (``cls``, ``reg``)."""
+    """A one-stage detector's records, under the branch names of its slots (``cls``, ``reg`` and,
+    for FCOS / ATSS, ``centerness``)."""
     head = model.bbox_head
     if one_stage_family(type(head)) == "point":
-        cls, reg = _point_records(head, x, gts)
+        cls, reg, score = _point_records(head, x, gts)
     else:
         maps = head(x)
-        cls, reg = _anchor_records(head, maps[0], maps[1], gts, metas, gts_ignore, drop_exact=True)
-    return DetRecord(index, {"cls": cls.as_double(), "reg": reg.as_double()})
+        score_maps = maps[2] if len(maps) == 3 and hasattr(head, "centerness_target") else None  # ATSS
+        cls, reg, score = _anchor_records(head, maps[0], maps[1], gts, metas, gts_ignore, drop_exact=True, score_maps=score_maps)
+    records: dict[str, Record] = {"cls": cls, "reg": reg} | ({} if score is None else {CENTERNESS: score})
+    return DetRecord(index, {name: r.as_double() for name, r in records.items()})
 
 
 @torch.no_grad()
@@ -164,7 +178,7 @@ def _record_one(model: Any, data: dict, index: int) -> DetRecord:
 
     rpn = model.rpn_head
     cls_maps, box_maps = rpn(x)
-    rpn_cls, rpn_reg = _anchor_records(rpn, cls_maps, box_maps, rpn_gts, metas, gts_ignore, drop_exact=False)
+    rpn_cls, rpn_reg, _ = _anchor_records(rpn, cls_maps, box_maps, rpn_gts, metas, gts_ignore, drop_exact=False)
 
     proposals = rpn.predict_by_feat(cls_maps, box_maps, batch_img_metas=metas, cfg=model.train_cfg.rpn_proposal)
     prop = proposals[0]

@@ -100,6 +100,14 @@ def mask_inputs(mask_logits: Tensor, mask_targets: Tensor) -> DenseInputs:
     return DenseInputs(y_hat=torch.stack([p, 1 - p], dim=1), y=torch.stack([t, 1 - t], dim=1), valid=valid)
 
 
+def score_inputs(logits: Tensor, scores: Tensor) -> DenseInputs:
+    """One score per prior (FCOS / ATSS centerness): logits and targets in [0, 1], both (P,), as
+    one-pixel masks: y_hat = (σ, 1 − σ), y = (t, 1 − t), both (P, 2, 1, 1)."""
+    assert logits.dim() == 1 and scores.shape == logits.shape, \
+        f"score logits and targets must both be (P,), got {tuple(logits.shape)} and {tuple(scores.shape)}"
+    return mask_inputs(logits[:, None, None], scores[:, None, None])
+
+
 def segmentation_inputs(seg_logits: Tensor, seg_labels: Tensor, ignore_index: int = 255) -> DenseInputs:
     """Softmax probabilities and one-hot labels per pixel; ignored pixels get an all-zero target
     and `valid` False. seg_logits (N, C, H, W), seg_labels (N, H, W) with values in [0, C) or

@@ -24,6 +24,9 @@ Modes (from the branch kind and the head's flags):
 - box (`box`): pred, target (N, 4) decoded (x0, y0, x1, y1) boxes, weight (N, 4) or (N,).
 - mask (`dense` + `use_mask=True`, mmdet's FCNMaskHead contract): pred (N, C, H, W) logits,
   target (N, H, W), third argument the class index of each RoI's mask channel.
+- score (`dense` + `use_score=True`, FCOS / ATSS centerness): pred (P,) or (P, 1) logits, target
+  the same shape, scores in [0, 1]; each prior is a one-pixel mask, y_hat = (σ, 1 − σ), y = (t, 1 − t),
+  so the paper's CE is mmdet's sigmoid CrossEntropyLoss (BCE).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from torch import Tensor, nn
 from autoloss_worker.graph import compile_branch
 
 from .branch import resolve_branch
-from .inputs import box_inputs, classification_inputs, mask_inputs
+from .inputs import box_inputs, classification_inputs, mask_inputs, score_inputs
 
 
 class AutoLossGraph(nn.Module):
@@ -48,6 +51,7 @@ class AutoLossGraph(nn.Module):
         branch: str | None = None,
         use_sigmoid: bool = False,
         use_mask: bool = False,
+        use_score: bool = False,
         loss_weight: float = 1.0,
         reduction: str = "mean",
         ignore_index: int | None = None,
@@ -57,13 +61,15 @@ class AutoLossGraph(nn.Module):
         self.branch = resolve_branch(graph, branch=branch, branch_kind=branch_kind)
         self.fn = compile_branch(self.branch)
         if self.branch.kind == "box":
-            assert not (use_sigmoid or use_mask), f"branch '{self.branch.name}': use_sigmoid/use_mask make no sense for a box branch"
+            assert not (use_sigmoid or use_mask or use_score), \
+                f"branch '{self.branch.name}': use_sigmoid/use_mask/use_score make no sense for a box branch"
             self.mode = "box"
         else:
-            assert not (use_sigmoid and use_mask), f"branch '{self.branch.name}': use_sigmoid and use_mask exclude each other"
-            self.mode = "mask" if use_mask else "cls"
+            assert use_sigmoid + use_mask + use_score <= 1, f"branch '{self.branch.name}': use_sigmoid, use_mask and use_score exclude each other"
+            self.mode = "mask" if use_mask else "score" if use_score else "cls"
         self.use_sigmoid = use_sigmoid
         self.use_mask = use_mask
+        self.use_score = use_score
         self.loss_weight = loss_weight
         self.reduction = reduction
         self.ignore_index = ignore_index
@@ -87,6 +93,9 @@ class AutoLossGraph(nn.Module):
         if self.mode == "mask":
             # FCNMaskHead passes the RoIs' class labels where other heads pass weights.
             per_sample, weight = self._mask(pred, target, labels=weight), None
+        elif self.mode == "score":
+            weight = None if weight is None else weight.reshape(-1)
+            per_sample = self._score(pred, target, weight)
         elif self.mode == "box":
             if weight is not None and weight.dim() > 1:
                 assert weight.shape == pred.shape, f"box weights must be (N,) or {tuple(pred.shape)}, got {tuple(weight.shape)}"
@@ -118,6 +127,14 @@ class AutoLossGraph(nn.Module):
     def _box(self, pred: Tensor, target: Tensor, weight: Tensor | None) -> Tensor:
         keep = torch.ones(pred.shape[0], dtype=torch.bool, device=pred.device) if weight is None else weight > 0
         values = self._run(box_inputs(pred[keep], target[keep])) if keep.any() else pred.new_zeros(0)
+        return self._scatter(pred, keep, values)
+
+    def _score(self, pred: Tensor, target: Tensor, weight: Tensor | None) -> Tensor:
+        assert pred.numel() == pred.shape[0] and target.numel() == pred.shape[0], \
+            f"score predictions and targets must be (P,) or (P, 1), got {tuple(pred.shape)} and {tuple(target.shape)}"
+        pred = pred.reshape(-1)
+        keep = torch.ones(pred.shape[0], dtype=torch.bool, device=pred.device) if weight is None else weight.reshape(-1) > 0
+        values = self._run(score_inputs(pred[keep], target.reshape(-1)[keep]).as_env()) if keep.any() else pred.new_zeros(0)
         return self._scatter(pred, keep, values)
 
     def _mask(self, pred: Tensor, target: Tensor, labels: Tensor | None) -> Tensor:

@@ -39,6 +39,7 @@ class BranchSlot:
     loss_weight: float  # paper (det): 1.0 classification, 10.0 regression
     use_mask: bool = False  # mmdet mask heads pass (pred, target, label)
     use_sigmoid: bool = False  # mmdet: the head's classification (False: softmax, as in the paper)
+    use_score: bool = False  # mmdet: one logit per prior against a score in [0, 1] (centerness)
     head_settings: Mapping[str, Any] | None = None  # set on the head; None: HEAD_SETTINGS of the kind
     reduction: str = "mean"  # mmdet/mmseg: the replaced loss's own (YOLOX sums and divides itself)
 
@@ -76,8 +77,12 @@ def _reduction(slot: BranchSlot) -> dict[str, Any]:
     return {} if slot.reduction == "mean" else {"reduction": slot.reduction}
 
 
+def _score(slot: BranchSlot) -> dict[str, Any]:
+    return {"use_score": True} if slot.use_score else {}
+
+
 LIBRARY_ARGS: dict[str, Callable[[BranchSlot], dict[str, Any]]] = {
-    "mmdet": lambda slot: dict(use_sigmoid=slot.use_sigmoid, use_mask=slot.use_mask, **_reduction(slot)),
+    "mmdet": lambda slot: dict(use_sigmoid=slot.use_sigmoid, use_mask=slot.use_mask, **_score(slot), **_reduction(slot)),
     "mmseg": lambda slot: _reduction(slot),
     "mmpose": lambda slot: {},
 }

@@ -36,14 +36,19 @@ Input mapping per searchable kind (the paper's inputs, Sec. 3.1 / App. A):
 * `mask`: per-pixel (σ, 1 − σ) of each RoI's class channel against (t, 1 − t) (paper's mask branch).
 * `segmentation`: softmax per pixel, one-hot labels, ignored pixels count 0 (paper).
 * `heatmap`: predicted and target heatmaps as y_hat and y, visible joints only (paper).
+* `score_bce` (FCOS / ATSS centerness): one logit per positive prior against a score t in [0, 1],
+  read as a one-pixel mask: y_hat = (σ, 1 − σ), y = (t, 1 − t), C = 2, H = W = 1. The paper has no
+  such branch; the mask branch's mapping is the one its inputs offer for a binary target, and with
+  it the paper's CE is exactly the BCE these heads train with. Searchable in `FCOSHead` and
+  `ATSSHead` (`_SCORE_HEADS`); YOLOX's objectness is not (YOLOXHead's other losses are not either).
 
 Not covered by the paper's inputs, reported as not searchable (the reason says which):
 
 * `cls_quality` (QualityFocalLoss, VarifocalLoss, YOLOX's soft targets): the target is the IoU of
   the predicted box in the label's column, not one-hot. Mapping it to y = that score (background
   all zero) is the natural reading, but `AutoLossGraph` has no soft-target mode yet.
-* `score_bce` (FCOS/ATSS centerness, IoU prediction, YOLOX objectness): a single logit per prior
-  against a score in [0, 1]; it would read as the mask mapping with H = W = 1, not implemented.
+* `score_bce` elsewhere (YOLOX objectness, IoU prediction): the same mapping would do, but the
+  heads holding them are not searchable here.
 * `distribution` (GFL's DistributionFocalLoss), `simcc` (RTMPose's KL over x/y bins),
   `keypoint_regression` (RLE, L1 on coordinates), `center_heatmap` (CenterNet's Gaussian focal
   loss on a sigmoid heatmap), and anything else: no paper input describes them.
@@ -81,7 +86,7 @@ KINDS: dict[str, str] = {
 
 # The loss graph's branch kind a searchable slot takes.
 BRANCH_KIND = {"cls_softmax": "dense", "cls_sigmoid": "dense", "box": "box", "mask": "dense",
-               "segmentation": "dense", "heatmap": "dense"}
+               "segmentation": "dense", "heatmap": "dense", "score_bce": "dense"}
 
 BOX_LOSSES = frozenset({"L1Loss", "SmoothL1Loss", "BalancedL1Loss", "MSELoss", "IoULoss", "GIoULoss", "DIoULoss",
                         "CIoULoss", "EIoULoss", "SIoULoss", "BoundedIoULoss"})
@@ -108,6 +113,7 @@ _CLS = Contract("cls")  # refined to cls_softmax / cls_sigmoid by the loss's use
 _SWITCH = Contract("box", boxes="switch")
 _DECODED = Contract("box", boxes="decoded")
 _SCORE = Contract("score_bce")
+_SCORE_HEADS = frozenset({"FCOSHead", "ATSSHead"})  # whose centerness AutoLossGraph (use_score) stands in
 _QUALITY = Contract("cls_quality")
 
 # By head class name; a head's contract is the first entry along its MRO, so a subclass that
@@ -209,6 +215,7 @@ class Slot:
     loss_weight: float = 1.0  # the config's own
     use_sigmoid: bool = False  # classification: the head's reading of its loss config
     use_mask: bool = False  # mmdet mask heads: (pred, target, label) call
+    use_score: bool = False  # mmdet score slots (centerness): one logit per prior against a score
     head_settings: Mapping[str, Any] = field(default_factory=dict)  # set on the head when searched
     reduction: str = "mean"  # the config's own, kept: a head that sums (YOLOX) divides by itself
 
@@ -374,6 +381,13 @@ def _decide(library: str, loss_key: str, loss: Mapping[str, Any], head: Mapping[
             return dict(kind=kind, searchable=False, reason="a sigmoid segmentation loss (use_sigmoid=True): autoloss's mmseg loss is a softmax over classes (paper)")
         return dict(kind=kind, searchable=True,
                     reason="dense segmentation: y_hat = softmax per pixel, y = one-hot, ignored pixels count 0 (paper)")
+    if kind == "score_bce":
+        if owner not in _SCORE_HEADS or nominal != "score_bce":
+            why = (f"{loss['type']} is not a sigmoid CrossEntropyLoss" if nominal != "score_bce"
+                   else f"autoloss searches the score losses of {', '.join(sorted(_SCORE_HEADS))} only")
+            return dict(kind=kind, searchable=False, reason=f"{KINDS[kind]}: {why}")
+        return dict(kind=kind, searchable=True, use_score=True,
+                    reason="one score per positive prior: y_hat = (σ, 1 − σ), y = (t, 1 − t), a one-pixel mask; CE is then the head's BCE")
     if kind == "heatmap":
         loss_type = loss["type"].split(".")[-1]
         if loss_type in NOT_PLAIN_HEATMAP:
@@ -395,7 +409,7 @@ NOT_PLAIN_HEATMAP = {
 
 NOT_COVERED = {
     "cls_quality": "the target is an IoU-quality score, not one-hot; AutoLossGraph has no soft-target mode",
-    "score_bce": "one logit per prior against a score in [0, 1]; AutoLossGraph has no mode for it",
+    "score_bce": "one logit per prior against a score in [0, 1]; searchable in FCOSHead and ATSSHead only",
     "distribution": "no paper input describes a distribution over box sides",
     "simcc": "the head passes x and y bin logits as a pair; AutoLossGraph takes heatmaps",
     "keypoint_regression": "no paper input describes keypoint coordinates",
@@ -431,7 +445,8 @@ def discover_slots(cfg: Mapping[str, Any], classes: Callable[[str, str], tuple[s
 
 
 SUPPORTED = ("softmax and sigmoid classification in mmdet anchor, R-CNN, FCOS and ATSS heads; box regression on "
-             "decoded boxes (heads that decode, or take reg_decoded_bbox=True); mmdet FCNMaskHead masks; mmseg "
+             "decoded boxes (heads that decode, or take reg_decoded_bbox=True); FCOS and ATSS centerness (sigmoid "
+             "CrossEntropyLoss); mmdet FCNMaskHead masks; mmseg "
              "decode-head segmentation with a softmax; mmpose heatmap heads")
 
 
@@ -525,5 +540,5 @@ def branch_slots(slots: list[Slot], weight: Callable[[Slot], float] = search_wei
     wrong = [s for s in slots if not s.searchable]
     if wrong:
         raise SlotError(unsupported_error(wrong[0]))
-    return tuple(BranchSlot(s.name, s.key, s.branch_kind, weight(s), use_mask=s.use_mask, use_sigmoid=s.use_sigmoid,
+    return tuple(BranchSlot(s.name, s.key, s.branch_kind, weight(s), use_mask=s.use_mask, use_sigmoid=s.use_sigmoid, use_score=s.use_score,
                             head_settings=dict(s.head_settings), reduction=s.reduction) for s in slots)

@@ -62,10 +62,11 @@ concatenated (``mmlab.det_samples``), so their factors are the AP / removed loca
 all stages' sampled / positive RoIs, 1 at ground truth as above.
 
 One-stage configs (no ``rpn_head`` / ``roi_head``; ``mmlab.det_layout``): the branches are the
-searchable slots ``mmlab.slots`` discovers in ``bbox_head``, ``cls`` (``loss_cls``) and ``reg``
-(``loss_bbox``), in config order, with the config's own loss weights (an L1 on deltas becomes the
-paper's 10). Heads whose ``loss_by_feat`` is ``AnchorHead``'s (RetinaNet), ``ATSSHead``'s or
-``FCOSHead``'s. Other slots (FCOS/ATSS centerness) keep the config's loss. Per kind:
+searchable slots ``mmlab.slots`` discovers in ``bbox_head``, ``cls`` (``loss_cls``), ``reg``
+(``loss_bbox``) and FCOS's / ATSS's ``centerness`` (``loss_centerness``), in config order, with
+the config's own loss weights (an L1 on deltas becomes the paper's 10). Heads whose
+``loss_by_feat`` is ``AnchorHead``'s (RetinaNet), ``ATSSHead``'s or ``FCOSHead``'s. Other slots
+keep the config's loss. Per kind:
 
 * ``cls`` of a sigmoid head: one sample per anchor / point with label weight > 0 (RetinaNet and
   ATSS: all but the ignored anchors; FCOS: every point), logits (1, n, C) of the C classes; loss
@@ -84,6 +85,13 @@ paper's 10). Heads whose ``loss_by_feat`` is ``AnchorHead``'s (RetinaNet), ``ATS
   Factor: the box factor with the point's *unit box* (raw 0: the point ± its stride) as the prior,
   i.e. the share of the unit box's localisation error removed; 1 at ground truth, ≈ 0 for the
   random network (whose raw outputs are near 0).
+
+* ``centerness`` (FCOS, ATSS; a branch the paper does not have): one sample per positive prior,
+  its centerness logit against the head's own ``centerness_target``; loss inputs (σ, 1 − σ) and
+  (t, 1 − t) per prior, a one-pixel mask (so CE is the heads' BCE, the baseline). Ground truth:
+  logit(t), clamped at ±10. Factor: the share of a constant σ = 0.5 prediction's absolute error
+  removed, max(0, 1 − Σ|σ − t| / Σ|0.5 − t|), errors less σ(−10) (``det_records.score_factor``):
+  exactly 1 at ground truth, 0 for the constant.
 
 ξ is the product of the searched branches' factors, as for two-stage configs. Rejection keeps each sample's own tensors (``stackable_samples = False``): the
 anchors and RoIs of an image vary in number, and laying them out along H would let the pooling

@@ -38,6 +38,8 @@ const { values } = parseArgs({
   }
 })
 if (values.task === undefined) throw new Error("--task is required")
+// Checked before any worker starts (the branch names themselves need the task's workers).
+if (values.branches !== undefined && !values["per-branch"]) throw new Error("--branches needs --per-branch")
 const task = values.task
 const want = Number(values.want), max = Number(values.max), workers = Number(values.workers)
 
@@ -56,7 +58,6 @@ const program = Effect.gen(function* () {
   const only = values.branches?.split(",").map((b) => b.trim())
   const unknown = only?.filter((b) => !branches.some((t) => t.name === b)) ?? []
   if (unknown.length > 0) throw new Error(`--branches: ${unknown.join(", ")} not among task ${task}'s branches (${branches.map((b) => b.name).join(", ")})`)
-  if (only !== undefined && !values["per-branch"]) throw new Error("--branches needs --per-branch")
   const screened = branches.filter((b) => only === undefined || only.includes(b.name))
   const wanted = new Map(values["per-branch"] ? screened.map((b) => [b.name, want]) : [["", want]])
   const done = () => [...wanted.values()].every((n) => n === 0)

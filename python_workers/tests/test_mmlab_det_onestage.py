@@ -1,4 +1,4 @@
-"""The det task on one-stage detectors (RetinaNet, FCOS, ATSS): branches from the discovered
+"""The det task on one-stage detectors (RetinaNet, FCOS, ATSS, RTMDet): branches from the discovered
 slots, sigmoid classification, point-head box and centerness records with their ξ factors, the equivalence of
 the baseline graphs with mmdet's own losses *inside the heads*, and the one-paragraph refusals."""
 from __future__ import annotations
@@ -17,7 +17,7 @@ from autoloss_worker.mmlab.det_records import (ClsRecord, PointBoxRecord, ScoreR
 from autoloss_worker.mmlab.slots import SlotError  # noqa: E402
 from autoloss_worker.task_jobs import eval_loss_job, task_info_job  # noqa: E402
 from autoloss_worker.tasks import get_task  # noqa: E402
-from autoloss_worker.tasks.det import BCE, CE, FOCAL, ONE_MINUS_GIOU  # noqa: E402
+from autoloss_worker.tasks.det import BCE, CE, FOCAL, ONE_MINUS_GIOU, QFL  # noqa: E402
 from autoloss_worker.tasks.mmlab_proxy import SHIPPED_CONFIGS  # noqa: E402
 
 torch.set_num_threads(1)
@@ -45,13 +45,23 @@ model = dict(
         loss_centerness=dict(type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0)),
     train_cfg=dict(_delete_=True, assigner=dict(type='ATSSAssigner', topk=9), allowed_border=-1, pos_weight=-1, debug=False))
 """
+RTMDET_HEAD = """
+model = dict(
+    bbox_head=dict(_delete_=True, type='RTMDetHead', num_classes=4, in_channels=64, stacked_convs=1, feat_channels=32,
+        anchor_generator=dict(type='MlvlPointGenerator', offset=0, strides=[4, 8, 16]),
+        bbox_coder=dict(type='DistancePointBBoxCoder'),
+        loss_cls=dict(type='QualityFocalLoss', use_sigmoid=True, beta=2.0, loss_weight=1.0),
+        loss_bbox=dict(type='GIoULoss', loss_weight=2.0)),
+    train_cfg=dict(_delete_=True, assigner=dict(type='DynamicSoftLabelAssigner', topk=13), allowed_border=-1, pos_weight=-1,
+                   debug=False))
+"""
 
 
 @pytest.fixture(scope="module")
 def variants(tmp_path_factory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("onestage")
     paths = {"retinanet": RETINANET}
-    for name, head in (("fcos", FCOS_HEAD), ("atss", ATSS_HEAD)):
+    for name, head in (("fcos", FCOS_HEAD), ("atss", ATSS_HEAD), ("rtmdet", RTMDET_HEAD)):
         path = root / f"det_{name}_shapes.py"
         path.write_text(f"_base_ = {RETINANET!r}\n{head}")
         paths[name] = str(path)
@@ -115,11 +125,11 @@ def test_retinanet_branches_come_from_its_slots():
     assert [b["tree"] for b in task.baseline_loss["branches"]] == [FOCAL, ONE_MINUS_GIOU]
 
 
-@pytest.mark.parametrize("variant", ["retinanet", "fcos", "atss"])
+@pytest.mark.parametrize("variant", ["retinanet", "fcos", "atss", "rtmdet"])
 def test_samples_score_one_at_ground_truth_low_as_recorded_and_the_baseline_passes(variants, variant):
     task = _task(variants[variant])
     samples = task.rejection_samples(5, 0)
-    assert list(task.branches) == ["cls", "reg"] + ([] if variant == "retinanet" else ["centerness"])
+    assert list(task.branches) == ["cls", "reg"] + (["centerness"] if variant in ("fcos", "atss") else [])
     for s in samples:
         assert set(s.target.branches) == set(task.branches)
         assert s.target.branches["cls"].sigmoid
@@ -167,6 +177,22 @@ def test_centerness_records_are_the_heads_own_targets_and_rejection_tells_bce_fr
     flipped = {**task.baseline_loss, "branches": [{**task.baseline_loss["branches"][0], "tree": ["mul", "y", ["log", "y_hat"]]}]}
     out = eval_loss_job({"task": "det", "loss": flipped, "seed": 0, "options": options})
     assert not out["passed"], out["branches"]
+
+
+def test_rtmdet_cls_record_carries_the_assigners_soft_targets_and_rejection_tells_qfl_from_its_sign_flip(variants):
+    task = _task(variants["rtmdet"], branches="cls")
+    assert task.baseline_loss["branches"][0]["tree"] == QFL
+    for s in task.rejection_samples(5, 0):
+        r = s.target.branches["cls"]
+        fg = r.labels < r.logits.shape[1]
+        assert r.scores is not None and bool(fg.any())
+        assert bool(((r.scores[fg] > 0) & (r.scores[fg] <= 1)).all()), "positives: IoU qualities in (0, 1]"
+        y = r.loss_inputs(r.leaf[None])["y"][:, :, 0, 0]
+        assert torch.equal(y[fg, r.labels[fg]], r.scores[fg]) and float(y[~fg].abs().sum()) == 0.0
+    options = {"config": variants["rtmdet"], "pretrained": False, "branches": "cls"}
+    assert eval_loss_job({"task": "det", "loss": task.baseline_loss, "seed": 0, "options": options})["passed"]
+    flipped = {**task.baseline_loss, "branches": [{**task.baseline_loss["branches"][0], "tree": ["neg", QFL]}]}
+    assert not eval_loss_job({"task": "det", "loss": flipped, "seed": 0, "options": options})["passed"]
 
 
 def test_a_score_slot_of_a_head_autoloss_cannot_record_says_why():
@@ -242,6 +268,9 @@ def _head_losses(cfg, tree_of, seed=0):
     # clamps IoU at 1e-6 (−log = 13.8), the graph's log(0) is log(ε) = −27.6; ATSS's positives
     # are anchors overlapping their object (FCOS's random boxes need not: its test takes GIoU).
     ("atss", {"cls": FOCAL, "reg": NEG_LOG_IOU, "centerness": CE}),
+    # QualityFocalLoss (β 2) on the dynamic soft-label assigner's IoU-quality targets; GIoULoss
+    # weighted by those targets
+    ("rtmdet", {"cls": QFL, "reg": ONE_MINUS_GIOU}),
 ])
 def test_baseline_graphs_equal_mmdets_losses_inside_the_head(variants, variant, trees):
     from mmengine.config import Config

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 mmcv_ops = pytest.importorskip("mmcv.ops", reason="mmcv with compiled ops is not installed (scripts/setup-mmlab.sh)")
 pytest.importorskip("mmdet", reason="mmdet is not installed (scripts/setup-mmlab.sh)")
 
-from mmdet.models.losses import CrossEntropyLoss, GIoULoss, IoULoss  # noqa: E402
+from mmdet.models.losses import CrossEntropyLoss, GIoULoss, IoULoss, QualityFocalLoss  # noqa: E402
 from mmdet.registry import MODELS  # noqa: E402
 
 from autoloss_worker.graph import branch_value, compile_branch  # noqa: E402
@@ -174,6 +174,28 @@ def test_score_mode_ce_equals_mmdet_sigmoid_cross_entropy_on_soft_targets(shape)
         torch.testing.assert_close(g_ours, g_theirs.to(g_ours.dtype), rtol=1e-6, atol=1e-9)
     with pytest.raises(AssertionError, match="exclude each other"):
         AutoLossGraph(graph=CE, branch_kind="dense", use_score=True, use_sigmoid=True)
+
+
+def test_quality_mode_qfl_graph_equals_mmdet_quality_focal_loss():
+    """GFL / RTMDet classification: QualityFocalLoss (β = 2) written as BCE · (y − ŷ)² on soft
+    targets (labels, IoU quality), with label weights and an avg_factor."""
+    from autoloss_worker.tasks.det import QFL
+
+    gen = torch.Generator().manual_seed(4)
+    logits = torch.randn(8, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    labels = torch.tensor([0, 3, 2, 3, 1, 3, 0, 2])  # 3 = background
+    quality = torch.rand(8, generator=gen, dtype=torch.float64)
+    weight = torch.tensor([1.0, 1.0, 0.0, 1.0, 2.0, 1.0, 1.0, 0.5], dtype=torch.float64)
+    ours = AutoLossGraph(graph=QFL, branch_kind="dense", use_sigmoid=True, use_quality=True, loss_weight=1.5)
+    theirs = QualityFocalLoss(use_sigmoid=True, beta=2.0, loss_weight=1.5)
+    got = ours(logits, (labels, quality), weight, avg_factor=3.0)
+    (g_ours,) = torch.autograd.grad(got, logits)
+    expected = theirs(logits, (labels, quality), weight, avg_factor=3.0)
+    (g_theirs,) = torch.autograd.grad(expected, logits)
+    torch.testing.assert_close(got, expected.to(got.dtype), rtol=1e-6, atol=1e-9)
+    torch.testing.assert_close(g_ours, g_theirs.to(g_ours.dtype), rtol=1e-6, atol=1e-9)
+    with pytest.raises(AssertionError, match="use_quality needs use_sigmoid"):
+        AutoLossGraph(graph=QFL, branch_kind="dense", use_quality=True)
 
 
 def test_registry_builds_the_module_by_name_and_rejects_a_clash():

@@ -90,8 +90,8 @@ def test_one_stage_kinds_follow_the_head_not_only_the_loss_type():
     assert dict(s["retina.loss_bbox"].head_settings) == {"reg_decoded_bbox": True}
     assert s["fcos.loss_bbox"].searchable and dict(s["fcos.loss_bbox"].head_settings) == {}  # FCOS decodes itself
     assert (s["fcos.loss_centerness"].kind, s["fcos.loss_centerness"].searchable, s["fcos.loss_centerness"].use_score) == ("score_bce", True, True)
-    assert (s["gfl.loss_cls"].kind, s["gfl.loss_cls"].searchable) == ("cls_quality", False)
-    assert "IoU-quality" in s["gfl.loss_cls"].reason
+    assert (s["gfl.loss_cls"].kind, s["gfl.loss_cls"].searchable, s["gfl.loss_cls"].use_quality) == ("cls_quality", True, True)
+    assert "IoU quality" in s["gfl.loss_cls"].reason
     assert (s["gfl.loss_dfl"].kind, s["gfl.loss_bbox"].searchable) == ("distribution", True)
     # a head autoloss has no contract for: kinds from the loss types, never searchable
     assert [(s[k].kind, s[k].searchable) for k in ("detr.loss_cls", "detr.loss_bbox", "detr.loss_iou")] == [
@@ -129,11 +129,11 @@ def test_selection_and_the_one_paragraph_errors():
     assert [s.key for s in select_slots(slots, ["rcnn0_reg", "rpn_head.loss_cls"])] == ["roi_head.bbox_head.0.loss_bbox", "rpn_head.loss_cls"]
     with pytest.raises(SlotError, match=r"no loss slot named nope .*rpn_cls, rpn_reg"):
         select_slots(slots, ["nope"])
-    gfl = {"default_scope": "mmdet", "model": dict(bbox_head=dict(type="GFLHead", loss_cls=dict(type="QualityFocalLoss", use_sigmoid=True)))}
+    gfl = {"default_scope": "mmdet", "model": dict(bbox_head=dict(type="GFLHead", loss_dfl=dict(type="DistributionFocalLoss")))}
     with pytest.raises(SlotError) as err:
-        select_slots(discover_slots(gfl, classes), ["cls"])
+        select_slots(discover_slots(gfl, classes), ["dfl"])
     msg = str(err.value)
-    assert "model.bbox_head.loss_cls" in msg and "QualityFocalLoss" in msg and "GFLHead" in msg and "It searches" in msg
+    assert "model.bbox_head.loss_dfl" in msg and "DistributionFocalLoss" in msg and "GFLHead" in msg and "It searches" in msg
     assert "\n" not in msg
     with pytest.raises(SlotError, match="none of its 1 slots is searchable"):
         select_slots(discover_slots(gfl, classes), None)

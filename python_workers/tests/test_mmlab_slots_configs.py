@@ -80,11 +80,11 @@ EXPECTED: dict[tuple[str, str], list[tuple[str, str, str, str, bool]]] = {
         ("bbox_head.loss_bbox", "reg", "box", "GIoULoss", True),
         ("bbox_head.loss_centerness", "centerness", "score_bce", CE_SIG, True)],
     ("mmdet", "gfl/gfl_r50_fpn_1x_coco.py"): [
-        ("bbox_head.loss_cls", "cls", "cls_quality", "QualityFocalLoss", False),
+        ("bbox_head.loss_cls", "cls", "cls_quality", "QualityFocalLoss", True),
         ("bbox_head.loss_dfl", "dfl", "distribution", "DistributionFocalLoss", False),
         ("bbox_head.loss_bbox", "reg", "box", "GIoULoss", True)],
     ("mmdet", "rtmdet/rtmdet_tiny_8xb32-300e_coco.py"): [
-        ("bbox_head.loss_cls", "cls", "cls_quality", "QualityFocalLoss", False),
+        ("bbox_head.loss_cls", "cls", "cls_quality", "QualityFocalLoss", True),
         ("bbox_head.loss_bbox", "reg", "box", "GIoULoss", True)],
     ("mmdet", "yolox/yolox_tiny_8xb8-300e_coco.py"): [
         ("bbox_head.loss_cls", "cls", "cls_quality", CE_SIG, False),
@@ -143,7 +143,8 @@ NEG_LOG_IOU = ["neg", ["log", ["mul", "i", ["inv", "u"]]]]
 HEATMAP_MSE = ["square", ["add", "y_hat", ["neg", "y"]]]
 INPUTS = {"dense": ["y_hat", "y", "one"], "box": ["i", "u", "e", "one"]}
 TREE_OF_KIND = {"cls_softmax": CE_TREE, "cls_sigmoid": BCE_TREE, "mask": CE_TREE, "segmentation": CE_TREE,
-                "heatmap": HEATMAP_MSE, "box": NEG_LOG_IOU, "score_bce": CE_TREE}  # CE over (σ, 1 − σ) is BCE
+                "heatmap": HEATMAP_MSE, "box": NEG_LOG_IOU, "score_bce": CE_TREE,  # CE over (σ, 1 − σ) is BCE
+                "cls_quality": BCE_TREE}  # BCE against the soft targets
 
 
 def wire(slots):

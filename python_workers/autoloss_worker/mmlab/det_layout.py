@@ -20,10 +20,11 @@
   Rejection records every stage's RoIs (``det_samples``). Cascade subclasses that compute their
   losses another way (HTC, SCNet, Sparse R-CNN) are refused.
 * One-stage configs (only ``det``): the searchable slots that ``mmlab.slots`` discovers in
-  ``bbox_head`` (``cls``, ``reg``), with their own classification (a sigmoid head stays sigmoid)
+  ``bbox_head`` (``cls``, ``reg``; RTMDet's ``cls`` with its soft IoU-quality targets), with their
+  own classification (a sigmoid head stays sigmoid)
   and boxes switched to decoded ones where the head needs it, and FCOS / ATSS centerness
   (``centerness``, a score branch). Slots autoloss cannot search keep the config's loss. The head must compute its losses in
-  ``AnchorHead``'s, ``ATSSHead``'s or ``FCOSHead``'s ``loss_by_feat``: the rejection recorder
+  ``AnchorHead``'s, ``ATSSHead``'s, ``FCOSHead``'s or ``RTMDetHead``'s ``loss_by_feat``: the rejection recorder
   (``det_samples``) follows those calls.
 
 Every refusal is one paragraph naming the slot or head, what it is, and what is supported.
@@ -38,13 +39,13 @@ from typing import Any
 from .rewrite import FASTER_RCNN, SLOTS_BY_TASK, BranchSlot, _lookup
 from .slots import Slot, SlotError, branch_slots, discover_slots, registered_class, unsupported_error
 
-ONE_STAGE_HEADS = ("AnchorHead", "ATSSHead", "FCOSHead")  # whose loss_by_feat the recorder follows
+ONE_STAGE_HEADS = ("AnchorHead", "ATSSHead", "FCOSHead", "RTMDetHead")  # whose loss_by_feat the recorder follows
 ONE_STAGE_KEYS = ("bbox_head.loss_cls", "bbox_head.loss_bbox", "bbox_head.loss_centerness")  # what it records
 SUPPORTED_DETECTORS = ("two-stage configs shaped as Faster R-CNN (rpn_head.loss_cls, rpn_head.loss_bbox and one "
                        "roi_head.bbox_head with loss_cls and loss_bbox; + roi_head.mask_head.loss_mask for ins) and, "
                        "for det, Cascade R-CNN (a CascadeRoIHead whose stage box heads have loss_cls and loss_bbox; "
                        "rcnn_cls and rcnn_reg shared by the stages) and one-stage configs whose bbox_head computes "
-                       "its losses as AnchorHead (RetinaNet), ATSSHead or FCOSHead do")
+                       "its losses as AnchorHead (RetinaNet), ATSSHead, FCOSHead or RTMDetHead do")
 # CascadeRoIHead's methods the rejection recorder follows; a subclass overriding one is refused
 CASCADE_METHODS = ("loss", "bbox_loss", "_bbox_forward")
 
@@ -67,15 +68,15 @@ class DetLayout:
 
 
 def one_stage_family(head_class: type) -> str:
-    """"point" (FCOSHead's loss_by_feat) or "anchor" (AnchorHead's, ATSSHead's), from the class
-    whose ``loss_by_feat`` the head runs; SlotError for any other."""
+    """"point" (FCOSHead's loss_by_feat), "rtmdet" (RTMDetHead's) or "anchor" (AnchorHead's,
+    ATSSHead's), from the class whose ``loss_by_feat`` the head runs; SlotError for any other."""
     owner = next((c for c in head_class.__mro__ if "loss_by_feat" in vars(c)), None)
     name = owner.__name__ if owner is not None else ""
     if name not in ONE_STAGE_HEADS:
         raise SlotError(f"the det task cannot search {head_class.__name__}: it computes its losses in "
                         f"{name or 'no'}.loss_by_feat, whose calls autoloss's rejection samples do not follow. "
                         f"det searches {SUPPORTED_DETECTORS} (RetinaHead and other subclasses that keep that method).")
-    return "point" if name == "FCOSHead" else "anchor"
+    return {"FCOSHead": "point", "RTMDetHead": "rtmdet"}.get(name, "anchor")
 
 
 def _head_class(head_type: str) -> type:
@@ -139,7 +140,7 @@ def detector_layout(task: str, cfg: Any, two_stage_branches: Mapping[str, str]) 
                         f"the det task searches {', '.join(ONE_STAGE_KEYS)} of one-stage heads. "
                         f"The config's loss slots: {_slot_list(discovered)}.")
     one_stage_family(_head_class(head["type"]))
-    sigmoid = {s.name: dict(_loss_at(model, s.key)) for s in searchable if s.kind == "cls_sigmoid"}
+    sigmoid = {s.name: dict(_loss_at(model, s.key)) for s in searchable if s.kind in ("cls_sigmoid", "cls_quality")}
     return DetLayout(branch_slots(searchable), {s.name: str(s.branch_kind) for s in searchable}, sigmoid,
                      tuple(s for s in discovered if not s.searchable))
 

@@ -186,20 +186,25 @@ class ClsRecord(Record):
     # A sigmoid head (RetinaNet, FCOS, ATSS): logits (n, C) of the C classes only, background is
     # label C, and the loss inputs are σ per class against one-hot rows, all zero for background.
     sigmoid: bool = False
+    # Soft targets (RTMDet's QualityFocalLoss): the label's entry of each row is its IoU quality
+    # (n,) instead of 1. The ground truth and the factor stay the label's: AP of σ's ranking.
+    scores: Tensor | None = None
 
     @property
     def leaf(self) -> Tensor:
         return self.logits
 
     def loss_inputs(self, raw: Tensor) -> dict[str, Tensor]:
-        return classification_inputs(raw.reshape(-1, raw.shape[-1]), _repeat(self.labels, raw.shape[0]),
-                                     use_sigmoid=self.sigmoid).as_env()
+        n = raw.shape[0]
+        return classification_inputs(raw.reshape(-1, raw.shape[-1]), _repeat(self.labels, n), use_sigmoid=self.sigmoid,
+                                     scores=None if self.scores is None else _repeat(self.scores, n)).as_env()
 
     @classmethod
     def joint_loss_inputs(cls, records: Sequence[Record], preds: Sequence[Tensor]) -> dict[str, Tensor]:
+        rs: Sequence[ClsRecord] = records  # type: ignore[assignment]
         logits = torch.cat([p.reshape(-1, p.shape[-1]) for p in preds])
-        return classification_inputs(logits, torch.cat([r.labels for r in records]),  # type: ignore[attr-defined]
-                                     use_sigmoid=records[0].sigmoid).as_env()  # type: ignore[attr-defined]
+        scores = None if rs[0].scores is None else torch.cat([r.scores for r in rs])  # type: ignore[misc]
+        return classification_inputs(logits, torch.cat([r.labels for r in rs]), use_sigmoid=rs[0].sigmoid, scores=scores).as_env()
 
     def ground_truth(self) -> Tensor:
         """Softmax: GT_LOGIT on the label, 0 elsewhere. Sigmoid: ±GT_LOGIT, + on the label only
@@ -218,7 +223,7 @@ class ClsRecord(Record):
 
     def as_double(self) -> ClsRecord:
         return ClsRecord(logits=_cpu64(self.logits), labels=self.labels.detach().cpu().long(), others=_cpu64(self.others),
-                         sigmoid=self.sigmoid)
+                         sigmoid=self.sigmoid, scores=None if self.scores is None else _cpu64(self.scores))
 
 
 @dataclass(frozen=True)

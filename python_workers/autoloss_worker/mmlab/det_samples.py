@@ -147,12 +147,50 @@ def _point_records(head: Any, x: Any, gts: Any) -> tuple[ClsRecord, PointBoxReco
     return cls, PointBoxRecord(raw=raw[pos], points=p_pts, strides=strides[pos], targets=targets), score
 
 
+def _rtmdet_records(head: Any, x: Any, gts: Any, metas: Any, gts_ignore: Any) -> tuple[ClsRecord, PointBoxRecord]:
+    """An RTMDet head's records, as ``RTMDetHead.loss_by_feat`` computes its targets: the dynamic
+    soft-label assigner matches the random network's own scores and decoded boxes to the objects,
+    giving labels and IoU-quality scores (``assign_metrics``). Every prior is a classification
+    sample (label weight 1) with its soft target; the positive ones the box record, whose leaf is
+    the box branch's output before its activation (``rtm_reg``, caught with hooks), decoded as
+    exp(raw) · stride like FCOS's (``_point_records``; RTMDet's own decoding with its Scale at 1,
+    or instead of ``exp_on_reg=False``'s linear one)."""
+    from mmdet.structures.bbox import distance2bbox
+
+    caught: list[Tensor] = []
+    convs = head.rtm_reg if isinstance(head.rtm_reg, torch.nn.ModuleList) else [head.rtm_reg]
+    hooks = [conv.register_forward_hook(lambda _m, _i, out: caught.append(out)) for conv in convs]
+    try:
+        cls_maps, dist_maps = head(x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    sizes = [m.shape[-2:] for m in cls_maps]
+    anchors, valid = head.get_anchors(sizes, metas, device=cls_maps[0].device)  # (x, y, stride, stride) per prior
+    priors = torch.cat(anchors[0])
+    logits = _flat_levels(cls_maps, head.cls_out_channels)
+    boxes = distance2bbox(priors[:, :2], _flat_levels(dist_maps, 4))
+    targets = head.get_targets(logits[None], boxes[None], anchors, valid, gts, metas, batch_gt_instances_ignore=gts_ignore)
+    _, labels, label_w, box_t, metrics, _ = targets
+    labels_all, weights_all = torch.cat([t[0] for t in labels]), torch.cat([t[0] for t in label_w])
+    targets_all, metrics_all = torch.cat([t[0] for t in box_t]), torch.cat([t[0] for t in metrics])
+    sampled = weights_all > 0
+    pos = sampled & (labels_all < head.num_classes)
+    cls = ClsRecord(logits=logits[sampled], labels=labels_all[sampled], others=logits[~sampled], sigmoid=True,
+                    scores=metrics_all[sampled])
+    raw = _flat_levels(caught, 4)
+    return cls, PointBoxRecord(raw=raw[pos], points=priors[pos, :2], strides=priors[pos, 2], targets=targets_all[pos])
+
+
 def _record_one_stage(model: Any, x: Any, gts: Any, metas: Any, gts_ignore: Any, index: int) -> DetRecord:
     """A one-stage detector's records, under the branch names of its slots (``cls``, ``reg`` and,
     for FCOS / ATSS, ``centerness``)."""
     head = model.bbox_head
-    if one_stage_family(type(head)) == "point":
+    family = one_stage_family(type(head))
+    if family == "point":
         cls, reg, score = _point_records(head, x, gts)
+    elif family == "rtmdet":
+        (cls, reg), score = _rtmdet_records(head, x, gts, metas, gts_ignore), None
     else:
         maps = head(x)
         score_maps = maps[2] if len(maps) == 3 and hasattr(head, "centerness_target") else None  # ATSS

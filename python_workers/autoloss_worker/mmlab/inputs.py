@@ -35,7 +35,8 @@ def _column(x: Tensor) -> Tensor:
 
 
 def classification_inputs(
-    cls_score: Tensor, labels: Tensor, *, use_sigmoid: bool = False, ignore_index: int | None = None
+    cls_score: Tensor, labels: Tensor, *, use_sigmoid: bool = False, ignore_index: int | None = None,
+    scores: Tensor | None = None,
 ) -> DenseInputs:
     """Probabilities and one-hot targets for an mmdet classification branch.
 
@@ -45,7 +46,10 @@ def classification_inputs(
     Sigmoid heads (C = classes, no background column): y_hat = sigmoid(cls_score) and background
     (label == C) is the all-zero row, exactly mmdet's `_expand_onehot_labels`; a negative label or
     `ignore_index` is not valid.
+    Soft targets (`scores` (N,), sigmoid heads only: QualityFocalLoss's IoU-quality scores): the
+    label's entry of y is the row's score instead of 1; background rows stay all zero.
     """
+    assert scores is None or (use_sigmoid and scores.shape == labels.shape), "soft scores need a sigmoid head and one score per row"
     assert cls_score.dim() == 2, f"cls_score must be (N, C), got {tuple(cls_score.shape)}"
     assert labels.shape == cls_score.shape[:1], f"labels must be (N,) = {tuple(cls_score.shape[:1])}, got {tuple(labels.shape)}"
     n, c = cls_score.shape
@@ -61,7 +65,7 @@ def classification_inputs(
         valid &= labels < c
         hot = valid
     y = cls_score.new_zeros(n, c)
-    y[hot.nonzero(as_tuple=True)[0], labels[hot]] = 1.0
+    y[hot.nonzero(as_tuple=True)[0], labels[hot]] = 1.0 if scores is None else scores[hot].to(y.dtype)
     return DenseInputs(y_hat=_column(y_hat), y=_column(y), valid=valid)
 
 

@@ -24,6 +24,9 @@ Modes (from the branch kind and the head's flags):
 - box (`box`): pred, target (N, 4) decoded (x0, y0, x1, y1) boxes, weight (N, 4) or (N,).
 - mask (`dense` + `use_mask=True`, mmdet's FCNMaskHead contract): pred (N, C, H, W) logits,
   target (N, H, W), third argument the class index of each RoI's mask channel.
+- quality (`dense` + `use_sigmoid=True` + `use_quality=True`, QualityFocalLoss's contract in GFL /
+  RTMDet heads): pred (N, C) logits, target the pair (labels (N,), scores (N,)); y_hat = σ per
+  class, y = the label's column holding the row's score (an IoU quality), background all zero.
 - score (`dense` + `use_score=True`, FCOS / ATSS centerness): pred (P,) or (P, 1) logits, target
   the same shape, scores in [0, 1]; each prior is a one-pixel mask, y_hat = (σ, 1 − σ), y = (t, 1 − t),
   so the paper's CE is mmdet's sigmoid CrossEntropyLoss (BCE).
@@ -52,6 +55,7 @@ class AutoLossGraph(nn.Module):
         use_sigmoid: bool = False,
         use_mask: bool = False,
         use_score: bool = False,
+        use_quality: bool = False,
         loss_weight: float = 1.0,
         reduction: str = "mean",
         ignore_index: int | None = None,
@@ -61,15 +65,17 @@ class AutoLossGraph(nn.Module):
         self.branch = resolve_branch(graph, branch=branch, branch_kind=branch_kind)
         self.fn = compile_branch(self.branch)
         if self.branch.kind == "box":
-            assert not (use_sigmoid or use_mask or use_score), \
+            assert not (use_sigmoid or use_mask or use_score or use_quality), \
                 f"branch '{self.branch.name}': use_sigmoid/use_mask/use_score make no sense for a box branch"
             self.mode = "box"
         else:
             assert use_sigmoid + use_mask + use_score <= 1, f"branch '{self.branch.name}': use_sigmoid, use_mask and use_score exclude each other"
+            assert not use_quality or use_sigmoid, f"branch '{self.branch.name}': use_quality needs use_sigmoid (soft targets per class)"
             self.mode = "mask" if use_mask else "score" if use_score else "cls"
         self.use_sigmoid = use_sigmoid
         self.use_mask = use_mask
         self.use_score = use_score
+        self.use_quality = use_quality
         self.loss_weight = loss_weight
         self.reduction = reduction
         self.ignore_index = ignore_index
@@ -103,7 +109,11 @@ class AutoLossGraph(nn.Module):
             per_sample = self._box(pred, target, weight)
         else:
             index = self.ignore_index if ignore_index is None else ignore_index
-            per_sample = self._cls(pred, target, weight, index)
+            scores = None
+            if self.use_quality:
+                assert isinstance(target, (tuple, list)) and len(target) == 2, "quality mode takes the target pair (labels, scores)"
+                target, scores = target
+            per_sample = self._cls(pred, target, weight, index, scores)
         if weight is not None:
             weight = weight.to(per_sample.dtype)
         return self.loss_weight * weight_reduce_loss(per_sample, weight, reduction, avg_factor)
@@ -118,8 +128,9 @@ class AutoLossGraph(nn.Module):
         base = pred.new_zeros(keep.shape[0]) + 0.0 * pred.sum()  # keeps the loss attached to pred
         return base.index_put((keep.nonzero(as_tuple=True)[0],), values.to(base.dtype))
 
-    def _cls(self, pred: Tensor, labels: Tensor, weight: Tensor | None, ignore_index: int | None) -> Tensor:
-        inputs = classification_inputs(pred, labels, use_sigmoid=self.use_sigmoid, ignore_index=ignore_index)
+    def _cls(self, pred: Tensor, labels: Tensor, weight: Tensor | None, ignore_index: int | None,
+             scores: Tensor | None = None) -> Tensor:
+        inputs = classification_inputs(pred, labels, use_sigmoid=self.use_sigmoid, ignore_index=ignore_index, scores=scores)
         keep = inputs.valid if weight is None else inputs.valid & (weight > 0)
         values = self._run({"y_hat": inputs.y_hat[keep], "y": inputs.y[keep]}) if keep.any() else pred.new_zeros(0)
         return self._scatter(pred, keep, values)

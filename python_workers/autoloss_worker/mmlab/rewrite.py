@@ -40,6 +40,7 @@ class BranchSlot:
     use_mask: bool = False  # mmdet mask heads pass (pred, target, label)
     use_sigmoid: bool = False  # mmdet: the head's classification (False: softmax, as in the paper)
     use_score: bool = False  # mmdet: one logit per prior against a score in [0, 1] (centerness)
+    use_quality: bool = False  # mmdet: soft (IoU-quality) targets, QualityFocalLoss's (labels, scores)
     head_settings: Mapping[str, Any] | None = None  # set on the head; None: HEAD_SETTINGS of the kind
     reduction: str = "mean"  # mmdet/mmseg: the replaced loss's own (YOLOX sums and divides itself)
 
@@ -78,7 +79,7 @@ def _reduction(slot: BranchSlot) -> dict[str, Any]:
 
 
 def _score(slot: BranchSlot) -> dict[str, Any]:
-    return {"use_score": True} if slot.use_score else {}
+    return ({"use_score": True} if slot.use_score else {}) | ({"use_quality": True} if slot.use_quality else {})
 
 
 LIBRARY_ARGS: dict[str, Callable[[BranchSlot], dict[str, Any]]] = {

@@ -36,6 +36,10 @@ Input mapping per searchable kind (the paper's inputs, Sec. 3.1 / App. A):
 * `mask`: per-pixel (σ, 1 − σ) of each RoI's class channel against (t, 1 − t) (paper's mask branch).
 * `segmentation`: softmax per pixel, one-hot labels, ignored pixels count 0 (paper).
 * `heatmap`: predicted and target heatmaps as y_hat and y, visible joints only (paper).
+* `cls_quality` (QualityFocalLoss in `GFLHead`, `RTMDetHead`: `loss_cls(scores, (labels, quality))`):
+  y_hat = σ per class, y = the label's column holding the row's IoU quality instead of 1,
+  background the all-zero row. The paper has one-hot targets only; this is the target the head's
+  own loss compares with, in the paper's layout (`_QUALITY_HEADS`).
 * `score_bce` (FCOS / ATSS centerness): one logit per positive prior against a score t in [0, 1],
   read as a one-pixel mask: y_hat = (σ, 1 − σ), y = (t, 1 − t), C = 2, H = W = 1. The paper has no
   such branch; the mask branch's mapping is the one its inputs offer for a binary target, and with
@@ -44,9 +48,8 @@ Input mapping per searchable kind (the paper's inputs, Sec. 3.1 / App. A):
 
 Not covered by the paper's inputs, reported as not searchable (the reason says which):
 
-* `cls_quality` (QualityFocalLoss, VarifocalLoss, YOLOX's soft targets): the target is the IoU of
-  the predicted box in the label's column, not one-hot. Mapping it to y = that score (background
-  all zero) is the natural reading, but `AutoLossGraph` has no soft-target mode yet.
+* `cls_quality` elsewhere (VarifocalLoss, YOLOX's `loss_cls` on (P, C) soft rows of its positives):
+  the same mapping would do, but those heads call their losses differently.
 * `score_bce` elsewhere (YOLOX objectness, IoU prediction): the same mapping would do, but the
   heads holding them are not searchable here.
 * `distribution` (GFL's DistributionFocalLoss), `simcc` (RTMPose's KL over x/y bins),
@@ -86,7 +89,7 @@ KINDS: dict[str, str] = {
 
 # The loss graph's branch kind a searchable slot takes.
 BRANCH_KIND = {"cls_softmax": "dense", "cls_sigmoid": "dense", "box": "box", "mask": "dense",
-               "segmentation": "dense", "heatmap": "dense", "score_bce": "dense"}
+               "segmentation": "dense", "heatmap": "dense", "score_bce": "dense", "cls_quality": "dense"}
 
 BOX_LOSSES = frozenset({"L1Loss", "SmoothL1Loss", "BalancedL1Loss", "MSELoss", "IoULoss", "GIoULoss", "DIoULoss",
                         "CIoULoss", "EIoULoss", "SIoULoss", "BoundedIoULoss"})
@@ -115,6 +118,7 @@ _DECODED = Contract("box", boxes="decoded")
 _SCORE = Contract("score_bce")
 _SCORE_HEADS = frozenset({"FCOSHead", "ATSSHead"})  # whose centerness AutoLossGraph (use_score) stands in
 _QUALITY = Contract("cls_quality")
+_QUALITY_HEADS = frozenset({"GFLHead", "RTMDetHead"})  # loss_cls(scores, (labels, quality), weights, avg_factor)
 
 # By head class name; a head's contract is the first entry along its MRO, so a subclass that
 # changes a call (GFLHead < AnchorHead) has its own line. Sources: mmdet 3.3 / mmseg 1.2 / mmpose 1.3
@@ -133,7 +137,9 @@ HEAD_CONTRACTS: dict[str, dict[str, dict[str, Contract]]] = {
         "GFLHead": {"loss_cls": _QUALITY, "loss_bbox": _DECODED, "loss_dfl": Contract("distribution")},
         "RTMDetHead": {"loss_cls": _QUALITY, "loss_bbox": _DECODED},
         # loss_cls on (labels one-hot × IoU) soft targets; loss_l1 on raw offsets
-        "YOLOXHead": {"loss_cls": _QUALITY, "loss_bbox": _DECODED, "loss_obj": _SCORE,
+        "YOLOXHead": {"loss_cls": Contract("cls_quality", note="YOLOXHead calls loss_cls on its positives' soft one-hot rows "
+                                                               "(P, C), not on (labels, quality) pairs of every prior"),
+                      "loss_bbox": _DECODED, "loss_obj": _SCORE,
                       "loss_l1": Contract("box", boxes="deltas", note="YOLOX's loss_l1 compares raw offsets")},
         "FCNMaskHead": {"loss_mask": Contract("mask")},  # loss_mask(mask_preds, targets, labels)
     },
@@ -216,6 +222,7 @@ class Slot:
     use_sigmoid: bool = False  # classification: the head's reading of its loss config
     use_mask: bool = False  # mmdet mask heads: (pred, target, label) call
     use_score: bool = False  # mmdet score slots (centerness): one logit per prior against a score
+    use_quality: bool = False  # mmdet QualityFocalLoss slots: (labels, IoU-quality scores) targets
     head_settings: Mapping[str, Any] = field(default_factory=dict)  # set on the head when searched
     reduction: str = "mean"  # the config's own, kept: a head that sums (YOLOX) divides by itself
 
@@ -381,6 +388,14 @@ def _decide(library: str, loss_key: str, loss: Mapping[str, Any], head: Mapping[
             return dict(kind=kind, searchable=False, reason="a sigmoid segmentation loss (use_sigmoid=True): autoloss's mmseg loss is a softmax over classes (paper)")
         return dict(kind=kind, searchable=True,
                     reason="dense segmentation: y_hat = softmax per pixel, y = one-hot, ignored pixels count 0 (paper)")
+    if kind == "cls_quality":
+        loss_type = loss["type"].split(".")[-1]
+        if owner not in _QUALITY_HEADS or loss_type != "QualityFocalLoss" or not use_sigmoid:
+            why = (f"autoloss searches the QualityFocalLoss (use_sigmoid=True) of {', '.join(sorted(_QUALITY_HEADS))} only"
+                   if owner in _QUALITY_HEADS else f"autoloss does not follow how {owner} calls it")
+            return dict(kind=kind, searchable=False, reason=f"{KINDS[kind]}: {why}")
+        return dict(kind=kind, searchable=True, use_sigmoid=True, use_quality=True,
+                    reason="soft-target classification: y_hat = sigmoid per class, y = the IoU quality in the label's column, background all zero")
     if kind == "score_bce":
         if owner not in _SCORE_HEADS or nominal != "score_bce":
             why = (f"{loss['type']} is not a sigmoid CrossEntropyLoss" if nominal != "score_bce"
@@ -408,7 +423,7 @@ NOT_PLAIN_HEATMAP = {
 }
 
 NOT_COVERED = {
-    "cls_quality": "the target is an IoU-quality score, not one-hot; AutoLossGraph has no soft-target mode",
+    "cls_quality": "the target is an IoU-quality score, not one-hot; searchable as QualityFocalLoss in GFLHead and RTMDetHead",
     "score_bce": "one logit per prior against a score in [0, 1]; searchable in FCOSHead and ATSSHead only",
     "distribution": "no paper input describes a distribution over box sides",
     "simcc": "the head passes x and y bin logits as a pair; AutoLossGraph takes heatmaps",
@@ -446,7 +461,7 @@ def discover_slots(cfg: Mapping[str, Any], classes: Callable[[str, str], tuple[s
 
 SUPPORTED = ("softmax and sigmoid classification in mmdet anchor, R-CNN, FCOS and ATSS heads; box regression on "
              "decoded boxes (heads that decode, or take reg_decoded_bbox=True); FCOS and ATSS centerness (sigmoid "
-             "CrossEntropyLoss); mmdet FCNMaskHead masks; mmseg "
+             "CrossEntropyLoss); GFL and RTMDet QualityFocalLoss; mmdet FCNMaskHead masks; mmseg "
              "decode-head segmentation with a softmax; mmpose heatmap heads")
 
 
@@ -540,5 +555,5 @@ def branch_slots(slots: list[Slot], weight: Callable[[Slot], float] = search_wei
     wrong = [s for s in slots if not s.searchable]
     if wrong:
         raise SlotError(unsupported_error(wrong[0]))
-    return tuple(BranchSlot(s.name, s.key, s.branch_kind, weight(s), use_mask=s.use_mask, use_sigmoid=s.use_sigmoid, use_score=s.use_score,
+    return tuple(BranchSlot(s.name, s.key, s.branch_kind, weight(s), use_mask=s.use_mask, use_sigmoid=s.use_sigmoid, use_score=s.use_score, use_quality=s.use_quality,
                             head_settings=dict(s.head_settings), reduction=s.reduction) for s in slots)

@@ -65,8 +65,8 @@ One-stage configs (no ``rpn_head`` / ``roi_head``; ``mmlab.det_layout``): the br
 searchable slots ``mmlab.slots`` discovers in ``bbox_head``, ``cls`` (``loss_cls``), ``reg``
 (``loss_bbox``) and FCOS's / ATSS's ``centerness`` (``loss_centerness``), in config order, with
 the config's own loss weights (an L1 on deltas becomes the paper's 10). Heads whose
-``loss_by_feat`` is ``AnchorHead``'s (RetinaNet), ``ATSSHead``'s or ``FCOSHead``'s. Other slots
-keep the config's loss. Per kind:
+``loss_by_feat`` is ``AnchorHead``'s (RetinaNet), ``ATSSHead``'s, ``FCOSHead``'s or
+``RTMDetHead``'s. Other slots keep the config's loss. Per kind:
 
 * ``cls`` of a sigmoid head: one sample per anchor / point with label weight > 0 (RetinaNet and
   ATSS: all but the ignored anchors; FCOS: every point), logits (1, n, C) of the C classes; loss
@@ -86,6 +86,9 @@ keep the config's loss. Per kind:
   i.e. the share of the unit box's localisation error removed; 1 at ground truth, ≈ 0 for the
   random network (whose raw outputs are near 0).
 
+* RTMDet: ``cls`` as a sigmoid ``cls`` whose target rows hold the dynamic soft-label assigner's
+  IoU quality in the label's column (QualityFocalLoss's target; baseline ``QFL``), every prior a
+  sample; ``reg`` as FCOS's, the leaf ``rtm_reg``'s output before the exp.
 * ``centerness`` (FCOS, ATSS; a branch the paper does not have): one sample per positive prior,
   its centerness logit against the head's own ``centerness_target``; loss inputs (σ, 1 − σ) and
   (t, 1 − t) per prior, a one-pixel mask (so CE is the heads' BCE, the baseline). Ground truth:
@@ -129,6 +132,8 @@ _QUARTER = ["inv", ["add", ["add", "one", "one"], ["add", "one", "one"]]]
 FOCAL = ["add",
          ["mul", _QUARTER, ["mul", "y", ["mul", ["square", _ONE_MINUS("y_hat")], ["neg", ["log", "y_hat"]]]]],
          ["mul", _ONE_MINUS(_QUARTER), ["mul", _ONE_MINUS("y"), ["mul", ["square", "y_hat"], ["neg", ["log", _ONE_MINUS("y_hat")]]]]]]
+# mmdet's QualityFocalLoss with β = 2 (GFL's, RTMDet's): BCE against the soft target times (y − ŷ)².
+QFL = ["mul", BCE, ["square", ["add", "y", ["neg", "y_hat"]]]]
 BRANCHES = {"rpn_cls": DENSE, "rpn_reg": BOX, "rcnn_cls": DENSE, "rcnn_reg": BOX}
 INPUTS = {DENSE: ["y_hat", "y", "one"], BOX: ["i", "u", "e", "one"]}
 
@@ -144,9 +149,11 @@ def baseline_wire(branches: Mapping[str, str] = BRANCHES, trees: Mapping[str, An
 
 def sigmoid_baseline(loss: Mapping[str, Any]) -> Any:
     """The baseline tree of a sigmoid classification slot: the config's own loss where the graph
-    can write it (FocalLoss with γ = 2, α = 0.25), binary CE otherwise."""
+    can write it (FocalLoss with γ = 2, α = 0.25; QualityFocalLoss with β = 2), binary CE otherwise."""
     if loss.get("type") == "FocalLoss" and float(loss.get("gamma", 2.0)) == 2.0 and float(loss.get("alpha", 0.25)) == 0.25:
         return FOCAL
+    if loss.get("type") == "QualityFocalLoss" and float(loss.get("beta", 2.0)) == 2.0:
+        return QFL
     return BCE
 
 

@@ -308,9 +308,9 @@ class PointBoxRecord(Record):
 
 
 @dataclass(frozen=True)
-class MaskRecord(Record):
-    """Positive RoIs of one image: mask logits (p, h, w) of the RoI's class channel and the binary
-    targets (p, h, w) in the RoI's frame."""
+class _LogitsAndTargets(Record):
+    """Logits of one image's positives and their targets, the same shape: what mask and score
+    records share."""
 
     logits: Tensor
     targets: Tensor
@@ -318,6 +318,18 @@ class MaskRecord(Record):
     @property
     def leaf(self) -> Tensor:
         return self.logits
+
+    def usable(self) -> bool:
+        return self.targets.shape[0] > 0
+
+    def as_double(self) -> _LogitsAndTargets:
+        return type(self)(logits=_cpu64(self.logits), targets=_cpu64(self.targets))
+
+
+@dataclass(frozen=True)
+class MaskRecord(_LogitsAndTargets):
+    """Positive RoIs of one image: mask logits (p, h, w) of the RoI's class channel and the binary
+    targets (p, h, w) in the RoI's frame."""
 
     def loss_inputs(self, raw: Tensor) -> dict[str, Tensor]:
         # (P, 2, h, w) fg/bg probabilities, as AutoLossGraph in mask mode gets them in training
@@ -329,25 +341,12 @@ class MaskRecord(Record):
     def factor(self, pred: Tensor) -> float:
         return mask_factor(pred, self.targets)
 
-    def usable(self) -> bool:
-        return self.targets.shape[0] > 0
-
-    def as_double(self) -> MaskRecord:
-        return MaskRecord(logits=_cpu64(self.logits), targets=_cpu64(self.targets))
-
 
 @dataclass(frozen=True)
-class ScoreRecord(Record):
+class ScoreRecord(_LogitsAndTargets):
     """Positive priors of one image of a head with a score branch (FCOS / ATSS centerness): the
     score logits (p,) and their targets (p,) in [0, 1], as the head's ``centerness_target`` makes
     them. Loss inputs: each prior a one-pixel mask, (σ, 1 − σ) against (t, 1 − t)."""
-
-    logits: Tensor
-    targets: Tensor
-
-    @property
-    def leaf(self) -> Tensor:
-        return self.logits
 
     def loss_inputs(self, raw: Tensor) -> dict[str, Tensor]:
         return score_inputs(raw.reshape(-1), _repeat(self.targets, raw.shape[0])).as_env()
@@ -357,12 +356,6 @@ class ScoreRecord(Record):
 
     def factor(self, pred: Tensor) -> float:
         return score_factor(pred, self.targets)
-
-    def usable(self) -> bool:
-        return self.targets.shape[0] > 0
-
-    def as_double(self) -> ScoreRecord:
-        return ScoreRecord(logits=_cpu64(self.logits), targets=_cpu64(self.targets))
 
 
 @dataclass(frozen=True)

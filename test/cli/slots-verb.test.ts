@@ -67,19 +67,19 @@ t.test("the shipped Faster R-CNN config: the paper's four branches, all searchab
 
 t.test("a config with nothing to search: the table, then one paragraph naming slot and loss type, exit 1", { skip: !hasMmdet && "mmdet is not installed" }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), "autoloss-slots-"))
-  const config = join(dir, "gfl_only.py")
+  const config = join(dir, "gfl_dfl_only.py")
   writeFileSync(config, [
     "default_scope = 'mmdet'",
     "model = dict(type='GFL', bbox_head=dict(type='GFLHead', num_classes=3, in_channels=8,",
-    "    loss_cls=dict(type='QualityFocalLoss', use_sigmoid=True, beta=2.0, loss_weight=1.0)))", ""
+    "    loss_dfl=dict(type='DistributionFocalLoss', loss_weight=0.25)))", ""
   ].join("\n"))
   const r = await autoloss("--config", config)
   t.equal(r.exitCode, 1)
-  t.match(r.stdout, /bbox_head\.loss_cls\s+cls\s+cls_quality\s+QualityFocalLoss\s+no/)
-  t.match(r.stderr, /autoloss slots: autoloss cannot search the loss at model\.bbox_head\.loss_cls \(QualityFocalLoss in GFLHead, kind cls_quality\)/)
+  t.match(r.stdout, /bbox_head\.loss_dfl\s+dfl\s+distribution\s+DistributionFocalLoss\s+no/)
+  t.match(r.stderr, /autoloss slots: autoloss cannot search the loss at model\.bbox_head\.loss_dfl \(DistributionFocalLoss in GFLHead, kind distribution\)/)
   t.equal(r.stderr.trim().split("\n").length, 1, "one paragraph")
-  const named = await autoloss("--config", config, "--branches", "cls")
+  const named = await autoloss("--config", config, "--branches", "dfl")
   t.equal(named.exitCode, 1)
-  t.match(named.stderr, /IoU-quality score/)
+  t.match(named.stderr, /no paper input describes a distribution over box sides/)
   t.notMatch(named.stderr, /Traceback|attempt 1/)
 })

@@ -20,11 +20,11 @@
   Rejection records every stage's RoIs (``det_samples``). Cascade subclasses that compute their
   losses another way (HTC, SCNet, Sparse R-CNN) are refused.
 * One-stage configs (only ``det``): the searchable slots that ``mmlab.slots`` discovers in
-  ``bbox_head`` (``cls``, ``reg``; RTMDet's ``cls`` with its soft IoU-quality targets), with their
-  own classification (a sigmoid head stays sigmoid)
-  and boxes switched to decoded ones where the head needs it, and FCOS / ATSS centerness
-  (``centerness``, a score branch). Slots autoloss cannot search keep the config's loss. The head must compute its losses in
-  ``AnchorHead``'s, ``ATSSHead``'s, ``FCOSHead``'s or ``RTMDetHead``'s ``loss_by_feat``: the rejection recorder
+  ``bbox_head`` (``cls``, ``reg``; RTMDet's ``cls`` with its soft IoU-quality targets; FCOS /
+  ATSS ``centerness``, a score branch), with their own classification (a sigmoid head stays
+  sigmoid) and boxes switched to decoded ones where the head needs it. Slots autoloss cannot
+  search keep the config's loss. The head must compute its losses in ``AnchorHead``'s,
+  ``ATSSHead``'s, ``FCOSHead``'s or ``RTMDetHead``'s ``loss_by_feat``: the rejection recorder
   (``det_samples``) follows those calls.
 
 Every refusal is one paragraph naming the slot or head, what it is, and what is supported.

@@ -117,19 +117,25 @@ def _anchor_records(head: Any, cls_maps: Sequence[Tensor], box_maps: Sequence[Te
     return cls, reg, score
 
 
+def _run_catching(head: Any, x: Any, modules: Sequence[Any]) -> tuple[Any, list[Tensor]]:
+    """``head(x)`` and the outputs of ``modules`` during that call, in call order (forward hooks,
+    removed afterwards): a box branch's raw output before the head's activation."""
+    caught: list[Tensor] = []
+    hooks = [m.register_forward_hook(lambda _m, _i, out: caught.append(out)) for m in modules]
+    try:
+        return head(x), caught
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
 def _point_records(head: Any, x: Any, gts: Any) -> tuple[ClsRecord, PointBoxRecord, ScoreRecord]:
     """A point head's records (FCOS): every point is a classification sample (FCOS weighs them
     all), the positive ones the box record. The box leaf is the head's output before its
     activation (the ``Scale`` modules' outputs, caught with hooks): with ``norm_on_bbox`` the
     random network's ReLU'd distances are often exactly 0, boxes of zero size where the gradient
     of an IoU-type loss is exactly 0, so they could never move (``det_records.decode_distances``)."""
-    caught: list[Tensor] = []
-    hooks = [scale.register_forward_hook(lambda _m, _i, out: caught.append(out)) for scale in head.scales]
-    try:
-        cls_maps, _, score_maps = head(x)
-    finally:
-        for hook in hooks:
-            hook.remove()
+    (cls_maps, _, score_maps), caught = _run_catching(head, x, head.scales)
     sizes = [m.shape[-2:] for m in cls_maps]
     points = head.prior_generator.grid_priors(sizes, dtype=cls_maps[0].dtype, device=cls_maps[0].device)
     labels, box_t = head.get_targets(points, gts)
@@ -157,14 +163,8 @@ def _rtmdet_records(head: Any, x: Any, gts: Any, metas: Any, gts_ignore: Any) ->
     or instead of ``exp_on_reg=False``'s linear one)."""
     from mmdet.structures.bbox import distance2bbox
 
-    caught: list[Tensor] = []
     convs = head.rtm_reg if isinstance(head.rtm_reg, torch.nn.ModuleList) else [head.rtm_reg]
-    hooks = [conv.register_forward_hook(lambda _m, _i, out: caught.append(out)) for conv in convs]
-    try:
-        cls_maps, dist_maps = head(x)
-    finally:
-        for hook in hooks:
-            hook.remove()
+    (cls_maps, dist_maps), caught = _run_catching(head, x, convs)
     sizes = [m.shape[-2:] for m in cls_maps]
     anchors, valid = head.get_anchors(sizes, metas, device=cls_maps[0].device)  # (x, y, stride, stride) per prior
     priors = torch.cat(anchors[0])

@@ -66,7 +66,7 @@ class AutoLossGraph(nn.Module):
         self.fn = compile_branch(self.branch)
         if self.branch.kind == "box":
             assert not (use_sigmoid or use_mask or use_score or use_quality), \
-                f"branch '{self.branch.name}': use_sigmoid/use_mask/use_score make no sense for a box branch"
+                f"branch '{self.branch.name}': use_sigmoid/use_mask/use_score/use_quality make no sense for a box branch"
             self.mode = "box"
         else:
             assert use_sigmoid + use_mask + use_score <= 1, f"branch '{self.branch.name}': use_sigmoid, use_mask and use_score exclude each other"

@@ -78,12 +78,13 @@ def _reduction(slot: BranchSlot) -> dict[str, Any]:
     return {} if slot.reduction == "mean" else {"reduction": slot.reduction}
 
 
-def _score(slot: BranchSlot) -> dict[str, Any]:
+def _target_modes(slot: BranchSlot) -> dict[str, Any]:
+    """The score and soft-target flags, only where set (configs written before them stay the same)."""
     return ({"use_score": True} if slot.use_score else {}) | ({"use_quality": True} if slot.use_quality else {})
 
 
 LIBRARY_ARGS: dict[str, Callable[[BranchSlot], dict[str, Any]]] = {
-    "mmdet": lambda slot: dict(use_sigmoid=slot.use_sigmoid, use_mask=slot.use_mask, **_score(slot), **_reduction(slot)),
+    "mmdet": lambda slot: dict(use_sigmoid=slot.use_sigmoid, use_mask=slot.use_mask, **_target_modes(slot), **_reduction(slot)),
     "mmseg": lambda slot: _reduction(slot),
     "mmpose": lambda slot: {},
 }

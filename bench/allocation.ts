@@ -50,7 +50,8 @@ const DEFAULTS: Record<string, { budget: number; population: number }> = {
 const budget = Number(values.budget ?? DEFAULTS[task]?.budget ?? 20)
 const population = Number(values.population ?? DEFAULTS[task]?.population ?? 8)
 const seeds = values.seeds!.split(",").map(Number)
-const variants = values.variants!.split(",")
+// a variant may hold commas itself (asha:eta=4,min=1/4): split only before a variant's name
+const variants = values.variants!.split(/,(?=full|asha)/)
 const root = join(dirname(fileURLToPath(import.meta.url)), "..")
 const baseDir = values["out-dir"] ?? join(root, "runs", "bench-allocation")
 

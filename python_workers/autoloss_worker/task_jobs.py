@@ -235,8 +235,9 @@ def task_info_job(payload: Any, device: str | None = None, progress: Progress | 
     default metric, the metric this payload resolves to, the proxy's ``iterations``, and ``dataSeed``:
     the seed the task's data is drawn from (``Task.data_seed``: the native tasks' ``data_seed``
     option; an MMLab config on the generated shapes data, its seed; null for a data set on disk),
-    which held-out trainings replace through the option ``data_seed``.
-    Payload: ``{task, metric?, options?}``."""
+    which held-out trainings replace through the option ``data_seed``; ``baseline``: the task's
+    hand-designed loss in wire form over the searched branches (the selection sets aside losses
+    gradient-equivalent to it). Payload: ``{task, metric?, options?}``."""
     if not isinstance(payload, dict):
         raise ValueError(f"job payload must be a map, got {type(payload).__name__}")
     job = _job({k: v for k, v in payload.items() if k != "loss"}, device=device, train=False)
@@ -251,4 +252,5 @@ def task_info_job(payload: Any, device: str | None = None, progress: Progress | 
         "iterations": getattr(getattr(job.task, "options", None), "iterations", None),
         # a train-loss job with fidelity.stop_at continues from a lower rung's cached state
         "continues": job.task.continues,
+        "baseline": job.task.baseline_loss,
     }

@@ -34,3 +34,14 @@ def test_task_info_names_the_data_seed_held_out_trainings_replace():
     a = get_task("seg", train_images=4, eval_images=2)._split("train", 4)
     b = get_task("seg", train_images=4, eval_images=2, data_seed=101)._split("train", 4)
     assert not np.array_equal(np.asarray(a.images), np.asarray(b.images))
+
+
+def test_task_info_sends_the_baseline_over_the_searched_branches():
+    from autoloss_worker.graph import loss_from_wire
+
+    seg = task_info_job({"task": "seg"})
+    assert [b["name"] for b in seg["baseline"]["branches"]] == ["loss"]
+    # the wire form the control plane gets is a loss the worker itself accepts
+    loss_from_wire(seg["baseline"])
+    # the pose baseline is heatmap MSE, not seg's cross-entropy
+    assert task_info_job({"task": "pose"})["baseline"]["branches"][0]["tree"] != seg["baseline"]["branches"][0]["tree"]

@@ -6,7 +6,7 @@
 import { Effect } from "effect"
 import { layer as storeLayer, Store } from "../store/Store.ts"
 import type { Comparison, Spread } from "../report/compare.ts"
-import type { VerdictKind } from "../report/verdict.ts"
+import { setAsideNote, VERDICT_ADVICE, type VerdictKind } from "../report/verdict.ts"
 import { atHighestRung, decide, type Decision, rankByFitness } from "../search/selection.ts"
 import { fullEquivalents, trainingsPerRung } from "./progress.ts"
 import { writeReport } from "./verbs/report.ts"
@@ -55,6 +55,8 @@ export interface SelectionSummary {
   readonly verdictReason: string | null
   /** The finalists in proxy order, with their held-out means. */
   readonly finalists: ReadonlyArray<SummaryLoss & { readonly heldOutMean: number; readonly diffMean: number; readonly wins: number }>
+  /** Losses that ranked among the finalists but were left out as gradient-equivalent to the baseline. */
+  readonly setAside: ReadonlyArray<SummaryLoss>
 }
 
 export interface Summary {
@@ -72,7 +74,8 @@ const selectionSummary = (
   d: Decision,
   text: (id: number) => string,
   proxyMetrics: (id: number) => Readonly<Record<string, number>> | null,
-  baselineProxyMetrics: Readonly<Record<string, number>> | null
+  baselineProxyMetrics: Readonly<Record<string, number>> | null,
+  setAside: ReadonlyArray<{ readonly id: number; readonly score: number }>
 ): SelectionSummary => {
   const chosen = d.finalists.find((f) => f.id === d.chosen)!
   const c = chosen.comparison
@@ -99,7 +102,8 @@ const selectionSummary = (
     verdictReason: d.confirmation === null ? null : d.confirmation.verdict.reason,
     finalists: d.finalists.map((f) => ({
       id: f.id, loss: text(f.id), score: f.proxyScore, heldOutMean: f.comparison.loss.mean, diffMean: f.comparison.diff.mean, wins: f.comparison.wins
-    }))
+    })),
+    setAside: setAside.map((s) => ({ id: s.id, loss: text(s.id), score: s.score }))
   }
 }
 
@@ -135,7 +139,8 @@ export const loadSummary = (dir: string): Promise<Summary> =>
               decision,
               (id) => byId.get(id)?.text ?? "",
               (id) => (id === decision.chosen ? chosenMetrics : null),
-              proxyCell?.metrics ?? null
+              proxyCell?.metrics ?? null,
+              plan.setAside
             )
           }
         }
@@ -176,10 +181,9 @@ const confirmationLines = (
     sel.verdict === "confirmed"
       ? `  Verdict: confirmed, ${sel.verdictReason}.`
       : sel.verdict === "inconclusive"
-      ? `  Verdict: inconclusive, ${sel.verdictReason};` +
-        "\n  train both on more seeds (--confirm-seeds, or `autoloss compare`) before trusting the gain."
+      ? `  Verdict: inconclusive, ${sel.verdictReason};\n  ${VERDICT_ADVICE.inconclusive}.`
       : `  Verdict: NOT confirmed, the answer does not beat the baseline on seeds it was not chosen on (${v.wins} of ${k.seeds.length} better);` +
-        "\n  keep the handcrafted baseline, or search longer or with a more faithful proxy."
+        `\n  ${VERDICT_ADVICE["not-confirmed"]}.`
   ]
 }
 
@@ -229,6 +233,8 @@ export const formatSummary = (s: Summary, where: { readonly dir: string; readonl
         row([String(i + 1), String(f.id), f4(f.score), f4(f.heldOutMean), signed(f.diffMean), f.id === sel.chosen.id ? "*" : " ", f.loss], [4, 5, 7, 8, 8, 1, 0])
       )
     )
+    const note = setAsideNote(sel.setAside)
+    if (note !== null) lines.push("", `${note}:`, ...sel.setAside.map((s) => `  candidate ${s.id}  ${s.loss}`))
   }
   if (sel === null && s.top5.length > 1) {
     lines.push("", `Top ${s.top5.length} by proxy score:`, ...s.top5.map((t, i) => `  ${i + 1}. candidate ${t.id}  ${f4(t.score)}  ${t.loss}`))

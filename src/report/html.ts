@@ -10,6 +10,7 @@ import type { Decision } from "../search/selection.ts"
 import { type Funnel, type ReportModel, type RungStep, TOP_MEAN_OF, type TopLoss, uninformativeRungs } from "./model.ts"
 import { showFidelity } from "../search/fidelity.ts"
 import { escapeXml as esc, lineChart } from "./svg.ts"
+import { setAsideNote, VERDICT_ADVICE } from "./verdict.ts"
 
 const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"]
 
@@ -144,6 +145,18 @@ const heldOutTables = (d: Decision): string => {
   return seedTable + verdict + confirmationSection(d) + `<h3>Finalists</h3>` + finalists
 }
 
+/** Plain advice text as an HTML sentence: escaped, capitalised, `code` in backticks set as code, a full stop. */
+const sentence = (text: string): string =>
+  esc(text.charAt(0).toUpperCase() + text.slice(1)).replace(/`([^`]*)`/g, "<code>$1</code>") + "."
+
+/** The losses set aside as the baseline rediscovered, each with its formula text; empty when none. */
+const setAsideSection = (a: NonNullable<ReportModel["answer"]>): string => {
+  const note = setAsideNote(a.setAside.map((s) => ({ id: s.candidate.id, score: s.score })))
+  if (note === null) return ""
+  return `<p class="note set-aside" data-set-aside="${a.setAside.map((s) => s.candidate.id).join(",")}">${esc(note)}:</p><ul>` +
+    a.setAside.map((s) => `<li>candidate ${s.candidate.id}: <code>${esc(s.candidate.text)}</code></li>`).join("") + "</ul>"
+}
+
 /** The chosen loss against the baseline on the seeds that took no part in the choice: the verdict. */
 const confirmationSection = (d: Decision): string => {
   const k = d.confirmation
@@ -163,10 +176,9 @@ const confirmationSection = (d: Decision): string => {
   const verdict = v.kind === "confirmed"
     ? `<p class="verdict confirmed" data-verdict="confirmed">Confirmed: ${esc(v.reason)}.</p>`
     : v.kind === "inconclusive"
-    ? `<p class="verdict inconclusive" data-verdict="inconclusive">Inconclusive: ${esc(v.reason)}. ` +
-      "Train both on more seeds (<code>--confirm-seeds</code>, or <code>autoloss compare</code>) before trusting the gain.</p>"
+    ? `<p class="verdict inconclusive" data-verdict="inconclusive">Inconclusive: ${esc(v.reason)}. ${sentence(VERDICT_ADVICE.inconclusive)}</p>`
     : `<p class="verdict not-confirmed" data-verdict="not-confirmed">Not confirmed: on seeds it was not chosen on, the answer does not beat the baseline (${signed(c.diff.mean)} on the mean, better on ${c.wins} of ${k.seeds.length}). ` +
-      "Keep the handcrafted baseline, or search longer or with a more faithful proxy.</p>"
+      `${sentence(VERDICT_ADVICE["not-confirmed"])}</p>`
   return `<h3>Confirmation (seeds ${k.seeds.join(", ")}, not used to choose)</h3>` + table + verdict
 }
 
@@ -185,6 +197,7 @@ const answerSection = (m: ReportModel): string => {
   return `<article class="answer" data-candidate="${c.id}">${how}` +
     `<div class="formula original">${renderMath(lossFormulas(c.wire, m.config?.task).tex)}</div><code>${esc(c.text)}</code>` +
     (a.decision === null ? metricsTable(c.proxyMetrics) : heldOutTables(a.decision)) +
+    setAsideSection(a) +
     "</article>"
 }
 

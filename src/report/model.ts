@@ -277,15 +277,21 @@ export interface Answer {
   readonly candidate: CandidateRecord
   /** The held-out selection that chose it; null: the proxy best (no selection, or not finished). */
   readonly decision: Decision | null
+  /** Losses the selection set aside as gradient-equivalent to the baseline, with their proxy scores. */
+  readonly setAside: ReadonlyArray<{ readonly candidate: CandidateRecord; readonly score: number }>
 }
 
 /** The loss a run answers with (what the report opens with and `export` writes). */
 export const answerOf = (run: Pick<RunData, "candidates" | "selection" | "rungs">): Answer | null => {
   const decision = run.selection === null ? null : decide(run.selection.plan, run.selection.runs)
   const chosen = decision === null ? undefined : run.candidates.find((c) => c.id === decision.chosen)
-  if (chosen !== undefined) return { candidate: chosen, decision }
+  const setAside = (run.selection?.plan.setAside ?? []).flatMap((s) => {
+    const candidate = run.candidates.find((c) => c.id === s.id)
+    return candidate === undefined ? [] : [{ candidate, score: s.score }]
+  })
+  if (chosen !== undefined) return { candidate: chosen, decision, setAside }
   const best = rankByFitness(atHighestRung(run.candidates, run.rungs), 1)[0]
-  return best === undefined ? null : { candidate: best, decision: null }
+  return best === undefined ? null : { candidate: best, decision: null, setAside }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -39,6 +39,26 @@ export const tCritical95 = (df: number): number => {
   return T95[Math.min(df, T95.length) - 1]!
 }
 
+/**
+ * What to do with an answer that is not confirmed, for the summary and the report alike (plain text;
+ * `code` in backticks).
+ */
+export const VERDICT_ADVICE: Readonly<Record<Exclude<VerdictKind, "confirmed">, string>> = {
+  inconclusive: "train both on more seeds (`--confirm-seeds`, or `autoloss compare`) before trusting the gain",
+  "not-confirmed": "keep the handcrafted baseline, or search longer or with a more faithful proxy"
+}
+
+/**
+ * The sentence naming the losses set aside as the baseline rediscovered (`selection.ts`
+ * `pickFinalists`), for the summary and the report alike; null when none was.
+ */
+export const setAsideNote = (setAside: ReadonlyArray<{ readonly id: number; readonly score: number }>): string | null =>
+  setAside.length === 0
+    ? null
+    : `${setAside.length === 1 ? "Candidate" : "Candidates"} ${setAside.map((s) => `${s.id} (proxy ${s.score.toFixed(4)})`).join(", ")} ` +
+      `ranked among the finalists but ${setAside.length === 1 ? "was" : "were"} set aside: gradient-equivalent to the baseline on the ` +
+      `rejection samples and trained to its proxy score, the baseline rediscovered rather than a new loss`
+
 const signed = (x: number): string => (x >= 0 ? "+" : "") + x.toFixed(4)
 
 /**

@@ -41,4 +41,14 @@ export interface Plan {
   readonly confirmSeeds: ReadonlyArray<number>
   /** Candidate ids in fitness order, with their proxy scores. */
   readonly finalists: ReadonlyArray<{ readonly id: number; readonly score: number }>
+  /**
+   * The baseline's gradient-equivalence key on the search's rejection samples; null: not computed
+   * (no equivalence keys in the run, a task without a baseline graph, or a selection made before).
+   */
+  readonly baselineKey: string | null
+  /**
+   * Candidates that ranked above the last finalist but were left out as gradient-equivalent to the
+   * baseline (the baseline rediscovered), in fitness order with their proxy scores.
+   */
+  readonly setAside: ReadonlyArray<{ readonly id: number; readonly score: number }>
 }

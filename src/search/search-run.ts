@@ -7,9 +7,12 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { Data, Duration, Effect, Layer, Schedule } from "effect"
 import { Rng } from "../graph/rng.ts"
+import type { LossGraph } from "../graph/types.ts"
+import { fromWire } from "../graph/wire.ts"
 import { layer as storeLayer, Store } from "../store/Store.ts"
 import { WorkerPool, layer as poolLayer, type PoolConfig } from "../workers/WorkerPool.ts"
 import { AgingEvolution, NaiveEvolution } from "./aging-evolution.ts"
+import { baselineKey } from "./baseline-key.ts"
 import { runSearch, type SearchResult } from "./engine.ts"
 import { heldOutLayer, layer as poolEvaluatorLayer } from "./pool-evaluator.ts"
 import { RandomSearch } from "./random-search.ts"
@@ -84,6 +87,18 @@ export interface TaskInfo {
   readonly dataSeed: number | null
   /** The proxy's training iterations (with the run's options); null: the task does not say. */
   readonly iterations: number | null
+  /** The task's handcrafted baseline over the searched branches; null: the task sent none the graph reads. */
+  readonly baseline: LossGraph | null
+}
+
+/** The task-info's `baseline` as a graph; null when absent or not a loss this build reads (an older worker, a custom task). */
+const baselineGraph = (wire: unknown): LossGraph | null => {
+  if (wire === undefined || wire === null) return null
+  try {
+    return fromWire(wire)
+  } catch {
+    return null
+  }
 }
 
 /** Asks a worker what the task is (branches with kinds, metric, data seed), so no task table lives in TS. */
@@ -101,7 +116,8 @@ export const taskInfo = (config: Pick<RunConfig, "task" | "metric" | "options">)
       branches: branches.map((b: { name: string; kind: string }) => ({ name: b.name, kind: kindByName(b.kind) })),
       metric: String(info["metric"]),
       dataSeed: typeof dataSeed === "number" ? dataSeed : null,
-      iterations: typeof iterations === "number" ? iterations : null
+      iterations: typeof iterations === "number" ? iterations : null,
+      baseline: baselineGraph(info["baseline"])
     } satisfies TaskInfo
   })
 
@@ -168,11 +184,20 @@ export const searchProgram = (dir: string, config: RunConfig, workers: WorkerSet
       },
       run: config
     })
+    // The baseline's equivalence key, once: a resumed selection keeps the one it stored (null in
+    // selections made before the key existed), so its finalists are replayed unchanged.
+    const stored = selection.top === 0 ? undefined : yield* (yield* Store).selection()
+    const key = selection.top === 0
+      ? null
+      : stored !== undefined
+      ? stored.baselineKey
+      : yield* baselineKey(info.baseline, info.branches.map((b) => b.name), scheduler.flags, config.equivalence)
     // The held-out choice: every worker trains, the search's training limit no longer applies.
     const selected: SelectionOutcome = yield* runSelection(selection, {
       metric: info.metric,
       searchSeed: config.seed,
-      concurrency: Math.max(config.trainConcurrency, workers.devices.length)
+      concurrency: Math.max(config.trainConcurrency, workers.devices.length),
+      baselineKey: key
     }).pipe(Effect.provide(heldOutLayer(job, info.dataSeed !== null)))
     yield* reportProgress(config, sink, started, true)
     return { search: result, selection: selected }

@@ -14,7 +14,7 @@ import { Store } from "../store/Store.ts"
 import type { StoreError } from "../store/StoreError.ts"
 import { type HeldOutError, type HeldOutJob, HeldOutTrainer } from "./evaluator.ts"
 import {
-  atHighestRung, type Cell, cellKey, choose, confirmSeedsOf, type Decision, decide, type Plan, planCells, planConfirmCells, rankByFitness,
+  atHighestRung, type Cell, cellKey, choose, confirmSeedsOf, type Decision, decide, heldOutValue, pickFinalists, type Plan, planCells, planConfirmCells, rankByFitness, rediscoversBaseline,
   type SelectionSettings
 } from "./selection.ts"
 
@@ -25,6 +25,11 @@ export interface SelectionOptions {
   readonly searchSeed: number
   /** Trainings that may run at once. */
   readonly concurrency: number
+  /**
+   * The baseline's gradient-equivalence key (`baseline-key.ts`): losses with it are set aside, not
+   * held out. Null: none is set aside. A resumed selection must pass the key it stored.
+   */
+  readonly baselineKey: string | null
 }
 
 export interface SelectionOutcome {
@@ -43,14 +48,7 @@ export const runSelection = (
     const store = yield* Store
     const trainer = yield* HeldOutTrainer
     const rows = atHighestRung(yield* store.candidates(), yield* store.rungResults())
-    const finalists = rankByFitness(rows, settings.top)
-    if (finalists.length === 0) return { decision: null, trainings: 0 }
-    const plan: Plan = {
-      metric: options.metric, seeds: settings.seeds, confirmSeeds: confirmSeedsOf(settings),
-      finalists: finalists.map((r) => ({ id: r.id, score: r.score as number }))
-    }
-    yield* store.startSelection({ ...plan, settings })
-    const byId = new Map(finalists.map((r) => [r.id, r]))
+    const byId = new Map(rows.map((r) => [r.id, r]))
     let trainings = 0
     // Trains the cells the store does not hold yet, storing each as it arrives.
     const trainAll = (cells: ReadonlyArray<Cell>) =>
@@ -75,6 +73,24 @@ export const runSelection = (
           { concurrency: options.concurrency, discard: true }
         )
       })
+    // A loss with the baseline's key is set aside only if it also trains to the baseline's proxy
+    // score (`rediscoversBaseline`): then the baseline's proxy run, planned anyway, goes first.
+    const key = options.baselineKey
+    let baselineProxy: number | null = null
+    if (key !== null && rankByFitness(rows, rows.length).some((r) => r.equivalenceKey === key)) {
+      const proxyCell: Cell = { subject: "baseline", seed: options.searchSeed, split: "proxy" }
+      yield* trainAll([proxyCell])
+      const proxy = (yield* store.holdoutRuns()).find((c) => cellKey(c) === cellKey(proxyCell))
+      baselineProxy = proxy === undefined || proxy.invalid ? null : heldOutValue(proxy, options.metric)
+    }
+    const { finalists, setAside } = pickFinalists(rows, settings.top, (r) => rediscoversBaseline(r, key, baselineProxy))
+    if (finalists.length === 0) return { decision: null, trainings }
+    const scored = (r: { readonly id: number; readonly score: number | null }) => ({ id: r.id, score: r.score as number })
+    const plan: Plan = {
+      metric: options.metric, seeds: settings.seeds, confirmSeeds: confirmSeedsOf(settings),
+      finalists: finalists.map(scored), baselineKey: key, setAside: setAside.map(scored)
+    }
+    yield* store.startSelection({ ...plan, settings })
     yield* trainAll(planCells(plan.finalists.map((f) => f.id), plan.seeds, options.searchSeed))
     const choice = choose(plan, yield* store.holdoutRuns())
     if (choice === null) return yield* Effect.dieMessage("selection invariant: every planned training is stored but no choice")

@@ -105,6 +105,53 @@ export const rankByFitness = <T extends Ranked>(rows: ReadonlyArray<T>, n: numbe
     .sort((a, b) => (b.rung ?? 0) - (a.rung ?? 0) || (b.score as number) - (a.score as number) || a.id - b.id)
     .slice(0, n)
 
+/** What `pickFinalists` needs of a row beyond its fitness: its gradient-equivalence key (null: none). */
+export interface Keyed extends Ranked {
+  readonly equivalenceKey: string | null
+}
+
+/**
+ * Proxy scores closer than this are the same training's (ins: 0.176 and 0.176; seg's mIoU of CE
+ * and CE plus a constant agree to float rounding), far below the spread of different losses.
+ */
+export const SAME_PROXY_SCORE = 1e-3
+
+/**
+ * Whether `row` is the baseline rediscovered: it has the baseline's gradient-equivalence key AND
+ * its proxy score is the baseline's on the same seed and data. The key alone compares gradients at
+ * the rejection samples' initial predictions only, to two significant digits, where different
+ * losses can meet (on mmpose, where the untrained heatmaps are near 0, MSE's 2(ŷ − y) and the
+ * linear −2yŷ key alike, then score 0.75 and 0); a loss that also trains to the baseline's score
+ * is the baseline in disguise (ins: `neg(log(mul(y, y_hat)))`, binary CE plus a constant).
+ */
+export const rediscoversBaseline = (row: Keyed, baselineKey: string | null, baselineProxy: number | null): boolean =>
+  baselineKey !== null && baselineProxy !== null && row.equivalenceKey === baselineKey &&
+  row.score !== null && Math.abs(row.score - baselineProxy) <= SAME_PROXY_SCORE
+
+/**
+ * The finalists: the best `n` losses by fitness (`rankByFitness`) that are not the baseline in
+ * disguise (`isBaseline`, `rediscoversBaseline`): such a loss trains as the baseline does, so
+ * holding it out would compare the baseline with itself and spend a finalist's trainings on a tie.
+ * Those ranked above the last finalist are returned as `setAside`, for the report to name.
+ */
+export const pickFinalists = <T extends Ranked>(
+  rows: ReadonlyArray<T>,
+  n: number,
+  isBaseline: (row: T) => boolean
+): { readonly finalists: T[]; readonly setAside: T[] } => {
+  const finalists: T[] = []
+  const setAside: T[] = []
+  for (const row of rankByFitness(rows, rows.length)) {
+    if (finalists.length >= n) break
+    if (isBaseline(row)) setAside.push(row)
+    else finalists.push(row)
+  }
+  return { finalists, setAside }
+}
+
+/** What deciding from the stored trainings needs of a plan (not what was set aside, or why). */
+export type Trainings = Pick<Plan, "metric" | "seeds" | "confirmSeeds" | "finalists">
+
 export const cellKey = (c: Cell): string => `${c.subject}/${c.seed}/${c.split}`
 
 /**
@@ -170,7 +217,7 @@ export interface Decision {
 const seedRun = (r: CellResult, metric: string): SeedRun => ({ seed: r.seed, metrics: { [metric]: heldOutValue(r, metric) }, invalid: r.invalid })
 
 /** How many of the plan's held-out and confirmation trainings are stored. */
-export const heldOutDone = (plan: Plan, cells: ReadonlyArray<CellResult>): number => {
+export const heldOutDone = (plan: Trainings, cells: ReadonlyArray<CellResult>): number => {
   const wanted = new Set(plan.seeds.flatMap((seed) => (["baseline", ...plan.finalists.map((f) => f.id)] as Subject[]).map((subject) => cellKey({ subject, seed, split: "held-out" }))))
   const confirming = (c: CellResult) => c.split === "held-out" && plan.confirmSeeds.includes(c.seed)
   return cells.filter((c) => wanted.has(cellKey(c)) || confirming(c)).length
@@ -191,7 +238,7 @@ const runsOn = (byKey: ReadonlyMap<string, CellResult>, metric: string, subject:
  * The choice alone (no confirmation), once every held-out training of the plan is stored; null
  * before (or with no finalist). What the confirmation's trainings are planned from.
  */
-export const choose = (plan: Plan, cells: ReadonlyArray<CellResult>): Omit<Decision, "confirmation"> | null => {
+export const choose = (plan: Trainings, cells: ReadonlyArray<CellResult>): Omit<Decision, "confirmation"> | null => {
   if (plan.finalists.length === 0) return null
   const byKey = new Map(cells.map((c) => [cellKey(c), c]))
   const runsOf = (subject: Subject) => runsOn(byKey, plan.metric, subject, plan.seeds)
@@ -218,7 +265,7 @@ export const choose = (plan: Plan, cells: ReadonlyArray<CellResult>): Omit<Decis
 }
 
 /** The choice and its confirmation, once every training of both is stored; null before. */
-export const decide = (plan: Plan, cells: ReadonlyArray<CellResult>): Decision | null => {
+export const decide = (plan: Trainings, cells: ReadonlyArray<CellResult>): Decision | null => {
   const choice = choose(plan, cells)
   if (choice === null) return null
   if (plan.confirmSeeds.length === 0) return { ...choice, confirmation: null }

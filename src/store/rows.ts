@@ -34,6 +34,9 @@ export const selectionFromRow = (r: Record<string, unknown>): StoredSelection =>
     seeds: settings.seeds,
     confirmSeeds: settings.confirmSeeds ?? [],
     finalists: decodeNumbers<Plan["finalists"]>(r["finalists"] as string),
+    // absent (a database before version 6) or NULL: a selection made without the baseline's key
+    baselineKey: typeof r["baseline_key"] === "string" ? r["baseline_key"] : null,
+    setAside: typeof r["set_aside"] === "string" ? decodeNumbers<Plan["setAside"]>(r["set_aside"]) : [],
     chosenId: r["chosen_id"] as number | null,
     completedAt: r["completed_at"] as number | null
   }

@@ -175,11 +175,22 @@ const RUNG_RESUMED_DDL = `
 ALTER TABLE rung_results ADD COLUMN resumed_from INTEGER;
 `
 
+/**
+ * Version 6: the baseline's gradient-equivalence key (`baseline_key`, NULL: not computed, as in
+ * selections made before it) and the candidates set aside as gradient-equivalent to the baseline
+ * (`set_aside`, JSON `[{id, score}]` in fitness order; NULL: none) — `src/search/selection.ts`.
+ */
+const SELECTION_BASELINE_DDL = `
+ALTER TABLE selection ADD COLUMN baseline_key TEXT;
+ALTER TABLE selection ADD COLUMN set_aside TEXT;
+`
+
 /** Additive steps from `BASE_VERSION` on; `version` is the schema version after the step. */
 export const MIGRATIONS: ReadonlyArray<{ readonly version: number; readonly ddl: string }> = [
   { version: 3, ddl: SELECTION_DDL },
   { version: 4, ddl: RUNGS_DDL },
-  { version: 5, ddl: RUNG_RESUMED_DDL }
+  { version: 5, ddl: RUNG_RESUMED_DDL },
+  { version: 6, ddl: SELECTION_BASELINE_DDL }
 ]
 
 export const SCHEMA_VERSION = MIGRATIONS.reduce((v, m) => Math.max(v, m.version), BASE_VERSION)

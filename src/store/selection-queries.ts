@@ -19,18 +19,26 @@ export const selectionQueries = ({ stmt }: QueryContext): SelectionQueries => {
 
   const startSelection: StoreService["startSelection"] = (plan) =>
     sql("startSelection", () => {
-      const row = { settings: stableJson(plan.settings), metric: plan.metric, finalists: JSON.stringify(plan.finalists) }
+      const row = {
+        settings: stableJson(plan.settings),
+        metric: plan.metric,
+        finalists: JSON.stringify(plan.finalists),
+        baselineKey: plan.baselineKey,
+        setAside: plan.setAside.length === 0 ? null : JSON.stringify(plan.setAside)
+      }
       const stored = stmt.selection.get() as Record<string, unknown> | undefined
       if (stored === undefined) {
         stmt.insertSelection.run({ ...row, createdAt: Date.now() })
         return
       }
-      const same = stored["settings"] === row.settings && stored["metric"] === row.metric && stored["finalists"] === row.finalists
+      const same = stored["settings"] === row.settings && stored["metric"] === row.metric && stored["finalists"] === row.finalists &&
+        (stored["baseline_key"] ?? null) === row.baselineKey && (stored["set_aside"] ?? null) === row.setAside
       if (!same) {
+        const setAside = (v: unknown) => (v === null || v === undefined ? "" : `, set aside ${String(v)}`)
         throw new StoreError({
           reason: "diverged",
-          detail: `the stored selection (${String(stored["settings"])}, ${String(stored["metric"])}, finalists ${String(stored["finalists"])}) ` +
-            `differs from the replayed one (${row.settings}, ${row.metric}, finalists ${row.finalists})`
+          detail: `the stored selection (${String(stored["settings"])}, ${String(stored["metric"])}, finalists ${String(stored["finalists"])}${setAside(stored["set_aside"])}) ` +
+            `differs from the replayed one (${row.settings}, ${row.metric}, finalists ${row.finalists}${setAside(row.setAside)})`
         })
       }
     })

@@ -76,7 +76,7 @@ export const prepareStatements = (db: Database.Database) => ({
   // `selection`, `holdout_runs`: the held-out selection.
   selection: db.prepare("SELECT * FROM selection WHERE id = 1"),
   insertSelection: db.prepare(
-    "INSERT INTO selection (id, settings, metric, finalists, created_at) VALUES (1, @settings, @metric, @finalists, @createdAt)"
+    "INSERT INTO selection (id, settings, metric, finalists, baseline_key, set_aside, created_at) VALUES (1, @settings, @metric, @finalists, @baselineKey, @setAside, @createdAt)"
   ),
   completeSelection: db.prepare("UPDATE selection SET chosen_id = ?, completed_at = ? WHERE id = 1"),
   holdoutRuns: db.prepare("SELECT * FROM holdout_runs ORDER BY seq"),

@@ -54,6 +54,16 @@ t.test("search runs a tiny budget and resume replays it from the store", async (
   t.same(sel.confirmation.seeds, [7])
   t.equal(sel.confirmation.chosen.values.length, 1)
   t.equal(sel.verdict, sel.confirmation.vsBaseline.mean > 0 ? "confirmed" : "not-confirmed")
+  // the baseline (CE) was screened as a candidate for its equivalence key, stored with the plan
+  const keyOf = () => {
+    const db = new Database(join(dir, "search.db"), { readonly: true })
+    const row = db.prepare("SELECT baseline_key, set_aside FROM selection").get() as { baseline_key: string | null; set_aside: string | null }
+    db.close()
+    return row
+  }
+  const stored = keyOf()
+  t.match(stored.baseline_key, /^d:/, "a directional key")
+  t.same(sel.setAside.map((x: { id: number }) => x.id), stored.set_aside === null ? [] : JSON.parse(stored.set_aside).map((x: { id: number }) => x.id))
   const cells = holdoutRows(dir)
   t.equal(cells.length, 2 * 2 + 1 + 2, "finalist and baseline on each held-out seed, the baseline's proxy run, and both on the confirmation seed")
   t.same((cells as Array<{ candidate_id: number | null; seed: number }>).slice(-2).map((c) => [c.candidate_id, c.seed]), [[null, 7], [sel.chosen.id, 7]])
@@ -76,6 +86,7 @@ t.test("search runs a tiny budget and resume replays it from the store", async (
   t.same(resumed.counters, summary.counters)
   t.same(resumed.selection, summary.selection, "the same selection")
   t.same(holdoutRows(dir), cells, "nothing trained again")
+  t.same(keyOf(), stored, "the resume kept the stored key")
 })
 
 t.test("search reports usage errors with the offending flag", async (t) => {

@@ -25,7 +25,8 @@ const SUMMARY: Summary = {
     finalists: [
       { id: 3, loss: "neg(mul(y, y_hat))", score: 0.29, heldOutMean: 0.25, diffMean: -0.01, wins: 0 },
       { id: 8, loss: "exp(y_hat)", score: 0.27, heldOutMean: 0.27, diffMean: 0.01, wins: 1 }
-    ]
+    ],
+    setAside: []
   }
 }
 
@@ -58,10 +59,17 @@ t.test("the confirmation: its own table and the verdict, confirmed or not", asyn
   t.match(yes, /Verdict: confirmed, the answer beats the baseline by \+0\.0050 on seeds it was not chosen on \(1 of 2 better; paired t = 7\.00/)
   t.notMatch(yes, /NOT confirmed/)
   const unsure = formatSummary({ ...SUMMARY, selection: { ...sel, confirmation, verdict: "inconclusive", verdictReason: "within seed noise" } }, { dir: "runs/s", report: null })
-  t.match(unsure, /Verdict: inconclusive, within seed noise;\n  train both on more seeds \(--confirm-seeds, or `autoloss compare`\)/)
+  t.match(unsure, /Verdict: inconclusive, within seed noise;\n  train both on more seeds \(`--confirm-seeds`, or `autoloss compare`\)/)
   t.notMatch(unsure, /confirmed/)
   const no = formatSummary({ ...SUMMARY, selection: { ...sel, confirmation, verdict: "not-confirmed", verdictReason: "not ahead" } }, { dir: "runs/s", report: null })
   t.match(no, /Verdict: NOT confirmed, the answer does not beat the baseline on seeds it was not chosen on \(1 of 2 better\);\n  keep the handcrafted baseline/)
+})
+
+t.test("a loss set aside as the baseline rediscovered is named after the finalists; none, no sentence", async (t) => {
+  t.notMatch(formatSummary(SUMMARY, { dir: "runs/s", report: null }), /set aside/)
+  const setAside = [{ id: 5, loss: "neg(log(mul(y, y_hat)))", score: 0.31 }]
+  const text = formatSummary({ ...SUMMARY, selection: { ...SUMMARY.selection!, setAside } }, { dir: "runs/s", report: null })
+  t.match(text, /\* +exp\(y_hat\)\n\nCandidate 5 \(proxy 0\.3100\) ranked among the finalists but was set aside: gradient-equivalent to the baseline[^\n]*:\n  candidate 5  neg\(log\(mul\(y, y_hat\)\)\)\n/)
 })
 
 t.test("asha: the cost in full-proxy equivalents and the trainings per rung", async (t) => {
@@ -84,7 +92,7 @@ t.test("the stored run's summary carries the selection the store holds", async (
   await run(dir, evolution(8), fake, { ...SMALL, budget: 12 })
   const settings = { top: 3, seeds: [101, 102], iterations: null, confirmSeeds: [201, 202, 203] }
   const { decision } = await Effect.runPromise(
-    runSelection(settings, { metric: "miou", searchSeed: 0, concurrency: 2 }).pipe(Effect.provide(Layer.merge(layer(dir), fake.layer)))
+    runSelection(settings, { metric: "miou", searchSeed: 0, concurrency: 2, baselineKey: null }).pipe(Effect.provide(Layer.merge(layer(dir), fake.layer)))
   )
   const s = await loadSummary(dir)
   t.equal(s.selection?.chosen.id, decision!.chosen)

@@ -154,7 +154,9 @@ export const SELECTION = { chosen: 4, finalists: [10, 4], seeds: [101, 102], bas
 export const writeSelection = async (
   dir: string,
   /** Confirmation trainings: [seed, the chosen loss's score, the baseline's]; none by default (a run without confirmation). */
-  confirm: ReadonlyArray<readonly [number, number, number]> = []
+  confirm: ReadonlyArray<readonly [number, number, number]> = [],
+  /** Candidates the selection set aside as gradient-equivalent to the baseline; none by default. */
+  setAside: ReadonlyArray<{ readonly id: number; readonly score: number }> = []
 ): Promise<void> => {
   const held: ReadonlyArray<[number | "baseline", number, number]> = [
     ["baseline", 101, 0.30], [10, 101, 0.28], [4, 101, 0.33],
@@ -168,6 +170,8 @@ export const writeSelection = async (
       metric: "miou",
       seeds: [...SELECTION.seeds],
       confirmSeeds: confirm.map(([seed]) => seed),
+      baselineKey: setAside.length === 0 ? null : "d:fixture",
+      setAside,
       finalists: [{ id: 10, score: 0.5 }, { id: 4, score: 0.4 }]
     })
     for (const [subject, seed, miou] of held) yield* s.putHoldoutRun({ subject, seed, split: "held-out" }, null, result(miou))

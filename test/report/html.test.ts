@@ -150,3 +150,18 @@ t.test("the report's confirmation: the chosen loss beside the baseline on the co
   t.match(no, /data-verdict="not-confirmed">Not confirmed: on seeds it was not chosen on, the answer does not beat the baseline \(-0\.0200 on the mean, better on 0 of 2\)/)
   t.notMatch(no, /data-verdict="confirmed"/)
 })
+
+t.test("the report names the losses set aside as the baseline rediscovered, with their formulas", async (t) => {
+  const { writeSelection } = await import("./fixture.ts")
+  const dir = tempDir(t)
+  await writeSyntheticRun(dir)
+  await writeSelection(dir, [], [{ id: 0, score: 0.3 }])
+  const html = renderReportPage(buildReportModel(loadRun(dir)))
+  const a = html.slice(html.indexOf('<section id="answer">'), html.indexOf('<section id="curve">'))
+  t.match(a, /<p class="note set-aside" data-set-aside="0">Candidate 0 \(proxy 0\.3000\) ranked among the finalists but was set aside: gradient-equivalent to the baseline/)
+  t.match(a, /<li>candidate 0: <code>neg\(mul\(y, log\(y_hat\)\)\)<\/code><\/li>/)
+  const none = tempDir(t)
+  await writeSyntheticRun(none)
+  await writeSelection(none)
+  t.notMatch(renderReportPage(buildReportModel(loadRun(none))), /set-aside/, "none set aside: no paragraph")
+})

@@ -6,6 +6,9 @@ import {
   heldOutDone,
   heldOutValue,
   parseSeedList,
+  pickFinalists,
+  rediscoversBaseline,
+  SAME_PROXY_SCORE,
   planCells,
   planConfirmCells,
   atHighestRung,
@@ -25,6 +28,37 @@ t.test("finalists: own finite scores only, best first, ties to the earlier candi
   ]
   t.same(rankByFitness(rows, 3).map((r) => r.id), [2, 4, 7])
   t.same(rankByFitness(rows, 10).map((r) => r.id), [2, 4, 7, 0])
+})
+
+t.test("finalists: the baseline rediscovered is set aside when it ranks above the last finalist, and only then", async (t) => {
+  const keyed = (id: number, score: number | null, equivalenceKey: string | null, extra: { reuseKind?: string | null } = {}) =>
+    ({ ...row(id, score, extra), equivalenceKey })
+  const rows = [
+    keyed(0, 0.9, "B"), keyed(1, 0.8, "x"), keyed(2, 0.95, "B", { reuseKind: "equivalent" }), keyed(3, 0.7, null),
+    keyed(4, 0.75, "B"), keyed(5, 0.6, "y"), keyed(6, 0.5, "B")
+  ]
+  const ids = (p: { finalists: ReadonlyArray<{ id: number }>; setAside: ReadonlyArray<{ id: number }> }) =>
+    [p.finalists.map((r) => r.id), p.setAside.map((r) => r.id)]
+  const isB = (r: { equivalenceKey: string | null }) => r.equivalenceKey === "B"
+  // 2 reused its score (not a finalist either way); 6 ranks below the last finalist: not listed
+  t.same(ids(pickFinalists(rows, 3, isB)), [[1, 3, 5], [0, 4]])
+  t.same(ids(pickFinalists(rows, 1, isB)), [[1], [0]])
+  t.same(ids(pickFinalists(rows, 3, () => false)), [[0, 1, 4], []], "nothing is the baseline: the plain ranking")
+  t.same(ids(pickFinalists(rows, 0, isB)), [[], []])
+  t.same(ids(pickFinalists(rows.filter(isB), 2, isB)), [[], [0, 4, 6]], "only the baseline: no finalist")
+})
+
+t.test("the baseline rediscovered: its key and its proxy score, both", async (t) => {
+  const r = (score: number | null, equivalenceKey: string | null) => ({ ...row(1, score), equivalenceKey })
+  t.ok(rediscoversBaseline(r(0.176, "B"), "B", 0.176), "ins: BCE plus a constant")
+  t.ok(rediscoversBaseline(r(0.3005, "B"), "B", 0.3), `within ${SAME_PROXY_SCORE}`)
+  t.notOk(rediscoversBaseline(r(0, "B"), "B", 0.752), "mmpose: the key met MSE's at the untrained heatmaps, the training did not")
+  t.notOk(rediscoversBaseline(r(0.302, "B"), "B", 0.3), "a loss near the baseline that trains better is kept")
+  t.notOk(rediscoversBaseline(r(0.176, "C"), "B", 0.176), "the same score by chance, other gradients")
+  t.notOk(rediscoversBaseline(r(0.176, null), "B", 0.176))
+  t.notOk(rediscoversBaseline(r(0.176, "B"), null, 0.176), "no key")
+  t.notOk(rediscoversBaseline(r(0.176, "B"), "B", null), "no baseline proxy score")
+  t.notOk(rediscoversBaseline(r(null, "B"), "B", 0.176))
 })
 
 t.test("asha: a loss is ranked at the highest rung it reached, higher rungs first, an invalid longer run drops out", async (t) => {

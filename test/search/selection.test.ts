@@ -11,7 +11,7 @@ import { DB_FILE } from "../../src/store/schema.ts"
 import { evolution, readStore, run, SMALL, tempDir } from "./harness.ts"
 
 const SETTINGS: SelectionSettings = { top: 4, seeds: [101, 102, 103], iterations: null, confirmSeeds: [201, 202] }
-const OPTIONS = { metric: "miou", searchSeed: 0, concurrency: 2 }
+const OPTIONS = { metric: "miou", searchSeed: 0, concurrency: 2, baselineKey: null }
 const CONFIG = { ...SMALL, budget: 12 }
 /** 4 finalists + the baseline on 3 held-out seeds, the baseline's proxy run, the chosen loss and the baseline on 2 confirmation seeds. */
 const CELLS = 5 * 3 + 1 + 2 * 2
@@ -143,4 +143,45 @@ t.test("a changed plan on resume is refused, not mixed with the stored trainings
     runSelection({ ...SETTINGS, seeds: [301, 302, 303] }, OPTIONS).pipe(Effect.provide(Layer.merge(layer(dir), makeFakeEvaluator().layer)))
   )
   t.match(JSON.stringify(exit), /"reason":"diverged"/)
+})
+
+t.test("the baseline rediscovered (its key and its proxy score) is set aside, stored with the plan, and a resume keeps it so", async (t) => {
+  const { dir, rows, heldOut } = await reversedSearch(t)
+  const ranked = rankByFitness(rows, rows.length)
+  const top = ranked[0]!
+  t.type(top.equivalenceKey, "string", "the search keyed its losses")
+  // the baseline's proxy run (its seed, the search's data) scores exactly what the top loss scored
+  const sameTraining = (job: HeldOutJob) => (job.subject.kind === "baseline" && job.split === "proxy" ? top.score! : heldOut(job))
+  const withKey = { ...OPTIONS, baselineKey: top.equivalenceKey }
+  const fake = makeFakeEvaluator({ heldOut: sameTraining })
+  const selectWith = (options: typeof withKey, trainer = fake) =>
+    Effect.runPromise(runSelection(SETTINGS, options).pipe(Effect.provide(Layer.merge(layer(dir), trainer.layer))))
+  const out = await selectWith(withKey)
+  const holdouts = fake.calls.filter((c) => c.kind === "holdout")
+  t.same([holdouts[0]?.id, holdouts[0]?.split], [-1, "proxy"], "the baseline's proxy run came first")
+  t.equal(holdouts.length, CELLS, "and was not trained twice")
+  const sameKey = ranked.filter((r) => r.equivalenceKey === top.equivalenceKey && r.score === top.score).map((r) => r.id)
+  t.same(out.decision!.finalists.map((f) => f.id), ranked.filter((r) => !sameKey.includes(r.id)).slice(0, 4).map((r) => r.id),
+    "the finalists are the best four of the others")
+  const { selection } = await readSelection(dir)
+  t.equal(selection?.baselineKey, top.equivalenceKey)
+  t.same(selection?.setAside[0], { id: top.id, score: top.score }, "the best loss, set aside first")
+  t.same((await selectWith(withKey, makeFakeEvaluator({ heldOut: sameTraining }))).decision, out.decision, "a resume with the stored key replays the plan")
+  const exit = await Effect.runPromiseExit(
+    runSelection(SETTINGS, OPTIONS).pipe(Effect.provide(Layer.merge(layer(dir), makeFakeEvaluator({ heldOut }).layer)))
+  )
+  t.match(JSON.stringify(exit), /"reason":"diverged"/, "the same run without the key is another plan: refused")
+})
+
+t.test("a loss with the baseline's key that trains to another score is a finalist like any other", async (t) => {
+  const { dir, rows, heldOut } = await reversedSearch(t)
+  const top = rankByFitness(rows, 1)[0]!
+  const out = await Effect.runPromise(
+    runSelection(SETTINGS, { ...OPTIONS, baselineKey: top.equivalenceKey }).pipe(
+      Effect.provide(Layer.merge(layer(dir), makeFakeEvaluator({ heldOut }).layer))
+    )
+  )
+  t.not(top.score, 0.5, "the baseline's proxy run scores 0.5 here")
+  t.same(out.decision!.finalists.map((f) => f.id), rankByFitness(rows, 4).map((r) => r.id))
+  t.same((await readSelection(dir)).selection?.setAside, [])
 })

@@ -178,3 +178,31 @@ t.test("a held-out training is stored once: a second result for the same cell is
   )
   t.match(Exit.isFailure(exit) && JSON.stringify(exit.cause), /"reason":"query".*UNIQUE/)
 })
+
+t.test("a version-5 selection gains the baseline columns when opened and reads as made without a key; a replay of it matches", async (t) => {
+  const dir = tempDir(t)
+  const { DDL, BASE_VERSION, MIGRATIONS } = await import("../../src/store/schema.ts")
+  const old = new Database(join(dir, DB_FILE))
+  old.exec(DDL)
+  for (const m of MIGRATIONS.filter((m) => m.version <= 5)) old.exec(m.ddl)
+  old.pragma("user_version = 5")
+  old.prepare("INSERT INTO run (id, schema_version, config, created_at) VALUES (1, ?, '{}', 0)").run(BASE_VERSION)
+  const settings = { top: 1, seeds: [101], iterations: null }
+  old.prepare("INSERT INTO selection (id, settings, metric, finalists, created_at) VALUES (1, ?, 'miou', ?, 0)")
+    .run(stableJson(settings), JSON.stringify([{ id: 3, score: 0.4 }]))
+  old.close()
+  const plan = { settings, metric: "miou", seeds: [101], confirmSeeds: [], finalists: [{ id: 3, score: 0.4 }] }
+  const exit = await withStore(dir, (s) =>
+    Effect.gen(function* () {
+      yield* s.openRun({})
+      const before = yield* s.selection()
+      yield* s.startSelection({ ...plan, baselineKey: null, setAside: [] })
+      const replayedWithKey = yield* Effect.either(s.startSelection({ ...plan, baselineKey: "d:1", setAside: [{ id: 2, score: 0.5 }] }))
+      return { before, replayedWithKey }
+    })
+  )
+  if (!Exit.isSuccess(exit)) return t.fail(`store failed: ${JSON.stringify(exit.cause)}`)
+  t.equal(exit.value.before?.baselineKey, null)
+  t.same(exit.value.before?.setAside, [])
+  t.match(JSON.stringify(exit.value.replayedWithKey), /"reason":"diverged".*set aside \[\{\\"id\\":2/, "another plan is refused, naming what it set aside")
+})

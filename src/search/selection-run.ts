@@ -83,7 +83,9 @@ export const runSelection = (
       const proxy = (yield* store.holdoutRuns()).find((c) => cellKey(c) === cellKey(proxyCell))
       baselineProxy = proxy === undefined || proxy.invalid ? null : heldOutValue(proxy, options.metric)
     }
-    const { finalists, setAside } = pickFinalists(rows, settings.top, (r) => rediscoversBaseline(r, key, baselineProxy))
+    const picked = pickFinalists(rows, settings.top, (r) => rediscoversBaseline(r, key, baselineProxy))
+    // Every scored loss the baseline rediscovered: they are held out after all, and tie with it.
+    const { finalists, setAside } = picked.finalists.length > 0 ? picked : pickFinalists(rows, settings.top, () => false)
     if (finalists.length === 0) return { decision: null, trainings }
     const scored = (r: { readonly id: number; readonly score: number | null }) => ({ id: r.id, score: r.score as number })
     const plan: Plan = {

@@ -185,3 +185,16 @@ t.test("a loss with the baseline's key that trains to another score is a finalis
   t.same(out.decision!.finalists.map((f) => f.id), rankByFitness(rows, 4).map((r) => r.id))
   t.same((await readSelection(dir)).selection?.setAside, [])
 })
+
+t.test("when every scored loss is the baseline rediscovered, they are held out after all", async (t) => {
+  const { dir, rows, heldOut } = await reversedSearch(t)
+  // every trained loss gets the same key and trains to the baseline's proxy score
+  const db = new Database(join(dir, DB_FILE))
+  db.prepare("UPDATE candidates SET equivalence_key = 'd:same', score = 0.5 WHERE score IS NOT NULL").run()
+  db.close()
+  const out = await Effect.runPromise(
+    runSelection(SETTINGS, { ...OPTIONS, baselineKey: "d:same" }).pipe(Effect.provide(Layer.merge(layer(dir), makeFakeEvaluator({ heldOut }).layer)))
+  )
+  t.equal(out.decision?.finalists.length, Math.min(4, rows.filter((r) => r.reuseKind === null && r.status === "evaluated" && r.score !== null && Number.isFinite(r.score)).length))
+  t.same((await readSelection(dir)).selection?.setAside, [])
+})

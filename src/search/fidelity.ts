@@ -2,9 +2,12 @@
  * Multi-fidelity evaluation: asynchronous successive halving (ASHA, Li et al. 2020) over proxy
  * iterations, as pure bookkeeping (the engine's ledger drives it; no Effect, no I/O).
  *
- * - Rungs r = 0..R train for `minFraction·eta^r` of the full proxy (`I_r = round(fraction·I_full)`
- *   iterations); the last rung is the full proxy. `minFraction` must be `eta^-R` for an integer
- *   R ≥ 1 so that the top rung is exactly the full proxy.
+ * - `minFraction` is 1/M for an integer M ≥ 2. Rungs r = 0..R−1 train for `minFraction·eta^r` of
+ *   the full proxy (every such fraction below 1), rung R is the full proxy (`I_r =
+ *   round(fraction·I_full)` iterations). With M = eta^R that is the geometric ladder of the ASHA
+ *   paper; otherwise the top rung is closer to the one below than eta, as in Ray Tune's ASHA, whose
+ *   rungs are grace·eta^k below max_t plus max_t (eta=4,min=1/3: rungs 1/3 and 1, a quarter
+ *   promoted).
  * - Every admitted loss that trains itself starts at rung 0. The scheduler observes each candidate
  *   once, with its rung-0 score, in admission order, so every fitness it compares has the same
  *   fidelity (like with like); promotions only decide which losses get longer training.
@@ -15,7 +18,7 @@
  * - Cost in full-proxy equivalents, nominal: a rung-0 training costs fraction_0, a promotion to
  *   rung r costs fraction_r − fraction_{r−1} (the training continues from the lower rung's state;
  *   a worker that must start over pays that in time, never in budget). Kept exact as integer
- *   units of 1/eta^R (rung 0 costs 1 unit, the full proxy eta^R).
+ *   units of 1/M (rung r < R ends at eta^r units, the full proxy at M).
  * - The search's answer ranks by (highest rung reached desc, score at that rung desc).
  */
 
@@ -61,25 +64,30 @@ export const parseFidelity = (text: string): Fidelity => {
   return f
 }
 
-/** The rungs of a fidelity: `top` = R, costs in units of 1/eta^R of a full proxy training. */
+/** The rungs of a fidelity: `top` = R, costs in units of 1/M of a full proxy training (M = 1/minFraction). */
 export interface Ladder {
   readonly eta: number
   /** The index of the top rung (R; 0 for full fidelity). */
   readonly top: number
-  /** Units of one full proxy training (eta^R). */
+  /** Units of one full proxy training (M). */
   readonly unitsPerFull: number
+  /** Units trained by the end of each rung: eta^r below the top, M at the top. */
+  readonly units: ReadonlyArray<number>
   /** Fraction of the full proxy trained at each rung (the last is exactly 1). */
   readonly fractions: ReadonlyArray<number>
 }
+
+/** M for a valid `min` = 1/M (rounded: 0.25 and 1/4 are both 4). */
+const inverseOf = (minFraction: number): number => Math.round(1 / minFraction)
 
 /** The problem with `f`, or undefined when it is valid. */
 export const fidelityProblem = (f: Fidelity): string | undefined => {
   if (f.kind === "full") return undefined
   if (!Number.isInteger(f.eta) || f.eta < 2) return `fidelity asha: eta must be an integer ≥ 2, got ${f.eta}`
   if (!(f.minFraction > 0 && f.minFraction < 1)) return `fidelity asha: min must be in (0, 1), got ${f.minFraction}`
-  const r = Math.round(-Math.log(f.minFraction) / Math.log(f.eta))
-  if (r < 1 || Math.abs(f.eta ** -r - f.minFraction) > 1e-9 * f.minFraction) {
-    return `fidelity asha: min must be eta^-R for an integer R ≥ 1 (eta=${f.eta}: 1/${f.eta}, 1/${f.eta ** 2}, ...), got ${f.minFraction}`
+  const m = inverseOf(f.minFraction)
+  if (m < 2 || Math.abs(1 / m - f.minFraction) > 1e-9 * f.minFraction) {
+    return `fidelity asha: min must be 1/M for an integer M ≥ 2 (1/3, 1/9, 0.25, ...), got ${f.minFraction}`
   }
   return undefined
 }
@@ -87,14 +95,16 @@ export const fidelityProblem = (f: Fidelity): string | undefined => {
 export const ladderOf = (f: Fidelity): Ladder => {
   const problem = fidelityProblem(f)
   if (problem !== undefined) throw new Error(problem)
-  if (f.kind === "full") return { eta: 1, top: 0, unitsPerFull: 1, fractions: [1] }
-  const top = Math.round(-Math.log(f.minFraction) / Math.log(f.eta))
-  const unitsPerFull = f.eta ** top
-  return { eta: f.eta, top, unitsPerFull, fractions: Array.from({ length: top + 1 }, (_, r) => f.eta ** r / unitsPerFull) }
+  if (f.kind === "full") return { eta: 1, top: 0, unitsPerFull: 1, units: [1], fractions: [1] }
+  const m = inverseOf(f.minFraction)
+  const units: number[] = []
+  for (let u = 1; u < m; u *= f.eta) units.push(u)
+  units.push(m)
+  return { eta: f.eta, top: units.length - 1, unitsPerFull: m, units, fractions: units.map((u) => u / m) }
 }
 
 /** Units a training at `rung` costs: rung 0 from scratch, a higher rung continuing the one below. */
-export const rungCost = (l: Ladder, rung: number): number => (rung === 0 ? 1 : l.eta ** rung - l.eta ** (rung - 1))
+export const rungCost = (l: Ladder, rung: number): number => l.units[rung]! - (rung === 0 ? 0 : l.units[rung - 1]!)
 
 /** Iterations of each rung for a proxy of `full` iterations; throws when a rung would be empty or repeat the one below. */
 export const rungIterations = (l: Ladder, full: number): number[] => {

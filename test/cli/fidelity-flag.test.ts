@@ -20,12 +20,17 @@ t.test("bad fidelity text: a usage error naming the problem", async (t) => {
   usage("half", /--fidelity wants full or asha\[:eta=E,min=F\], got 'half'/)
   usage("asha:eta=1", /--fidelity asha: eta must be an integer ≥ 2, got 1/)
   usage("asha:eta=x", /eta wants an integer ≥ 2, got 'x'/)
-  usage("asha:min=1/10", /min must be eta\^-R for an integer R ≥ 1 \(eta=3: 1\/3, 1\/9, \.\.\.\), got 0.1/)
+  usage("asha:min=0.3", /min must be 1\/M for an integer M ≥ 2 \(1\/3, 1\/9, 0\.25, \.\.\.\), got 0.3/)
+  usage("asha:min=1/1", /min must be in \(0, 1\), got 1/)
   usage("asha:min=a", /min wants a fraction such as 1\/9, got 'a'/)
   usage("asha:rungs=3", /unknown key 'rungs' \(keys: eta, min\)/)
   usage("asha:eta", /'eta' is not KEY=VALUE/)
-  // eta=4 with the default min 1/9 is not a power of 1/4.
-  usage("asha:eta=4", /min must be eta\^-R .*got 0.111/)
+})
+
+t.test("a min that is no power of 1/eta is read as Ray Tune's rungs, and shown as given", async (t) => {
+  t.same(parseFidelity("asha:eta=4,min=1/3"), { kind: "asha", eta: 4, minFraction: 1 / 3 })
+  t.equal(showFidelity(parseFidelity("asha:eta=4,min=1/3")), "asha:eta=4,min=1/3")
+  t.same(parseFidelity("asha:eta=4"), { kind: "asha", eta: 4, minFraction: 1 / 9 }, "eta=4 with the default min: rungs 1/9, 4/9, 1")
 })
 
 t.test("run.json: no field for full (as before the option), the fidelity for asha, validated", async (t) => {
@@ -34,8 +39,8 @@ t.test("run.json: no field for full (as before the option), the fidelity for ash
   t.same(parseFidelityFlag("asha"), { fidelity: { kind: "asha", eta: 3, minFraction: 1 / 9 } })
   const run = { ...DEFAULT_RUN, task: "seg" }
   t.same(checkRunConfig({ ...run, ...parseFidelityFlag("asha") }), [])
-  t.same(checkRunConfig({ ...run, fidelity: { kind: "asha", eta: 3, minFraction: 0.2 } }), [
-    "fidelity asha: min must be eta^-R for an integer R ≥ 1 (eta=3: 1/3, 1/9, ...), got 0.2"
+  t.same(checkRunConfig({ ...run, fidelity: { kind: "asha", eta: 3, minFraction: 0.3 } }), [
+    "fidelity asha: min must be 1/M for an integer M ≥ 2 (1/3, 1/9, 0.25, ...), got 0.3"
   ])
 })
 

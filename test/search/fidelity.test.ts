@@ -23,16 +23,24 @@ import { comparable, evolution, readStore, run, SMALL, tempDir } from "./harness
 
 const ASHA = { kind: "asha", eta: 3, minFraction: 1 / 9 } as const
 
-t.test("rungs: fractions eta^-R..1, integer cost units, iterations per rung, clear config errors", async (t) => {
+t.test("rungs: fractions min·eta^r below 1 then 1, integer cost units, iterations per rung, clear config errors", async (t) => {
   const l = ladderOf(ASHA)
-  t.same(l, { eta: 3, top: 2, unitsPerFull: 9, fractions: [1 / 9, 1 / 3, 1] })
+  t.same(l, { eta: 3, top: 2, unitsPerFull: 9, units: [1, 3, 9], fractions: [1 / 9, 1 / 3, 1] })
   t.same([0, 1, 2].map((r) => rungCost(l, r)), [1, 2, 6], "1/9, then 3/9−1/9, then 9/9−3/9 of a full proxy")
   t.same(rungIterations(l, 150), [17, 50, 150])
   t.same(rungIterations(l, 9), [1, 3, 9])
   t.throws(() => rungIterations(l, 4), /proxy of 4 iterations is too short for 3 rungs \(iterations per rung: 0, 1, 4\)/)
-  t.same(ladderOf({ kind: "full" }), { eta: 1, top: 0, unitsPerFull: 1, fractions: [1] })
+  t.same(ladderOf({ kind: "full" }), { eta: 1, top: 0, unitsPerFull: 1, units: [1], fractions: [1] })
   t.same(ladderOf({ kind: "asha", eta: 2, minFraction: 0.125 }).fractions, [0.125, 0.25, 0.5, 1])
-  t.match(fidelityProblem({ kind: "asha", eta: 3, minFraction: 0.1 }), /min must be eta\^-R for an integer R ≥ 1 \(eta=3: 1\/3, 1\/9, \.\.\.\), got 0.1/)
+  // min not a power of 1/eta (Ray Tune's rungs): the top rung is the full proxy, nearer the one below
+  const quarter = ladderOf({ kind: "asha", eta: 4, minFraction: 1 / 3 })
+  t.same(quarter, { eta: 4, top: 1, unitsPerFull: 3, units: [1, 3], fractions: [1 / 3, 1] })
+  t.same([0, 1].map((r) => rungCost(quarter, r)), [1, 2], "1/3, then the remaining 2/3")
+  t.same(rungIterations(quarter, 300), [100, 300])
+  const tenth = ladderOf({ kind: "asha", eta: 3, minFraction: 0.1 })
+  t.same([tenth.units, tenth.fractions], [[1, 3, 9, 10], [0.1, 0.3, 0.9, 1]])
+  t.same([0, 1, 2, 3].map((r) => rungCost(tenth, r)), [1, 2, 6, 1])
+  t.match(fidelityProblem({ kind: "asha", eta: 3, minFraction: 0.3 }), /min must be 1\/M for an integer M ≥ 2 \(1\/3, 1\/9, 0\.25, \.\.\.\), got 0.3/)
   t.match(fidelityProblem({ kind: "asha", eta: 2.5, minFraction: 0.4 }), /eta must be an integer ≥ 2, got 2.5/)
   t.match(fidelityProblem({ kind: "asha", eta: 3, minFraction: 1 }), /min must be in \(0, 1\), got 1/)
   t.equal(fidelityProblem({ kind: "asha", eta: 4, minFraction: 1 / 16 }), undefined)
@@ -164,11 +172,25 @@ t.test("a rung where most results tie is reported as not ranking its losses (seg
   t.same(uninformativeRungs(rungLadderOf(minority)!).map((r) => r.rung), [])
 })
 
+t.test("asha with Ray Tune's rungs (eta=4, min=1/3): a quarter promoted to the full proxy, the budget in thirds", async (t) => {
+  const fake = makeFakeEvaluator({ passRate: 0.5, invalidRate: 0 })
+  const r = await run(tempDir(t), evolution(4), fake, { ...SMALL, budget: 6, fidelity: { kind: "asha", eta: 4, minFraction: 1 / 3 }, proxyIterations: 90 })
+  const trains = fake.calls.filter((c) => c.kind === "train")
+  const perRung = [0, 1].map((rung) => trains.filter((c) => c.rung === rung).length)
+  t.same(trains.map((c) => c.iterations).filter((i) => i !== 30 && i !== 90), [], "30 or 90 iterations")
+  t.same(perRung, r.ladder?.trainedPerRung)
+  t.equal(r.ladder?.unitsPerFull, 3)
+  t.equal(r.ladder?.spentUnits, perRung[0]! + 2 * perRung[1]!, "a third, then the remaining two thirds")
+  t.ok(r.ladder!.spentUnits <= 18 && r.ladder!.spentUnits >= 17, `spent ${r.ladder!.spentUnits} of 18 units`)
+  // each rung-0 result may promote the top ⌊n/4⌋: at most a quarter of the rung-0 results
+  t.ok(perRung[1]! >= 1 && perRung[1]! <= Math.floor(r.ladder!.results[0]!.length / 4), `promoted ${perRung[1]} of ${r.ladder!.results[0]!.length}`)
+})
+
 t.test("asha needs the task's proxy iterations and a valid ladder", async (t) => {
   const fake = makeFakeEvaluator()
   await t.rejects(run(tempDir(t), evolution(1), fake, { ...ASHA_CONFIG, proxyIterations: null }), /fidelity asha needs the task's proxy iterations/)
   await t.rejects(run(tempDir(t), evolution(1), fake, { ...ASHA_CONFIG, proxyIterations: 4 }), /too short for 3 rungs/)
-  await t.rejects(run(tempDir(t), evolution(1), fake, { ...ASHA_CONFIG, fidelity: { kind: "asha", eta: 3, minFraction: 0.2 } }), /min must be eta\^-R/)
+  await t.rejects(run(tempDir(t), evolution(1), fake, { ...ASHA_CONFIG, fidelity: { kind: "asha", eta: 3, minFraction: 0.3 } }), /min must be 1\/M/)
 })
 
 t.test("crash and resume under asha: same search, same rung results, no training repeated", async (t) => {

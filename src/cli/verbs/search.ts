@@ -34,7 +34,7 @@ export const { spec, summary, run } = defineVerb({
     fidelity: {
       type: "string",
       value: "full|asha[:eta=E,min=F]",
-      help: "full: every admitted loss gets the full proxy; asha: successive halving over proxy iterations (rungs min·eta^r of the proxy; asha alone = eta=3,min=1/9)",
+      help: "full: every admitted loss gets the full proxy; asha: successive halving over proxy iterations (rungs min·eta^r below 1, then the full proxy; min = 1/M; asha alone = eta=3,min=1/9)",
       defaultText: "full"
     },
     population: { type: "string", value: "K", help: "initial population (losses that passed rejection)", defaultText: String(DEFAULT_RUN.initialPopulation) },

@@ -135,14 +135,20 @@ t.test("a version-2 run gains the selection tables when opened, its rows untouch
   db.close()
 })
 
+/** A run database as the build of schema `version` left it: its migrations applied, one `run` row, still open. */
+const databaseAtVersion = async (dir: string, version: number) => {
+  const { DDL, BASE_VERSION, MIGRATIONS } = await import("../../src/store/schema.ts")
+  const db = new Database(join(dir, DB_FILE))
+  db.exec(DDL)
+  for (const m of MIGRATIONS.filter((m) => m.version <= version)) db.exec(m.ddl)
+  db.pragma(`user_version = ${version}`)
+  db.prepare("INSERT INTO run (id, schema_version, config, created_at) VALUES (1, ?, '{}', 0)").run(BASE_VERSION)
+  return db
+}
+
 t.test("a version-4 run gains rung_results.resumed_from when opened; its rung rows read as trained from step 0", async (t) => {
   const dir = tempDir(t)
-  const { DDL, BASE_VERSION, MIGRATIONS } = await import("../../src/store/schema.ts")
-  const old = new Database(join(dir, DB_FILE))
-  old.exec(DDL)
-  for (const m of MIGRATIONS.filter((m) => m.version <= 4)) old.exec(m.ddl)
-  old.pragma("user_version = 4")
-  old.prepare("INSERT INTO run (id, schema_version, config, created_at) VALUES (1, ?, '{}', 0)").run(BASE_VERSION)
+  const old = await databaseAtVersion(dir, 4)
   old.prepare("INSERT INTO candidates (id, text, wire, hash, how, status, proposed_at) VALUES (0, 't', '{}', 'h0', '\"random\"', 'proposed', 0)").run()
   old.prepare(`INSERT INTO rung_results (candidate_id, rung, iterations, metrics, target, invalid, elapsed_ms, worker, attempt, pid, recorded_at)
                VALUES (0, 1, 100, '{"miou":0.3}', 0.3, 0, 5, NULL, NULL, 1, 0)`).run()
@@ -181,12 +187,7 @@ t.test("a held-out training is stored once: a second result for the same cell is
 
 t.test("a version-5 selection gains the baseline columns when opened and reads as made without a key; a replay of it matches", async (t) => {
   const dir = tempDir(t)
-  const { DDL, BASE_VERSION, MIGRATIONS } = await import("../../src/store/schema.ts")
-  const old = new Database(join(dir, DB_FILE))
-  old.exec(DDL)
-  for (const m of MIGRATIONS.filter((m) => m.version <= 5)) old.exec(m.ddl)
-  old.pragma("user_version = 5")
-  old.prepare("INSERT INTO run (id, schema_version, config, created_at) VALUES (1, ?, '{}', 0)").run(BASE_VERSION)
+  const old = await databaseAtVersion(dir, 5)
   const settings = { top: 1, seeds: [101], iterations: null }
   old.prepare("INSERT INTO selection (id, settings, metric, finalists, created_at) VALUES (1, ?, 'miou', ?, 0)")
     .run(stableJson(settings), JSON.stringify([{ id: 3, score: 0.4 }]))

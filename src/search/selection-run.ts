@@ -1,6 +1,7 @@
 /**
  * Performs the held-out final choice (`selection.ts`) after a search, in its store: picks the
- * finalists from the stored outcomes, stores the plan, trains every cell the store does not hold
+ * finalists from the stored outcomes (first training the baseline's proxy run when a loss shares
+ * its equivalence key, to set the baseline rediscovered aside), stores the plan, trains every cell the store does not hold
  * yet and stores each result as it arrives, chooses, trains the chosen loss and the baseline from
  * the confirmation seeds the same way, then stores the choice.
  *
@@ -26,8 +27,9 @@ export interface SelectionOptions {
   /** Trainings that may run at once. */
   readonly concurrency: number
   /**
-   * The baseline's gradient-equivalence key (`baseline-key.ts`): losses with it are set aside, not
-   * held out. Null: none is set aside. A resumed selection must pass the key it stored.
+   * The baseline's gradient-equivalence key (`baseline-key.ts`): a loss with it that also trains to
+   * the baseline's proxy score is set aside, not held out. Null: none is. A resumed selection must
+   * pass the key it stored.
    */
   readonly baselineKey: string | null
 }

@@ -5,6 +5,7 @@
  * same seed gives both the same initialisation and data order) says whether the gain is real.
  * Pure: no I/O.
  */
+import { pairedT } from "./verdict.ts"
 
 export interface SeedRun {
   readonly seed: number
@@ -67,6 +68,20 @@ export const compareRuns = (metric: string, loss: ReadonlyArray<SeedRun>, agains
 const f4 = (x: number): string => x.toFixed(4)
 const signed = (x: number): string => (x >= 0 ? "+" : "") + x.toFixed(4)
 
+/**
+ * What the paired one-sided t-test (`pairedT`, the rule the search's verdict uses) says of the
+ * loss's gain over the reference, as one sentence.
+ */
+export const pairedTestLine = (c: Comparison): string => {
+  if (!(c.diff.mean > 0)) return "The loss is not better on the mean: no gain to test."
+  const test = pairedT(c)
+  if (test === null) return "One seed cannot tell a gain from seed noise: compare on more seeds."
+  const tText = Number.isFinite(test.t) ? test.t.toFixed(2) : "∞"
+  return test.t >= test.critical
+    ? `Paired t = ${tText} ≥ ${test.critical} (one-sided 5 %, ${c.seeds.length - 1} df): the gain is beyond seed noise.`
+    : `Paired t = ${tText} < ${test.critical} (one-sided 5 %, ${c.seeds.length - 1} df): the gain is within seed noise; compare on more seeds.`
+}
+
 /** A plain-text table: one row per seed, then mean ± sd and the win count. */
 export const formatComparison = (c: Comparison, lossText: string, againstText: string): string => {
   const rows = [`seed  ${"loss".padStart(8)}  ${"reference".padStart(9)}  ${"diff".padStart(8)}`]
@@ -80,6 +95,7 @@ export const formatComparison = (c: Comparison, lossText: string, againstText: s
     `  loss:      ${lossText}`,
     `  reference: ${againstText}`,
     ...rows,
-    `loss better on ${c.wins} of ${c.seeds.length} seeds (${c.ties} tie(s), ${c.losses} worse)`
+    `loss better on ${c.wins} of ${c.seeds.length} seeds (${c.ties} tie(s), ${c.losses} worse)`,
+    pairedTestLine(c)
   ].join("\n")
 }

@@ -59,6 +59,19 @@ export const setAsideNote = (setAside: ReadonlyArray<{ readonly id: number; read
       `ranked among the finalists but ${setAside.length === 1 ? "was" : "were"} set aside: gradient-equivalent to the baseline on the ` +
       `rejection samples and trained to its proxy score, the baseline rediscovered rather than a new loss`
 
+/**
+ * The one-sided paired t-test of "the loss beats the reference" over the comparison's seeds: the t
+ * statistic of the differences (Infinity when they are all equal and the mean is positive) and the
+ * 5 % critical value for n − 1 degrees of freedom; null with one seed. Gain beyond seed noise when
+ * t ≥ critical.
+ */
+export const pairedT = (c: Comparison): { readonly t: number; readonly critical: number } | null => {
+  const n = c.seeds.length
+  if (n < 2) return null
+  const { mean, sd } = c.diff
+  return { t: sd === 0 ? (mean > 0 ? Infinity : mean < 0 ? -Infinity : 0) : mean / (sd / Math.sqrt(n)), critical: tCritical95(n - 1) }
+}
+
 const signed = (x: number): string => (x >= 0 ? "+" : "") + x.toFixed(4)
 
 /**
@@ -73,11 +86,11 @@ export const judge = (confirmation: Comparison, heldOutDiffMean: number | null):
   if (!(mean > 0)) {
     return { kind: "not-confirmed", reason: `on the confirmation seeds the answer does not beat the baseline (${signed(mean)} on the mean, ${better})`, t: null, critical: null }
   }
-  if (n < 2) {
+  const test = pairedT(confirmation)
+  if (test === null) {
     return { kind: "inconclusive", reason: `${signed(mean)} on one confirmation seed, which cannot tell a gain from seed noise`, t: null, critical: null }
   }
-  const t = sd === 0 ? Infinity : mean / (sd / Math.sqrt(n))
-  const critical = tCritical95(n - 1)
+  const { t, critical } = test
   const tText = `paired t = ${Number.isFinite(t) ? t.toFixed(2) : "∞"}`
   if (t < critical) {
     return {

@@ -31,6 +31,7 @@ t.test("the task's baseline against itself ties on every seed; --json pairs runs
   // seg's baseline is this very cross-entropy, and a seed fixes initialisation and data order
   t.same(out.runs.loss.map((x: { metrics: unknown }) => x.metrics), out.runs.reference.map((x: { metrics: unknown }) => x.metrics))
   t.same([out.wins, out.ties, out.losses], [0, 2, 0])
+  t.same(out.pairedTest, { t: 0, critical: 6.314 }, "no difference: t = 0 against 1 df's 6.314")
   t.equal(out.against.text, "baseline")
   t.match(r.stderr, /seed 3 loss: miou \d\.\d{4}/)
 })

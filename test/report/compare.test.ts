@@ -1,5 +1,5 @@
 import t from "tap"
-import { compareRuns, formatComparison, spread } from "../../src/report/compare.ts"
+import { compareRuns, formatComparison, pairedTestLine, spread } from "../../src/report/compare.ts"
 
 const run = (seed: number, miou: number, invalid = false) => ({ seed, metrics: { miou, gacc: 0.9 }, invalid })
 
@@ -36,5 +36,16 @@ t.test("the table shows each seed, mean, sd and the win count", async (t) => {
   t.match(text, /\nmean +0\.2840 +0\.2530 +\+0\.0310\n/)
   // sd of the diffs 0.046 and 0.016: |0.03| / √2 = 0.0212
   t.match(text, /\nsd +0\.0269 +0\.0057 +0\.0212\n/)
-  t.match(text, /loss better on 2 of 2 seeds \(0 tie\(s\), 0 worse\)$/)
+  t.match(text, /loss better on 2 of 2 seeds \(0 tie\(s\), 0 worse\)\n/)
+  // t = 0.031 / (0.0212 / √2) = 2.07 < 6.314 (1 df)
+  t.match(text, /\nPaired t = 2\.07 < 6\.314 \(one-sided 5 %, 1 df\): the gain is within seed noise; compare on more seeds\.$/)
+})
+
+t.test("the paired test line: beyond noise, not ahead, one seed", async (t) => {
+  // diffs +0.05, +0.04, +0.06: mean 0.05, sd 0.01, t = 0.05 / (0.01 / √3) = 8.66 ≥ 2.92 (2 df)
+  const ahead = compareRuns("miou", [run(1, 0.35), run(2, 0.34), run(3, 0.36)], [run(1, 0.3), run(2, 0.3), run(3, 0.3)])
+  t.equal(pairedTestLine(ahead), "Paired t = 8.66 ≥ 2.92 (one-sided 5 %, 2 df): the gain is beyond seed noise.")
+  const behind = compareRuns("miou", [run(1, 0.2), run(2, 0.3)], [run(1, 0.3), run(2, 0.3)])
+  t.equal(pairedTestLine(behind), "The loss is not better on the mean: no gain to test.")
+  t.equal(pairedTestLine(compareRuns("miou", [run(1, 0.4)], [run(1, 0.3)])), "One seed cannot tell a gain from seed noise: compare on more seeds.")
 })

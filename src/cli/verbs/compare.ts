@@ -7,6 +7,7 @@ import { Effect } from "effect"
 import type { LossGraph } from "../../graph/types.ts"
 import { toWire } from "../../graph/wire.ts"
 import { compareRuns, formatComparison, type SeedRun } from "../../report/compare.ts"
+import { pairedT } from "../../report/verdict.ts"
 import { decodeTrain, seededOptions } from "../../search/pool-evaluator.ts"
 import type { WorkerPoolService } from "../../workers/WorkerPool.ts"
 import { OPTION_FLAGS, parseJobOptions, parseSeedsFlag, parseWorkerDevices, WORKER_FLAGS } from "../job-flags.ts"
@@ -60,6 +61,8 @@ const program = (p: Parsed, io: VerbOutput) => (pool: WorkerPoolService) => Effe
     const { loss, against, ...rest } = comparison
     io.stdout(JSON.stringify({
       task: p.task, ...rest,
+      // the paired one-sided t-test of the gain (null: one seed); beyond noise when t ≥ critical
+      pairedTest: pairedT(comparison),
       loss: { text: p.loss.text, ...loss }, against: { text: p.against?.text ?? "baseline", ...against },
       runs: { loss: lossRuns, reference: referenceRuns }
     }, null, 2) + "\n")
@@ -80,7 +83,7 @@ export const { spec, summary, run } = defineVerb({
     "new-data": { type: "boolean", default: false, help: "each seed also generates the task's data (data_seed = the seed), as the search's held-out and confirmation runs do" },
     ...WORKER_FLAGS,
     ...OPTION_FLAGS,
-    json: { type: "boolean", default: false, help: "print {metric, seeds, wins, ties, losses, loss, against, runs: {loss, reference}}" }
+    json: { type: "boolean", default: false, help: "print {metric, seeds, wins, ties, losses, loss, against, pairedTest: {t, critical}, runs: {loss, reference}}" }
   },
   description: `
 A search picks its best loss by one proxy run, so check it on seeds the search did not use. Every

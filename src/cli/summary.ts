@@ -55,7 +55,7 @@ export interface SelectionSummary {
   readonly verdictReason: string | null
   /** The finalists in proxy order, with their held-out means. */
   readonly finalists: ReadonlyArray<SummaryLoss & { readonly heldOutMean: number; readonly diffMean: number; readonly wins: number }>
-  /** Losses that ranked among the finalists but were left out as gradient-equivalent to the baseline. */
+  /** Losses that ranked among the finalists but were left out as the baseline rediscovered (`rediscoversBaseline`). */
   readonly setAside: ReadonlyArray<SummaryLoss>
 }
 

@@ -277,7 +277,7 @@ export interface Answer {
   readonly candidate: CandidateRecord
   /** The held-out selection that chose it; null: the proxy best (no selection, or not finished). */
   readonly decision: Decision | null
-  /** Losses the selection set aside as gradient-equivalent to the baseline, with their proxy scores. */
+  /** Losses the selection set aside as the baseline rediscovered, with their proxy scores. */
   readonly setAside: ReadonlyArray<{ readonly candidate: CandidateRecord; readonly score: number }>
 }
 

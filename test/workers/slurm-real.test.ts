@@ -19,7 +19,30 @@ import { make } from "../../src/workers/WorkerPool.ts"
 import { run as launch } from "../../src/cli/verbs/launch.ts"
 import { slurmFiles } from "../../src/workers/slurm.ts"
 
-const JOB_NAME = "autoloss-slurm-test"
+// One name per test process: suites run side by side on one machine (and its one local Slurm)
+// must not cancel each other's jobs, as a shared name did.
+const JOB_PREFIX = "autoloss-slurm-test-"
+const JOB_NAME = `${JOB_PREFIX}${process.pid}`
+
+/** Jobs of earlier runs of this test whose process is gone (an interrupted run): [job id, name]. */
+const orphanJobs = async (): Promise<string[]> => {
+  const listed = await execa("squeue", ["-h", "-o", "%i %j"], { reject: false, timeout: 10_000 })
+  return listed.stdout.split("\n").flatMap((line) => {
+    const [id, name] = line.trim().split(/\s+/)
+    if (id === undefined || name === undefined || !name.startsWith(JOB_PREFIX)) return []
+    const pid = Number(name.slice(JOB_PREFIX.length))
+    return Number.isInteger(pid) && pid > 0 && !alive(pid) ? [id] : []
+  })
+}
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM"
+  }
+}
 const startScript = fileURLToPath(new URL("../../scripts/slurm-local.sh", import.meta.url))
 const run = <A, E>(effect: Effect.Effect<A, E>): Promise<A> => Effect.runPromise(effect)
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -45,8 +68,9 @@ const started = await execa("bash", [startScript, "start"], { reject: false, tim
 if (started.exitCode !== 0) {
   t.plan(0, `no local Slurm: ${(started.all ?? started.shortMessage).trim().split("\n").slice(-3).join(" | ")}`)
 } else {
-  // Leftovers of an interrupted earlier run would hold the node's CPUs.
-  await execa("scancel", ["--name", JOB_NAME], { reject: false, timeout: 10_000 })
+  // Leftovers of an interrupted earlier run would hold the node's CPUs; a live run's are its own.
+  const orphans = await orphanJobs()
+  if (orphans.length > 0) await execa("scancel", orphans, { reject: false, timeout: 10_000 })
 
   const runDir = mkdtempSync(join(tmpdir(), "autoloss-slurm-"))
   const scope = Effect.runSync(Scope.make())

@@ -87,7 +87,7 @@ export const runSelection = (
     }
     const picked = pickFinalists(rows, settings.top, (r) => rediscoversBaseline(r, key, baselineProxy))
     // Every scored loss the baseline rediscovered: they are held out after all, and tie with it.
-    const { finalists, setAside } = picked.finalists.length > 0 ? picked : pickFinalists(rows, settings.top, () => false)
+    const { finalists, setAside } = picked.finalists.length > 0 ? picked : { finalists: rankByFitness(rows, settings.top), setAside: [] }
     if (finalists.length === 0) return { decision: null, trainings }
     const scored = (r: { readonly id: number; readonly score: number | null }) => ({ id: r.id, score: r.score as number })
     const plan: Plan = {

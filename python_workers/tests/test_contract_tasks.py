@@ -24,13 +24,14 @@ from autoloss_worker.tasks.mmlab_proxy import SHIPPED_CONFIGS
 torch.set_num_threads(1)
 
 # suite id -> (task options, the library it needs or None); an id "task-variant" runs the task
-# with other options (det-retinanet: the shipped one-stage config)
+# with other options (det-retinanet, det-fcos: the shipped one-stage configs)
 CHEAP: dict[str, tuple[dict[str, Any], str | None]] = {
     "seg": (dict(train_images=32, eval_images=8, threads=1, rejection_size=16), None),
     "pose": (dict(train_images=24, eval_images=8, threads=1), None),
     # random initialisation: a shapes-pretrained backbone would be built (minutes) on first use
     "det": (dict(pretrained=False), "mmdet"),
     "det-retinanet": (dict(pretrained=False, config=str(SHIPPED_CONFIGS / "det_retinanet_shapes.py")), "mmdet"),
+    "det-fcos": (dict(pretrained=False, config=str(SHIPPED_CONFIGS / "det_fcos_shapes.py")), "mmdet"),
     "ins": (dict(pretrained=False), "mmdet"),
     "mmseg": (dict(pretrained=False), "mmseg"),
     "mmpose": (dict(pretrained=False), "mmpose"),

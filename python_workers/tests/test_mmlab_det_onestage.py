@@ -1,5 +1,5 @@
-"""The det task on one-stage detectors (RetinaNet, FCOS, ATSS, RTMDet): branches from the discovered
-slots, sigmoid classification, point-head box and centerness records with their ξ factors, the equivalence of
+"""The det task on one-stage detectors (RetinaNet, FCOS, ATSS, GFL, RTMDet): branches from the discovered
+slots, sigmoid classification, point-head, integral and centerness records with their ξ factors, the equivalence of
 the baseline graphs with mmdet's own losses *inside the heads*, and the one-paragraph refusals."""
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from autoloss_worker.tasks.mmlab_proxy import SHIPPED_CONFIGS  # noqa: E402
 
 torch.set_num_threads(1)
 RETINANET = str(SHIPPED_CONFIGS / "det_retinanet_shapes.py")
+FCOS = str(SHIPPED_CONFIGS / "det_fcos_shapes.py")
 MIM = Path(importlib.util.find_spec("mmdet").origin).parent / ".mim" / "configs"
 NEG_LOG_IOU = ["neg", ["log", ["mul", "i", ["inv", "u"]]]]  # mmdet's IoULoss (mode 'log')
 
@@ -45,6 +46,17 @@ model = dict(
         loss_centerness=dict(type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0)),
     train_cfg=dict(_delete_=True, assigner=dict(type='ATSSAssigner', topk=9), allowed_border=-1, pos_weight=-1, debug=False))
 """
+# GFL: QualityFocalLoss on IoU-quality targets, GIoU on the integral of the box distributions,
+# DistributionFocalLoss on those distributions (kept: not searchable)
+GFL_HEAD = """
+model = dict(
+    bbox_head=dict(_delete_=True, type='GFLHead', num_classes=4, in_channels=64, stacked_convs=1, feat_channels=32,
+        anchor_generator=dict(type='AnchorGenerator', ratios=[1.0], octave_base_scale=4, scales_per_octave=1, strides=[4, 8, 16]),
+        loss_cls=dict(type='QualityFocalLoss', use_sigmoid=True, beta=2.0, loss_weight=1.0),
+        loss_dfl=dict(type='DistributionFocalLoss', loss_weight=0.25), reg_max=16,
+        loss_bbox=dict(type='GIoULoss', loss_weight=2.0)),
+    train_cfg=dict(_delete_=True, assigner=dict(type='ATSSAssigner', topk=9), allowed_border=-1, pos_weight=-1, debug=False))
+"""
 RTMDET_HEAD = """
 model = dict(
     bbox_head=dict(_delete_=True, type='RTMDetHead', num_classes=4, in_channels=64, stacked_convs=1, feat_channels=32,
@@ -61,7 +73,7 @@ model = dict(
 def variants(tmp_path_factory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("onestage")
     paths = {"retinanet": RETINANET}
-    for name, head in (("fcos", FCOS_HEAD), ("atss", ATSS_HEAD), ("rtmdet", RTMDET_HEAD)):
+    for name, head in (("fcos", FCOS_HEAD), ("atss", ATSS_HEAD), ("gfl", GFL_HEAD), ("rtmdet", RTMDET_HEAD)):
         path = root / f"det_{name}_shapes.py"
         path.write_text(f"_base_ = {RETINANET!r}\n{head}")
         paths[name] = str(path)
@@ -125,7 +137,18 @@ def test_retinanet_branches_come_from_its_slots():
     assert [b["tree"] for b in task.baseline_loss["branches"]] == [FOCAL, ONE_MINUS_GIOU]
 
 
-@pytest.mark.parametrize("variant", ["retinanet", "fcos", "atss", "rtmdet"])
+def test_the_shipped_fcos_config_searches_its_three_slots_with_its_own_losses_as_baseline():
+    info = task_info_job({"task": "det", "options": {"config": FCOS, "pretrained": False}})
+    assert info["branches"] == [{"name": "cls", "kind": "dense"}, {"name": "reg", "kind": "box"},
+                                {"name": "centerness", "kind": "dense"}]
+    task = _task(FCOS)
+    assert [(s.key, s.loss_weight) for s in task.slot_table] == [
+        ("bbox_head.loss_cls", 1.0), ("bbox_head.loss_bbox", 1.0), ("bbox_head.loss_centerness", 1.0)]
+    assert [b["tree"] for b in task.baseline_loss["branches"]] == [FOCAL, ONE_MINUS_GIOU, CE]
+    assert info["iterations"] == 450  # declared by the config (autoloss_proxy)
+
+
+@pytest.mark.parametrize("variant", ["retinanet", "fcos", "atss", "gfl", "rtmdet"])
 def test_samples_score_one_at_ground_truth_low_as_recorded_and_the_baseline_passes(variants, variant):
     task = _task(variants[variant])
     samples = task.rejection_samples(5, 0)
@@ -195,6 +218,27 @@ def test_rtmdet_cls_record_carries_the_assigners_soft_targets_and_rejection_tell
     assert not eval_loss_job({"task": "det", "loss": flipped, "seed": 0, "options": options})["passed"]
 
 
+def test_gfl_records_carry_the_quality_of_the_located_boxes_and_rejection_tells_qfl_from_its_sign_flip(variants):
+    task = _task(variants["gfl"])
+    assert [b["tree"] for b in task.baseline_loss["branches"]] == [QFL, ONE_MINUS_GIOU]
+    assert [s.key for s in task.slot_table] == ["bbox_head.loss_cls", "bbox_head.loss_bbox"]  # loss_dfl kept
+    for s in task.rejection_samples(5, 0):
+        cls, reg = s.target.branches["cls"], s.target.branches["reg"]
+        fg = cls.labels < cls.logits.shape[1]
+        assert 0 < reg.targets.shape[0] <= int(fg.sum()) and float(cls.scores[~fg].abs().sum()) == 0.0
+        # the box record starts at the positive anchors (offsets 0)
+        assert float(reg.offsets.abs().sum()) == 0.0 and reg.factor(reg.offsets) == 0.0
+        # quality of the box at the reg branch's ground truth: 1 unless the object lies beyond the 16 bins
+        assert bool((cls.scores[fg] > 0).all()) and bool((cls.scores[fg] <= 1 + 1e-9).all())
+        assert float(cls.scores[fg].max()) == pytest.approx(1.0)
+    options = {"config": variants["gfl"], "pretrained": False}
+    assert eval_loss_job({"task": "det", "loss": task.baseline_loss, "seed": 0, "options": options})["passed"]
+    cls_branch, reg_branch = task.baseline_loss["branches"]
+    for flipped in ([{**cls_branch, "tree": ["neg", QFL]}, reg_branch], [cls_branch, {**reg_branch, "tree": ["neg", ONE_MINUS_GIOU]}]):
+        out = eval_loss_job({"task": "det", "loss": {**task.baseline_loss, "branches": flipped}, "seed": 0, "options": options})
+        assert not out["passed"], out["branches"]
+
+
 def test_a_score_slot_of_a_head_autoloss_cannot_record_says_why():
     from mmengine.config import Config
 
@@ -206,7 +250,7 @@ def test_a_score_slot_of_a_head_autoloss_cannot_record_says_why():
 
 
 @pytest.mark.parametrize("config, words", [
-    ("gfl/gfl_r50_fpn_1x_coco.py", r"cannot search GFLHead: it computes its losses in GFLHead\.loss_by_feat"),
+    ("yolox/yolox_tiny_8xb8-300e_coco.py", r"cannot search YOLOXHead: it computes its losses in YOLOXHead\.loss_by_feat"),
     ("htc/htc_r50_fpn_1x_coco.py", r"cannot search HybridTaskCascadeRoIHead: it computes its cascade losses in "
                                    r"HybridTaskCascadeRoIHead\.loss"),
     ("detr/detr_r50_8xb2-150e_coco.py", r"cannot search the loss at model\.bbox_head\.loss_cls \(CrossEntropyLoss in DETRHead"),
@@ -271,6 +315,9 @@ def _head_losses(cfg, tree_of, seed=0):
     # QualityFocalLoss (β 2) on the dynamic soft-label assigner's IoU-quality targets; GIoULoss
     # weighted by those targets
     ("rtmdet", {"cls": QFL, "reg": ONE_MINUS_GIOU}),
+    # GFL: QualityFocalLoss on the IoU of the integral boxes; GIoULoss on them weighted by the
+    # class scores; its DistributionFocalLoss is the config's own in both
+    ("gfl", {"cls": QFL, "reg": ONE_MINUS_GIOU}),
 ])
 def test_baseline_graphs_equal_mmdets_losses_inside_the_head(variants, variant, trees):
     from mmengine.config import Config

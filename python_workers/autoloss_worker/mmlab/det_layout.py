@@ -39,13 +39,13 @@ from typing import Any
 from .rewrite import FASTER_RCNN, SLOTS_BY_TASK, BranchSlot, _lookup
 from .slots import Slot, SlotError, branch_slots, discover_slots, registered_class, unsupported_error
 
-ONE_STAGE_HEADS = ("AnchorHead", "ATSSHead", "FCOSHead", "RTMDetHead")  # whose loss_by_feat the recorder follows
+ONE_STAGE_HEADS = ("AnchorHead", "ATSSHead", "FCOSHead", "GFLHead", "RTMDetHead")  # whose loss_by_feat the recorder follows
 ONE_STAGE_KEYS = ("bbox_head.loss_cls", "bbox_head.loss_bbox", "bbox_head.loss_centerness")  # what it records
 SUPPORTED_DETECTORS = ("two-stage configs shaped as Faster R-CNN (rpn_head.loss_cls, rpn_head.loss_bbox and one "
                        "roi_head.bbox_head with loss_cls and loss_bbox; + roi_head.mask_head.loss_mask for ins) and, "
                        "for det, Cascade R-CNN (a CascadeRoIHead whose stage box heads have loss_cls and loss_bbox; "
                        "rcnn_cls and rcnn_reg shared by the stages) and one-stage configs whose bbox_head computes "
-                       "its losses as AnchorHead (RetinaNet), ATSSHead, FCOSHead or RTMDetHead do")
+                       "its losses as AnchorHead (RetinaNet), ATSSHead, FCOSHead, GFLHead or RTMDetHead do")
 # CascadeRoIHead's methods the rejection recorder follows; a subclass overriding one is refused
 CASCADE_METHODS = ("loss", "bbox_loss", "_bbox_forward")
 
@@ -68,15 +68,16 @@ class DetLayout:
 
 
 def one_stage_family(head_class: type) -> str:
-    """"point" (FCOSHead's loss_by_feat), "rtmdet" (RTMDetHead's) or "anchor" (AnchorHead's,
-    ATSSHead's), from the class whose ``loss_by_feat`` the head runs; SlotError for any other."""
+    """"point" (FCOSHead's loss_by_feat), "rtmdet" (RTMDetHead's), "gfl" (GFLHead's) or "anchor"
+    (AnchorHead's, ATSSHead's), from the class whose ``loss_by_feat`` the head runs; SlotError for
+    any other."""
     owner = next((c for c in head_class.__mro__ if "loss_by_feat" in vars(c)), None)
     name = owner.__name__ if owner is not None else ""
     if name not in ONE_STAGE_HEADS:
         raise SlotError(f"the det task cannot search {head_class.__name__}: it computes its losses in "
                         f"{name or 'no'}.loss_by_feat, whose calls autoloss's rejection samples do not follow. "
                         f"det searches {SUPPORTED_DETECTORS} (RetinaHead and other subclasses that keep that method).")
-    return {"FCOSHead": "point", "RTMDetHead": "rtmdet"}.get(name, "anchor")
+    return {"FCOSHead": "point", "RTMDetHead": "rtmdet", "GFLHead": "gfl"}.get(name, "anchor")
 
 
 def _head_class(head_type: str) -> type:

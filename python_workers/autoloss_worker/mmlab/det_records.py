@@ -82,13 +82,19 @@ def decode_distances(raw: Tensor, points: Tensor, strides: Tensor) -> Tensor:
     right and bottom sides exp(raw) · stride, i.e. mmdet's FCOS decoding without ``norm_on_bbox``
     (``exp``, ``DistancePointBBoxCoder``) in units of the point's stride; raw 0 is the point's
     *unit box*, 2 strides a side. ``raw`` is clipped as ``decode`` clips dw, dh."""
-    d = raw.clamp(-WH_CLIP, WH_CLIP).exp() * strides[:, None]
-    return torch.cat([points - d[:, :2], points + d[:, 2:]], dim=1)
+    return distances_to_boxes(raw.clamp(-WH_CLIP, WH_CLIP).exp(), points, strides)
 
 
 def unit_boxes(points: Tensor, strides: Tensor) -> Tensor:
     """The boxes raw 0 decodes to: the point ± its stride (the prior of a point head's box factor)."""
     return torch.cat([points - strides[:, None], points + strides[:, None]], dim=1)
+
+
+def distances_to_boxes(d: Tensor, points: Tensor, strides: Tensor) -> Tensor:
+    """Boxes (p, 4) from the distances (p, 4) of each point to the left, top, right and bottom
+    sides, in units of the point's stride (mmdet's ``distance2bbox`` in pixels)."""
+    d = d * strides[:, None]
+    return torch.cat([points - d[:, :2], points + d[:, 2:]], dim=1)
 
 
 def _removed_share(boxes: Tensor, priors: Tensor, targets: Tensor) -> float:

@@ -49,7 +49,8 @@ import torch
 from torch import Tensor
 
 from .det_layout import one_stage_family
-from .det_records import BoxRecord, ClsRecord, DetRecord, MaskRecord, PointBoxRecord, Record, ScoreRecord
+from .det_records import (BoxRecord, ClsRecord, DetRecord, MaskRecord, PointBoxRecord, Record, ScoreRecord,
+                          distances_to_boxes)
 from .rewrite import FASTER_RCNN, BranchSlot, replace_losses
 from .seeded import first_records, quiet, seeded_model_and_dataset
 from .slots import branch_name
@@ -182,6 +183,44 @@ def _rtmdet_records(head: Any, x: Any, gts: Any, metas: Any, gts_ignore: Any) ->
     return cls, PointBoxRecord(raw=raw[pos], points=priors[pos, :2], strides=priors[pos, 2], targets=targets_all[pos])
 
 
+def _gfl_records(head: Any, x: Any, gts: Any, metas: Any, gts_ignore: Any) -> tuple[ClsRecord, BoxRecord]:
+    """A GFL head's records, as ``GFLHead.loss_by_feat_single`` computes its targets: labels and
+    box targets from the head's ``get_targets`` (its ATSS assigner); every valid anchor is a
+    classification sample with GFL's soft target: for a positive, the IoU of its box with its
+    object (0 for the others); the positive anchors form the box record, as ATSS's do.
+
+    Two choices (docs/mmlab.md, *One-stage detectors*). The box record starts at the anchors
+    (offsets 0, anchors already fitting their object left out), as the random RetinaNet and ATSS
+    heads predict them, not at the random GFL head's own boxes: its near-uniform distributions
+    decode, by the integral, to boxes 2R strides wide (IoU ≈ 0.05), which in training its
+    distribution focal loss (not searched) brings into range; from there even 1 − GIoU moves them
+    a fraction of a stride in the protocol's 500 steps at lr 10⁻³ (g 0.003, as 68 logits or as
+    log-distances). And the quality is that of the box at the ``reg`` branch's ground truth (the
+    protocol holds every other branch there; 1 unless the object lies beyond the R bins), not the
+    random network's, IoU ≈ 0.05: a target so near the 0.01 prior that QualityFocalLoss, whose
+    gradient scales with (σ − q)², cannot move the scores (g 0.007)."""
+    cls_maps, _ = head(x)
+    sizes = [m.shape[-2:] for m in cls_maps]
+    anchors, valid = head.get_anchors(sizes, metas, device=cls_maps[0].device)
+    anchors_all = torch.cat(anchors[0])  # before get_targets, which concatenates in place
+    strides = torch.cat([a.new_full((len(a),), float(s[0])) for a, s in zip(anchors[0], head.prior_generator.strides)])
+    _, labels, label_w, box_t, _, _ = head.get_targets(anchors, valid, gts, metas, gts_ignore)
+    labels_all, weights_all = torch.cat([t[0] for t in labels]), torch.cat([t[0] for t in label_w])
+    targets_all = torch.cat([t[0] for t in box_t])
+    logits = _flat_levels(cls_maps, head.cls_out_channels)
+    sampled = weights_all > 0
+    pos = sampled & (labels_all < head.num_classes)
+    centers, p_targets = (anchors_all[pos, :2] + anchors_all[pos, 2:]) / 2, targets_all[pos]
+    reach = torch.cat([centers - p_targets[:, :2], p_targets[:, 2:] - centers], dim=1) / strides[pos, None]
+    quality = torch.zeros_like(weights_all)
+    quality[pos] = _aligned_iou(distances_to_boxes(reach.clamp(0, head.reg_max), centers, strides[pos]), p_targets)
+    cls = ClsRecord(logits=logits[sampled], labels=labels_all[sampled], others=logits[~sampled], sigmoid=True,
+                    scores=quality[sampled])
+    located = pos & (_aligned_iou(anchors_all, targets_all) < MAX_PRIOR_IOU)
+    reg = BoxRecord(offsets=torch.zeros_like(targets_all[located]), priors=anchors_all[located], targets=targets_all[located])
+    return cls, reg
+
+
 def _record_one_stage(model: Any, x: Any, gts: Any, metas: Any, gts_ignore: Any, index: int) -> DetRecord:
     """A one-stage detector's records, under the branch names of its slots (``cls``, ``reg`` and,
     for FCOS / ATSS, ``centerness``)."""
@@ -191,6 +230,8 @@ def _record_one_stage(model: Any, x: Any, gts: Any, metas: Any, gts_ignore: Any,
         cls, reg, score = _point_records(head, x, gts)
     elif family == "rtmdet":
         (cls, reg), score = _rtmdet_records(head, x, gts, metas, gts_ignore), None
+    elif family == "gfl":
+        (cls, reg), score = _gfl_records(head, x, gts, metas, gts_ignore), None
     else:
         maps = head(x)
         score_maps = maps[2] if len(maps) == 3 and hasattr(head, "centerness_target") else None  # ATSS

@@ -3,7 +3,7 @@
 Builds (or finds in the cache) the shapes-pretrained checkpoint of each config's backbone and
 prints `<config>: <checkpoint path>` per config; `--native seg|pose` does the same for a native
 task's encoder (its option `pretrained=true`). Without --config and --native: every shipped MMLab config and both native encoders
-(det's Faster R-CNN, RetinaNet and Cascade R-CNN configs and ins share one backbone, so one checkpoint). The library whose registry builds the
+(det's Faster R-CNN, RetinaNet, FCOS and Cascade R-CNN configs and ins share one backbone, so one checkpoint). The library whose registry builds the
 backbone is the config's `default_scope`. A config of your own works too: set its backbone's
 `init_cfg=dict(type='Pretrained', checkpoint=<printed path>)` to start from these weights.
 """
@@ -13,8 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
-SHIPPED = ("det_faster_rcnn_shapes.py", "det_retinanet_shapes.py", "det_cascade_rcnn_shapes.py", "ins_mask_rcnn_shapes.py",
-           "seg_mmseg_shapes.py", "pose_topdown_shapes.py")
+SHIPPED = ("det_faster_rcnn_shapes.py", "det_retinanet_shapes.py", "det_fcos_shapes.py", "det_cascade_rcnn_shapes.py",
+           "ins_mask_rcnn_shapes.py", "seg_mmseg_shapes.py", "pose_topdown_shapes.py")
 LIBRARIES = ("mmdet", "mmseg", "mmpose")
 NATIVE = ("seg", "pose")
 

@@ -65,8 +65,8 @@ One-stage configs (no ``rpn_head`` / ``roi_head``; ``mmlab.det_layout``): the br
 searchable slots ``mmlab.slots`` discovers in ``bbox_head``, ``cls`` (``loss_cls``), ``reg``
 (``loss_bbox``) and FCOS's / ATSS's ``centerness`` (``loss_centerness``), in config order, with
 the config's own loss weights (an L1 on deltas becomes the paper's 10). Heads whose
-``loss_by_feat`` is ``AnchorHead``'s (RetinaNet), ``ATSSHead``'s, ``FCOSHead``'s or
-``RTMDetHead``'s. Other slots keep the config's loss. Per kind:
+``loss_by_feat`` is ``AnchorHead``'s (RetinaNet), ``ATSSHead``'s, ``FCOSHead``'s, ``GFLHead``'s
+or ``RTMDetHead``'s. Other slots keep the config's loss (GFL's distribution focal loss). Per kind:
 
 * ``cls`` of a sigmoid head: one sample per anchor / point with label weight > 0 (RetinaNet and
   ATSS: all but the ignored anchors; FCOS: every point), logits (1, n, C) of the C classes; loss
@@ -89,6 +89,12 @@ the config's own loss weights (an L1 on deltas becomes the paper's 10). Heads wh
 * RTMDet: ``cls`` as a sigmoid ``cls`` whose target rows hold the dynamic soft-label assigner's
   IoU quality in the label's column (QualityFocalLoss's target; baseline ``QFL``), every prior a
   sample; ``reg`` as FCOS's, the leaf ``rtm_reg``'s output before the exp.
+* GFL: ``cls`` as RTMDet's, the quality of a positive the IoU of its integral box with its
+  object (``GFLHead.loss_by_feat_single``'s target), the box at ``reg``'s ground truth as the
+  protocol holds every other branch (``det_samples._gfl_records`` says why); ``reg`` the positive
+  anchors' distribution logits, decoded by the integral (``det_records.decode_integral``); ground
+  truth each side's distance split over its two neighbouring bins (DFL's target) as logits. Factor:
+  the anchor heads' box factor, the anchor as the prior.
 * ``centerness`` (FCOS, ATSS; a branch the paper does not have): one sample per positive prior,
   its centerness logit against the head's own ``centerness_target``; loss inputs (σ, 1 − σ) and
   (t, 1 − t) per prior, a one-pixel mask (so CE is the heads' BCE, the baseline). Ground truth:

@@ -17,7 +17,7 @@ from autoloss_worker.mmlab.det_records import (ClsRecord, PointBoxRecord, ScoreR
 from autoloss_worker.mmlab.slots import SlotError  # noqa: E402
 from autoloss_worker.task_jobs import eval_loss_job, task_info_job  # noqa: E402
 from autoloss_worker.tasks import get_task  # noqa: E402
-from autoloss_worker.tasks.det import BCE, CE, FOCAL, ONE_MINUS_GIOU, QFL  # noqa: E402
+from autoloss_worker.tasks.det import BCE, CE, FOCAL, ONE_MINUS_GIOU, QFL, DetOptions  # noqa: E402
 from autoloss_worker.tasks.mmlab_proxy import SHIPPED_CONFIGS  # noqa: E402
 
 torch.set_num_threads(1)
@@ -145,7 +145,7 @@ def test_the_shipped_fcos_config_searches_its_three_slots_with_its_own_losses_as
     assert [(s.key, s.loss_weight) for s in task.slot_table] == [
         ("bbox_head.loss_cls", 1.0), ("bbox_head.loss_bbox", 1.0), ("bbox_head.loss_centerness", 1.0)]
     assert [b["tree"] for b in task.baseline_loss["branches"]] == [FOCAL, ONE_MINUS_GIOU, CE]
-    assert info["iterations"] == 450  # declared by the config (autoloss_proxy)
+    assert info["iterations"] == DetOptions().iterations  # the det default: no schedule declared
 
 
 @pytest.mark.parametrize("variant", ["retinanet", "fcos", "atss", "gfl", "rtmdet"])

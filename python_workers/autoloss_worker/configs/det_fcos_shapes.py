@@ -17,10 +17,11 @@
 
 _base_ = 'det_faster_rcnn_shapes.py'
 
-# The proxy schedule this config needs (autoloss reads it; mmengine ignores it): a sigmoid head
-# from a 0.01 prior learns later than the two-stage heads (docs/mmlab.md, *One-stage detectors*,
-# has the baseline's bbox mAP at 150-750 iterations). Explicit `iterations=` still wins.
-autoloss_proxy = dict(iterations=450)
+# No proxy schedule declared (unlike the RetinaNet config): det's default 150 iterations suffice.
+# The baseline's bbox mAP (seed 0, shapes-pretrained backbone, one torch thread, 2 trainings side
+# by side on 2 cores): 0.234 after 150 iterations (46 s), 0.301 after 300 (89 s), 0.327 after 450
+# (129 s), 0.320 after 750 (195 s). GN, centre sampling and centerness let it learn early; RetinaNet's 0.01-prior sigmoid
+# head with MaxIoU anchors scores 0.003 at 150.
 
 strides = [4, 8, 16]
 model = dict(

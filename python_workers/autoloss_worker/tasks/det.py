@@ -89,12 +89,11 @@ or ``RTMDetHead``'s. Other slots keep the config's loss (GFL's distribution foca
 * RTMDet: ``cls`` as a sigmoid ``cls`` whose target rows hold the dynamic soft-label assigner's
   IoU quality in the label's column (QualityFocalLoss's target; baseline ``QFL``), every prior a
   sample; ``reg`` as FCOS's, the leaf ``rtm_reg``'s output before the exp.
-* GFL: ``cls`` as RTMDet's, the quality of a positive the IoU of its integral box with its
-  object (``GFLHead.loss_by_feat_single``'s target), the box at ``reg``'s ground truth as the
-  protocol holds every other branch (``det_samples._gfl_records`` says why); ``reg`` the positive
-  anchors' distribution logits, decoded by the integral (``det_records.decode_integral``); ground
-  truth each side's distance split over its two neighbouring bins (DFL's target) as logits. Factor:
-  the anchor heads' box factor, the anchor as the prior.
+* GFL: ``cls`` as RTMDet's, the quality of a positive the IoU of its box with its object
+  (``GFLHead.loss_by_feat_single``'s target), the box at ``reg``'s ground truth as the protocol
+  holds every other branch; ``reg`` as an anchor head's, offsets starting at 0 (the positive
+  anchors), not at the random head's own integral boxes (``det_samples._gfl_records`` says why).
+  Same factor.
 * ``centerness`` (FCOS, ATSS; a branch the paper does not have): one sample per positive prior,
   its centerness logit against the head's own ``centerness_target``; loss inputs (σ, 1 − σ) and
   (t, 1 − t) per prior, a one-pixel mask (so CE is the heads' BCE, the baseline). Ground truth:

@@ -15,6 +15,9 @@
  * kept subtree: {"branch", "index", "text", "score"}. The panel composes losses from them.
  * `--branches a,b` (with `--per-branch`): screen only those branches of each draw (the panel varies
  * them and keeps the others at the baseline); the draws themselves are the same stream.
+ * `--option K=V` / `--options JSON`: task options for every job (a det panel on another config:
+ * `--option config=python_workers/autoloss_worker/configs/det_fcos_shapes.py`); they also decide
+ * the branches drawn.
  */
 import { parseArgs } from "node:util"
 import { Effect } from "effect"
@@ -27,6 +30,7 @@ import { toWire } from "../src/graph/wire.ts"
 import { decodeScreen } from "../src/search/pool-evaluator.ts"
 import { taskInfo } from "../src/search/search-run.ts"
 import { staticCheck } from "../src/search/static-check.ts"
+import { parseJobOptions } from "../src/cli/job-flags.ts"
 import { runMain } from "../src/cli/runMain.ts"
 import { layer, WorkerPool } from "../src/workers/WorkerPool.ts"
 
@@ -34,7 +38,8 @@ const { values } = parseArgs({
   options: {
     task: { type: "string" }, seed: { type: "string", default: "1" }, want: { type: "string", default: "6" },
     max: { type: "string", default: "300" }, workers: { type: "string", default: "2" },
-    "per-branch": { type: "boolean", default: false }, branches: { type: "string" }
+    "per-branch": { type: "boolean", default: false }, branches: { type: "string" },
+    option: { type: "string", multiple: true }, options: { type: "string" }
   }
 })
 if (values.task === undefined) throw new Error("--task is required")
@@ -42,6 +47,7 @@ if (values.task === undefined) throw new Error("--task is required")
 if (values.branches !== undefined && !values["per-branch"]) throw new Error("--branches needs --per-branch")
 const task = values.task
 const want = Number(values.want), max = Number(values.max), workers = Number(values.workers)
+const taskOptions = parseJobOptions(values)
 
 type Kept = { branch?: string; index: number; text: string; score: number }
 
@@ -50,7 +56,7 @@ interface Unit { readonly index: number; readonly graph: LossGraph; readonly bra
 
 const program = Effect.gen(function* () {
   const pool = yield* WorkerPool
-  const { branches } = yield* taskInfo({ task, metric: null, options: {} })
+  const { branches } = yield* taskInfo({ task, metric: null, options: taskOptions })
   const rng = new Rng(Number(values.seed))
   const seen = new Set<string>()
   const kept: Array<Kept> = []
@@ -80,7 +86,7 @@ const program = Effect.gen(function* () {
     }
     const results = yield* Effect.forEach(batch, (u) =>
       pool.submit("eval-loss", {
-        task, metric: null, seed: 0, options: u.branch === undefined ? {} : { branches: u.branch }, loss: toWire(u.graph)
+        task, metric: null, seed: 0, options: u.branch === undefined ? taskOptions : { ...taskOptions, branches: u.branch }, loss: toWire(u.graph)
       }).pipe(Effect.map((out) => decodeScreen(out, u.graph.branches.map((b) => b.name)))), { concurrency: "unbounded" })
     batch.forEach((u, j) => {
       const r = results[j]!

@@ -83,39 +83,65 @@ def _aligned_iou(a: Tensor, b: Tensor) -> Tensor:
     return bbox_overlaps(a, b, is_aligned=True)
 
 
+@dataclass(frozen=True)
+class _AnchorTargets:
+    """What an anchor head's own ``get_targets`` assigns to image 0's anchors, flattened over the
+    levels in mmdet's anchor order; ``sampled``: label weight > 0, ``pos``: sampled and foreground."""
+    level_anchors: list[Tensor]
+    anchors: Tensor
+    labels: Tensor
+    box_targets: Tensor
+    logits: Tensor
+    sampled: Tensor
+    pos: Tensor
+
+    def cls_record(self, *, sigmoid: bool, scores: Tensor | None = None) -> ClsRecord:
+        """The sampled anchors as the classification record (the others as ``others``)."""
+        s = self.sampled
+        return ClsRecord(logits=self.logits[s], labels=self.labels[s], others=self.logits[~s], sigmoid=sigmoid,
+                         **({} if scores is None else {"scores": scores[s]}))
+
+    def located(self) -> Tensor:
+        """The positive anchors that do not already fit their target (IoU < MAX_PRIOR_IOU)."""
+        return self.pos & (_aligned_iou(self.anchors, self.box_targets) < MAX_PRIOR_IOU)
+
+
+def _anchor_targets(head: Any, cls_maps: Sequence[Tensor], gts: Any, metas: Any, gts_ignore: Any) -> _AnchorTargets:
+    """Labels and box targets from the head's own ``get_targets`` (assigner, sampler): RPN,
+    RetinaNet, ATSS and GFL heads alike (ATSS's and GFL's return the anchors first)."""
+    sizes = [m.shape[-2:] for m in cls_maps]
+    anchors, valid = head.get_anchors(sizes, metas, device=cls_maps[0].device)
+    level_anchors = list(anchors[0])
+    anchors_all = torch.cat(level_anchors)  # before get_targets, which ATSSHead concatenates in place
+    targets = head.get_targets(anchors, valid, gts, metas, gts_ignore)
+    labels, label_w, box_t = targets[-5:-2] if len(targets) == 6 else targets[:3]
+    labels_all, weights_all = torch.cat([t[0] for t in labels]), torch.cat([t[0] for t in label_w])
+    sampled = weights_all > 0
+    return _AnchorTargets(level_anchors=level_anchors, anchors=anchors_all, labels=labels_all,
+                          box_targets=torch.cat([t[0] for t in box_t]), logits=_flat_levels(cls_maps, head.cls_out_channels),
+                          sampled=sampled, pos=sampled & (labels_all < head.num_classes))
+
+
 def _anchor_records(head: Any, cls_maps: Sequence[Tensor], box_maps: Sequence[Tensor], gts: Any, metas: Any,
                     gts_ignore: Any, *, drop_exact: bool,
                     score_maps: Sequence[Tensor] | None = None) -> tuple[ClsRecord, BoxRecord, ScoreRecord | None]:
-    """An anchor head's records (RPN, RetinaNet, ATSS): labels and box targets from the head's own
-    ``get_targets`` (assigner, sampler); the sampled anchors (label weight > 0) form the
-    classification record, the positive ones the box record (``drop_exact``: without those whose
+    """An anchor head's records (RPN, RetinaNet, ATSS): the sampled anchors (label weight > 0) form
+    the classification record, the positive ones the box record (``drop_exact``: without those whose
     anchor already fits the target, IoU ≥ MAX_PRIOR_IOU). With ``score_maps`` (ATSS's centerness),
     every positive anchor's score logit against ``head.centerness_target`` (as ATSSHead's loss)."""
     if type(head.bbox_coder).__name__ != "DeltaXYWHBBoxCoder":
         raise ValueError(f"det rejection samples: {type(head).__name__} encodes boxes with {type(head.bbox_coder).__name__}; "
                          "autoloss records anchor heads with DeltaXYWHBBoxCoder (offsets in units of the anchor's size)")
-    sizes = [m.shape[-2:] for m in cls_maps]
-    anchors, valid = head.get_anchors(sizes, metas, device=cls_maps[0].device)
-    anchors_all = torch.cat(anchors[0])  # before get_targets, which ATSSHead concatenates in place
-    targets = head.get_targets(anchors, valid, gts, metas, gts_ignore)
-    labels, label_w, box_t = targets[-5:-2] if len(targets) == 6 else targets[:3]  # ATSSHead returns the anchors first
-    labels_all, weights_all = torch.cat([t[0] for t in labels]), torch.cat([t[0] for t in label_w])
-    targets_all = torch.cat([t[0] for t in box_t])
-    logits = _flat_levels(cls_maps, head.cls_out_channels)
+    t = _anchor_targets(head, cls_maps, gts, metas, gts_ignore)
     deltas = _flat_levels(box_maps, 4)
-    sampled = weights_all > 0
-    pos = sampled & (labels_all < head.num_classes)
-    if drop_exact:
-        pos &= _aligned_iou(anchors_all, targets_all) < MAX_PRIOR_IOU
+    box = t.located() if drop_exact else t.pos
     sigmoid = bool(head.use_sigmoid_cls) and head.cls_out_channels == head.num_classes
-    cls = ClsRecord(logits=logits[sampled], labels=labels_all[sampled], others=logits[~sampled], sigmoid=sigmoid)
-    reg = BoxRecord(offsets=_offsets(head.bbox_coder, deltas[pos]), priors=anchors_all[pos], targets=targets_all[pos])
+    reg = BoxRecord(offsets=_offsets(head.bbox_coder, deltas[box]), priors=t.anchors[box], targets=t.box_targets[box])
     score = None
     if score_maps is not None:
-        every_pos = sampled & (labels_all < head.num_classes)
-        score = ScoreRecord(logits=_flat_levels(score_maps, 1)[every_pos, 0],
-                            targets=head.centerness_target(anchors_all[every_pos], targets_all[every_pos]))
-    return cls, reg, score
+        score = ScoreRecord(logits=_flat_levels(score_maps, 1)[t.pos, 0],
+                            targets=head.centerness_target(t.anchors[t.pos], t.box_targets[t.pos]))
+    return t.cls_record(sigmoid=sigmoid), reg, score
 
 
 def _run_catching(head: Any, x: Any, modules: Sequence[Any]) -> tuple[Any, list[Tensor]]:
@@ -200,25 +226,15 @@ def _gfl_records(head: Any, x: Any, gts: Any, metas: Any, gts_ignore: Any) -> tu
     random network's, IoU ≈ 0.05: a target so near the 0.01 prior that QualityFocalLoss, whose
     gradient scales with (σ − q)², cannot move the scores (g 0.007)."""
     cls_maps, _ = head(x)
-    sizes = [m.shape[-2:] for m in cls_maps]
-    anchors, valid = head.get_anchors(sizes, metas, device=cls_maps[0].device)
-    anchors_all = torch.cat(anchors[0])  # before get_targets, which concatenates in place
-    strides = torch.cat([a.new_full((len(a),), float(s[0])) for a, s in zip(anchors[0], head.prior_generator.strides)])
-    _, labels, label_w, box_t, _, _ = head.get_targets(anchors, valid, gts, metas, gts_ignore)
-    labels_all, weights_all = torch.cat([t[0] for t in labels]), torch.cat([t[0] for t in label_w])
-    targets_all = torch.cat([t[0] for t in box_t])
-    logits = _flat_levels(cls_maps, head.cls_out_channels)
-    sampled = weights_all > 0
-    pos = sampled & (labels_all < head.num_classes)
-    centers, p_targets = (anchors_all[pos, :2] + anchors_all[pos, 2:]) / 2, targets_all[pos]
-    reach = torch.cat([centers - p_targets[:, :2], p_targets[:, 2:] - centers], dim=1) / strides[pos, None]
-    quality = torch.zeros_like(weights_all)
-    quality[pos] = _aligned_iou(distances_to_boxes(reach.clamp(0, head.reg_max), centers, strides[pos]), p_targets)
-    cls = ClsRecord(logits=logits[sampled], labels=labels_all[sampled], others=logits[~sampled], sigmoid=True,
-                    scores=quality[sampled])
-    located = pos & (_aligned_iou(anchors_all, targets_all) < MAX_PRIOR_IOU)
-    reg = BoxRecord(offsets=torch.zeros_like(targets_all[located]), priors=anchors_all[located], targets=targets_all[located])
-    return cls, reg
+    t = _anchor_targets(head, cls_maps, gts, metas, gts_ignore)
+    strides = torch.cat([a.new_full((len(a),), float(s[0])) for a, s in zip(t.level_anchors, head.prior_generator.strides)])
+    centers, p_targets = (t.anchors[t.pos, :2] + t.anchors[t.pos, 2:]) / 2, t.box_targets[t.pos]
+    reach = torch.cat([centers - p_targets[:, :2], p_targets[:, 2:] - centers], dim=1) / strides[t.pos, None]
+    quality = torch.zeros_like(t.labels, dtype=p_targets.dtype)
+    quality[t.pos] = _aligned_iou(distances_to_boxes(reach.clamp(0, head.reg_max), centers, strides[t.pos]), p_targets)
+    located = t.located()
+    reg = BoxRecord(offsets=torch.zeros_like(t.box_targets[located]), priors=t.anchors[located], targets=t.box_targets[located])
+    return t.cls_record(sigmoid=True, scores=quality), reg
 
 
 def _record_one_stage(model: Any, x: Any, gts: Any, metas: Any, gts_ignore: Any, index: int) -> DetRecord:

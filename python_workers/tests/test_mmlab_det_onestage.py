@@ -1,6 +1,6 @@
-"""The det task on one-stage detectors (RetinaNet, FCOS, ATSS, GFL, RTMDet): branches from the discovered
-slots, sigmoid classification, point-head, GFL and centerness records with their ξ factors, the equivalence of
-the baseline graphs with mmdet's own losses *inside the heads*, and the one-paragraph refusals."""
+"""The det task on one-stage detectors (RetinaNet, FCOS, ATSS, GFL, RTMDet, YOLOX): branches from the discovered
+slots, sigmoid classification, point-head, GFL, YOLOX, centerness and objectness records with their ξ factors, the
+equivalence of the baseline graphs with mmdet's own losses *inside the heads*, and the one-paragraph refusals."""
 from __future__ import annotations
 
 import importlib.util
@@ -12,12 +12,13 @@ import torch
 
 pytest.importorskip("mmdet", reason="MMDetection is not installed (scripts/setup-mmlab.sh)")
 
-from autoloss_worker.mmlab.det_records import (ClsRecord, PointBoxRecord, ScoreRecord, ap_101,  # noqa: E402
-                                               cls_factor, decode_distances, score_factor, unit_boxes)
+from autoloss_worker.mmlab.det_records import (CenterSizeBoxRecord, ClsRecord, ObjectnessRecord,  # noqa: E402
+                                               PointBoxRecord, ScoreRecord, ap_101, cls_factor, decode_distances,
+                                               score_factor, stride_boxes, unit_boxes)
 from autoloss_worker.mmlab.slots import SlotError  # noqa: E402
 from autoloss_worker.task_jobs import eval_loss_job, task_info_job  # noqa: E402
 from autoloss_worker.tasks import get_task  # noqa: E402
-from autoloss_worker.tasks.det import BCE, CE, FOCAL, ONE_MINUS_GIOU, QFL, DetOptions  # noqa: E402
+from autoloss_worker.tasks.det import BCE, CE, FOCAL, IOU_LOSSES, ONE_MINUS_GIOU, QFL, DetOptions  # noqa: E402
 from autoloss_worker.tasks.mmlab_proxy import SHIPPED_CONFIGS  # noqa: E402
 
 torch.set_num_threads(1)
@@ -67,13 +68,26 @@ model = dict(
     train_cfg=dict(_delete_=True, assigner=dict(type='DynamicSoftLabelAssigner', topk=13), allowed_border=-1, pos_weight=-1,
                    debug=False))
 """
+# YOLOX: sigmoid CE of the positives against one-hot × IoU rows, 1 − IoU² on decoded boxes, sigmoid
+# CE objectness on every prior (all summed, divided by the positives by the head); SimOTA assigns.
+YOLOX_HEAD = """
+model = dict(
+    bbox_head=dict(_delete_=True, type='YOLOXHead', num_classes=4, in_channels=64, feat_channels=32, stacked_convs=1,
+        strides=(4, 8, 16), norm_cfg=dict(type='BN', momentum=0.03, eps=0.001), act_cfg=dict(type='Swish'),
+        loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=True, reduction='sum', loss_weight=1.0),
+        loss_bbox=dict(type='IoULoss', mode='square', eps=1e-16, reduction='sum', loss_weight=5.0),
+        loss_obj=dict(type='CrossEntropyLoss', use_sigmoid=True, reduction='sum', loss_weight=1.0),
+        loss_l1=dict(type='L1Loss', reduction='sum', loss_weight=1.0)),
+    train_cfg=dict(_delete_=True, assigner=dict(type='SimOTAAssigner', center_radius=2.5)))
+"""
+IOU_SQUARE = IOU_LOSSES["square"]
 
 
 @pytest.fixture(scope="module")
 def variants(tmp_path_factory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("onestage")
     paths = {"retinanet": RETINANET}
-    for name, head in (("fcos", FCOS_HEAD), ("atss", ATSS_HEAD), ("gfl", GFL_HEAD), ("rtmdet", RTMDET_HEAD)):
+    for name, head in (("fcos", FCOS_HEAD), ("atss", ATSS_HEAD), ("gfl", GFL_HEAD), ("rtmdet", RTMDET_HEAD), ("yolox", YOLOX_HEAD)):
         path = root / f"det_{name}_shapes.py"
         path.write_text(f"_base_ = {RETINANET!r}\n{head}")
         paths[name] = str(path)
@@ -148,17 +162,18 @@ def test_the_shipped_fcos_config_searches_its_three_slots_with_its_own_losses_as
     assert info["iterations"] == DetOptions().iterations  # declared: det's default 150, not RetinaNet's 450
 
 
-@pytest.mark.parametrize("variant", ["retinanet", "fcos", "atss", "gfl", "rtmdet"])
+@pytest.mark.parametrize("variant", ["retinanet", "fcos", "atss", "gfl", "rtmdet", "yolox"])
 def test_samples_score_one_at_ground_truth_low_as_recorded_and_the_baseline_passes(variants, variant):
     task = _task(variants[variant])
     samples = task.rejection_samples(5, 0)
-    assert list(task.branches) == ["cls", "reg"] + (["centerness"] if variant in ("fcos", "atss") else [])
+    score = {"fcos": ["centerness"], "atss": ["centerness"], "yolox": ["obj"]}.get(variant, [])
+    assert list(task.branches) == ["cls", "reg"] + score
     for s in samples:
         assert set(s.target.branches) == set(task.branches)
         assert s.target.branches["cls"].sigmoid
         gt = {b: task.ground_truth_raw(b, s.target) for b in task.branches}
         assert task.sample_metric(gt, s.target, "bbox_map") == pytest.approx(1.0, abs=1e-6)
-        for b in ("cls", "reg"):  # the random network, one branch at a time
+        for b in ("cls", "reg", "obj")[:len(task.branches) if variant == "yolox" else 2]:  # the random network, one branch at a time
             assert task.sample_metric({**gt, b: s.raw[b]}, s.target, "bbox_map") < 0.1, b
     if "centerness" in task.branches:  # an image with one positive prior can land near its target by chance
         random = [task.sample_metric({**gt, "centerness": s.raw["centerness"]}, s.target, "bbox_map")
@@ -239,18 +254,69 @@ def test_gfl_records_carry_the_quality_of_the_located_boxes_and_rejection_tells_
         assert not out["passed"], out["branches"]
 
 
-def test_a_score_slot_of_a_head_autoloss_cannot_record_says_why():
+def test_yolox_records_follow_simota_and_rejection_tells_each_baseline_loss_from_its_sign_flip(variants):
+    task = _task(variants["yolox"])
+    assert [b["tree"] for b in task.baseline_loss["branches"]] == [BCE, IOU_SQUARE, CE]  # the config's own three
+    assert [(s.key, s.loss_weight, s.reduction) for s in task.slot_table] == [
+        ("bbox_head.loss_cls", 1.0, "sum"), ("bbox_head.loss_bbox", 5.0, "sum"), ("bbox_head.loss_obj", 1.0, "sum")]
+    for s in task.rejection_samples(5, 0):
+        cls, reg, obj = (s.target.branches[b] for b in ("cls", "reg", "obj"))
+        assert isinstance(reg, CenterSizeBoxRecord) and isinstance(obj, ObjectnessRecord)
+        positives = int(obj.targets.sum())
+        # cls: the positives only (YOLOX's loss_cls rows), every other prior a fixed competitor
+        assert len(cls.labels) == positives > 0 and len(cls.labels) + len(cls.others) == len(obj.targets)
+        assert bool((cls.labels < cls.logits.shape[1]).all()) and cls.scores is None
+        assert 0 < reg.targets.shape[0] <= positives
+        assert set(torch.unique(obj.targets).tolist()) == {0.0, 1.0}
+    options = {"config": variants["yolox"], "pretrained": False}
+    assert eval_loss_job({"task": "det", "loss": task.baseline_loss, "seed": 0, "options": options})["passed"]
+    branches = task.baseline_loss["branches"]
+    for i in range(3):
+        flipped = [{**b, "tree": ["neg", b["tree"]]} if j == i else b for j, b in enumerate(branches)]
+        out = eval_loss_job({"task": "det", "loss": {**task.baseline_loss, "branches": flipped}, "seed": 0, "options": options})
+        assert not out["passed"] and not out["branches"][branches[i]["name"]]["passed"], (i, out["branches"])
+
+
+def test_yolox_box_decoding_equals_the_heads_and_the_objectness_factor_is_the_positives_ap():
+    import torch.nn as nn
+    from mmdet.models.dense_heads import YOLOXHead
+
+    points = torch.tensor([[20.0, 30.0], [50.0, 40.0]], dtype=torch.float64)
+    strides = torch.tensor([4.0, 8.0], dtype=torch.float64)
+    raw = torch.tensor([[0.1, -0.3, 0.5, 0.0], [1.2, 0.4, -0.7, 0.2]], dtype=torch.float64)
+    priors = torch.cat([points, strides[:, None].repeat(1, 2)], dim=1)
+    reference = YOLOXHead._bbox_decode(nn.Module(), priors, raw[None])[0]  # uses no attribute of the head
+    record = CenterSizeBoxRecord(raw=raw, points=points, strides=strides,
+                                 targets=torch.tensor([[10.0, 22.0, 31.0, 45.0], [30.0, 33.0, 70.0, 61.0]], dtype=torch.float64))
+    assert torch.allclose(record.decode(raw, points, strides), reference)
+    assert torch.allclose(record.decode(torch.zeros_like(raw), points, strides), stride_boxes(points, strides))
+    gt = record.ground_truth()[0]
+    assert torch.allclose(record.decode(gt, points, strides), record.targets)
+    assert record.factor(gt) == pytest.approx(1.0) and record.factor(torch.zeros_like(raw)) == 0.0
+    # objectness: AP of the positives ranked by σ. Positives 2nd and 4th of five: precision 1/2 at
+    # recall 1/2 and 2/4 at recall 1, so 1/2 at every recall point
+    targets = torch.tensor([0.0, 1.0, 0.0, 1.0, 0.0], dtype=torch.float64)
+    logits = torch.tensor([3.0, 2.0, 1.0, 0.0, -1.0], dtype=torch.float64)
+    objectness = ObjectnessRecord(logits=logits, targets=targets)
+    assert objectness.factor(logits) == pytest.approx(0.5)
+    # positives 1st and 3rd: precision 1 up to recall 1/2 (51 of the 101 points), 2/3 after (50 points)
+    assert objectness.factor(torch.tensor([2.0, 3.0, 0.0, 1.0, -1.0], dtype=torch.float64)) == pytest.approx((51 + 50 * 2 / 3) / 101)
+    assert objectness.factor(objectness.ground_truth()[0]) == 1.0
+
+
+def test_yolox_slots_of_mmdets_own_config():
     from mmengine.config import Config
 
     from autoloss_worker.mmlab.slots import discover_slots
 
     slots = {s.name: s for s in discover_slots(Config.fromfile(str(MIM / "yolox/yolox_tiny_8xb8-300e_coco.py")))}
-    assert not slots["obj"].searchable and slots["obj"].kind == "score_bce"
-    assert "FCOSHead and ATSSHead only" in slots["obj"].reason or "ATSSHead, FCOSHead only" in slots["obj"].reason
+    assert (slots["obj"].searchable, slots["obj"].kind, slots["obj"].use_score) == (True, "score_bce", True)
+    assert (slots["cls"].searchable, slots["cls"].kind, slots["cls"].use_quality) == (True, "cls_quality", True)
+    assert not slots["l1"].searchable and "raw offsets" in slots["l1"].reason
 
 
 @pytest.mark.parametrize("config, words", [
-    ("yolox/yolox_tiny_8xb8-300e_coco.py", r"cannot search YOLOXHead: it computes its losses in YOLOXHead\.loss_by_feat"),
+    ("vfnet/vfnet_r50_fpn_1x_coco.py", r"cannot search VFNetHead: it computes its losses in VFNetHead\.loss_by_feat"),
     ("htc/htc_r50_fpn_1x_coco.py", r"cannot search HybridTaskCascadeRoIHead: it computes its cascade losses in "
                                    r"HybridTaskCascadeRoIHead\.loss"),
     ("detr/detr_r50_8xb2-150e_coco.py", r"cannot search the loss at model\.bbox_head\.loss_cls \(CrossEntropyLoss in DETRHead"),
@@ -318,6 +384,9 @@ def _head_losses(cfg, tree_of, seed=0):
     # GFL: QualityFocalLoss on the IoU of the integral boxes; GIoULoss on them weighted by the
     # class scores; its DistributionFocalLoss is the config's own in both
     ("gfl", {"cls": QFL, "reg": ONE_MINUS_GIOU}),
+    # YOLOX: sigmoid CrossEntropyLoss (sum) against one-hot × IoU rows; IoULoss (mode 'square', sum);
+    # objectness sigmoid CrossEntropyLoss (sum) over every prior; divided by the positives by the head
+    ("yolox", {"cls": BCE, "reg": IOU_SQUARE, "obj": CE}),
 ])
 def test_baseline_graphs_equal_mmdets_losses_inside_the_head(variants, variant, trees):
     from mmengine.config import Config

@@ -215,3 +215,18 @@ def test_registry_builds_the_module_by_name_and_rejects_a_clash():
 def test_bad_graphs_fail_when_the_config_is_built():
     with pytest.raises(ValueError, match="unknown operator 'pow'"):
         MODELS.build(dict(type="AutoLossGraph", graph=["pow", "y_hat"], branch_kind="dense"))
+
+
+def test_quality_mode_takes_yolox_soft_rows_and_gives_its_sigmoid_cross_entropy():
+    """YOLOXHead calls loss_cls(scores of the positives (P, C), rows (P, C)): one-hot × IoU rows, sum reduction."""
+    torch.manual_seed(0)
+    pred = torch.randn(6, 4, requires_grad=True)  # float32: mmdet's binary CE casts the targets to float
+    rows = F.one_hot(torch.tensor([0, 3, 1, 1, 2, 0]), 4).float() * torch.rand(6, 1)
+    ours = AutoLossGraph(graph=BCE, branch_kind="dense", use_sigmoid=True, use_quality=True, reduction="sum")(pred, rows)
+    reference = F.binary_cross_entropy_with_logits(pred, rows, reduction="sum")
+    mmdet = CrossEntropyLoss(use_sigmoid=True, reduction="sum")(pred, rows)
+    assert torch.allclose(ours, reference, rtol=1e-5) and torch.allclose(mmdet, reference)
+    (g_ours,), (g_ref,) = torch.autograd.grad(ours, pred), torch.autograd.grad(reference, pred)
+    assert torch.allclose(g_ours, g_ref, rtol=1e-4, atol=1e-7)
+    with pytest.raises(AssertionError, match="soft rows"):  # an integer tensor is neither rows nor a pair
+        AutoLossGraph(graph=BCE, branch_kind="dense", use_sigmoid=True, use_quality=True)(pred, torch.tensor([0, 3, 1, 1, 2, 0]))

@@ -87,9 +87,9 @@ EXPECTED: dict[tuple[str, str], list[tuple[str, str, str, str, bool]]] = {
         ("bbox_head.loss_cls", "cls", "cls_quality", "QualityFocalLoss", True),
         ("bbox_head.loss_bbox", "reg", "box", "GIoULoss", True)],
     ("mmdet", "yolox/yolox_tiny_8xb8-300e_coco.py"): [
-        ("bbox_head.loss_cls", "cls", "cls_quality", CE_SIG, False),
+        ("bbox_head.loss_cls", "cls", "cls_quality", CE_SIG, True),
         ("bbox_head.loss_bbox", "reg", "box", "IoULoss", True),
-        ("bbox_head.loss_obj", "obj", "score_bce", CE_SIG, False),
+        ("bbox_head.loss_obj", "obj", "score_bce", CE_SIG, True),
         ("bbox_head.loss_l1", "l1", "box", "L1Loss", False)],
     ("mmdet", "detr/detr_r50_8xb2-150e_coco.py"): [
         ("bbox_head.loss_cls", "cls", "cls_softmax", CE, False),
@@ -310,6 +310,9 @@ EQUIVALENT = [
      {"rcnn_cls": ("loss_cls", "roi_head.bbox_head.fc_cls.weight"), "rpn_cls": ("loss_rpn_cls", "rpn_head.rpn_cls.weight")}, 1.0),
     (("mmdet", "fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py"), {"reg": ("loss_bbox", "bbox_head.conv_reg.weight"),
                                                               "centerness": ("loss_centerness", "bbox_head.conv_centerness.weight")}, 1.0),
+    # YOLOX: sigmoid CE (sum) of the positives against one-hot × IoU rows as BCE; objectness (sum, every prior) as CE over (σ, 1 − σ)
+    (("mmdet", "yolox/yolox_tiny_8xb8-300e_coco.py"), {"cls": ("loss_cls", "bbox_head.multi_level_conv_cls.0.weight"),
+                                                       "obj": ("loss_obj", "bbox_head.multi_level_conv_obj.0.weight")}, 1.0),
     (("mmseg", "deeplabv3plus/deeplabv3plus_r50-d8_4xb2-40k_cityscapes-512x1024.py"),
      {"loss": ("decode.loss_", "decode_head.conv_seg.weight"), "aux": ("aux.loss_", "auxiliary_head.conv_seg.weight")}, 1.0),
     # KeypointMSELoss averages over the K joints too; the paper's branch value does not (docs/mmlab.md)
@@ -326,8 +329,9 @@ def _pick(losses: dict[str, torch.Tensor], key: str) -> torch.Tensor:
 
 @pytest.mark.parametrize(("config", "checks", "factor"), EQUIVALENT, ids=[c[1].split("/")[-1] for c, *_ in EQUIVALENT])
 def test_graph_equal_to_the_config_loss_gives_its_values_and_gradients(config, checks, factor):
-    """CE (softmax R-CNN, segmentation), BCE (sigmoid RPN; FCOS centerness as CE over (σ, 1 − σ)), -log IoU (FCOS) and squared error
-    (heatmaps) as graphs: the same losses and gradients as the config's modules, same weights."""
+    """CE (softmax R-CNN, segmentation), BCE (sigmoid RPN; YOLOX's soft rows; FCOS centerness and YOLOX objectness as CE over
+    (σ, 1 − σ)), -log IoU (FCOS) and squared error (heatmaps) as graphs: the same losses and gradients as the config's modules,
+    same weights."""
     library, relative = config
     cfg = cpu_sized(load(library, relative))
     slots = [s for s in discover_slots(cfg) if s.name in checks]

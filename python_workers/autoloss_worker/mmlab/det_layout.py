@@ -20,12 +20,12 @@
   Rejection records every stage's RoIs (``det_samples``). Cascade subclasses that compute their
   losses another way (HTC, SCNet, Sparse R-CNN) are refused.
 * One-stage configs (only ``det``): the searchable slots that ``mmlab.slots`` discovers in
-  ``bbox_head`` (``cls``, ``reg``; RTMDet's ``cls`` with its soft IoU-quality targets; FCOS /
-  ATSS ``centerness``, a score branch), with their own classification (a sigmoid head stays
-  sigmoid) and boxes switched to decoded ones where the head needs it. Slots autoloss cannot
-  search keep the config's loss. The head must compute its losses in ``AnchorHead``'s,
-  ``ATSSHead``'s, ``FCOSHead``'s or ``RTMDetHead``'s ``loss_by_feat``: the rejection recorder
-  (``det_samples``) follows those calls.
+  ``bbox_head`` (``cls``, ``reg``; GFL's, RTMDet's and YOLOX's ``cls`` with their soft IoU-quality
+  targets; FCOS / ATSS ``centerness`` and YOLOX ``obj``, score branches), with their own
+  classification (a sigmoid head stays sigmoid) and boxes switched to decoded ones where the head
+  needs it. Slots autoloss cannot search keep the config's loss. The head must compute its losses
+  in ``AnchorHead``'s, ``ATSSHead``'s, ``FCOSHead``'s, ``GFLHead``'s, ``RTMDetHead``'s or
+  ``YOLOXHead``'s ``loss_by_feat``: the rejection recorder (``det_samples``) follows those calls.
 
 Every refusal is one paragraph naming the slot or head, what it is, and what is supported.
 """
@@ -39,13 +39,13 @@ from typing import Any
 from .rewrite import FASTER_RCNN, SLOTS_BY_TASK, BranchSlot, _lookup
 from .slots import Slot, SlotError, branch_slots, discover_slots, registered_class, unsupported_error
 
-ONE_STAGE_HEADS = ("AnchorHead", "ATSSHead", "FCOSHead", "GFLHead", "RTMDetHead")  # whose loss_by_feat the recorder follows
-ONE_STAGE_KEYS = ("bbox_head.loss_cls", "bbox_head.loss_bbox", "bbox_head.loss_centerness")  # what it records
+ONE_STAGE_HEADS = ("AnchorHead", "ATSSHead", "FCOSHead", "GFLHead", "RTMDetHead", "YOLOXHead")  # whose loss_by_feat the recorder follows
+ONE_STAGE_KEYS = ("bbox_head.loss_cls", "bbox_head.loss_bbox", "bbox_head.loss_centerness", "bbox_head.loss_obj")  # what it records
 SUPPORTED_DETECTORS = ("two-stage configs shaped as Faster R-CNN (rpn_head.loss_cls, rpn_head.loss_bbox and one "
                        "roi_head.bbox_head with loss_cls and loss_bbox; + roi_head.mask_head.loss_mask for ins) and, "
                        "for det, Cascade R-CNN (a CascadeRoIHead whose stage box heads have loss_cls and loss_bbox; "
                        "rcnn_cls and rcnn_reg shared by the stages) and one-stage configs whose bbox_head computes "
-                       "its losses as AnchorHead (RetinaNet), ATSSHead, FCOSHead, GFLHead or RTMDetHead do")
+                       "its losses as AnchorHead (RetinaNet), ATSSHead, FCOSHead, GFLHead, RTMDetHead or YOLOXHead do")
 # CascadeRoIHead's methods the rejection recorder follows; a subclass overriding one is refused
 CASCADE_METHODS = ("loss", "bbox_loss", "_bbox_forward")
 
@@ -54,8 +54,9 @@ CASCADE_METHODS = ("loss", "bbox_loss", "_bbox_forward")
 class DetLayout:
     slots: tuple[BranchSlot, ...]
     branches: dict[str, str]
-    # loss configs of the sigmoid classification slots (the task picks their baseline tree)
-    sigmoid_losses: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    # loss configs of the one-stage sigmoid classification and box slots (the task's baseline
+    # follows them where a graph can write them)
+    own_losses: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     kept: tuple[Slot, ...] = ()  # discovered slots that keep the config's own loss
 
     def check_names(self, names: str) -> None:
@@ -68,16 +69,16 @@ class DetLayout:
 
 
 def one_stage_family(head_class: type) -> str:
-    """"point" (FCOSHead's loss_by_feat), "rtmdet" (RTMDetHead's), "gfl" (GFLHead's) or "anchor"
-    (AnchorHead's, ATSSHead's), from the class whose ``loss_by_feat`` the head runs; SlotError for
-    any other."""
+    """"point" (FCOSHead's loss_by_feat), "rtmdet" (RTMDetHead's), "gfl" (GFLHead's), "yolox"
+    (YOLOXHead's) or "anchor" (AnchorHead's, ATSSHead's), from the class whose ``loss_by_feat`` the
+    head runs; SlotError for any other."""
     owner = next((c for c in head_class.__mro__ if "loss_by_feat" in vars(c)), None)
     name = owner.__name__ if owner is not None else ""
     if name not in ONE_STAGE_HEADS:
         raise SlotError(f"the det task cannot search {head_class.__name__}: it computes its losses in "
                         f"{name or 'no'}.loss_by_feat, whose calls autoloss's rejection samples do not follow. "
                         f"det searches {SUPPORTED_DETECTORS} (RetinaHead and other subclasses that keep that method).")
-    return {"FCOSHead": "point", "RTMDetHead": "rtmdet", "GFLHead": "gfl"}.get(name, "anchor")
+    return {"FCOSHead": "point", "RTMDetHead": "rtmdet", "GFLHead": "gfl", "YOLOXHead": "yolox"}.get(name, "anchor")
 
 
 def _head_class(head_type: str) -> type:
@@ -141,8 +142,8 @@ def detector_layout(task: str, cfg: Any, two_stage_branches: Mapping[str, str]) 
                         f"the det task searches {', '.join(ONE_STAGE_KEYS)} of one-stage heads. "
                         f"The config's loss slots: {_slot_list(discovered)}.")
     one_stage_family(_head_class(head["type"]))
-    sigmoid = {s.name: dict(_loss_at(model, s.key)) for s in searchable if s.kind in ("cls_sigmoid", "cls_quality")}
-    return DetLayout(branch_slots(searchable), {s.name: str(s.branch_kind) for s in searchable}, sigmoid,
+    own = {s.name: dict(_loss_at(model, s.key)) for s in searchable if s.kind in ("cls_sigmoid", "cls_quality", "box")}
+    return DetLayout(branch_slots(searchable), {s.name: str(s.branch_kind) for s in searchable}, own,
                      tuple(s for s in discovered if not s.searchable))
 
 

@@ -285,32 +285,71 @@ class PointBoxRecord(Record):
     def leaf(self) -> Tensor:
         return self.raw
 
+    # How raw outputs become boxes, the raw output of a box and the boxes raw 0 gives (the factor's
+    # prior): FCOS's distances here, YOLOX's centre and size in CenterSizeBoxRecord.
+    decode = staticmethod(decode_distances)
+    prior_boxes = staticmethod(unit_boxes)
+
+    @staticmethod
+    def encode(boxes: Tensor, points: Tensor, strides: Tensor) -> Tensor:
+        lt, rb = points - boxes[:, :2], boxes[:, 2:] - points
+        return torch.log(torch.cat([lt, rb], dim=1).clamp(min=1e-6) / strides[:, None])
+
     def loss_inputs(self, raw: Tensor) -> dict[str, Tensor]:
         n = raw.shape[0]
-        boxes = decode_distances(raw.reshape(-1, 4), _repeat(self.points, n), _repeat(self.strides, n))
+        boxes = self.decode(raw.reshape(-1, 4), _repeat(self.points, n), _repeat(self.strides, n))
         return box_inputs(boxes, _repeat(self.targets, n))
 
     @classmethod
     def joint_loss_inputs(cls, records: Sequence[Record], preds: Sequence[Tensor]) -> dict[str, Tensor]:
         rs: Sequence[PointBoxRecord] = records  # type: ignore[assignment]
-        boxes = decode_distances(torch.cat([p.reshape(-1, 4) for p in preds]), torch.cat([r.points for r in rs]),
-                                 torch.cat([r.strides for r in rs]))
+        boxes = cls.decode(torch.cat([p.reshape(-1, 4) for p in preds]), torch.cat([r.points for r in rs]),
+                           torch.cat([r.strides for r in rs]))
         return box_inputs(boxes, torch.cat([r.targets for r in rs]))
 
     def ground_truth(self) -> Tensor:
-        lt = self.points - self.targets[:, :2]
-        rb = self.targets[:, 2:] - self.points
-        return torch.log(torch.cat([lt, rb], dim=1).clamp(min=1e-6) / self.strides[:, None])[None]
+        return self.encode(self.targets, self.points, self.strides)[None]
 
     def factor(self, pred: Tensor) -> float:
-        return _removed_share(decode_distances(pred, self.points, self.strides), unit_boxes(self.points, self.strides),
+        return _removed_share(self.decode(pred, self.points, self.strides), self.prior_boxes(self.points, self.strides),
                               self.targets)
 
     def usable(self) -> bool:
         return self.targets.shape[0] > 0
 
     def as_double(self) -> PointBoxRecord:
-        return PointBoxRecord(_cpu64(self.raw), _cpu64(self.points), _cpu64(self.strides), _cpu64(self.targets))
+        return type(self)(_cpu64(self.raw), _cpu64(self.points), _cpu64(self.strides), _cpu64(self.targets))
+
+
+def decode_center_size(raw: Tensor, points: Tensor, strides: Tensor) -> Tensor:
+    """Boxes from YOLOX's raw box outputs (p, 4): centre point + raw[:2] · stride, size
+    exp(raw[2:]) · stride (``YOLOXHead._bbox_decode``); raw[2:] clipped as ``decode`` clips dw, dh."""
+    xy = points + raw[:, :2] * strides[:, None]
+    half = raw[:, 2:].clamp(-WH_CLIP, WH_CLIP).exp() * strides[:, None] / 2
+    return torch.cat([xy - half, xy + half], dim=1)
+
+
+def encode_center_size(boxes: Tensor, points: Tensor, strides: Tensor) -> Tensor:
+    """The raw outputs that ``decode_center_size`` maps to ``boxes``."""
+    s = strides[:, None]
+    centre, size = (boxes[:, :2] + boxes[:, 2:]) / 2, (boxes[:, 2:] - boxes[:, :2]).clamp(min=1e-6)
+    return torch.cat([(centre - points) / s, torch.log(size / s)], dim=1)
+
+
+def stride_boxes(points: Tensor, strides: Tensor) -> Tensor:
+    """The boxes YOLOX's raw 0 decodes to: one stride a side, centred on the point."""
+    return torch.cat([points - strides[:, None] / 2, points + strides[:, None] / 2], dim=1)
+
+
+@dataclass(frozen=True)
+class CenterSizeBoxRecord(PointBoxRecord):
+    """Positive priors of one image of a YOLOX head: its raw box outputs (p, 4) (centre offset and
+    log size in units of the prior's stride, ``decode_center_size``), the priors' points (p, 2),
+    strides (p,) and target boxes (p, 4). The factor's prior is the box raw 0 gives (``stride_boxes``)."""
+
+    decode = staticmethod(decode_center_size)
+    encode = staticmethod(encode_center_size)
+    prior_boxes = staticmethod(stride_boxes)
 
 
 @dataclass(frozen=True)
@@ -362,6 +401,21 @@ class ScoreRecord(_LogitsAndTargets):
 
     def factor(self, pred: Tensor) -> float:
         return score_factor(pred, self.targets)
+
+
+@dataclass(frozen=True)
+class ObjectnessRecord(ScoreRecord):
+    """Every prior of one image of a head with an objectness branch (YOLOX): the logits (n,) and
+    targets (n,), 1 for the priors the assigner made positive, 0 for the others. The loss inputs
+    are the score record's; the factor is the AP of the positives when all priors are ranked by
+    σ (``ap_101``): objectness ranks detections, and with a few dozen positives among thousands of
+    priors the score factor's absolute error would be near 1 from the start."""
+
+    def factor(self, pred: Tensor) -> float:
+        return ap_101(pred.double(), self.targets > 0.5)
+
+    def usable(self) -> bool:
+        return bool((self.targets > 0.5).any())
 
 
 @dataclass(frozen=True)

@@ -49,8 +49,8 @@ import torch
 from torch import Tensor
 
 from .det_layout import one_stage_family
-from .det_records import (BoxRecord, ClsRecord, DetRecord, MaskRecord, PointBoxRecord, Record, ScoreRecord,
-                          distances_to_boxes)
+from .det_records import (BoxRecord, CenterSizeBoxRecord, ClsRecord, DetRecord, MaskRecord, ObjectnessRecord,
+                          PointBoxRecord, Record, ScoreRecord, distances_to_boxes, stride_boxes)
 from .rewrite import FASTER_RCNN, BranchSlot, replace_losses
 from .seeded import first_records, quiet, seeded_model_and_dataset
 from .slots import branch_name
@@ -237,11 +237,48 @@ def _gfl_records(head: Any, x: Any, gts: Any, metas: Any, gts_ignore: Any) -> tu
     return t.cls_record(sigmoid=True, scores=quality), reg
 
 
+def _yolox_records(head: Any, x: Any, gts: Any, gts_ignore: Any) -> dict[str, Record]:
+    """A YOLOX head's records, as ``YOLOXHead.loss_by_feat`` and ``_get_targets_single`` compute
+    their targets: SimOTA matches the random network's own scores (√(σ(cls) · σ(obj))) and decoded
+    boxes to the objects. ``cls``: the positives' class logits (the only rows YOLOX's ``loss_cls``
+    sees), every other prior's as the fixed ``others`` they are ranked against; their targets
+    one-hot, which is YOLOX's one-hot × IoU with the box at the ``reg`` branch's ground truth (IoU 1),
+    as the protocol holds the other branches. ``reg``: the positives' raw box outputs, decoded as
+    YOLOX decodes them (``det_records.decode_center_size``), without those whose raw-0 box already
+    fits the object. ``obj``: every prior's objectness logit, target 1 for the positives."""
+    from mmengine.structures import InstanceData
+
+    cls_maps, box_maps, obj_maps = head(x)
+    sizes = [m.shape[-2:] for m in cls_maps]
+    priors = torch.cat(head.prior_generator.grid_priors(sizes, dtype=cls_maps[0].dtype, device=cls_maps[0].device,
+                                                        with_stride=True))  # (x, y, stride_w, stride_h)
+    logits, raw, obj = _flat_levels(cls_maps, head.cls_out_channels), _flat_levels(box_maps, 4), _flat_levels(obj_maps, 1)[:, 0]
+    # YOLOXHead._get_targets_single: assigned on priors offset by half a stride, scores √(σ(cls) · σ(obj))
+    offset_priors = torch.cat([priors[:, :2] + priors[:, 2:] * 0.5, priors[:, 2:]], dim=-1)
+    pred = InstanceData(bboxes=head._bbox_decode(priors, raw[None])[0], scores=(logits.sigmoid() * obj[:, None].sigmoid()).sqrt(),
+                        priors=offset_priors)
+    assigned = head.assigner.assign(pred_instances=pred, gt_instances=gts[0], gt_instances_ignore=gts_ignore[0])
+    sampling = head.sampler.sample(assigned, pred, gts[0])
+    pos_inds, labels, targets = sampling.pos_inds, sampling.pos_gt_labels, sampling.pos_gt_bboxes
+    pos = torch.zeros(len(priors), dtype=torch.bool, device=priors.device)
+    pos[pos_inds] = True
+    points, strides = priors[pos_inds, :2], priors[pos_inds, 2]
+    located = _aligned_iou(stride_boxes(points, strides), targets) < MAX_PRIOR_IOU
+    return {
+        "cls": ClsRecord(logits=logits[pos_inds], labels=labels, others=logits[~pos], sigmoid=True),
+        "reg": CenterSizeBoxRecord(raw=raw[pos_inds][located], points=points[located], strides=strides[located],
+                                   targets=targets[located]),
+        "obj": ObjectnessRecord(logits=obj, targets=pos.to(obj.dtype)),
+    }
+
+
 def _record_one_stage(model: Any, x: Any, gts: Any, metas: Any, gts_ignore: Any, index: int) -> DetRecord:
     """A one-stage detector's records, under the branch names of its slots (``cls``, ``reg`` and,
-    for FCOS / ATSS, ``centerness``)."""
+    for FCOS / ATSS, ``centerness``; for YOLOX, ``obj``)."""
     head = model.bbox_head
     family = one_stage_family(type(head))
+    if family == "yolox":
+        return DetRecord(index, {name: r.as_double() for name, r in _yolox_records(head, x, gts, gts_ignore).items()})
     if family == "point":
         cls, reg, score = _point_records(head, x, gts)
     elif family == "rtmdet":

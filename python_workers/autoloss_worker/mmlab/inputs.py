@@ -5,6 +5,7 @@ without spatial dims use H = W = 1 (AutoLoss-Zero, Sec. 3.1). Which rows count i
 (`valid` masks are returned where the library encodes "ignore" in the labels).
 
     classification_inputs(cls_score, labels, use_sigmoid=False)  # y_hat, y: (N, C, 1, 1), valid (N,)
+    soft_row_inputs(cls_score, rows)                             # y_hat = σ, y = rows: (N, C, 1, 1)
     box_inputs(pred_boxes, target_boxes)                         # i, u, e: (N, 1, 1, 1)
     mask_inputs(mask_logits, mask_targets)                       # y_hat, y: (N, 2, H, W) fg/bg
     segmentation_inputs(seg_logits, seg_labels, ignore_index)    # y_hat, y: (N, C, H, W), valid (N, 1, H, W)
@@ -67,6 +68,15 @@ def classification_inputs(
     y = cls_score.new_zeros(n, c)
     y[hot.nonzero(as_tuple=True)[0], labels[hot]] = 1.0 if scores is None else scores[hot].to(y.dtype)
     return DenseInputs(y_hat=_column(y_hat), y=_column(y), valid=valid)
+
+
+def soft_row_inputs(cls_score: Tensor, rows: Tensor) -> DenseInputs:
+    """A sigmoid head's probabilities against soft target rows of the same shape (YOLOX's
+    ``loss_cls``: each positive's one-hot row times its IoU): y_hat = σ, y = the rows; every row valid."""
+    assert cls_score.dim() == 2 and rows.shape == cls_score.shape, \
+        f"soft rows must be (N, C) = {tuple(cls_score.shape)}, got {tuple(rows.shape)}"
+    valid = torch.ones(cls_score.shape[0], dtype=torch.bool, device=cls_score.device)
+    return DenseInputs(y_hat=_column(cls_score.sigmoid()), y=_column(rows.to(cls_score.dtype)), valid=valid)
 
 
 def box_inputs(pred: Tensor, target: Tensor) -> dict[str, Tensor]:

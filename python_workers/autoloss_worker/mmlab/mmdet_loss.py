@@ -27,7 +27,9 @@ Modes (from the branch kind and the head's flags):
 - quality (`dense` + `use_sigmoid=True` + `use_quality=True`, QualityFocalLoss's contract in GFL /
   RTMDet heads): pred (N, C) logits, target the pair (labels (N,), scores (N,)); y_hat = σ per
   class, y = the label's column holding the row's score (an IoU quality), background all zero.
-- score (`dense` + `use_score=True`, FCOS / ATSS centerness): pred (P,) or (P, 1) logits, target
+  YOLOX's contract, the same inputs: pred (P, C) logits of the positives, target the rows (P, C)
+  themselves (one-hot × IoU); y = the rows.
+- score (`dense` + `use_score=True`, FCOS / ATSS centerness, YOLOX objectness): pred (P,) or (P, 1) logits, target
   the same shape, scores in [0, 1]; each prior is a one-pixel mask, y_hat = (σ, 1 − σ), y = (t, 1 − t),
   so the paper's CE is mmdet's sigmoid CrossEntropyLoss (BCE).
 """
@@ -43,7 +45,7 @@ from torch import Tensor, nn
 from autoloss_worker.graph import compile_branch
 
 from .branch import resolve_branch
-from .inputs import box_inputs, classification_inputs, mask_inputs, score_inputs
+from .inputs import box_inputs, classification_inputs, mask_inputs, score_inputs, soft_row_inputs
 
 
 class AutoLossGraph(nn.Module):
@@ -109,11 +111,15 @@ class AutoLossGraph(nn.Module):
             per_sample = self._box(pred, target, weight)
         else:
             index = self.ignore_index if ignore_index is None else ignore_index
-            scores = None
-            if self.use_quality:
-                assert isinstance(target, (tuple, list)) and len(target) == 2, "quality mode takes the target pair (labels, scores)"
-                target, scores = target
-            per_sample = self._cls(pred, target, weight, index, scores)
+            if self.use_quality and isinstance(target, Tensor) and target.shape == pred.shape and target.is_floating_point():
+                per_sample = self._soft_rows(pred, target, weight)  # YOLOX
+            else:
+                scores = None
+                if self.use_quality:
+                    assert isinstance(target, (tuple, list)) and len(target) == 2, \
+                        "quality mode takes the target pair (labels, scores) or soft rows shaped as the scores"
+                    target, scores = target
+                per_sample = self._cls(pred, target, weight, index, scores)
         if weight is not None:
             weight = weight.to(per_sample.dtype)
         return self.loss_weight * weight_reduce_loss(per_sample, weight, reduction, avg_factor)
@@ -133,6 +139,11 @@ class AutoLossGraph(nn.Module):
         inputs = classification_inputs(pred, labels, use_sigmoid=self.use_sigmoid, ignore_index=ignore_index, scores=scores)
         keep = inputs.valid if weight is None else inputs.valid & (weight > 0)
         values = self._run({"y_hat": inputs.y_hat[keep], "y": inputs.y[keep]}) if keep.any() else pred.new_zeros(0)
+        return self._scatter(pred, keep, values)
+
+    def _soft_rows(self, pred: Tensor, rows: Tensor, weight: Tensor | None) -> Tensor:
+        keep = torch.ones(pred.shape[0], dtype=torch.bool, device=pred.device) if weight is None else weight.reshape(-1) > 0
+        values = self._run(soft_row_inputs(pred[keep], rows[keep]).as_env()) if keep.any() else pred.new_zeros(0)
         return self._scatter(pred, keep, values)
 
     def _box(self, pred: Tensor, target: Tensor, weight: Tensor | None) -> Tensor:

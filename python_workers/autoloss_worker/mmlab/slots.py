@@ -31,27 +31,29 @@ Input mapping per searchable kind (the paper's inputs, Sec. 3.1 / App. A):
   sigmoid, since switching it would change the head's outputs and its inference.
 * `box`: i, u, e of decoded (x0, y0, x1, y1) boxes and their targets. Heads that regress deltas
   are switched with `reg_decoded_bbox=True` where mmdet offers it (`head_settings`); a head that
-  cannot be switched (L1 on normalised cx, cy, w, h in DETR, on raw offsets in YOLOX's `loss_l1`)
-  is not searchable.
+  cannot be switched (L1 on normalised cx, cy, w, h in DETR, on raw offsets in YOLOX's `loss_l1`,
+  which YOLOX adds only for its last epochs) is not searchable.
 * `mask`: per-pixel (σ, 1 − σ) of each RoI's class channel against (t, 1 − t) (paper's mask branch).
 * `segmentation`: softmax per pixel, one-hot labels, ignored pixels count 0 (paper).
 * `heatmap`: predicted and target heatmaps as y_hat and y, visible joints only (paper).
-* `cls_quality` (QualityFocalLoss in `GFLHead`, `RTMDetHead`: `loss_cls(scores, (labels, quality))`):
-  y_hat = σ per class, y = the label's column holding the row's IoU quality instead of 1,
-  background the all-zero row. The paper has one-hot targets only; this is the target the head's
-  own loss compares with, in the paper's layout (`_QUALITY_HEADS`).
-* `score_bce` (FCOS / ATSS centerness): one logit per positive prior against a score t in [0, 1],
-  read as a one-pixel mask: y_hat = (σ, 1 − σ), y = (t, 1 − t), C = 2, H = W = 1. The paper has no
-  such branch; the mask branch's mapping is the one its inputs offer for a binary target, and with
-  it the paper's CE is exactly the BCE these heads train with. Searchable in `FCOSHead` and
-  `ATSSHead` (`_SCORE_HEADS`); YOLOX's objectness is not (YOLOXHead's other losses are not either).
+* `cls_quality` (QualityFocalLoss in `GFLHead`, `RTMDetHead`: `loss_cls(scores, (labels, quality))`;
+  YOLOX's sigmoid CrossEntropyLoss: `loss_cls(scores of the positives (P, C), rows (P, C))`, each row
+  one-hot × the positive's IoU): y_hat = σ per class, y = the label's column holding the row's IoU
+  quality instead of 1, background the all-zero row. The paper has one-hot targets only; this is
+  the target the head's own loss compares with, in the paper's layout (`_QUALITY_LOSSES`).
+* `score_bce` (FCOS / ATSS centerness, YOLOX objectness): one logit per prior (FCOS / ATSS: the
+  positive ones; YOLOX: every one) against a score t in [0, 1], read as a one-pixel mask: y_hat =
+  (σ, 1 − σ), y = (t, 1 − t), C = 2, H = W = 1. The paper has no such branch; the mask branch's
+  mapping is the one its inputs offer for a binary target, and with it the paper's CE is exactly
+  the BCE these heads train with. Searchable in `FCOSHead`, `ATSSHead` and `YOLOXHead`
+  (`_SCORE_HEADS`).
 
 Not covered by the paper's inputs, reported as not searchable (the reason says which):
 
-* `cls_quality` elsewhere (VarifocalLoss, YOLOX's `loss_cls` on (P, C) soft rows of its positives):
-  the same mapping would do, but those heads call their losses differently.
-* `score_bce` elsewhere (YOLOX objectness, IoU prediction): the same mapping would do, but the
-  heads holding them are not searchable here.
+* `cls_quality` elsewhere (VarifocalLoss in VFNet): the same mapping would do, but the head calls
+  its loss differently.
+* `score_bce` elsewhere (IoU prediction): the same mapping would do, but the heads holding them
+  are not searchable here.
 * `distribution` (GFL's DistributionFocalLoss), `simcc` (RTMPose's KL over x/y bins),
   `keypoint_regression` (RLE, L1 on coordinates), `center_heatmap` (CenterNet's Gaussian focal
   loss on a sigmoid heatmap), and anything else: no paper input describes them.
@@ -116,9 +118,11 @@ _CLS = Contract("cls")  # refined to cls_softmax / cls_sigmoid by the loss's use
 _SWITCH = Contract("box", boxes="switch")
 _DECODED = Contract("box", boxes="decoded")
 _SCORE = Contract("score_bce")
-_SCORE_HEADS = frozenset({"FCOSHead", "ATSSHead"})  # whose centerness AutoLossGraph (use_score) stands in
+_SCORE_HEADS = frozenset({"FCOSHead", "ATSSHead", "YOLOXHead"})  # whose score loss AutoLossGraph (use_score) stands in
 _QUALITY = Contract("cls_quality")
-_QUALITY_HEADS = frozenset({"GFLHead", "RTMDetHead"})  # loss_cls(scores, (labels, quality), weights, avg_factor)
+# The soft-target classification losses AutoLossGraph (use_quality) stands in, by head: GFL / RTMDet
+# call loss_cls(scores, (labels, quality), weights, avg_factor), YOLOX loss_cls(scores (P, C), rows (P, C)).
+_QUALITY_LOSSES = {"GFLHead": "QualityFocalLoss", "RTMDetHead": "QualityFocalLoss", "YOLOXHead": "CrossEntropyLoss"}
 
 # By head class name; a head's contract is the first entry along its MRO, so a subclass that
 # changes a call (GFLHead < AnchorHead) has its own line. Sources: mmdet 3.3 / mmseg 1.2 / mmpose 1.3
@@ -136,10 +140,9 @@ HEAD_CONTRACTS: dict[str, dict[str, dict[str, Contract]]] = {
         # loss_cls(scores, (labels, IoU quality), ...): a soft target; DFL on side distributions
         "GFLHead": {"loss_cls": _QUALITY, "loss_bbox": _DECODED, "loss_dfl": Contract("distribution")},
         "RTMDetHead": {"loss_cls": _QUALITY, "loss_bbox": _DECODED},
-        # loss_cls on (labels one-hot × IoU) soft targets; loss_l1 on raw offsets
-        "YOLOXHead": {"loss_cls": Contract("cls_quality", note="YOLOXHead calls loss_cls on its positives' soft one-hot rows "
-                                                               "(P, C), not on (labels, quality) pairs of every prior"),
-                      "loss_bbox": _DECODED, "loss_obj": _SCORE,
+        # loss_cls(positives' scores (P, C), one-hot × IoU rows (P, C)); loss_bbox on decoded boxes;
+        # loss_obj(every prior's logit (N, 1), 0 / 1 (N, 1)); loss_l1 on raw offsets (last epochs only)
+        "YOLOXHead": {"loss_cls": _QUALITY, "loss_bbox": _DECODED, "loss_obj": _SCORE,
                       "loss_l1": Contract("box", boxes="deltas", note="YOLOX's loss_l1 compares raw offsets")},
         "FCNMaskHead": {"loss_mask": Contract("mask")},  # loss_mask(mask_preds, targets, labels)
     },
@@ -390,9 +393,9 @@ def _decide(library: str, loss_key: str, loss: Mapping[str, Any], head: Mapping[
                     reason="dense segmentation: y_hat = softmax per pixel, y = one-hot, ignored pixels count 0 (paper)")
     if kind == "cls_quality":
         loss_type = loss["type"].split(".")[-1]
-        if owner not in _QUALITY_HEADS or loss_type != "QualityFocalLoss" or not use_sigmoid:
-            why = (f"autoloss searches the QualityFocalLoss (use_sigmoid=True) of {', '.join(sorted(_QUALITY_HEADS))} only"
-                   if owner in _QUALITY_HEADS else f"autoloss does not follow how {owner} calls it")
+        if owner not in _QUALITY_LOSSES or loss_type != _QUALITY_LOSSES[owner] or not use_sigmoid:
+            why = (f"autoloss searches the {_QUALITY_LOSSES[owner]} (use_sigmoid=True) of {owner}"
+                   if owner in _QUALITY_LOSSES else f"autoloss does not follow how {owner} calls it")
             return dict(kind=kind, searchable=False, reason=f"{KINDS[kind]}: {why}")
         return dict(kind=kind, searchable=True, use_sigmoid=True, use_quality=True,
                     reason="soft-target classification: y_hat = sigmoid per class, y = the IoU quality in the label's column, background all zero")
@@ -402,7 +405,7 @@ def _decide(library: str, loss_key: str, loss: Mapping[str, Any], head: Mapping[
                    else f"autoloss searches the score losses of {', '.join(sorted(_SCORE_HEADS))} only")
             return dict(kind=kind, searchable=False, reason=f"{KINDS[kind]}: {why}")
         return dict(kind=kind, searchable=True, use_score=True,
-                    reason="one score per positive prior: y_hat = (σ, 1 − σ), y = (t, 1 − t), a one-pixel mask; CE is then the head's BCE")
+                    reason="one score per prior: y_hat = (σ, 1 − σ), y = (t, 1 − t), a one-pixel mask; CE is then the head's BCE")
     if kind == "heatmap":
         loss_type = loss["type"].split(".")[-1]
         if loss_type in NOT_PLAIN_HEATMAP:
@@ -423,8 +426,8 @@ NOT_PLAIN_HEATMAP = {
 }
 
 NOT_COVERED = {
-    "cls_quality": "the target is an IoU-quality score, not one-hot; searchable as QualityFocalLoss in GFLHead and RTMDetHead",
-    "score_bce": "one logit per prior against a score in [0, 1]; searchable in FCOSHead and ATSSHead only",
+    "cls_quality": "the target is an IoU-quality score, not one-hot; searchable as QualityFocalLoss in GFLHead and RTMDetHead and as YOLOXHead's sigmoid CrossEntropyLoss",
+    "score_bce": "one logit per prior against a score in [0, 1]; searchable in FCOSHead, ATSSHead and YOLOXHead only",
     "distribution": "no paper input describes a distribution over box sides",
     "simcc": "the head passes x and y bin logits as a pair; AutoLossGraph takes heatmaps",
     "keypoint_regression": "no paper input describes keypoint coordinates",
@@ -460,8 +463,9 @@ def discover_slots(cfg: Mapping[str, Any], classes: Callable[[str, str], tuple[s
 
 
 SUPPORTED = ("softmax and sigmoid classification in mmdet anchor, R-CNN, FCOS and ATSS heads; box regression on "
-             "decoded boxes (heads that decode, or take reg_decoded_bbox=True); FCOS and ATSS centerness (sigmoid "
-             "CrossEntropyLoss); GFL and RTMDet QualityFocalLoss; mmdet FCNMaskHead masks; mmseg "
+             "decoded boxes (heads that decode, or take reg_decoded_bbox=True); FCOS and ATSS centerness and YOLOX "
+             "objectness (sigmoid CrossEntropyLoss); GFL and RTMDet QualityFocalLoss and YOLOX's soft-target "
+             "classification; mmdet FCNMaskHead masks; mmseg "
              "decode-head segmentation with a softmax; mmpose heatmap heads")
 
 

@@ -63,10 +63,13 @@ all stages' sampled / positive RoIs, 1 at ground truth as above.
 
 One-stage configs (no ``rpn_head`` / ``roi_head``; ``mmlab.det_layout``): the branches are the
 searchable slots ``mmlab.slots`` discovers in ``bbox_head``, ``cls`` (``loss_cls``), ``reg``
-(``loss_bbox``) and FCOS's / ATSS's ``centerness`` (``loss_centerness``), in config order, with
-the config's own loss weights (an L1 on deltas becomes the paper's 10). Heads whose
-``loss_by_feat`` is ``AnchorHead``'s (RetinaNet), ``ATSSHead``'s, ``FCOSHead``'s, ``GFLHead``'s
-or ``RTMDetHead``'s. Other slots keep the config's loss (GFL's distribution focal loss). Per kind:
+(``loss_bbox``), FCOS's / ATSS's ``centerness`` (``loss_centerness``) and YOLOX's ``obj``
+(``loss_obj``), in config order, with the config's own loss weights (an L1 on deltas becomes the
+paper's 10). Heads whose ``loss_by_feat`` is ``AnchorHead``'s (RetinaNet), ``ATSSHead``'s,
+``FCOSHead``'s, ``GFLHead``'s, ``RTMDetHead``'s or ``YOLOXHead``'s. Other slots keep the config's
+loss (GFL's distribution focal loss, YOLOX's L1 on raw offsets). The baseline of a box slot is
+the config's own IoULoss in its mode (1 − IoU, 1 − IoU², −log IoU: ``box_baseline``), else 1 − GIoU.
+Per kind:
 
 * ``cls`` of a sigmoid head: one sample per anchor / point with label weight > 0 (RetinaNet and
   ATSS: all but the ignored anchors; FCOS: every point), logits (1, n, C) of the C classes; loss
@@ -94,6 +97,15 @@ or ``RTMDetHead``'s. Other slots keep the config's loss (GFL's distribution foca
   holds every other branch; ``reg`` as an anchor head's, offsets starting at 0 (the positive
   anchors), not at the random head's own integral boxes (``det_samples._gfl_records`` says why).
   Same factor.
+* YOLOX (``det_samples._yolox_records``; SimOTA on the random network's own scores and boxes):
+  ``cls`` one sample per positive prior (the rows YOLOX's ``loss_cls`` sees), one-hot targets
+  (YOLOX's one-hot × IoU with the box at ``reg``'s ground truth), every other prior's logits the
+  fixed ``others`` of the classification factor; baseline BCE (its sigmoid CrossEntropyLoss).
+  ``reg``: the positives' raw outputs decoded as YOLOX does, centre + raw · stride and size
+  exp(raw) · stride (``det_records.decode_center_size``); the box factor with raw 0's box (one
+  stride a side) as the prior. ``obj``: every prior, target 1 for the positives, inputs as
+  ``centerness``'s (CE is its BCE); factor: the AP of the positives among all priors ranked by σ
+  (``det_records.ObjectnessRecord``), 1 at ground truth (logits ±9.2).
 * ``centerness`` (FCOS, ATSS; a branch the paper does not have): one sample per positive prior,
   its centerness logit against the head's own ``centerness_target``; loss inputs (σ, 1 − σ) and
   (t, 1 − t) per prior, a one-pixel mask (so CE is the heads' BCE, the baseline). Ground truth:
@@ -137,6 +149,9 @@ _QUARTER = ["inv", ["add", ["add", "one", "one"], ["add", "one", "one"]]]
 FOCAL = ["add",
          ["mul", _QUARTER, ["mul", "y", ["mul", ["square", _ONE_MINUS("y_hat")], ["neg", ["log", "y_hat"]]]]],
          ["mul", _ONE_MINUS(_QUARTER), ["mul", _ONE_MINUS("y"), ["mul", ["square", "y_hat"], ["neg", ["log", _ONE_MINUS("y_hat")]]]]]]
+_IOU = ["mul", "i", ["inv", "u"]]
+# mmdet's IoULoss by mode (its eps 1e-6 clamp aside)
+IOU_LOSSES = {"linear": _ONE_MINUS(_IOU), "square": _ONE_MINUS(["square", _IOU]), "log": ["neg", ["log", _IOU]]}
 # mmdet's QualityFocalLoss with β = 2 (GFL's, RTMDet's): BCE against the soft target times (y − ŷ)².
 QFL = ["mul", BCE, ["square", ["add", "y", ["neg", "y_hat"]]]]
 BRANCHES = {"rpn_cls": DENSE, "rpn_reg": BOX, "rcnn_cls": DENSE, "rcnn_reg": BOX}
@@ -154,12 +169,27 @@ def baseline_wire(branches: Mapping[str, str] = BRANCHES, trees: Mapping[str, An
 
 def sigmoid_baseline(loss: Mapping[str, Any]) -> Any:
     """The baseline tree of a sigmoid classification slot: the config's own loss where the graph
-    can write it (FocalLoss with γ = 2, α = 0.25; QualityFocalLoss with β = 2), binary CE otherwise."""
+    can write it (FocalLoss with γ = 2, α = 0.25; QualityFocalLoss with β = 2), binary CE otherwise
+    (mmdet's sigmoid CrossEntropyLoss, also against YOLOX's soft rows)."""
     if loss.get("type") == "FocalLoss" and float(loss.get("gamma", 2.0)) == 2.0 and float(loss.get("alpha", 0.25)) == 0.25:
         return FOCAL
     if loss.get("type") == "QualityFocalLoss" and float(loss.get("beta", 2.0)) == 2.0:
         return QFL
     return BCE
+
+
+def box_baseline(loss: Mapping[str, Any]) -> Any:
+    """The baseline tree of a one-stage box slot: mmdet's IoULoss in the config's mode (``linear``
+    1 − IoU, ``square`` 1 − IoU² as YOLOX has it, ``log`` −log IoU, mmdet's default), else 1 − GIoU
+    (GIoULoss itself; and the paper's reference for losses i, u, e cannot write, L1 on deltas)."""
+    if str(loss.get("type", "")).split(".")[-1] == "IoULoss":
+        mode = "linear" if loss.get("linear", False) else str(loss.get("mode", "log"))
+        return IOU_LOSSES.get(mode, ONE_MINUS_GIOU)
+    return ONE_MINUS_GIOU
+
+
+def own_baseline(kind: str, loss: Mapping[str, Any]) -> Any:
+    return box_baseline(loss) if kind == BOX else sigmoid_baseline(loss)
 
 
 @dataclass(frozen=True)
@@ -193,7 +223,7 @@ class DetTask(MMLabConfigTask):
         super().__init__(**branches_as_text(options))
         layout = detector_layout(self.name, self.config, type(self).all_branches)
         self.slot_table, self.all_branches = layout.slots, layout.branches
-        self._trees = {name: sigmoid_baseline(loss) for name, loss in layout.sigmoid_losses.items()}
+        self._trees = {name: own_baseline(layout.branches[name], loss) for name, loss in layout.own_losses.items()}
         layout.check_names(self.options.branches)
         self.branches = select_branches(self.name, self.all_branches, self.options.branches)
         self.baseline_loss = baseline_wire(self.branches, self._trees)

@@ -22,13 +22,18 @@ const LOSSES = [
 ]
 
 t.test("the shipped panels load and meet the issue's sizes", async (t) => {
-  for (const [task, min] of [["pose", 12], ["seg", 12], ["det", 12], ["mmpose", 12], ["ins", 8], ["mmseg", 8]] as const) {
-    const p = loadPanel(defaultPanelPath(task), task)
+  const panels = [["pose", "pose", 12], ["seg", "seg", 12], ["det", "det", 12], ["mmpose", "mmpose", 12], ["ins", "ins", 8],
+    ["mmseg", "mmseg", 8], ["det-fcos", "det", 12]] as const
+  for (const [file, task, min] of panels) {
+    const p = loadPanel(defaultPanelPath(file), task)
     t.ok(p.losses.length >= min, `${task}: ${p.losses.length} losses`)
     t.equal(p.losses.filter((l) => l.origin === "baseline").length, 1, `${task}: one baseline`)
     t.ok(p.losses.filter((l) => l.origin === "random").length >= 6, `${task}: >= 6 random`)
     t.ok(p.losses.some((l) => l.origin === "paper"), `${task}: the paper's loss`)
   }
+  // the FCOS panel's losses carry the FCOS config's three branches, in its order
+  const fcos = loadPanel(defaultPanelPath("det-fcos"), "det")
+  t.ok(fcos.losses.every((l) => l.graph.branches.map((b) => b.name).join() === "cls,reg,centerness"))
 })
 
 t.test("a bad panel names the entry and the problem", async (t) => {

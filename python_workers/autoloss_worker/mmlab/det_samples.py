@@ -277,19 +277,21 @@ def _record_one_stage(model: Any, x: Any, gts: Any, metas: Any, gts_ignore: Any,
     for FCOS / ATSS, ``centerness``; for YOLOX, ``obj``)."""
     head = model.bbox_head
     family = one_stage_family(type(head))
+    score: Record | None = None
     if family == "yolox":
-        return DetRecord(index, {name: r.as_double() for name, r in _yolox_records(head, x, gts, gts_ignore).items()})
-    if family == "point":
-        cls, reg, score = _point_records(head, x, gts)
-    elif family == "rtmdet":
-        (cls, reg), score = _rtmdet_records(head, x, gts, metas, gts_ignore), None
-    elif family == "gfl":
-        (cls, reg), score = _gfl_records(head, x, gts, metas, gts_ignore), None
+        records = _yolox_records(head, x, gts, gts_ignore)
     else:
-        maps = head(x)
-        score_maps = maps[2] if len(maps) == 3 and hasattr(head, "centerness_target") else None  # ATSS
-        cls, reg, score = _anchor_records(head, maps[0], maps[1], gts, metas, gts_ignore, drop_exact=True, score_maps=score_maps)
-    records: dict[str, Record] = {"cls": cls, "reg": reg} | ({} if score is None else {CENTERNESS: score})
+        if family == "point":
+            cls, reg, score = _point_records(head, x, gts)
+        elif family == "rtmdet":
+            cls, reg = _rtmdet_records(head, x, gts, metas, gts_ignore)
+        elif family == "gfl":
+            cls, reg = _gfl_records(head, x, gts, metas, gts_ignore)
+        else:
+            maps = head(x)
+            score_maps = maps[2] if len(maps) == 3 and hasattr(head, "centerness_target") else None  # ATSS
+            cls, reg, score = _anchor_records(head, maps[0], maps[1], gts, metas, gts_ignore, drop_exact=True, score_maps=score_maps)
+        records = {"cls": cls, "reg": reg} | ({} if score is None else {CENTERNESS: score})
     return DetRecord(index, {name: r.as_double() for name, r in records.items()})
 
 

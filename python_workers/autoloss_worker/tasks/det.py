@@ -1,5 +1,5 @@
 """Object detection inside an unchanged MMDetection config: the ``det`` task (Faster R-CNN or Cascade
-R-CNN, 4 branches; or a one-stage detector, 2 branches).
+R-CNN, 4 branches; or a one-stage detector, 2 or 3 branches).
 
     task = get_task("det")                            # options: see DetOptions
     task.proxy_train(loss, seed=0, metric="bbox_map")   # mmengine Runner, the config's CocoMetric

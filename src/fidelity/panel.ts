@@ -2,13 +2,18 @@
  * A calibration panel: the losses a fidelity measurement trains, as a JSON file
  *
  *   { "task": "pose", "losses": [ { "name": "baseline", "origin": "baseline", "loss": "<expr>" }, ... ],
+ *     "options": { "config": "../my_config.py" },   (optional: the task options the panel is for)
  *     ...anything else (how the random losses were drawn) is kept but not read }
  *
- * `origin` is one of baseline, paper, variation, random, other. The shipped panels are
- * `src/fidelity/panels/<task>.json` (CLI task names: seg, pose = native pose, det, ins, mmpose, mmseg).
+ * `origin` is one of baseline, paper, variation, random, other. `options` are the task options
+ * the panel's losses were drawn for (a det panel for another MMDetection config names it: its
+ * branches are that config's slots); a relative `config` is relative to the panel file, as an
+ * MMLab `_base_` is to its config. The command line's options go over them. The shipped panels are
+ * `src/fidelity/panels/<task>.json` (CLI task names: seg, pose = native pose, det, ins, mmpose,
+ * mmseg), and `det-fcos.json` for the shipped FCOS config.
  */
 import { existsSync, readFileSync } from "node:fs"
-import { dirname, join } from "node:path"
+import { dirname, isAbsolute, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 import { hashLoss } from "../graph/canonical.ts"
 import { GraphSyntaxError, parseLoss } from "../graph/syntax.ts"
@@ -30,6 +35,8 @@ export interface Panel {
   readonly task: string
   readonly path: string
   readonly losses: ReadonlyArray<PanelLoss>
+  /** the task options the panel is for (`config` resolved against the panel's directory) */
+  readonly options: Readonly<Record<string, unknown>>
 }
 
 export class PanelError extends Error {}
@@ -78,5 +85,31 @@ export const loadPanel = (path: string, task: string): Panel => {
     return { name, origin: origin as Origin, text: loss, graph, hash }
   })
   if (losses.length < 2) throw new PanelError(`${path}: a panel needs at least 2 losses to rank, has ${losses.length}`)
-  return { task, path, losses }
+  return { task, path, losses, options: panelOptions(path, doc["options"]) }
+}
+
+const panelOptions = (path: string, options: unknown): Record<string, unknown> => {
+  if (options === undefined) return {}
+  if (!isRecord(options)) throw new PanelError(`${path}: 'options' must be an object of task options`)
+  if ("iterations" in options) throw new PanelError(`${path}: 'options' may not set iterations (the fidelity run sets them per budget)`)
+  const config = options["config"]
+  if (config === undefined) return { ...options }
+  if (typeof config !== "string" || config === "") throw new PanelError(`${path}: options.config must be a config file path`)
+  return { ...options, config: isAbsolute(config) ? config : resolve(dirname(path), config) }
+}
+
+/**
+ * Why the panel's losses cannot be trained on a task whose branches are `branches` (task-info's,
+ * in order), or null: every loss must carry exactly those branches with those kinds. The message
+ * names the first loss that does not, both branch lists, and the panel's `options` when it has some.
+ */
+export const branchMismatch = (
+  panel: Panel, branches: ReadonlyArray<{ readonly name: string; readonly kind: string }>
+): string | null => {
+  const want = branches.map((b) => `${b.name} (${b.kind})`).join(", ")
+  const listed = (l: PanelLoss): string => l.graph.branches.map((b) => `${b.name} (${b.kind.name})`).join(", ")
+  const wrong = panel.losses.find((l) => listed(l) !== want)
+  if (wrong === undefined) return null
+  return `panel ${panel.path}: loss '${wrong.name}' has branches ${listed(wrong)}, but task '${panel.task}' with these options takes ` +
+    `${want}. A panel drawn for another config needs that config (--option config=FILE, or "options" in the panel file).`
 }

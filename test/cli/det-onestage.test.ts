@@ -1,9 +1,12 @@
 // The det task on the shipped one-stage config (RetinaNet), end to end through the worker pool:
 // a rejection check, then four tiny proxy trainings (2 iterations, 4 validation images, random
-// initialisation) of `compare`, and the one-paragraph refusal of a config det cannot search.
+// initialisation) of `compare`, the one-paragraph refusal of a config det cannot search, and the
+// fidelity verb on a panel made for the shipped FCOS config.
 import t from "tap"
 import { execa } from "execa"
-import { existsSync, readdirSync } from "node:fs"
+import { existsSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join, relative } from "node:path"
 import { fileURLToPath } from "node:url"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
@@ -54,4 +57,33 @@ t.test("a config det cannot search: exit 1, one paragraph naming the head, no tr
   t.equal(r.exitCode, 1, r.stderr)
   t.match(r.stderr, /cannot search VFNetHead: it computes its losses in VFNetHead\.loss_by_feat/)
   t.notMatch(r.stderr, /Traceback|File "/)
+})
+
+t.test("fidelity with a panel for another det config: one error naming the loss and both branch lists, nothing trained", async (t) => {
+  const out = mkdtempSync(join(tmpdir(), "fid-mismatch-"))
+  const FASTER = `${root}python_workers/autoloss_worker/configs/det_faster_rcnn_shapes.py`
+  const r = await autoloss("fidelity", "--task", "det", "--panel", `${root}src/fidelity/panels/det-fcos.json`, "--option", `config=${FASTER}`,
+    "--option", "pretrained=false", "--seeds", "1", "--workers", "1", "--out", out)
+  t.equal(r.exitCode, 1, r.stderr)
+  t.match(r.stderr, /loss 'baseline' has branches cls \(dense\), reg \(box\), centerness \(dense\), but task 'det' with these options takes rpn_cls \(dense\), rpn_reg \(box\), rcnn_cls \(dense\), rcnn_reg \(box\)/)
+  t.notOk(existsSync(join(out, "fidelity.db")), "no training was stored")
+})
+
+t.test("fidelity takes a panel's config from the panel file, relative to it", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "fid-panel-"))
+  const panel = join(dir, "fcos-two.json")
+  writeFileSync(panel, JSON.stringify({
+    task: "det", options: { config: relative(dir, `${root}python_workers/autoloss_worker/configs/det_fcos_shapes.py`) },
+    losses: [
+      { name: "baseline", origin: "baseline", loss: `cls: ${FOCAL}; reg: ${GIOU}; centerness: neg(mul(y, log(y_hat)))` },
+      { name: "log-iou", origin: "variation", loss: `cls: ${FOCAL}; reg: neg(log(mul(i, inv(u)))); centerness: neg(mul(y, log(y_hat)))` }
+    ]
+  }))
+  const r = await autoloss("fidelity", "--task", "det", "--panel", panel, "--iterations", "1", "--long-factor", "2", "--seeds", "1",
+    "--option", "pretrained=false", "--option", "warmup_iters=1", "--option", "val_images=4", "--workers", "2", "--out", join(dir, "run"), "--json")
+  t.equal(r.exitCode, 0, r.stderr)
+  const json = JSON.parse(r.stdout) as { options: { config: string }; panel: unknown[]; proxy_iterations: number; long_iterations: number }
+  t.equal(json.options.config, `${root}python_workers/autoloss_worker/configs/det_fcos_shapes.py`)
+  t.equal(json.panel.length, 2)
+  t.same([json.proxy_iterations, json.long_iterations], [1, 2])
 })

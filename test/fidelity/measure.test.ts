@@ -1,11 +1,11 @@
-// Fidelity bookkeeping: the panel file's checks, the cells a measurement needs, the store's resume
+// Fidelity bookkeeping: the panel file's checks and options, the cells a measurement needs, the store's resume
 // guarantees (recipe checked, a cell never written twice) and the summary over stored cells.
 import t from "tap"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
-import { join } from "node:path"
+import { dirname, join } from "node:path"
 import { formatSummary, missingCells, planCells, summarise, summaryJson } from "../../src/fidelity/measure.ts"
-import { defaultPanelPath, loadPanel } from "../../src/fidelity/panel.ts"
+import { branchMismatch, defaultPanelPath, loadPanel } from "../../src/fidelity/panel.ts"
 import { cellKey, type CellResult, openFidelityStore } from "../../src/fidelity/store.ts"
 import { renderFidelityPage } from "../../src/report/fidelity-page.ts"
 
@@ -44,6 +44,23 @@ t.test("a bad panel names the entry and the problem", async (t) => {
   t.throws(() => loadPanel(panelFile([LOSSES[0], { ...LOSSES[1], origin: "mine" }]), "pose"), /'origin' must be one of/)
   t.throws(() => loadPanel(panelFile([LOSSES[0]]), "pose"), /at least 2 losses/)
   t.throws(() => loadPanel("/nope/panel.json", "pose"), /no panel file/)
+})
+
+t.test("a panel's options: config relative to the panel file, iterations refused; branchMismatch names the loss", async (t) => {
+  const d = dir()
+  const file = join(d, "p.json")
+  writeFileSync(file, JSON.stringify({ task: "pose", options: { config: "../cfg/x.py", threads: 1 }, losses: LOSSES }))
+  const p = loadPanel(file, "pose")
+  t.same(p.options, { config: join(dirname(d), "cfg", "x.py"), threads: 1 })
+  t.same(loadPanel(panelFile(LOSSES), "pose").options, {}, "no options: none")
+  writeFileSync(file, JSON.stringify({ task: "pose", options: { iterations: 5 }, losses: LOSSES }))
+  t.throws(() => loadPanel(file, "pose"), /'options' may not set iterations/)
+  writeFileSync(file, JSON.stringify({ task: "pose", options: [1], losses: LOSSES }))
+  t.throws(() => loadPanel(file, "pose"), /'options' must be an object/)
+  const dense = [{ name: "loss", kind: "dense" }]
+  t.equal(branchMismatch(p, dense), null)
+  t.match(branchMismatch(p, [{ name: "loss", kind: "box" }]) ?? "", /loss 'mse' has branches loss \(dense\), but task 'pose' with these options takes loss \(box\)/)
+  t.match(branchMismatch(p, [...dense, { name: "aux", kind: "dense" }]) ?? "", /takes loss \(dense\), aux \(dense\)/)
 })
 
 const result = (hash: string, seed: number, iterations: number, map: number, extra: Partial<CellResult> = {}): CellResult => ({

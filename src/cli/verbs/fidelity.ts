@@ -14,7 +14,7 @@ import { writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { Effect, Either } from "effect"
 import { formatSummary, missingCells, planCells, summarise, summaryJson } from "../../fidelity/measure.ts"
-import { defaultPanelPath, loadPanel, type Panel, PanelError } from "../../fidelity/panel.ts"
+import { branchMismatch, defaultPanelPath, loadPanel, type Panel, PanelError } from "../../fidelity/panel.ts"
 import { openFidelityStore } from "../../fidelity/store.ts"
 import { toWire } from "../../graph/wire.ts"
 import { renderFidelityPage } from "../../report/fidelity-page.ts"
@@ -72,6 +72,8 @@ const train = (pool: WorkerPoolService, job: {
 const program = (p: Parsed, io: VerbOutput) => (pool: WorkerPoolService) => Effect.gen(function* () {
   const say = (line: string) => Effect.sync(() => io.stderr(`autoloss fidelity: ${line}\n`))
   const info = yield* pool.submit("task-info", { task: p.task, metric: p.metric, options: p.options })
+  const mismatch = branchMismatch(p.panel, info["branches"] as ReadonlyArray<{ name: string; kind: string }>)
+  if (mismatch !== null) return yield* Effect.fail(new Error(mismatch))
   const metric = String(info["metric"])
   const proxyIterations = p.iterations ?? Number(info["iterations"])
   if (!Number.isInteger(proxyIterations) || proxyIterations < 1) {
@@ -120,7 +122,7 @@ export const { spec, summary, run } = defineVerb({
   flags: {
     ...TASK_FLAG,
     metric: TASK_JOB_FLAGS.metric,
-    panel: { type: "string", value: "FILE", help: "the calibration panel (JSON: {task, losses: [{name, origin, loss}]})", defaultText: "the task's shipped panel, src/fidelity/panels/T.json" },
+    panel: { type: "string", value: "FILE", help: "the calibration panel (JSON: {task, losses: [{name, origin, loss}], options?}; its options, e.g. the det config it was drawn for, go under --option's)", defaultText: "the task's shipped panel, src/fidelity/panels/T.json" },
     seeds: { type: "string", default: "1,2", value: "S,S,...", help: "seeds every loss is trained from at both budgets" },
     "long-factor": { type: "string", default: "5", value: "F", help: "the long budget is F times the proxy's iterations (F ≥ 2)" },
     iterations: { type: "string", value: "N", help: "the proxy's iterations", defaultText: "the task's (or --option iterations is refused: set it here)" },
@@ -135,20 +137,24 @@ Trains every loss of the panel at the proxy budget (the task's iterations, or --
 rankings: Kendall τ-b and Spearman ρ between the proxy-mean and long-mean rankings; top-k retrieval
 (k = ⌈panel/4⌉: of the k best by the long score, the fraction the proxy also ranks top k); regret
 (best long score minus the long score of the proxy's best). Ties go to the loss listed first.
-Every finished training is stored in DIR/fidelity.db at once: rerun after an interruption and only
-the missing trainings run. Writes DIR/fidelity.json and DIR/fidelity.html.
+A panel whose losses do not carry the task's branches (a det panel for another config) is refused
+before anything trains, naming the loss and both branch lists. Every finished training is stored in
+DIR/fidelity.db at once: rerun after an interruption and only the missing trainings run. Writes DIR/fidelity.json and DIR/fidelity.html.
 Exit: 0 done, 1 a training or the store failed, 2 usage error.`,
   examples: [
     "autoloss fidelity --task seg --seeds 1 --long-factor 3 --workers 2 --out runs/fid-seg",
-    "autoloss fidelity --task pose --panel my-panel.json --iterations 100 --option threads=1 --json"
+    "autoloss fidelity --task pose --panel my-panel.json --iterations 100 --option threads=1 --json",
+    "autoloss fidelity --task det --panel src/fidelity/panels/det-fcos.json --seeds 1,2"
   ]
 }, async ({ values }, io) => {
-  const options = parseJobOptions(values)
-  if ("iterations" in options) throw new UsageError("--option/--options set iterations per budget themselves: use --iterations for the proxy's")
+  const cliOptions = parseJobOptions(values)
+  if ("iterations" in cliOptions) throw new UsageError("--option/--options set iterations per budget themselves: use --iterations for the proxy's")
+  const panel = panelFor(values.panel, values.task)
+  const options = { ...panel.options, ...cliOptions }  // the panel's (its config) under the command line's
   const longFactor = positiveInt("--long-factor", values["long-factor"])
   if (longFactor < 2) throw new UsageError("--long-factor must be at least 2 (the long run must be longer than the proxy)")
   const parsed: Parsed = {
-    task: values.task, metric: values.metric ?? null, panel: panelFor(values.panel, values.task), seeds: parseSeedsFlag("--seeds", values.seeds), longFactor,
+    task: values.task, metric: values.metric ?? null, panel, seeds: parseSeedsFlag("--seeds", values.seeds), longFactor,
     iterations: values.iterations === undefined ? undefined : positiveInt("--iterations", values.iterations),
     options, out: values.out ?? join("runs", `fidelity-${values.task}-${stamp()}`), json: values.json
   }

@@ -160,7 +160,7 @@ FIDELITY_FLAGS_ins := --seeds 1 --long-factor 5
 FIDELITY_FLAGS_mmpose := --seeds 1 --long-factor 5 --options '{"threads":1}'
 # TASK=det-fcos: the det task on the shipped FCOS config with its own panel (-> fidelity-det-fcos.json)
 TASK_NAME_det-fcos := det
-FIDELITY_FLAGS_det-fcos := --seeds 1,2 --long-factor 5 --panel src/fidelity/panels/det-fcos.json \
+FIDELITY_FLAGS_det-fcos := --seeds 1,2,3 --long-factor 5 --panel src/fidelity/panels/det-fcos.json \
   --option config=python_workers/autoloss_worker/configs/det_fcos_shapes.py --option threads=1
 FIDELITY_FLAGS_default := --seeds 1,2 --long-factor 5
 FIDELITY_FLAGS ?= $(or $(FIDELITY_FLAGS_$(TASK)),$(FIDELITY_FLAGS_default))

@@ -20,9 +20,9 @@ _base_ = 'det_retinanet_shapes.py'
 # The proxy this config needs (autoloss reads it; mmengine ignores it): det's default 150
 # iterations, not the RetinaNet config's 450. The baseline's bbox mAP (seed 0, shapes-pretrained
 # backbone, one torch thread, 2 trainings side by side on 2 cores): 0.234 after 150 iterations
-# (46 s), 0.301 after 300 (89 s), 0.327 after 450 (129 s), 0.320 after 750 (195 s); on seeds 1-2,
-# 0.163 after 150 and 0.338 after 750 (bench/results/fidelity-det-fcos.json: the 150-iteration
-# proxy ranks a 14-loss panel with Kendall tau 0.82 against 750 iterations). GN, centre
+# (46 s), 0.301 after 300 (89 s), 0.327 after 450 (129 s), 0.320 after 750 (195 s); on seeds 1-3,
+# 0.153 after 150 and 0.324 after 750 (bench/results/fidelity-det-fcos.json: the 150-iteration
+# proxy ranks a 14-loss panel with Kendall tau 0.71 against 750 iterations). GN, centre
 # sampling and centerness let it learn early; RetinaNet's 0.01-prior sigmoid head with MaxIoU
 # anchors scores 0.003 at 150.
 autoloss_proxy = dict(iterations=150)

@@ -101,7 +101,7 @@ const panelOptions = (path: string, options: unknown): Record<string, unknown> =
 /**
  * Why the panel's losses cannot be trained on a task whose branches are `branches` (task-info's,
  * in order), or null: every loss must carry exactly those branches with those kinds. The message
- * names the first loss that does not, both branch lists, and the panel's `options` when it has some.
+ * names the first loss that does not and both branch lists, and says how to name the config.
  */
 export const branchMismatch = (
   panel: Panel, branches: ReadonlyArray<{ readonly name: string; readonly kind: string }>

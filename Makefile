@@ -173,11 +173,17 @@ bench-fidelity: setup
 # runs/bench-allocation keeps every run, so rerunning resumes instead of starting over.
 # PRETRAINED=1: every search from the task's shapes-pretrained network (native seg/pose option
 # pretrained=true), written as allocation-$(TASK)-pretrained.{json,md}; ALLOCATION_VARIANTS e.g. full,asha:min=1/3.
+# The searches take `make search`'s branches and finalists for TASK (det: the R-CNN box loss, top 3).
+# det's asha variant has its lowest rung at a third of the 150-iteration proxy: the baseline reaches bbox
+# mAP 0.023-0.029 after 50 iterations (seeds 0, 1) and 0 after 17 (asha's default min=1/9).
 ALLOCATION_SEEDS ?= 0,1,2
-ALLOCATION_VARIANTS ?= full,asha
+ALLOCATION_VARIANTS_det := full,asha:min=1/3
+ALLOCATION_VARIANTS ?= $(or $(ALLOCATION_VARIANTS_$(TASK)),full,asha)
+ALLOCATION_SEARCH_FLAGS = $(if $(BRANCHES),--option branches=$(BRANCHES)) $(if $(SELECT_TOP),--select-top $(SELECT_TOP)) \
+  $(if $(PRETRAINED),--option pretrained=true)
 bench-allocation: setup
 	npx tsx bench/allocation.ts --task $(TASK) --seeds $(ALLOCATION_SEEDS) --variants $(ALLOCATION_VARIANTS) --budget $(BUDGET) \
-	  --population $(POPULATION) --workers $(WORKERS) $(if $(PRETRAINED),--name $(TASK)-pretrained -- --option pretrained=true)
+	  --population $(POPULATION) --workers $(WORKERS) $(if $(PRETRAINED),--name $(TASK)-pretrained) -- $(ALLOCATION_SEARCH_FLAGS)
 
 # Screening inside the real search: a short seg search with --screen-batch 1 (one eval-loss job per
 # candidate) and batched (eval-losses jobs), same seed and workers -> bench/results/screening.json

@@ -36,6 +36,7 @@ Modes (from the branch kind and the head's flags):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -130,34 +131,37 @@ class AutoLossGraph(nn.Module):
         out = self.fn(env)  # (n, C, H, W)
         return out.sum(dim=(1, 2, 3)) / (out.shape[2] * out.shape[3])
 
-    def _scatter(self, pred: Tensor, keep: Tensor, values: Tensor) -> Tensor:
-        base = pred.new_zeros(keep.shape[0]) + 0.0 * pred.sum()  # keeps the loss attached to pred
+    def _on_kept(self, pred: Tensor, keep: Tensor, env_of: Callable[[Tensor], dict[str, Tensor]]) -> Tensor:
+        """The graph on the kept samples only (`env_of(keep)` builds their inputs), one value per
+        sample: 0 where dropped, but still attached to pred so that backward reaches it."""
+        values = self._run(env_of(keep)) if keep.any() else pred.new_zeros(0)
+        base = pred.new_zeros(keep.shape[0]) + 0.0 * pred.sum()
         return base.index_put((keep.nonzero(as_tuple=True)[0],), values.to(base.dtype))
+
+    @staticmethod
+    def _weighted(pred: Tensor, weight: Tensor | None) -> Tensor:
+        """The samples a weight counts: those above 0, every one without a weight."""
+        if weight is None:
+            return torch.ones(pred.shape[0], dtype=torch.bool, device=pred.device)
+        return weight.reshape(-1) > 0
 
     def _cls(self, pred: Tensor, labels: Tensor, weight: Tensor | None, ignore_index: int | None,
              scores: Tensor | None = None) -> Tensor:
         inputs = classification_inputs(pred, labels, use_sigmoid=self.use_sigmoid, ignore_index=ignore_index, scores=scores)
-        keep = inputs.valid if weight is None else inputs.valid & (weight > 0)
-        values = self._run({"y_hat": inputs.y_hat[keep], "y": inputs.y[keep]}) if keep.any() else pred.new_zeros(0)
-        return self._scatter(pred, keep, values)
+        keep = inputs.valid & self._weighted(pred, weight)
+        return self._on_kept(pred, keep, lambda k: {"y_hat": inputs.y_hat[k], "y": inputs.y[k]})
 
     def _soft_rows(self, pred: Tensor, rows: Tensor, weight: Tensor | None) -> Tensor:
-        keep = torch.ones(pred.shape[0], dtype=torch.bool, device=pred.device) if weight is None else weight.reshape(-1) > 0
-        values = self._run(soft_row_inputs(pred[keep], rows[keep]).as_env()) if keep.any() else pred.new_zeros(0)
-        return self._scatter(pred, keep, values)
+        return self._on_kept(pred, self._weighted(pred, weight), lambda k: soft_row_inputs(pred[k], rows[k]).as_env())
 
     def _box(self, pred: Tensor, target: Tensor, weight: Tensor | None) -> Tensor:
-        keep = torch.ones(pred.shape[0], dtype=torch.bool, device=pred.device) if weight is None else weight > 0
-        values = self._run(box_inputs(pred[keep], target[keep])) if keep.any() else pred.new_zeros(0)
-        return self._scatter(pred, keep, values)
+        return self._on_kept(pred, self._weighted(pred, weight), lambda k: box_inputs(pred[k], target[k]))
 
     def _score(self, pred: Tensor, target: Tensor, weight: Tensor | None) -> Tensor:
         assert pred.numel() == pred.shape[0] and target.numel() == pred.shape[0], \
             f"score predictions and targets must be (P,) or (P, 1), got {tuple(pred.shape)} and {tuple(target.shape)}"
-        pred = pred.reshape(-1)
-        keep = torch.ones(pred.shape[0], dtype=torch.bool, device=pred.device) if weight is None else weight.reshape(-1) > 0
-        values = self._run(score_inputs(pred[keep], target.reshape(-1)[keep]).as_env()) if keep.any() else pred.new_zeros(0)
-        return self._scatter(pred, keep, values)
+        pred, target = pred.reshape(-1), target.reshape(-1)
+        return self._on_kept(pred, self._weighted(pred, weight), lambda k: score_inputs(pred[k], target[k]).as_env())
 
     def _mask(self, pred: Tensor, target: Tensor, labels: Tensor | None) -> Tensor:
         assert pred.dim() == 4, f"mask predictions must be (N, C, H, W), got {tuple(pred.shape)}"

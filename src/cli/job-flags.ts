@@ -3,7 +3,7 @@
  * run (`--workers N | --devices LIST`, `--device D` for one worker) and the job's task options
  * (`--option KEY=VALUE`, repeatable; `--options JSON` is the same map at once).
  */
-import { parseOptionPairs } from "../search/run-config.ts"
+import { mergeOptions, parseOptionPairs } from "../search/run-config.ts"
 import { type Fidelity, parseFidelity } from "../search/fidelity.ts"
 import { parseSeedList } from "../search/selection.ts"
 import { DEVICE_PATTERN } from "../workers/internal/localWorkers.ts"
@@ -105,11 +105,3 @@ export const parseJobOptions = (values: { readonly option?: ReadonlyArray<string
   return mergeOptions(base, pairs)
 }
 
-const isMap = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v)
-
-/** `over` on top of `base`, nested maps merged key by key (`--option rejection.samples=3` keeps the other rejection keys). */
-const mergeOptions = (base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> => {
-  const out: Record<string, unknown> = { ...base }
-  for (const [k, v] of Object.entries(over)) out[k] = isMap(v) && isMap(out[k]) ? mergeOptions(out[k], v) : v
-  return out
-}

@@ -99,6 +99,15 @@ export const parseOptionPairs = (pairs: ReadonlyArray<string>): Record<string, u
   return out
 }
 
+const isMap = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v)
+
+/** `over` on top of `base`, nested maps merged key by key (`--option rejection.samples=3` keeps the other rejection keys). */
+export const mergeOptions = (base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> => {
+  const out: Record<string, unknown> = { ...base }
+  for (const [k, v] of Object.entries(over)) out[k] = isMap(v) && isMap(out[k]) ? mergeOptions(out[k], v) : v
+  return out
+}
+
 /** Checks ranges; returns the problems (empty: valid). */
 export const checkRunConfig = (c: RunConfig): string[] => {
   const problems: string[] = []

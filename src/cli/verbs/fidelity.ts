@@ -19,6 +19,7 @@ import { openFidelityStore } from "../../fidelity/store.ts"
 import { toWire } from "../../graph/wire.ts"
 import { renderFidelityPage } from "../../report/fidelity-page.ts"
 import { decodeTrain } from "../../search/pool-evaluator.ts"
+import { mergeOptions } from "../../search/run-config.ts"
 import type { WorkerPoolService } from "../../workers/WorkerPool.ts"
 import { UsageError } from "../args.ts"
 import { OPTION_FLAGS, parseJobOptions, parseSeedsFlag, parseWorkerDevices, WORKER_FLAGS } from "../job-flags.ts"
@@ -150,7 +151,7 @@ Exit: 0 done, 1 a training or the store failed, 2 usage error.`,
   const cliOptions = parseJobOptions(values)
   if ("iterations" in cliOptions) throw new UsageError("--option/--options set iterations per budget themselves: use --iterations for the proxy's")
   const panel = panelFor(values.panel, values.task)
-  const options = { ...panel.options, ...cliOptions }  // the panel's (its config) under the command line's
+  const options = mergeOptions(panel.options, cliOptions)  // the panel's (its config) under the command line's, key by key
   const longFactor = positiveInt("--long-factor", values["long-factor"])
   if (longFactor < 2) throw new UsageError("--long-factor must be at least 2 (the long run must be longer than the proxy)")
   const parsed: Parsed = {

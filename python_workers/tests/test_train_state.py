@@ -197,7 +197,63 @@ def test_bad_fidelity_is_a_clear_error(fidelity, message, cache_dir):
 def test_task_info_says_which_tasks_continue():
     assert task_info_job({"task": "seg"})["continues"] is True
     assert task_info_job({"task": "pose"})["continues"] is True
-    assert task_info_job({"task": "mmseg"})["continues"] is False
+
+
+# ----------------------------------------------------------------- MMLab tasks: continuation
+
+# Tiny proxies (random backbones, 2 warm-up steps so that 0 -> 2 -> 4 crosses the end of the warm-up
+# inside a continued run); det/ins score 4 validation images.
+MMLAB = {
+    "mmseg": {"warmup_iters": 3, "pretrained": False},
+    "det": {"warmup_iters": 3, "val_images": 4, "pretrained": False},
+    "ins": {"warmup_iters": 3, "val_images": 4, "pretrained": False},
+    "mmpose": {"warmup_iters": 3, "pretrained": False},
+}
+
+
+def _mmlab_payload(task):
+    pytest.importorskip("mmcv.ops", reason="mmcv with compiled ops is not installed (scripts/setup-mmlab.sh)")
+    from autoloss_worker.tasks import get_task
+
+    options = {**MMLAB[task], "iterations": 6, "threads": 1}
+    return {"task": task, "loss": get_task(task, **options).baseline_loss, "seed": 2, "options": options}
+
+
+def _assert_same_mmlab_state(a, b):
+    assert (a["step"], a["invalid"]) == (b["step"], b["invalid"])
+    assert a["model"].keys() == b["model"].keys()
+    for name, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][name]), name
+    for p, s in a["optimizer"]["state"].items():
+        for k, v in s.items():
+            assert torch.equal(v, b["optimizer"]["state"][p][k]) if torch.is_tensor(v) else v == b["optimizer"]["state"][p][k]
+    assert a["optimizer"]["param_groups"] == b["optimizer"]["param_groups"]
+    assert a["schedulers"] == b["schedulers"]
+    ra, rb = a["random"], b["random"]
+    assert ra["python"] == rb["python"] and torch.equal(ra["torch"], rb["torch"])
+    assert ra["numpy"][0] == rb["numpy"][0] and torch.equal(ra["numpy"][1], rb["numpy"][1]) and ra["numpy"][2:] == rb["numpy"][2:]
+
+
+@pytest.mark.parametrize("task", list(MMLAB))
+def test_mmlab_continuing_through_rungs_equals_one_training(task, cache_dir, monkeypatch):
+    """0 -> 2 -> 4 through the cache ends in the state (weights, momentum, schedulers, random
+    states) and metrics of one training 0 -> 4, and 4 -> 6 in those of a plain 6-step job: mmengine's
+    loop skips the batches already trained (drawing them again), then the saved random states go back."""
+    payload = _mmlab_payload(task)
+    r2 = _job(payload, 2)
+    r4 = _job(payload, 4)
+    assert (r2["resumedFrom"], r2["iterations"], r4["resumedFrom"], r4["iterations"]) == (None, 2, 2, 4)
+    continued = _state(cache_dir, payload, 4)
+
+    monkeypatch.setenv(CACHE_ENV, str(cache_dir.parent / "fresh"))
+    straight = _job(payload, 4)
+    assert straight["resumedFrom"] is None and straight["metrics"] == r4["metrics"]
+    _assert_same_mmlab_state(continued, _state(cache_dir.parent / "fresh", payload, 4))
+
+    full = _job(payload, 6)  # the schedule's end: continued, and nothing kept
+    assert full["resumedFrom"] == 4 and full["metrics"] == _job(payload)["metrics"]
+    assert not (cache_dir.parent / "fresh" / f"{state_key(payload, 'cpu')}-6.pt").exists()
+    assert task_info_job({"task": task, "options": payload["options"]})["continues"] is True
 
 
 def test_mmlab_stop_at_keeps_the_full_warm_up():
@@ -220,7 +276,7 @@ def test_mmlab_stop_at_keeps_the_full_warm_up():
 
 def test_mmlab_stop_at_trains_the_first_steps_of_the_longer_run(cache_dir):
     """mmseg without warm-up has a constant rate, so the first 2 steps of a 3-step schedule are a
-    2-step training: same metrics. No state is cached (MMLab tasks do not continue)."""
+    2-step training: same metrics. Its state at 2 is kept for a longer job."""
     pytest.importorskip("mmcv.ops", reason="mmcv with compiled ops is not installed (scripts/setup-mmlab.sh)")
     pytest.importorskip("mmseg", reason="MMSegmentation is not installed (scripts/setup-mmlab.sh)")
     job = {"task": "mmseg", "loss": CE, "options": {"warmup_iters": 0, "pretrained": False}}
@@ -228,4 +284,4 @@ def test_mmlab_stop_at_trains_the_first_steps_of_the_longer_run(cache_dir):
     short = train_loss_job({**job, "options": {**job["options"], "iterations": 2}})
     assert (stopped["iterations"], stopped["resumedFrom"]) == (2, None)
     assert stopped["metrics"] == short["metrics"]
-    assert not cache_dir.exists()
+    assert [p.name.rsplit("-", 1)[1] for p in cache_dir.glob("*.pt")] == ["2.pt"]

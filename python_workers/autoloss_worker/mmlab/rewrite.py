@@ -15,16 +15,20 @@ A NaN/Inf loss stops training after the iteration that produced it and is report
 from __future__ import annotations
 
 import copy
-import uuid
 import math
 import numbers
+import uuid
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from .branch import KIND_INPUTS, plain
+
+if TYPE_CHECKING:
+    from autoloss_worker.tasks.train_state import Continuation
 
 REGISTRY_MODULE = "autoloss_worker.mmlab.registry"
 
@@ -293,12 +297,17 @@ def _stop_on_invalid_hook(progress: Callable[[float], None] | None = None):
 
 
 def train_proxy(cfg: Any, work_dir: str, metric: str | None = None,
-                progress: Callable[[float], None] | None = None) -> dict[str, Any]:
+                progress: Callable[[float], None] | None = None, states: Continuation | None = None,
+                keep_state: bool = False) -> dict[str, Any]:
     """Train `cfg` (already rewritten) with mmengine's Runner in this process and return
-    {"metric", "value", "invalid", "iterations", "metrics", "reason"}; an invalid run has
-    value None and the reason. A network that predicts nothing at all (mmdet's CocoMetric then
-    logs "results ... empty" and reports no metric) scores 0 with empty `metrics` and a reason:
-    no detection is the worst valid result, not a failed job."""
+    {"metric", "value", "invalid", "iterations", "metrics", "reason", "resumed_from"}; an invalid
+    run has value None and the reason. A network that predicts nothing at all (mmdet's CocoMetric
+    then logs "results ... empty" and reports no metric) scores 0 with empty `metrics` and a reason:
+    no detection is the worst valid result, not a failed job.
+
+    With `states` (successive halving's rungs): training continues from the latest state cached
+    before the schedule's last step (`mmlab.continuation`), and with `keep_state` the state after
+    that step is cached for a longer job."""
     from mmengine.runner import Runner
     from mmengine.utils import import_modules_from_strings
 
@@ -315,16 +324,38 @@ def train_proxy(cfg: Any, work_dir: str, metric: str | None = None,
         cfg.visualizer.name = f"autoloss-visualizer-{uuid.uuid4().hex}"
     key = metric or default_metric_key(cfg)
     runner = Runner.from_cfg(cfg)
+    resumed_from = None
+    if states is not None:
+        from .continuation import continuing_loop
+
+        start = states.latest(int(cfg.train_cfg.max_iters), lambda state: _fits(runner, state, states))
+        keep = (lambda step, state: states.put(step, {**state, "invalid": False})) if keep_state else None
+        runner._train_loop = continuing_loop(runner, start, keep)
+        resumed_from = None if start is None else int(start["step"])
     hook = _stop_on_invalid_hook(progress)
     runner.register_hook(hook, priority="VERY_HIGH")
     try:
         runner.train()
     except InvalidLossError as err:
-        return {"metric": key, "value": None, "invalid": True, "iterations": err.iteration, "metrics": {}, "reason": str(err)}
+        return {"metric": key, "value": None, "invalid": True, "iterations": err.iteration, "metrics": {}, "reason": str(err),
+                "resumed_from": resumed_from}
     if not hook.metrics:
         reason = "the evaluator reported no metric: the network predicted nothing"
-        return {"metric": key, "value": 0.0, "invalid": False, "iterations": hook.iterations, "metrics": {}, "reason": reason}
+        return {"metric": key, "value": 0.0, "invalid": False, "iterations": hook.iterations, "metrics": {}, "reason": reason,
+                "resumed_from": resumed_from}
     if key not in hook.metrics:
         raise KeyError(f"the evaluator reported {sorted(hook.metrics)}, not '{key}'")
     value = hook.metrics[key]
-    return {"metric": key, "value": value, "invalid": False, "iterations": hook.iterations, "metrics": hook.metrics, "reason": None}
+    return {"metric": key, "value": value, "invalid": False, "iterations": hook.iterations, "metrics": hook.metrics, "reason": None,
+            "resumed_from": resumed_from}
+
+
+def _fits(runner: Any, state: dict[str, Any], states: Continuation) -> bool:
+    """A cached state this runner's model can continue from; else a warning (that rung trains from step 0)."""
+    from .continuation import fits
+
+    if fits(runner, state):
+        return True
+    warnings.warn(f"ignoring training state {states.cache.path(states.key, state['step'])}: its weights do not fit the model",
+                  RuntimeWarning, stacklevel=2)
+    return False

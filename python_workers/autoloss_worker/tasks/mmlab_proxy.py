@@ -6,7 +6,7 @@ and ``MMLabConfigTask``, what those tasks share besides it (options, config, mod
 
 The searched loss goes into the config's slots (``mmlab.rewrite.rewrite_config``), the schedule is
 shortened to ``options.iterations`` with ``options.warmup_iters`` of linear warm-up (``stop_at``:
-stopped after that many of them), mmengine's
+stopped after that many of them, continuing from a lower rung's cached state with ``states``), mmengine's
 Runner trains in this process (``train_proxy``), and the config's own evaluator is read back:
 ``evaluator_keys`` maps the task's metric names to the evaluator's keys, ``scale`` brings them to
 0-1 (mmseg reports percent). A NaN/Inf loss stops training at once and scores every metric 0.
@@ -119,7 +119,8 @@ def build_config_model(config: Any, seed: int, library: str) -> Any:
 
 def mmlab_proxy_train(config: Any, wire: Mapping[str, Any], slots: Sequence[Any], options: MMLabOptions, *, metric: str,
                       seed: int, budget: int | None, evaluator_keys: Mapping[str, str], scale: float,
-                      progress: Callable[[float], None] | None = None, stop_at: int | None = None) -> TrainResult:
+                      progress: Callable[[float], None] | None = None, stop_at: int | None = None,
+                      states: Continuation | None = None) -> TrainResult:
     from autoloss_worker.mmlab.rewrite import ProxySchedule, rewrite_config, train_proxy
 
     o = options
@@ -131,7 +132,9 @@ def mmlab_proxy_train(config: Any, wire: Mapping[str, Any], slots: Sequence[Any]
     # pycocotools prints its summary on stdout, which carries the CLI's JSON: send it to stderr.
     with _device(o.device), contextlib.redirect_stdout(sys.stderr), \
             tempfile.TemporaryDirectory(prefix="autoloss-mmlab-") as tmp:
-        result = train_proxy(cfg, o.work_dir or tmp, metric=headline, progress=progress)
+        # a state is kept only below the schedule's end: nothing continues from there
+        result = train_proxy(cfg, o.work_dir or tmp, metric=headline, progress=progress, states=states,
+                             keep_state=stop_at is not None and stop_at < schedule.max_iters)
     if progress is not None:
         progress(1.0)
     if result["invalid"] or not result["metrics"]:  # NaN/Inf, or nothing predicted: the worst score
@@ -143,13 +146,15 @@ def mmlab_proxy_train(config: Any, wire: Mapping[str, Any], slots: Sequence[Any]
         # COCO reports −1 where an AP is undefined: count it as 0.
         metrics = {m: max(0.0, float(result["metrics"][k]) * scale) for m, k in evaluator_keys.items()}
     return TrainResult(metrics=metrics, target=metrics[metric], invalid=result["invalid"], iterations=result["iterations"],
-                       extra={"reason": result["reason"]})
+                       extra={"reason": result["reason"]}, resumed_from=result["resumed_from"])
 
 
 class MMLabConfigTask(Task):
     """A task inside an MMLab config. Subclasses name the library whose registries build the
     config, the evaluator's keys for the task's metrics and their scale to 0-1, and implement the
     rejection side (samples, loss inputs, per-sample metric)."""
+
+    continues = True
 
     options_class: ClassVar[type[MMLabOptions]]
     library: ClassVar[str]  # "mmdet", "mmseg", "mmpose"
@@ -221,17 +226,16 @@ class MMLabConfigTask(Task):
     def proxy_train(self, loss: Any, seed: int, *, metric: str, budget: int | None = None,
                     progress: Callable[[float], None] | None = None, stop_at: int | None = None,
                     states: Continuation | None = None) -> TrainResult:
-        """``stop_at`` is supported (the schedule's warm-up keeps its full length); ``states`` is
-        ignored (``continues`` is False): mmengine's resume does not restore the RNG states that
-        augmentation and RoI sampling draw from, so a continued run would not equal a fresh one.
-        Every rung trains from step 0."""
+        """``stop_at`` k: the full schedule (its warm-up keeps its full length) stopped after step k;
+        with ``states`` it continues from the latest state cached below k, random states included,
+        so that it equals one training to k (``mmlab.continuation``), and keeps its state at k."""
         metric = self.check_metric(metric)
         wire = loss_to_wire(loss) if isinstance(loss, LossGraph) else loss
         self.branch_losses(loss_from_wire(wire))  # names must match the searched branches
         slots = [s for s in self.proxy_slots() if s.name in self.branches]  # the others keep the config's losses
         return mmlab_proxy_train(self.proxy_config(), wire, slots, self.options, metric=metric, seed=seed,
                                  budget=budget, evaluator_keys=self.evaluator_keys, scale=self.metric_scale,
-                                 progress=progress, stop_at=stop_at)
+                                 progress=progress, stop_at=stop_at, states=states)
 
 
 class _device:

@@ -8,7 +8,8 @@ the payload but ``fidelity``, the device, the torch version and the worker's sou
 change must never continue from a state the old code wrote). A later job with the same key and a
 larger ``stop_at`` continues from the largest cached step below it. Data order needs no saving:
 the native tasks address mini-batches by step (``training.BatchOrder``), and their training draws no
-other random numbers.
+other random numbers. The MMLab tasks keep more (schedulers, random states: ``mmlab.continuation``)
+through ``Continuation.latest`` / ``put``.
 
 The cache is one flat directory, ``$AUTOLOSS_STATE_CACHE`` (default
 ``~/.cache/autoloss/train-states``), of files ``<key>-<step>.pt``. Writes go to a temporary file
@@ -26,7 +27,7 @@ import os
 import time
 import uuid
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,18 +148,27 @@ class Continuation:
     cache: StateCache
     key: str
 
-    def resume(self, stop_at: int, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any] | None:
-        """Load the latest usable state before ``stop_at`` into ``model`` and ``optimizer`` and
-        return it (its ``step``, ``invalid``), or None (nothing usable: both left as they were)."""
+    def latest(self, stop_at: int, usable: Callable[[dict[str, Any]], bool] = lambda state: True) -> dict[str, Any] | None:
+        """The latest readable state before ``stop_at`` that ``usable`` accepts (it may load the
+        state into the training, and must leave the training as it was when it refuses), or None."""
         for step in reversed([s for s in self.cache.steps(self.key) if s < stop_at]):
             state = self.cache.load(self.key, step)
-            if state is not None and _restore(state, model, optimizer, self.cache.path(self.key, step)):
+            if state is not None and usable(state):
                 return state
         return None
 
+    def put(self, step: int, state: dict[str, Any]) -> None:
+        """Keep ``state`` (plain tensors and containers: it is read back with ``weights_only``) as
+        this job's state at ``step``."""
+        self.cache.save(self.key, step, {**state, "format": FORMAT, "step": step})
+
+    def resume(self, stop_at: int, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any] | None:
+        """Load the latest usable state before ``stop_at`` into ``model`` and ``optimizer`` and
+        return it (its ``step``, ``invalid``), or None (nothing usable: both left as they were)."""
+        return self.latest(stop_at, lambda state: _restore(state, model, optimizer, self.cache.path(self.key, state["step"])))
+
     def keep(self, step: int, model: nn.Module, optimizer: torch.optim.Optimizer, invalid: bool) -> None:
-        self.cache.save(self.key, step, {"format": FORMAT, "step": step, "invalid": invalid,
-                                         "model": model.state_dict(), "optimizer": optimizer.state_dict()})
+        self.put(step, {"invalid": invalid, "model": model.state_dict(), "optimizer": optimizer.state_dict()})
 
 
 def _restore(state: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer, path: Path) -> bool:

@@ -60,6 +60,9 @@ interface RunRow {
   readonly seed: number
   readonly explored: number
   readonly fullProxyEquivalents: number | null
+  /** asha: trainings promoted to a higher rung, and those that continued from the cached lower-rung state */
+  readonly promoted: number
+  readonly continued: number
   readonly chosen: string | null
   readonly chosenHeldOut: ReadonlyArray<number> | null
   readonly baselineHeldOut: ReadonlyArray<number> | null
@@ -78,6 +81,16 @@ const explored = (dir: string): number => {
   try {
     const row = db.prepare("SELECT COUNT(DISTINCT hash) AS n FROM candidates WHERE score IS NOT NULL AND reused_from IS NULL").get() as { n: number }
     return row.n
+  } finally {
+    db.close()
+  }
+}
+
+/** Promoted trainings (asha rungs above 0) and how many of them continued from the rung below's cached state. */
+const promotions = (dir: string): { promoted: number; continued: number } => {
+  const db = new Database(join(dir, "search.db"), { readonly: true })
+  try {
+    return db.prepare("SELECT COUNT(*) AS promoted, COUNT(resumed_from) AS continued FROM rung_results").get() as { promoted: number; continued: number }
   } finally {
     db.close()
   }
@@ -149,10 +162,10 @@ function writeResults(): void {
   const table = [
     `# Budget allocation on ${task}: budget ${budget} full-proxy equivalents, population ${population}, ${values.workers} workers`,
     "",
-    "| variant | search seed | explored losses | full-proxy equiv. | chosen loss | held-out (chosen) | held-out (baseline) | mean diff | wins | confirmation diff (wins) | verdict | wall (s) | load1 |",
-    "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    "| variant | search seed | explored losses | full-proxy equiv. | promoted (continued) | chosen loss | held-out (chosen) | held-out (baseline) | mean diff | wins | confirmation diff (wins) | verdict | wall (s) | load1 |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ...rows.map((r) =>
-      `| ${r.variant} | ${r.seed} | ${r.explored} | ${fmt(r.fullProxyEquivalents, 2)} | \`${r.chosen ?? "–"}\` | ${r.chosenHeldOut?.map((v) => v.toFixed(3)).join(", ") ?? "–"} | ${r.baselineHeldOut?.map((v) => v.toFixed(3)).join(", ") ?? "–"} | ${fmt(r.diffMean)} | ${r.wins ?? "–"} | ${r.confirmation === null ? "–" : `${fmt(r.confirmation.diffMean)} (${r.confirmation.wins}/${r.confirmation.seeds.length})`} | ${r.verdict ?? "–"} | ${r.wall_s.toFixed(0)} | ${r.load1.min.toFixed(1)}–${r.load1.max.toFixed(1)} |`),
+      `| ${r.variant} | ${r.seed} | ${r.explored} | ${fmt(r.fullProxyEquivalents, 2)} | ${r.promoted} (${r.continued}) | \`${r.chosen ?? "–"}\` | ${r.chosenHeldOut?.map((v) => v.toFixed(3)).join(", ") ?? "–"} | ${r.baselineHeldOut?.map((v) => v.toFixed(3)).join(", ") ?? "–"} | ${fmt(r.diffMean)} | ${r.wins ?? "–"} | ${r.confirmation === null ? "–" : `${fmt(r.confirmation.diffMean)} (${r.confirmation.wins}/${r.confirmation.seeds.length})`} | ${r.verdict ?? "–"} | ${r.wall_s.toFixed(0)} | ${r.load1.min.toFixed(1)}–${r.load1.max.toFixed(1)} |`),
     "",
     "| variant | explored (mean) | chosen held-out (mean) | baseline held-out (mean) | confirmation diff (mean) | wall (s, mean) |",
     "|---|---|---|---|---|---|",
@@ -212,6 +225,7 @@ for (const seed of seeds) {
     rows.push({
       variant, seed,
       explored: explored(dir),
+      ...promotions(dir),
       // asha stores the budget spent in units of 1/unitsPerFull of a full proxy; full: trainings started
       fullProxyEquivalents: c["spentUnits"] !== undefined && c["unitsPerFull"] !== undefined ? c["spentUnits"] / c["unitsPerFull"] : c["trained"] ?? null,
       chosen: s?.chosen.loss ?? null,

@@ -215,7 +215,7 @@ const ladderSection = (ladder: ReadonlyArray<RungStep>): string => {
     `${r.tie!.score.toFixed(4)}, so promotions from it followed proposal order.</p>`
   )
   return "<p>Every admitted loss trains at rung 0; the top 1/η of the results at a rung so far move up, continuing their training " +
-    "where the task caches it (seg, pose; MMLab tasks train every rung from step 0: the <em>continued</em> column). " +
+    "from the state the worker cached at the rung below (the <em>continued</em> column; a worker without it trains from step 0). " +
     "Losses are ranked by the highest rung they reached, then by their score there.</p>" + warnings.join("") +
     `<table class="ladder">${head}${rows.join("")}</table>`
 }

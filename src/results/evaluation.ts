@@ -54,7 +54,7 @@ export interface TrainResult {
   readonly attempt?: number
   /**
    * The step this training continued from (a higher asha rung picking up the rung below's cached
-   * state); absent when it trained from step 0, as MMLab tasks always do.
+   * state); absent when it trained from step 0 (rung 0, or no cached state on that worker).
    */
   readonly resumedFrom?: number
 }

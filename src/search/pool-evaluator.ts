@@ -110,7 +110,7 @@ const payloadFor = (job: TaskJobConfig, candidate: Candidate, branches?: Readonl
 /**
  * The payload of a search training. With asha every rung carries `stop_at` (its iterations of the
  * task's full schedule), the top rung too: the worker then continues from the state it cached at
- * the rung below (seg, native pose) instead of training the full proxy from step 0 again; the
+ * the rung below (every shipped task) instead of training the full proxy from step 0 again; the
  * result equals a training without fidelity (`test_train_state.py`). Full fidelity sends none.
  */
 export const trainPayload = (job: TaskJobConfig, candidate: Candidate, fidelity?: RungFidelity) => ({

@@ -23,6 +23,7 @@ import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
 import Database from "better-sqlite3"
 import { execa } from "execa"
+import { kendallTau } from "../src/report/fidelity.ts"
 
 const { values, positionals } = parseArgs({
   options: {
@@ -97,6 +98,43 @@ const promotions = (dir: string): { promoted: number; continued: number } => {
 }
 
 /**
+ * How well an asha run's lowest rung ranked its losses against the full proxy, inside the real
+ * search: each loss the asha run trained at rung 0 (its candidate score) paired with its full-proxy
+ * score, from the asha run's own top rung (promoted losses) or from the full-fidelity run of the same
+ * search seed (same training seed and data, so the same score) where that run trained the same loss.
+ */
+interface RungFidelity { readonly seed: number; readonly variant: string; readonly n: number; readonly kendallTau: number | null; readonly pairs: ReadonlyArray<{ readonly loss: string; readonly rung0: number; readonly full: number }> }
+function rungFidelity(ashaDir: string, fullDir: string | null): Omit<RungFidelity, "seed" | "variant"> {
+  const read = <T>(dir: string, sql: string): T[] => {
+    const db = new Database(join(dir, "search.db"), { readonly: true })
+    try {
+      return db.prepare(sql).all() as T[]
+    } finally {
+      db.close()
+    }
+  }
+  const rung0 = read<{ hash: string; text: string; score: number }>(ashaDir,
+    "SELECT hash, text, score FROM candidates WHERE score IS NOT NULL AND reused_from IS NULL ORDER BY id")
+  const full = new Map<string, number>()
+  if (fullDir !== null) {
+    for (const r of read<{ hash: string; score: number }>(fullDir, "SELECT hash, score FROM candidates WHERE score IS NOT NULL AND reused_from IS NULL")) full.set(r.hash, r.score)
+  }
+  for (const r of read<{ hash: string; target: number | null }>(ashaDir, `SELECT c.hash, r.target FROM rung_results r JOIN candidates c ON c.id = r.candidate_id
+      WHERE r.iterations = (SELECT MAX(iterations) FROM rung_results)`)) {
+    if (r.target !== null) full.set(r.hash, r.target)
+  }
+  const seen = new Set<string>()
+  const pairs = rung0.flatMap((r) => {
+    const f = full.get(r.hash)
+    if (f === undefined || seen.has(r.hash)) return []
+    seen.add(r.hash)
+    return [{ loss: r.text, rung0: r.score, full: f }]
+  })
+  const tau = pairs.length >= 2 ? kendallTau(pairs.map((p) => p.rung0), pairs.map((p) => p.full)) : NaN
+  return { n: pairs.length, kendallTau: Number.isNaN(tau) ? null : tau, pairs }
+}
+
+/**
  * Wall time of a run across invocations, kept in its directory (`bench-wall.json`), so a resumed or
  * re-read run reports the time it took, not only the last invocation's. A run interrupted before this
  * file existed starts from the span its database records (first creation to last recorded result),
@@ -133,6 +171,8 @@ function priorWall(dir: string): WallRecord | null {
 }
 
 const rows: RunRow[] = []
+const rungFidelities: RungFidelity[] = []
+const runDir = (variant: string, seed: number) => join(baseDir, `${name}-${variant.replace(/[^A-Za-z0-9.]+/g, "-")}-${seed}`)
 const mean = (xs: ReadonlyArray<number>) => xs.reduce((a, b) => a + b, 0) / xs.length
 /** The mean, or null for a variant with no finished run yet (a bench cut short). */
 const meanOrNull = (xs: ReadonlyArray<number>) => (xs.length > 0 ? mean(xs) : null)
@@ -153,7 +193,7 @@ function writeResults(): void {
   })
   const out = {
     bench: "allocation", task, budget, population, workers: Number(values.workers), seeds, variants,
-    runs: rows, per_variant: perVariant,
+    runs: rows, per_variant: perVariant, rung_fidelity: rungFidelities,
     machine: { cpus: cpus().length, model: cpus()[0]?.model ?? "cpu", node: process.version },
     command: `npx tsx bench/allocation.ts --task ${task} --seeds ${seeds.join(",")} --variants ${variants.join(",")} --budget ${budget} --population ${population} --workers ${values.workers}${values.name ? ` --name ${name}` : ""}${positionals.length > 0 ? ` -- ${positionals.join(" ")}` : ""}`,
     written_at: new Date().toISOString()
@@ -171,6 +211,14 @@ function writeResults(): void {
     "|---|---|---|---|---|---|",
     ...perVariant.map((v) => `| ${v.variant} | ${fmt(v.explored_mean, 1)} | ${fmt(v.chosen_heldout_mean)} | ${fmt(v.baseline_heldout_mean)} | ${fmt(v.confirmation_diff_mean)} | ${fmt(v.wall_s_mean, 0)} |`),
     "",
+    ...(rungFidelities.length === 0 ? [] : [
+      "Lowest rung against the full proxy inside the searches (each loss an asha run trained at rung 0 with its full-proxy score from that run's top rung or the full run of the same seed):",
+      "",
+      "| variant | search seed | losses paired | Kendall τ-b |",
+      "|---|---|---|---|",
+      ...rungFidelities.map((f) => `| ${f.variant} | ${f.seed} | ${f.n} | ${fmt(f.kendallTau)} |`),
+      ""
+    ]),
     `Command: \`${out.command}\``,
     ""
   ].join("\n")
@@ -185,7 +233,7 @@ function writeResults(): void {
 // asha on the same seeds.
 for (const seed of seeds) {
   for (const variant of variants) {
-    const dir = join(baseDir, `${name}-${variant.replace(/[^A-Za-z0-9.]+/g, "-")}-${seed}`)
+    const dir = runDir(variant, seed)
     const resume = existsSync(join(dir, "search.db"))
     const prior = priorWall(dir)
     // re-reading a finished run adds neither time nor load samples to it
@@ -242,6 +290,10 @@ for (const seed of seeds) {
       wall_s: wall.wall_s,
       load1: wall.load1
     })
+    if (variant.startsWith("asha")) {
+      const fullDir = variants.includes("full") && existsSync(join(runDir("full", seed), "search.db")) ? runDir("full", seed) : null
+      rungFidelities.push({ seed, variant, ...rungFidelity(dir, fullDir) })
+    }
     writeResults()
   }
 }

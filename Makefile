@@ -175,8 +175,9 @@ bench-fidelity: setup
 # pretrained=true), written as allocation-$(TASK)-pretrained.{json,md}; ALLOCATION_VARIANTS e.g. full,asha:min=1/3.
 # The searches take `make search`'s branches and finalists for TASK (det: the R-CNN box loss, top 3).
 # det's asha variant has its lowest rung at half the 150-iteration proxy, 25 iterations past the 50-iteration
-# warm-up: there the 10 losses of search seed 0 rank at Kendall tau 0.69 against 150 iterations, while at 50
-# (asha:min=1/3, inside the warm-up) they ranked at -0.10 (README, bench/results/allocation-det-rung50.md).
+# warm-up: there the 10 losses search seed 0 trained rank at Kendall tau 0.69 against 150 iterations, at 50
+# (asha:min=1/3, inside the warm-up) at -0.03 (bench/results/run-rungs-det-full-s0.json); asha:min=1/3's own
+# search ranked its losses at -0.10 and chose one that does not train (bench/results/allocation-det-rung50.md).
 ALLOCATION_SEEDS ?= 0,1,2
 ALLOCATION_VARIANTS_det := full,asha:eta=3,min=1/2
 ALLOCATION_VARIANTS ?= $(or $(ALLOCATION_VARIANTS_$(TASK)),full,asha)

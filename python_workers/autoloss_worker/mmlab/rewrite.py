@@ -334,20 +334,20 @@ def train_proxy(cfg: Any, work_dir: str, metric: str | None = None,
         resumed_from = None if start is None else int(start["step"])
     hook = _stop_on_invalid_hook(progress)
     runner.register_hook(hook, priority="VERY_HIGH")
+
+    def outcome(value: float | None, invalid: bool, iterations: int, metrics: dict[str, float], reason: str | None) -> dict[str, Any]:
+        return {"metric": key, "value": value, "invalid": invalid, "iterations": iterations, "metrics": metrics,
+                "reason": reason, "resumed_from": resumed_from}
+
     try:
         runner.train()
     except InvalidLossError as err:
-        return {"metric": key, "value": None, "invalid": True, "iterations": err.iteration, "metrics": {}, "reason": str(err),
-                "resumed_from": resumed_from}
+        return outcome(None, True, err.iteration, {}, str(err))
     if not hook.metrics:
-        reason = "the evaluator reported no metric: the network predicted nothing"
-        return {"metric": key, "value": 0.0, "invalid": False, "iterations": hook.iterations, "metrics": {}, "reason": reason,
-                "resumed_from": resumed_from}
+        return outcome(0.0, False, hook.iterations, {}, "the evaluator reported no metric: the network predicted nothing")
     if key not in hook.metrics:
         raise KeyError(f"the evaluator reported {sorted(hook.metrics)}, not '{key}'")
-    value = hook.metrics[key]
-    return {"metric": key, "value": value, "invalid": False, "iterations": hook.iterations, "metrics": hook.metrics, "reason": None,
-            "resumed_from": resumed_from}
+    return outcome(hook.metrics[key], False, hook.iterations, hook.metrics, None)
 
 
 def _fits(runner: Any, state: dict[str, Any], states: Continuation) -> bool:

@@ -76,26 +76,23 @@ interface RunRow {
   readonly load1: { readonly min: number; readonly max: number }
 }
 
-/** Distinct losses the run gave a proxy score of its own (trained, not reused from an identical or equivalent one). */
-const explored = (dir: string): number => {
+/** `read` on the run's database, opened read-only and closed again. */
+const withRunDb = <T>(dir: string, read: (db: Database.Database) => T): T => {
   const db = new Database(join(dir, "search.db"), { readonly: true })
   try {
-    const row = db.prepare("SELECT COUNT(DISTINCT hash) AS n FROM candidates WHERE score IS NOT NULL AND reused_from IS NULL").get() as { n: number }
-    return row.n
+    return read(db)
   } finally {
     db.close()
   }
 }
 
+/** Distinct losses the run gave a proxy score of its own (trained, not reused from an identical or equivalent one). */
+const explored = (dir: string): number =>
+  withRunDb(dir, (db) => (db.prepare("SELECT COUNT(DISTINCT hash) AS n FROM candidates WHERE score IS NOT NULL AND reused_from IS NULL").get() as { n: number }).n)
+
 /** Promoted trainings (asha rungs above 0) and how many of them continued from the rung below's cached state. */
-const promotions = (dir: string): { promoted: number; continued: number } => {
-  const db = new Database(join(dir, "search.db"), { readonly: true })
-  try {
-    return db.prepare("SELECT COUNT(*) AS promoted, COUNT(resumed_from) AS continued FROM rung_results").get() as { promoted: number; continued: number }
-  } finally {
-    db.close()
-  }
-}
+const promotions = (dir: string): { promoted: number; continued: number } =>
+  withRunDb(dir, (db) => db.prepare("SELECT COUNT(*) AS promoted, COUNT(resumed_from) AS continued FROM rung_results").get() as { promoted: number; continued: number })
 
 /**
  * How well an asha run's lowest rung ranked its losses against the full proxy, inside the real
@@ -105,14 +102,7 @@ const promotions = (dir: string): { promoted: number; continued: number } => {
  */
 interface RungFidelity { readonly seed: number; readonly variant: string; readonly n: number; readonly kendallTau: number | null; readonly pairs: ReadonlyArray<{ readonly loss: string; readonly rung0: number; readonly full: number }> }
 function rungFidelity(ashaDir: string, fullDir: string | null): Omit<RungFidelity, "seed" | "variant"> {
-  const read = <T>(dir: string, sql: string): T[] => {
-    const db = new Database(join(dir, "search.db"), { readonly: true })
-    try {
-      return db.prepare(sql).all() as T[]
-    } finally {
-      db.close()
-    }
-  }
+  const read = <T>(dir: string, sql: string): T[] => withRunDb(dir, (db) => db.prepare(sql).all() as T[])
   const rung0 = read<{ hash: string; text: string; score: number }>(ashaDir,
     "SELECT hash, text, score FROM candidates WHERE score IS NOT NULL AND reused_from IS NULL ORDER BY id")
   const full = new Map<string, number>()
@@ -143,25 +133,14 @@ function rungFidelity(ashaDir: string, fullDir: string | null): Omit<RungFidelit
 interface WallRecord { wall_s: number; load1: { min: number; max: number }; invocations: number; from_db_span_s?: number }
 const wallFile = (dir: string) => join(dir, "bench-wall.json")
 function recordedSpan(dir: string): number {
-  const db = new Database(join(dir, "search.db"), { readonly: true })
-  try {
-    const row = db.prepare(`SELECT (MAX(t) - (SELECT created_at FROM run)) / 1000.0 AS s FROM
-      (SELECT recorded_at AS t FROM evaluations UNION ALL SELECT recorded_at FROM holdout_runs)`).get() as { s: number | null }
-    return row.s ?? 0
-  } finally {
-    db.close()
-  }
+  return withRunDb(dir, (db) => (db.prepare(`SELECT (MAX(t) - (SELECT created_at FROM run)) / 1000.0 AS s FROM
+      (SELECT recorded_at AS t FROM evaluations UNION ALL SELECT recorded_at FROM holdout_runs)`).get() as { s: number | null }).s ?? 0)
 }
 /** The run finished: its selection is stored as complete (a `--select-top 0` run never counts, so re-reading it adds its few seconds). */
 function finished(dir: string): boolean {
   if (!existsSync(join(dir, "search.db"))) return false
-  const db = new Database(join(dir, "search.db"), { readonly: true })
-  try {
-    const row = db.prepare("SELECT completed_at AS c FROM selection").get() as { c: number | null } | undefined
-    return row?.c !== undefined && row.c !== null
-  } finally {
-    db.close()
-  }
+  const row = withRunDb(dir, (db) => db.prepare("SELECT completed_at AS c FROM selection").get() as { c: number | null } | undefined)
+  return row?.c !== undefined && row.c !== null
 }
 function priorWall(dir: string): WallRecord | null {
   if (existsSync(wallFile(dir))) return JSON.parse(readFileSync(wallFile(dir), "utf8")) as WallRecord

@@ -178,7 +178,6 @@ bench-fidelity: setup
 # warm-up: there the 10 losses search seed 0 trained rank at Kendall tau 0.69 against 150 iterations, at 50
 # (asha:min=1/3, inside the warm-up) at -0.03 (bench/results/run-rungs-det-full-s0.json); asha:min=1/3's own
 # search ranked its losses at -0.10 and chose one that does not train (bench/results/allocation-det-rung50.md).
-# The committed det result is ALLOCATION_SEEDS=0,1: seed 2's search passed 3 of 3,928 losses through rejection in 22 min (README).
 ALLOCATION_SEEDS ?= 0,1,2
 ALLOCATION_VARIANTS_det := full,asha:eta=3,min=1/2
 ALLOCATION_VARIANTS ?= $(or $(ALLOCATION_VARIANTS_$(TASK)),full,asha)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sqlite3
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -31,6 +30,7 @@ from scipy.stats import kendalltau
 from autoloss_worker.mmlab.rewrite import ProxySchedule, rewrite_config, train_proxy
 from autoloss_worker.tasks import get_task
 from autoloss_worker.tasks.training import set_threads
+from run_rungs import trained_losses  # bench/ is on sys.path when this file runs as a script
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -93,8 +93,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
     checkpoint = pretrained_detector(args)
-    db = sqlite3.connect(f"file:{Path(args.run) / 'search.db'}?mode=ro", uri=True)
-    losses = db.execute("SELECT id, text, wire, score FROM candidates WHERE score IS NOT NULL AND reused_from IS NULL ORDER BY id").fetchall()
+    losses = trained_losses(Path(args.run))
     baseline = det_task(args.warmup).baseline_loss
     rows = [(c, t, json.loads(w)) for c, t, w, _ in losses] + [(None, "baseline (1 - GIoU)", baseline)]
     items = [(c, t, w, stop, checkpoint, args.warmup) for c, t, w in rows for stop in (50, 150)]

@@ -48,8 +48,7 @@ def main() -> None:
         parser.error(f"--options must be a JSON map, got {args.options!r}")
     config["options"] = {**config["options"], **override}
     stops = sorted(int(s) for s in args.stops.split(","))
-    db = sqlite3.connect(f"file:{run / 'search.db'}?mode=ro", uri=True)
-    losses = db.execute("SELECT id, text, wire, score FROM candidates WHERE score IS NOT NULL AND reused_from IS NULL ORDER BY id").fetchall()
+    losses = trained_losses(run)
     out = ROOT / "bench" / "results" / f"run-rungs-{args.name}.json"
     done = json.loads(out.read_text())["trainings"] if out.exists() else []
     have = {(t["candidate"], t["stop"]) for t in done}
@@ -62,6 +61,15 @@ def main() -> None:
             write(out, args, config, override, losses, stops, done)
     write(out, args, config, override, losses, stops, done)
     print(out.read_text())
+
+
+def trained_losses(run: Path) -> list[tuple[int, str, str, float]]:
+    """(id, text, wire, proxy score) of every loss ``run`` trained itself (a score not reused), by id."""
+    db = sqlite3.connect(f"file:{run / 'search.db'}?mode=ro", uri=True)
+    try:
+        return db.execute("SELECT id, text, wire, score FROM candidates WHERE score IS NOT NULL AND reused_from IS NULL ORDER BY id").fetchall()
+    finally:
+        db.close()
 
 
 def train_stops(item: tuple) -> list[dict]:

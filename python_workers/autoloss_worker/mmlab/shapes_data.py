@@ -26,19 +26,22 @@ DEFAULT_CACHE = Path(os.environ.get("AUTOLOSS_DATA_CACHE", Path.home() / ".cache
 
 
 def ensure_shapes_coco(
-    n_train: int = 256, n_val: int = 64, size: int = 128, num_classes: int = 4, seed: int = 0, cache: str | Path | None = None
+    n_train: int = 256, n_val: int = 64, size: int = 128, num_classes: int = 4, seed: int = 0, cache: str | Path | None = None,
+    stream: str = "",
 ) -> str:
     """Directory holding train.json/train/ and val.json/val/ (COCO instances with keypoints and
-    label PNGs under *_seg/); train and val are drawn from different seeds."""
+    label PNGs under *_seg/); train and val are drawn from different seeds. ``stream`` "": the
+    search and evaluation images; another name (``pretrain.recipe.PRETRAIN_SPLIT``) draws both
+    splits from seed streams of that name, which no search or evaluation split uses."""
     base = Path(cache) if cache is not None else DEFAULT_CACHE
-    root = base / f"n{n_train}-{n_val}_s{size}_c{num_classes}_seed{seed}"
+    root = base / (f"n{n_train}-{n_val}_s{size}_c{num_classes}_seed{seed}" + (f"_{stream}" if stream else ""))
     if (root / "val.json").is_file():
         return str(root)
     base.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=root.name + ".", dir=base))
     try:
         for name, n in (("train", n_train), ("val", n_val)):
-            split = generate_shapes(n, split_seed(name, seed), size=size, num_classes=num_classes)
+            split = generate_shapes(n, split_seed(f"{stream}/{name}" if stream else name, seed), size=size, num_classes=num_classes)
             write_coco(split, tmp, name)
         try:
             tmp.rename(root)
@@ -88,18 +91,19 @@ def shapes_seed_of(cfg: Any) -> int | None:
     return None if found is None else found[1][4]
 
 
-def reseed_shapes_data(cfg: Any, seed: int) -> Any:
+def reseed_shapes_data(cfg: Any, seed: int, stream: str = "") -> Any:
     """A copy of ``cfg`` whose train, val and test data are the same shapes data set drawn from
-    ``seed`` instead (same sizes and classes; written now if not cached): the held-out trainings of
-    a search see images it never saw. Every string under the data loaders and evaluators that starts
-    with the config's shapes directory is redirected. ValueError when the config is not on shapes data."""
+    ``seed`` (of the seed stream ``stream``, ``ensure_shapes_coco``) instead (same sizes and classes;
+    written now if not cached): the held-out trainings of a search see images it never saw. Every
+    string under the data loaders and evaluators that starts with the config's shapes directory is
+    redirected. ValueError when the config is not on shapes data."""
     found = _shapes_root(cfg)
     if found is None:
         raise ValueError("option data_seed: the config does not train on autoloss's generated shapes data "
                          "(its train_dataloader.dataset.data_root is not an ensure_shapes_coco directory), so there is no "
                          "other seed to draw it from; leave data_seed at -1 for a config on your own data")
     old, (n_train, n_val, size, classes, _) = found
-    new = ensure_shapes_coco(n_train, n_val, size, classes, seed=seed, cache=old.parent)
+    new = ensure_shapes_coco(n_train, n_val, size, classes, seed=seed, cache=old.parent, stream=stream)
     cfg = copy.deepcopy(cfg)
     for key in ("train_dataloader", "val_dataloader", "test_dataloader", "val_evaluator", "test_evaluator"):
         if key in cfg:

@@ -58,9 +58,14 @@ def resolve_pretrained(cfg: Any, library: str, *, enabled: bool = True, recipe: 
 
 
 def load_autoloss_checkpoint(filename: str, map_location: Any = None) -> Any:
-    """mmengine's loader for ``autoloss://shapes-pretrained/<name>``: build if needed, then load."""
+    """mmengine's loader for ``autoloss://shapes-pretrained/<name>`` (build if needed, then load) and
+    for ``autoloss://warm-start/...`` (``pretrain.warm_start``)."""
     import torch
 
+    from autoloss_worker.pretrain.warm_start import PREFIX as WARM_START, load_warm_start
+
+    if filename.startswith(WARM_START):
+        return load_warm_start(filename, map_location)
     prefix = PLACEHOLDER + "/"
     if not filename.startswith(prefix):
         raise ValueError(f"{filename}: not a resolved autoloss checkpoint. '{PLACEHOLDER}' is a placeholder that the "

@@ -54,6 +54,10 @@ class MMLabOptions:
     # data (the shipped ones), the same data set drawn from that seed instead; the search's held-out
     # trainings set it, so the final choice is judged on images the search never saw.
     data_seed: int = -1
+    # true: every proxy training starts from the whole model trained with the config's own losses on
+    # shapes images no search sees (built once, cached), the searched branches' output layers at
+    # their initialisation again (autoloss_worker.pretrain.warm_start); false: from the backbone only.
+    warm_start: bool = False
 
 
 # A config may declare the proxy schedule it needs (`autoloss_proxy = dict(iterations=450)`): a
@@ -120,13 +124,14 @@ def build_config_model(config: Any, seed: int, library: str) -> Any:
 def mmlab_proxy_train(config: Any, wire: Mapping[str, Any], slots: Sequence[Any], options: MMLabOptions, *, metric: str,
                       seed: int, budget: int | None, evaluator_keys: Mapping[str, str], scale: float,
                       progress: Callable[[float], None] | None = None, stop_at: int | None = None,
-                      states: Continuation | None = None) -> TrainResult:
+                      states: Continuation | None = None, load_from: str | None = None) -> TrainResult:
     from autoloss_worker.mmlab.rewrite import ProxySchedule, rewrite_config, train_proxy
 
     o = options
     schedule = ProxySchedule(max_iters=o.iterations if budget is None else budget, warmup_iters=o.warmup_iters,
                              lr=o.lr or None, seed=seed, stop_at=stop_at)
     cfg = rewrite_config(config, wire, slots, schedule)
+    cfg.load_from = load_from  # the schedule clears a config's own: a proxy starts from its initialisation
     headline = evaluator_keys[metric]
     set_threads(o.threads)
     # pycocotools prints its summary on stdout, which carries the CLI's JSON: send it to stderr.
@@ -235,7 +240,19 @@ class MMLabConfigTask(Task):
         slots = [s for s in self.proxy_slots() if s.name in self.branches]  # the others keep the config's losses
         return mmlab_proxy_train(self.proxy_config(), wire, slots, self.options, metric=metric, seed=seed,
                                  budget=budget, evaluator_keys=self.evaluator_keys, scale=self.metric_scale,
-                                 progress=progress, stop_at=stop_at, states=states)
+                                 progress=progress, stop_at=stop_at, states=states, load_from=self.warm_start(slots))
+
+    def warm_start(self, slots: Sequence[Any]) -> str | None:
+        """With the option ``warm_start``: where proxy trainings of ``slots`` load their weights
+        from (``pretrain.warm_start``; the same checkpoint whatever ``data_seed``, so held-out
+        trainings start from it too); else None."""
+        if not self.options.warm_start:
+            return None
+        from autoloss_worker.pretrain import resolve_pretrained
+        from autoloss_worker.pretrain.warm_start import warm_start_url
+
+        return warm_start_url(self.library, resolve_pretrained(self.config, self.library, enabled=self.options.pretrained),
+                              slots)
 
 
 class _device:

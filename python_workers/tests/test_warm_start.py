@@ -195,3 +195,15 @@ def test_the_pretraining_stream_draws_other_images_than_the_search_at_the_same_s
         assert [x["bbox"] for x in a] != [x["bbox"] for x in b], split
     cfg = {"train_dataloader": {"dataset": {"data_root": pretrain + "/"}}}
     assert shapes_seed_of(cfg) is None, "no search mistakes it for its own data"
+
+
+def test_the_pretrain_cli_builds_the_model_the_task_starts_from(tiny_recipes, cache, capsys):
+    from autoloss_worker.pretrain.__main__ import main
+    from autoloss_worker.tasks.det import DEFAULT_CONFIG
+
+    assert main(["--config", DEFAULT_CONFIG, "--warm-start", "--quiet"]) == 0
+    lines = dict(line.rsplit(": ", 1) for line in capsys.readouterr().out.splitlines())  # nothing else on stdout
+    built = lines[f"{DEFAULT_CONFIG} (warm start)"]
+    task, slots = _det(warm_start=True)
+    name = task.warm_start(slots).removeprefix("autoloss://warm-start/").split("?")[0]
+    assert built == str(cache / f"{name}.pth") and len(list(cache.glob("mmdet-model-*.pth"))) == 1

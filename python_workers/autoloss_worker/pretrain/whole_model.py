@@ -14,9 +14,11 @@ from these weights with the searched branches' output layers at their initialisa
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import json
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -90,7 +92,8 @@ class ModelSpec:
         cfg = reseed_shapes_data(self._config(), r.data_seed, stream=PRETRAIN_SPLIT)
         cfg = rewrite_config(cfg, None, (), ProxySchedule(max_iters=r.iterations, warmup_iters=r.warmup_iters,
                                                           seed=r.seed, checkpoint=True))
-        with tempfile.TemporaryDirectory(prefix="autoloss-warm-start-") as work:
+        # pycocotools prints its summary on stdout, which may carry a CLI's output: send it to stderr
+        with tempfile.TemporaryDirectory(prefix="autoloss-warm-start-") as work, contextlib.redirect_stdout(sys.stderr):
             result = train_proxy(cfg, work, progress=progress)
             if result["invalid"]:
                 raise RuntimeError(f"pretraining the {self.label()} failed: {result['reason']}")

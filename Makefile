@@ -46,6 +46,11 @@ FIDELITY ?= $(SEARCH_FIDELITY_$(TASK))
 # SEARCH_PRETRAINED=1: native seg/pose proxies start from the shapes-pretrained encoder (option
 # pretrained=true); SEARCH_PRETRAINED=0 from random weights. SELECT_TOP: finalists held out.
 SEARCH_PRETRAINED ?= $(SEARCH_PRETRAINED_$(TASK))
+# WARM_START=1 (MMLab tasks): proxies start from the whole config trained with its own losses, the
+# searched branches' output layers at their initialisation (option warm_start=true; built once per
+# machine, ~1.5 min for det, cached), with a 20-iteration warm-up (docs/mmlab.md, Warm-started proxies).
+WARM_START ?= $(SEARCH_WARM_START_$(TASK))
+WARM_START_OPTIONS = $(if $(filter 1 true,$(WARM_START)),--option warm_start=true --option warmup_iters=20)
 SELECT_TOP ?= $(SEARCH_SELECT_TOP_$(TASK))
 SEARCH_BUDGET_det := 10
 SEARCH_POPULATION_det := 4
@@ -127,7 +132,8 @@ search: setup
 	  --population $(POPULATION) --workers $(WORKERS) --seed $(SEED) --out $(OUT) \
 	  $(if $(CONFIG),--option config=$(abspath $(CONFIG))) $(if $(BRANCHES),--option branches=$(BRANCHES)) \
 	  $(if $(ITERATIONS),--option iterations=$(ITERATIONS)) $(if $(FIDELITY),--fidelity $(FIDELITY)) \
-	  $(if $(filter 1 true,$(SEARCH_PRETRAINED)),--option pretrained=true) $(if $(SELECT_TOP),--select-top $(SELECT_TOP))
+	  $(if $(filter 1 true,$(SEARCH_PRETRAINED)),--option pretrained=true) $(if $(SELECT_TOP),--select-top $(SELECT_TOP)) \
+	  $(WARM_START_OPTIONS)
 
 bench: bench-fabric bench-rejection bench-ablation
 
@@ -179,13 +185,16 @@ bench-fidelity: setup
 # (asha:min=1/3, inside the warm-up) at -0.03 (bench/results/run-rungs-det-full-s0.json); asha:min=1/3's own
 # search ranked its losses at -0.10 and chose one that does not train (bench/results/allocation-det-rung50.md).
 ALLOCATION_SEEDS ?= 0,1,2
-ALLOCATION_VARIANTS_det := full,asha:eta=3,min=1/2
+# WARM_START=1 (det): the lowest rung at a quarter of the proxy, 18 iterations past the 20-iteration
+# warm-up, where the seed-0 losses rank at tau 0.86 (bench/results/run-rungs-det-full-s0-warm-start.json).
+ALLOCATION_VARIANTS_det = full,$(if $(filter 1 true,$(WARM_START)),asha:eta=4$(comma)min=1/4,asha:eta=3$(comma)min=1/2)
 ALLOCATION_VARIANTS ?= $(or $(ALLOCATION_VARIANTS_$(TASK)),full,asha)
 ALLOCATION_SEARCH_FLAGS = $(if $(BRANCHES),--option branches=$(BRANCHES)) $(if $(SELECT_TOP),--select-top $(SELECT_TOP)) \
-  $(if $(PRETRAINED),--option pretrained=true)
+  $(if $(PRETRAINED),--option pretrained=true) $(WARM_START_OPTIONS)
 bench-allocation: setup
 	npx tsx bench/allocation.ts --task $(TASK) --seeds $(ALLOCATION_SEEDS) --variants $(ALLOCATION_VARIANTS) --budget $(BUDGET) \
-	  --population $(POPULATION) --workers $(WORKERS) $(if $(PRETRAINED),--name $(TASK)-pretrained) -- $(ALLOCATION_SEARCH_FLAGS)
+	  --population $(POPULATION) --workers $(WORKERS) $(if $(PRETRAINED),--name $(TASK)-pretrained) \
+	  $(if $(filter 1 true,$(WARM_START)),--name $(TASK)-warm-start) -- $(ALLOCATION_SEARCH_FLAGS)
 
 # Screening inside the real search: a short seg search with --screen-batch 1 (one eval-loss job per
 # candidate) and batched (eval-losses jobs), same seed and workers -> bench/results/screening.json

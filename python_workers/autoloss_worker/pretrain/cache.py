@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import functools
 import hashlib
 import importlib
 import json
@@ -42,7 +43,11 @@ def cache_dir() -> Path:
     return Path(os.environ.get("AUTOLOSS_PRETRAIN_CACHE", default))
 
 
+@functools.cache
 def code_version(modules: tuple[str, ...] = CODE_MODULES) -> str:
+    """A hash of the modules' source, read once per process: the code this process runs, so that
+    editing a file under a running worker does not make it build and train from another checkpoint
+    mid-search (and no proxy training re-reads the sources)."""
     digest = hashlib.sha256()
     for name in modules:
         module = importlib.import_module(name)

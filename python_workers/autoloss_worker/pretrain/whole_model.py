@@ -49,7 +49,7 @@ WHOLE_MODEL_CODE = (*CODE_MODULES, "autoloss_worker.pretrain.whole_model", "auto
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One whole-model checkpoint: which library, which config (JSON text, its own losses), which recipe."""
+    """One whole-model checkpoint: which library, which config (Python text, its own losses), which recipe."""
 
     library: str
     config: str  # the config as Python text (mmengine's pretty_text: tuples stay tuples, as mmcv needs)

@@ -99,26 +99,29 @@ const promotions = (dir: string): { promoted: number; continued: number } =>
  * search: each loss the asha run trained at rung 0 (its candidate score) paired with its full-proxy
  * score, from the asha run's own top rung (promoted losses) or from the full-fidelity run of the same
  * search seed (same training seed and data, so the same score) where that run trained the same loss.
+ * A training stopped on NaN/Inf (score −∞, target NULL) counts as metric 0, as the fidelity panel
+ * records it (`src/fidelity/store.ts`): it ranks below every loss that trained.
  */
 interface RungFidelity { readonly seed: number; readonly variant: string; readonly n: number; readonly kendallTau: number | null; readonly pairs: ReadonlyArray<{ readonly loss: string; readonly rung0: number; readonly full: number }> }
 function rungFidelity(ashaDir: string, fullDir: string | null): Omit<RungFidelity, "seed" | "variant"> {
   const read = <T>(dir: string, sql: string): T[] => withRunDb(dir, (db) => db.prepare(sql).all() as T[])
+  const metric = (score: number | null): number => (score !== null && Number.isFinite(score) ? score : 0)
   const rung0 = read<{ hash: string; text: string; score: number }>(ashaDir,
     "SELECT hash, text, score FROM candidates WHERE score IS NOT NULL AND reused_from IS NULL ORDER BY id")
   const full = new Map<string, number>()
   if (fullDir !== null) {
-    for (const r of read<{ hash: string; score: number }>(fullDir, "SELECT hash, score FROM candidates WHERE score IS NOT NULL AND reused_from IS NULL")) full.set(r.hash, r.score)
+    for (const r of read<{ hash: string; score: number }>(fullDir, "SELECT hash, score FROM candidates WHERE score IS NOT NULL AND reused_from IS NULL")) full.set(r.hash, metric(r.score))
   }
   for (const r of read<{ hash: string; target: number | null }>(ashaDir, `SELECT c.hash, r.target FROM rung_results r JOIN candidates c ON c.id = r.candidate_id
       WHERE r.iterations = (SELECT MAX(iterations) FROM rung_results)`)) {
-    if (r.target !== null) full.set(r.hash, r.target)
+    full.set(r.hash, metric(r.target))
   }
   const seen = new Set<string>()
   const pairs = rung0.flatMap((r) => {
     const f = full.get(r.hash)
     if (f === undefined || seen.has(r.hash)) return []
     seen.add(r.hash)
-    return [{ loss: r.text, rung0: r.score, full: f }]
+    return [{ loss: r.text, rung0: metric(r.score), full: f }]
   })
   const tau = pairs.length >= 2 ? kendallTau(pairs.map((p) => p.rung0), pairs.map((p) => p.full)) : NaN
   return { n: pairs.length, kendallTau: Number.isNaN(tau) ? null : tau, pairs }

@@ -262,7 +262,7 @@ def compare(args: argparse.Namespace, stream: list[dict], prod: Production, ref:
             "reference_cpu_seconds": round(ref_s, 2),
             "false_reject_losses": false_rejects,
             "false_pass_losses": false_passes,
-            "early_reject": [list(f) for f in prod.fast.early_reject.floors],
+            "early_reject": [list(f) for f in prod.fast.rule_for("loss").floors],
             "early_reject_chosen_on_seed": EARLY_REJECT_CHOSEN_ON_SEED,
             "reference_timed_on": "every candidate" if len(ref) == n else f"{len(ref)} evenly spaced candidates",
             "batch": prod.fast.batch,

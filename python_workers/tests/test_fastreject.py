@@ -191,7 +191,7 @@ def test_vectorised_metric_equals_the_tasks_own(task):
 def test_exact_exits_only_agree_with_the_reference_on_a_short_protocol(task):
     config = RejectionConfig(iterations=25, threshold=0.15)  # short: lower η so that some pass
     graphs = [graph(t) for t in STREAM]
-    fast = Screener(task, "miou", 0, config, FastConfig(early_reject=NO_EARLY_REJECT)).screen(graphs)
+    fast = Screener(task, "miou", 0, config, FastConfig(early_reject={})).screen(graphs)
     ref = [reference_check(task, g, "miou", 0, config) for g in graphs]
     assert [v.passed for v in fast] == [r.passed for r in ref]
     assert any(r.passed for r in ref) and not all(r.passed for r in ref)
@@ -232,8 +232,8 @@ def test_continuous_batching_matches_chunked_batches(task):
 def test_verified_early_reject_only_under_the_protocol_it_was_verified_for():
     from autoloss_worker.fastreject import fast_config_for
 
-    assert fast_config_for("seg").early_reject.floors  # the paper's constants: the verified rule
-    assert fast_config_for("seg", RejectionConfig(threads=2)).early_reject.floors  # not protocol constants
+    assert fast_config_for("seg").rule_for("loss").floors  # the paper's constants: the verified rule
+    assert fast_config_for("seg", RejectionConfig(threads=2)).rule_for("loss").floors  # not protocol constants
     for changed in (RejectionConfig(iterations=40), RejectionConfig(threshold=0.5), RejectionConfig(lr=1e-2)):
-        assert fast_config_for("seg", changed).early_reject == NO_EARLY_REJECT
-    assert fast_config_for("pose").early_reject == NO_EARLY_REJECT  # no rule verified for pose
+        assert fast_config_for("seg", changed).rule_for("loss") == NO_EARLY_REJECT
+    assert fast_config_for("pose").rule_for("loss") == NO_EARLY_REJECT  # no rule verified for pose

@@ -10,8 +10,8 @@ import torch
 pytest.importorskip("mmdet", reason="MMDetection is not installed (scripts/setup-mmlab.sh)")
 
 from autoloss_worker.graph import loss_from_wire  # noqa: E402
-from autoloss_worker.fastreject import check_branch  # noqa: E402
-from autoloss_worker.task_jobs import eval_loss_job, task_info_job, train_loss_job  # noqa: E402
+from autoloss_worker.fastreject import check_branch, fast_config_for  # noqa: E402
+from autoloss_worker.task_jobs import eval_loss_job, eval_losses_job, task_info_job, train_loss_job  # noqa: E402
 from autoloss_worker.tasks import get_task  # noqa: E402
 from autoloss_worker.mmlab.det_records import ap_101, box_factor, encode  # noqa: E402
 from autoloss_worker.tasks.det import ONE_MINUS_GIOU, baseline_wire  # noqa: E402
@@ -93,6 +93,39 @@ def test_eval_loss_job_checks_all_four_branches(samples):
     out = eval_loss_job({"task": "det", "loss": baseline_wire()})
     assert out["passed"] and out["iterations"] == 4 * 500
     assert len(out["gradNorms"]) == 4 * 5 and all(n is not None and n > 0 for n in out["gradNorms"])
+
+
+def test_the_verified_rcnn_reg_rule_rejects_early_only_losses_the_full_protocol_rejects(task, samples):
+    # The search's job (the rule on, fastreject.VERIFIED_EARLY_REJECT) against the paper's protocol
+    # sample by sample without any early reject (check_branch), on losses that pass, fail slowly
+    # and cannot move the metric.
+    trees = [PAPER_RCNN_REG, ONE_MINUS_GIOU, ["neg", "i"], ["log", ["exp", ["neg", "i"]]],
+             ["mean_c", ["mul", ["neg", "one"], ["sqrt", "i"]]], ["sqrt", ["square", ["sqrt", "e"]]]]
+    wires = []
+    for tree in trees:
+        wire = baseline_wire()
+        wire["branches"] = [dict(b, tree=tree) for b in wire["branches"] if b["name"] == "rcnn_reg"]
+        wires.append(wire)
+    out = eval_losses_job({"task": "det", "options": {"branches": "rcnn_reg"}, "losses": [{"loss": w} for w in wires]})
+    full = [check_branch(task, _loss(rcnn_reg=t)["rcnn_reg"], "rcnn_reg", samples, "bbox_map") for t in trees]
+    assert [r["passed"] for r in out["results"]] == [f.passed for f in full]
+    assert [f.passed for f in full][:2] == [True, True]
+    floors = [t for t, _ in fast_config_for(task).rule_for("rcnn_reg").floors]
+    early = [(r, f) for r, f in zip(out["results"], full) if r["iterations"] < f.iterations]
+    assert early and all(r["iterations"] in floors and not r["passed"] for r, _ in early)
+    for r, f in zip(out["results"], full):
+        if (r, f) not in early:
+            assert r["iterations"] == f.iterations and r["score"] == pytest.approx(f.score, abs=1e-9)
+
+
+def test_no_early_reject_rule_on_det_samples_it_was_not_verified_on():
+    from autoloss_worker.tasks.mmlab_proxy import SHIPPED_CONFIGS
+
+    assert fast_config_for(get_task("det")).rule_for("rcnn_reg").floors
+    assert not fast_config_for(get_task("det")).rule_for("rcnn_cls").floors  # verified per branch
+    cascade = get_task("det", config=str(SHIPPED_CONFIGS / "det_cascade_rcnn_shapes.py"))
+    assert not fast_config_for(cascade).rule_for("rcnn_reg").floors  # another config records other samples
+    assert not fast_config_for("ins").rule_for("rcnn_reg").floors
 
 
 def test_four_branch_train_loss_returns_a_finite_bbox_map():

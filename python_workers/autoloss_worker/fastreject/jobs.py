@@ -29,7 +29,7 @@ def screener_for(task: Task, metric: str, seed: int, config: RejectionConfig) ->
         if len(_screeners) >= MAX_CONTEXTS:
             _screeners.pop(next(iter(_screeners)))
         engine = "closed" if task.stackable_samples else "tree"
-        fast = dataclasses.replace(fast_config_for(task.name, config), static=False, engine=engine)
+        fast = dataclasses.replace(fast_config_for(task, config), static=False, engine=engine)
         screener = _screeners[key] = Screener(task, metric, seed, config, fast)
     return screener
 

@@ -14,6 +14,7 @@ whatever the others' verdicts (the search screens branch by branch).
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -34,7 +35,8 @@ from .static import static_reason
 @dataclass(frozen=True)
 class FastConfig:
     batch: int = 4  # candidates stepped together per call (CPU: batching saves little; GPU: hundreds)
-    early_reject: EarlyReject = NO_EARLY_REJECT
+    # branch -> empirical early-reject rule (a branch not listed gets the exact exits only)
+    early_reject: Mapping[str, EarlyReject] = field(default_factory=dict)
     dtype: torch.dtype | None = None  # None: the samples' dtype (float64)
     static: bool = True  # the free static check (off: every loss gets gradient norms)
     # "closed" (CPU: gradients in closed form, gradient.py), "levels" (GPU: launches independent of
@@ -42,17 +44,27 @@ class FastConfig:
     engine: str = "closed"
     device: str = "cpu"
 
+    def rule_for(self, branch: str) -> EarlyReject:
+        return self.early_reject.get(branch, NO_EARLY_REJECT)
 
-# Early-reject rules verified against the full protocol, per task (bench/rejection.py reports
-# agreement, false passes and false rejects against the reference on any stream). Seg: floors read
-# off the seed-7 stream (94 distinct non-static losses, 13 passing: every passing loss had
+
+# Early-reject rules verified against the full protocol, per (task, branch), on the rejection samples
+# of the task's shipped configuration (bench/rejection.py and bench/early_reject.py report agreement,
+# false passes and false rejects against the reference on any stream).
+#
+# Seg: floors read off the seed-7 stream (94 distinct non-static losses, 13 passing: every passing loss had
 # optimistic g = 1.0 at every checkpoint from t = 5 on; 68 of the 79 failing ones were below 0.3
 # at t = 10), then validated on fresh streams without retuning: seed 11 (117 distinct, 22 passing,
 # 85 rejected early; the whole 400-loss stream in bench/results/rejection-seed11.json) and seed 23
 # (88 distinct, 13 passing, 58 rejected early, two losses within 0.02 of η) agree with the
 # reference on every loss; the lowest optimistic g of a passing loss there was 0.80 (seed 11) and
-# 0.62 (seed 23) at t = 10 and t = 50. Tasks not listed get the exact exits only.
-VERIFIED_EARLY_REJECT: dict[str, EarlyReject] = {"seg": EarlyReject(floors=((10, 0.3), (50, 0.45)))}
+# 0.62 (seed 23) at t = 10 and t = 50.
+#
+# Det, the R-CNN box loss: DET_RCNN_REG_RULE_NOTE. Branches not listed get the exact exits only.
+VERIFIED_EARLY_REJECT: dict[tuple[str, str], EarlyReject] = {
+    ("seg", "loss"): EarlyReject(floors=((10, 0.3), (50, 0.45))),
+    ("det", "rcnn_reg"): EarlyReject(floors=((10, 0.02), (50, 0.1))),
+}
 
 
 def _verified_protocol(config: RejectionConfig) -> bool:
@@ -62,9 +74,23 @@ def _verified_protocol(config: RejectionConfig) -> bool:
     return all(getattr(config, k) == getattr(PAPER_REJECTION, k) for k in keys)
 
 
-def fast_config_for(task: str, config: RejectionConfig = PAPER_REJECTION, **overrides: object) -> FastConfig:
-    rule = VERIFIED_EARLY_REJECT.get(task, NO_EARLY_REJECT) if _verified_protocol(config) else NO_EARLY_REJECT
-    return FastConfig(**{"early_reject": rule, **overrides})  # type: ignore[arg-type]
+def _shipped_samples(task: Task | str) -> bool:
+    """The rules were verified on the samples the task's shipped configuration records; an MMLab task
+    pointed at another config (``config=``) records other predictions, so no rule applies there."""
+    options = getattr(task, "options", None)
+    config = getattr(options, "config", None)
+    if config is None:
+        return True
+    return os.path.realpath(config) == os.path.realpath(type(options)().config)
+
+
+def fast_config_for(task: Task | str, config: RejectionConfig = PAPER_REJECTION, **overrides: object) -> FastConfig:
+    """The production settings for ``task`` (a Task, or a task name meaning its defaults): the
+    early-reject rules verified for its branches, if the protocol and the samples are the verified ones."""
+    name = task if isinstance(task, str) else task.name
+    verified = _verified_protocol(config) and _shipped_samples(task)
+    rules = {b: rule for (t, b), rule in VERIFIED_EARLY_REJECT.items() if t == name} if verified else {}
+    return FastConfig(**{"early_reject": rules, **overrides})  # type: ignore[arg-type]
 
 
 DEFAULT_FAST = fast_config_for("seg")
@@ -164,10 +190,10 @@ class Screener:
                     trees = [_tree(graphs[i], branch) for i in chunk]
                     if fast.engine == "levels":
                         results = run_stream(task, branch, trees, samples, self.metric, self.config, width=fast.batch,
-                                             early_reject=fast.early_reject, dtype=fast.dtype, device=fast.device)
+                                             early_reject=fast.rule_for(branch), dtype=fast.dtype, device=fast.device)
                     else:
                         results = run_batch(task, branch, [compiled[i][branch] for i in chunk] if compiled else None,
-                                            samples, self.metric, self.config, early_reject=fast.early_reject,
+                                            samples, self.metric, self.config, early_reject=fast.rule_for(branch),
                                             dtype=fast.dtype, engine=fast.engine, device=fast.device, trees=trees)
                     for i, r in zip(chunk, results):
                         done[i][branch] = r

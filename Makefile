@@ -70,7 +70,7 @@ SEED ?= 0
 OUT ?= runs/$(TASK)-$(shell date +%Y%m%d-%H%M%S)
 RESULTS := test-results
 
-.PHONY: setup setup-node setup-python setup-mmlab test-deps test test-ts test-py typecheck pretrain search bench bench-fabric bench-rejection bench-ablation bench-fidelity bench-allocation bench-screening bench-threads clean
+.PHONY: setup setup-node setup-python setup-mmlab test-deps test test-ts test-py typecheck pretrain search bench bench-fabric bench-rejection bench-ablation bench-fidelity bench-allocation bench-screening bench-threads bench-early-reject clean
 
 setup: setup-node setup-python setup-mmlab
 
@@ -142,6 +142,13 @@ bench: bench-fabric bench-rejection bench-ablation
 N ?= 400
 bench-rejection: setup
 	$(PY) bench/rejection.py --n $(N)
+
+# Early reject on the candidates a real search screened (RUN=runs/<a det search>, the first N): the
+# search's own eval-losses jobs with the verified rules off, then on, in one process ->
+# bench/results/early-reject-time.json. Choosing and verifying a rule: bench/early_reject.py trace/check.
+bench-early-reject: setup
+	$(if $(RUN),,$(error RUN= names a finished search's directory, e.g. RUN=runs/det-20261207-2100))
+	$(PY) bench/early_reject.py time $(RUN)/search.db --n $(N) --out bench/results/early-reject-time.json
 
 # Search-efficiency ablation (paper Fig. 4 / Table 7) on the seg task -> bench/results/ablation.json
 # (~12 min on 2 CPU cores; larger: ABLATION_FLAGS="--wall-s 1800 --population 20 --option iterations=300 --option train_images=512")

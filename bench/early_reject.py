@@ -54,13 +54,20 @@ CHUNK = 4  # candidates stepped together, as the search's screener does on CPU
 
 
 def screened_candidates(db: Path) -> list[dict]:
-    """Distinct candidates the run ran the protocol on, in proposal order, with their verdicts."""
+    """Distinct candidates the run ran the protocol on, in proposal order: the branches their own
+    screening job checked (``screen_branches``, docs/store-schema.md) and what it found there."""
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    rows = con.execute("SELECT id, text, wire, screen_branches, rejection_passed, rejection_score, rejection_invalid "
-                       "FROM candidates WHERE screen_ms IS NOT NULL AND rejection_passed IS NOT NULL ORDER BY id").fetchall()
+    rows = con.execute("SELECT id, text, wire, screen_branches FROM candidates "
+                       "WHERE screen_ms IS NOT NULL AND screen_branches IS NOT NULL ORDER BY id").fetchall()
     con.close()
-    return [{"id": r[0], "text": r[1], "wire": json.loads(r[2]), "branches": json.loads(r[3]) if r[3] else None,
-             "passed": bool(r[4]), "score": r[5], "invalid": bool(r[6])} for r in rows]
+    out = []
+    for id_, text, wire, owned in rows:
+        verdicts = json.loads(owned)
+        out.append({"id": id_, "text": text, "wire": json.loads(wire), "branches": list(verdicts),
+                    "passed": all(v["passed"] for v in verdicts.values()),
+                    "score": min(v["score"] for v in verdicts.values()),
+                    "invalid": any(v["invalid"] for v in verdicts.values())})
+    return out
 
 
 def run_context(db: Path) -> dict:
@@ -90,7 +97,7 @@ def _trace_chunk(chunk: list[dict]) -> list[dict]:
 
     task, t0 = _ctx["task"], time.perf_counter()
     graphs = [loss_from_wire(c["wire"]) for c in chunk]
-    branches = chunk[0]["branches"] or list(task.branches)
+    branches = chunk[0]["branches"]
     per_branch = {}
     for b in branches:
         losses = [compile_loss(g)[b] for g in graphs]
@@ -204,7 +211,7 @@ def _screen_jobs(context: dict, cands: list[dict], batch: int, rules: bool) -> t
         t0, out = time.perf_counter(), []
         for s in range(0, len(cands), batch):
             part = cands[s : s + batch]
-            losses = [{"loss": c["wire"], **({"branches": c["branches"]} if c["branches"] else {})} for c in part]
+            losses = [{"loss": c["wire"], "branches": c["branches"]} for c in part]
             out += eval_losses_job({**base, "losses": losses})["results"]
         return out, time.perf_counter() - t0
     finally:

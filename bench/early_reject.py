@@ -2,12 +2,12 @@
 
     # 1. trace: the full protocol (no early reject) on every distinct candidate a run screened,
     #    in proposal order, recording g_t and the optimistic g at checkpoints
-    .venv/bin/python bench/early_reject.py trace runs/X/search.db --out bench/results/early-reject-det-s1.json
+    .venv/bin/python bench/early_reject.py trace runs/X/search.db --out bench/results/early-reject-det/full-s1.json.gz
     # 2. check: what a rule would have done on one or more traces (false rejects, iterations saved)
-    .venv/bin/python bench/early_reject.py check bench/results/early-reject-det-s*.json --rule 10:0.05,50:0.2
+    .venv/bin/python bench/early_reject.py check bench/results/early-reject-det/*.json.gz --rule 10:0.02,50:0.1
     # 3. time: the search's own eval-losses jobs (batches of 16) on the first N candidates, the
     #    verified rules off and on, one process, one after the other (same machine, same run)
-    .venv/bin/python bench/early_reject.py time runs/X/search.db --n 400 --out bench/results/early-reject-det-time.json
+    .venv/bin/python bench/early_reject.py time runs/X/search.db --n 400 --out bench/results/early-reject-time.json
 
 The task, its options, the metric and the rejection seed are the run's own (``run.json`` beside the
 database): the rejection samples depend on the search seed, so a trace is only meaningful with it.
@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "python_workers"))
 
 CHECKPOINTS = (5, 10, 20, 30, 50, 75, 100, 150, 200, 300)
+CHUNK = 4  # candidates stepped together, as the search's screener does on CPU
 
 
 def read_json(path: str | Path) -> dict:
@@ -50,7 +51,6 @@ def read_json(path: str | Path) -> dict:
 def write_json(path: str | Path, obj: object) -> None:
     text = json.dumps(obj) + "\n"
     Path(path).write_bytes(gzip.compress(text.encode(), mtime=0) if str(path).endswith(".gz") else text.encode())
-CHUNK = 4  # candidates stepped together, as the search's screener does on CPU
 
 
 def screened_candidates(db: Path) -> list[dict]:

@@ -96,11 +96,11 @@ def _trace_chunk(chunk: list[dict]) -> list[dict]:
     from autoloss_worker.tasks.losses import compile_loss
 
     task, t0 = _ctx["task"], time.perf_counter()
-    graphs = [loss_from_wire(c["wire"]) for c in chunk]
+    compiled = [compile_loss(loss_from_wire(c["wire"])) for c in chunk]
     branches = chunk[0]["branches"]
     per_branch = {}
     for b in branches:
-        losses = [compile_loss(g)[b] for g in graphs]
+        losses = [loss[b] for loss in compiled]
         per_branch[b] = run_batch(task, b, losses, _ctx["samples"], _ctx["metric"], PAPER_REJECTION,
                                   record=CHECKPOINTS, engine="tree", stacked=task.stackable_samples)
     seconds = (time.perf_counter() - t0) / len(chunk)

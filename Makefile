@@ -32,7 +32,7 @@ ITERATIONS ?=
 # halving with its rung at 1/3 of the proxy, 20 full-proxy equivalents, the top 3 held out.
 # det: 10 evaluations of the R-CNN box-regression loss alone (BRANCHES=rcnn_reg; the other three keep
 # the config's own), the top 3 held out: 19 min on an idle 2-core machine (seed 0), answers at parity with
-# the baseline for search seeds 0 and 1 (README). BRANCHES= (empty) searches all four branches, as the paper
+# the baseline for search seeds 0 and 1 (docs/results.md). BRANCHES= (empty) searches all four branches, as the paper
 # does: at 10 evaluations every random four-branch loss it trained scored bbox mAP 0. With CONFIG=,
 # every branch of that config unless BRANCHES= names some.
 SEARCH_BUDGET_seg := 20
@@ -58,7 +58,7 @@ SEARCH_BRANCHES_det := rcnn_reg
 SEARCH_SELECT_TOP_det := 3
 # ins: the mask loss alone (BRANCHES=mask; the four det branches keep the config's CE and 1 - GIoU),
 # 10 evaluations, the top 3 held out: random box losses score mAP 0 there as in det (ins fidelity
-# panel), random mask losses learn. Seed 0 (README): the answer is BCE up to a constant, held-out ties.
+# panel), random mask losses learn. Seed 0 (docs/results.md): the answer is BCE up to a constant, held-out ties.
 SEARCH_BUDGET_ins := 10
 SEARCH_POPULATION_ins := 4
 SEARCH_BRANCHES_ins := mask

@@ -10,7 +10,7 @@ answer; every layer before it keeps what the handcrafted losses taught it (the s
 the other branches' heads), as a detector fine-tuned from a trained model would. mmengine loads
 ``load_from`` after the model's own ``init_weights`` and non-strictly, so the layers left out of the
 loaded state keep exactly the initialisation the config gives them (mmdet's normal(0, 0.001) for
-``fc_reg``, ...) from the training's seed. Caveat, measured in README *Warm-started det proxy*:
+``fc_reg``, ...) from the training's seed. Caveat, measured in docs/fidelity.md, *Warm-started det proxy*:
 the shared layers learned under the config's own gradients, which may favour losses like them.
 """
 from __future__ import annotations

@@ -11,7 +11,9 @@ import { join } from "node:path"
 import { execa } from "execa"
 import t from "tap"
 
-const cli = (args: string[]) => execa("node", ["bin/autoloss.js", ...args], { reject: false, timeout: 240_000 })
+// a guard against a hung CLI only (the tests wait on the process): generous, as on 4x oversubscribed cores a tiny
+// search with its selection took minutes
+const cli = (args: string[]) => execa("node", ["bin/autoloss.js", ...args], { reject: false, timeout: 900_000 })
 
 const tiny = [
   "--task", "seg", "--budget", "1", "--population", "1", "--workers", "1", "--seed", "3", "--max-candidates", "300",

@@ -38,7 +38,8 @@ t.test("an interrupted measurement resumes and trains only the missing cells", a
   const out = join(dir, "run")
   const args = ["--task", "pose", "--panel", panel, "--seeds", "1", "--iterations", "20", "--long-factor", "2", "--options", TINY, "--workers", "1", "--out", out]
   // First run: interrupt it as soon as its first training is stored (an event, not a delay).
-  const first = execa("node", [bin, "fidelity", ...args], { reject: false })
+  // forceKillAfterDelay: false: no SIGKILL 5 s after the SIGINT (under load the clean stop takes longer)
+  const first = execa("node", [bin, "fidelity", ...args], { reject: false, forceKillAfterDelay: false })
   await new Promise<void>((resolve) => {
     let seen = ""
     first.stderr!.on("data", (chunk: Buffer) => {

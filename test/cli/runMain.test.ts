@@ -8,7 +8,9 @@ const alive = (pid: number): boolean => {
 }
 
 t.test("SIGTERM to the control plane stops its workers before it exits", async (t) => {
-  const child = execa(process.execPath, ["--import", "tsx", fixture], { reject: false, stdout: "pipe", stderr: "pipe" })
+  // forceKillAfterDelay: false: execa would SIGKILL 5 s after our SIGTERM, which under load cuts the graceful
+  // shutdown this test is about; the test waits for the exit instead
+  const child = execa(process.execPath, ["--import", "tsx", fixture], { reject: false, stdout: "pipe", stderr: "pipe", forceKillAfterDelay: false })
   const workerPid = await new Promise<number>((resolve, reject) => {
     child.stdout!.on("data", (chunk: Buffer) => {
       const m = /ready (\d+)/.exec(chunk.toString())
